@@ -1,0 +1,272 @@
+"""Cost model: device counts, area, energy and latency of a network on an accelerator.
+
+``estimate(architecture, model, devices)`` returns a :class:`CostReport` for one inference
+(one input vector through the whole network, batch of 1); ``training_cost(..., ledger)``
+prices a whole training run from the chip's query ledger. Counts and the schedule come from
+:mod:`photonic_sim.accelerators.mapping`; the device figures from the device card (SI).
+
+Symbols (k block size, H physical blocks, stages s with ``passes`` n_s, ``blocks`` b_s,
+``rows`` R_s, ``col_blocks`` c_s):
+
+* symbol rate f = min(clock, dac.sample_rate, adc.sample_rate) (converters cannot run faster
+  than rated; the report shows f);
+* symbol periods per inference T and programs per inference G from ``mapping.schedule``;
+  optical (streaming) time per inference t_opt = T / f.
+
+Link budget (DESIGN §5). The critical path through one block U·Σ·V† crosses 2k+1 MZI
+columns (k per Clements mesh, worst case, plus the Σ attenuator), each with 2 couplers; on the
+top arm it meets 2 phase shifters per mesh MZI, 1 per Σ attenuator and 1 per output screen:
+
+    IL = IL_mod + (4k+2)·IL_coupler + (4k+3)·IL_ps + (2k+1)·mzi_pitch·waveguide_loss   [dB]
+    fan-out F = H·k (one optical channel per block input; ×2 for coherent: a local-oscillator
+                 channel per output)
+    P_laser[dBm] = PD sensitivity + IL + 10·log10(F);   P_opt = 1 mW · 10^(P_laser/10)
+    P_laser,el = P_opt / wall_plug_efficiency;          lasers = max(1, ⌈P_opt / max_power⌉)
+
+Powers and energies per inference:
+
+* phase shifters (static, held during the whole latency): N_ps · P_π · φ̄/π · t, with φ̄ the
+  mean of ``phases`` wrapped to [0, 2π) (default π: an untrained / random chip);
+* laser and TIAs are on while light streams: P_laser,el · t_opt and N_tia · P_tia · t_opt
+  (idle stages are not power gated: conservative);
+* DAC, ADC: event driven, energy per conversion = power / sample_rate; conversions per
+  inference = Σ_s n_s · b_s · k each (every block input / output channel, padding included);
+* modulators: energy_per_symbol · Σ_s n_s · b_s · k;
+* digital ops: energy_per_op · [Σ_s n_s · R_s · (c_s − 1) partial-sum adds
+  + Σ_layers out_features · (bias + activation)];
+* SRAM: sram_energy_per_byte · bytes, ⌈adc.bits/8⌉ bytes per value; ``tonn_time`` writes
+  every stage's outputs (n_s·R_s values) and reads its inputs (n_s·C_s) since the next stage
+  runs in a later program; ``tonn_space`` only the intermediates between the cores of a TT
+  layer (reshape / permute between cores); ``dense_onn`` streams layer to layer (none).
+
+Latency of Q queries, S settings, N samples (one inference: Q = 1, S = 0, N = 1):
+
+    settles = S                if G = 0 (every block has its own hardware; phases stay)
+            = Q · G            for time multiplexing (programming only stores the phases;
+                               each query loads the G programs in turn)
+    latency = settles · settle_time + N · t_opt + Q · control_overhead
+    energy  = N_ps·P_π·φ̄/π · latency + N · (laser + TIA + DAC + ADC + modulator + digital + SRAM)
+
+Area: Σ count · footprint per device type (phase shifters, couplers, modulators, detectors,
+TIAs, ADCs, DACs, lasers), each × area_overhead; m² inside, mm² in ``to_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
+from photonic_sim.accelerators.mapping import Stage, hardware_counts, schedule, stages
+from photonic_sim.cores.spec import NetworkSpec, preset
+from photonic_sim.devices.cards import DeviceCard, load_device_card
+
+PRICED_KEYS = ("queries", "phase_settings", "samples")
+# chip.Ledger totals that are echoed but not priced (conversions follow from the schedule)
+INFO_KEYS = ("calls", "dac_conversions", "adc_conversions", "clipped")
+_DYNAMIC = ("laser", "tia", "dac", "adc", "modulator", "digital_ops", "sram")
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """What one inference / one ledger entry costs (SI)."""
+
+    heater_power: float  # W, all phase shifters together
+    settle_time: float  # s per program load
+    control_overhead: float  # s per query
+    programs: int  # G: program loads per query (0: phases stay put)
+    t_opt: float  # s of streaming per sample
+    per_sample: dict[str, float]  # J per sample, keys _DYNAMIC
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Cost of one network on one accelerator with one device technology (SI inside)."""
+
+    accelerator: str
+    architecture: str
+    model: str
+    devices: str
+    readout: str
+    block_size: int
+    counts: dict[str, int]
+    area_m2: dict[str, float]  # per device type, area_overhead included
+    inference: dict[str, Any]  # energy_j, latency_s, breakdown{energy_j, latency_s}
+    link: dict[str, float]  # link budget
+    schedule: dict[str, Any]  # symbol rate, periods, programs, stages
+    _rates: _Rates = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict; areas in mm² (``area_mm2``), everything else SI."""
+        area = {k: v * 1e6 for k, v in self.area_m2.items()}
+        return {
+            "accelerator": self.accelerator,
+            "architecture": self.architecture,
+            "model": self.model,
+            "devices": self.devices,
+            "readout": self.readout,
+            "block_size": self.block_size,
+            "counts": dict(self.counts),
+            "area_mm2": {"total": sum(area.values()), "breakdown": area},
+            "inference": self.inference,
+            "link": dict(self.link),
+            "schedule": dict(self.schedule),
+        }
+
+
+def estimate(architecture: str | Path | AcceleratorCard, model: str | NetworkSpec,
+             devices: str | Path | DeviceCard = "silicon_thermo_optic", phases: Any = None) -> CostReport:
+    """Counts, area and one inference's energy / latency (formulas: module docstring).
+
+    ``architecture``: accelerator card name, path or loaded card; ``model``: NetworkSpec or
+    preset name; ``devices``: device card name, path or loaded card; ``phases``: optional
+    array of phases (rad) whose mean sets the heater power (default mean π).
+    """
+    acc = architecture if isinstance(architecture, AcceleratorCard) else load_accelerator_card(architecture)
+    dev = devices if isinstance(devices, DeviceCard) else load_device_card(devices)
+    net = model if isinstance(model, NetworkSpec) else preset(model)
+    k, arch = acc.block_size, acc.architecture
+    readout = acc.readout or dev.photodetector.readout
+    st = stages(net, arch, k)
+    counts = hardware_counts(st, arch, k, acc.num_cores, readout)
+    programs, periods = schedule(st, arch, acc.num_cores)
+    rate = min(acc.clock, dev.dac.sample_rate, dev.adc.sample_rate)
+
+    link = _link_budget(dev, k, counts["blocks"] * k * (2 if readout == "coherent" else 1))
+    counts["lasers"] = max(1, math.ceil(link["laser_optical_w"] / dev.laser.max_power))
+
+    t_opt = periods / rate
+    channel_symbols = sum(s.passes * s.blocks for s in st) * k
+    per_sample = {
+        "laser": link["laser_electrical_w"] * t_opt,
+        "tia": counts["tias"] * dev.tia.power * t_opt,
+        "dac": channel_symbols * dev.dac.power / dev.dac.sample_rate,
+        "adc": channel_symbols * dev.adc.power / dev.adc.sample_rate,
+        "modulator": channel_symbols * dev.modulator.energy_per_symbol,
+        "digital_ops": _digital_ops(net, st) * acc.digital.energy_per_op,
+        "sram": _sram_values(st, arch) * math.ceil(dev.adc.bits / 8) * acc.digital.sram_energy_per_byte,
+    }
+    rates = _Rates(
+        heater_power=counts["phase_shifters"] * dev.phase_shifter.p_pi * _mean_phase(phases) / math.pi,
+        settle_time=dev.phase_shifter.settle_time,
+        control_overhead=acc.digital.control_overhead,
+        programs=programs,
+        t_opt=t_opt,
+        per_sample=per_sample,
+    )
+    link["heater_power_w"] = rates.heater_power
+    footprints = {
+        "phase_shifters": dev.phase_shifter.area, "couplers": dev.coupler.area,
+        "modulators": dev.modulator.area, "detectors": dev.photodetector.area, "tias": dev.tia.area,
+        "adcs": dev.adc.area, "dacs": dev.dac.area, "lasers": dev.laser.area,
+    }
+    area = {name: counts[name] * a * acc.area_overhead for name, a in footprints.items()}
+    sched = {
+        "symbol_rate_hz": rate,
+        "symbol_periods": periods,
+        "programs_per_inference": programs,
+        "stages": [s.__dict__.copy() for s in st],
+    }
+    return CostReport(
+        accelerator=acc.name, architecture=arch, model=net.name, devices=dev.name, readout=readout,
+        block_size=k, counts=counts, area_m2=area,
+        inference=_price(rates, queries=1, phase_settings=0, samples=1),
+        link=link, schedule=sched, _rates=rates,
+    )
+
+
+def training_cost(architecture: str | Path | AcceleratorCard, model: str | NetworkSpec,
+                  devices: str | Path | DeviceCard, ledger: dict[str, float], phases: Any = None) -> dict[str, Any]:
+    """Energy (J) and latency (s) of a training run from the chip ledger totals.
+
+    ``ledger`` (e.g. ``chip.ledger.totals()``): ``queries`` (phase settings × input batches
+    measured), ``phase_settings`` (times phases were programmed), ``samples`` (input vectors
+    pushed through, summed over queries); optional ``calls``, ``dac_conversions``,
+    ``adc_conversions``, ``clipped`` are echoed, not priced (control overhead is charged per
+    query; conversions per sample follow from the schedule). Linear in the ledger.
+    """
+    allowed = ", ".join(PRICED_KEYS + INFO_KEYS)
+    for key in ledger:
+        if key not in PRICED_KEYS + INFO_KEYS:
+            raise ValueError(f"ledger: unknown key {key!r} (allowed: {allowed})")
+    for key in PRICED_KEYS:
+        if key not in ledger:
+            raise ValueError(f"ledger: missing {key!r} (required: {', '.join(PRICED_KEYS)}; allowed: {allowed})")
+    for key, v in ledger.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"ledger.{key}: {v!r} is not a count (allowed: finite number >= 0)")
+    rates = estimate(architecture, model, devices, phases)._rates
+    out = _price(rates, ledger["queries"], ledger["phase_settings"], ledger["samples"])
+    out["ledger"] = dict(ledger)
+    return out
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _price(rates: _Rates, queries: float, phase_settings: float, samples: float) -> dict[str, Any]:
+    settles = phase_settings if rates.programs == 0 else queries * rates.programs
+    latency = {
+        "settle": settles * rates.settle_time,
+        "optical": samples * rates.t_opt,
+        "control": queries * rates.control_overhead,
+    }
+    total_t = sum(latency.values())
+    energy = {"phase_shifters": rates.heater_power * total_t}
+    energy |= {name: samples * e for name, e in rates.per_sample.items()}
+    return {
+        "energy_j": sum(energy.values()),
+        "latency_s": total_t,
+        "breakdown": {"energy_j": energy, "latency_s": latency},
+    }
+
+
+def _link_budget(dev: DeviceCard, k: int, fanout: int) -> dict[str, float]:
+    il = (dev.modulator.insertion_loss
+          + (4 * k + 2) * dev.coupler.insertion_loss
+          + (4 * k + 3) * dev.phase_shifter.insertion_loss
+          + (2 * k + 1) * dev.waveguide.mzi_pitch * dev.waveguide.loss)
+    dbm = dev.photodetector.sensitivity + il + 10 * math.log10(fanout)
+    p_opt = 1e-3 * 10 ** (dbm / 10)
+    return {
+        "insertion_loss_db": il,
+        "fanout": fanout,
+        "laser_dbm": dbm,
+        "laser_optical_w": p_opt,
+        "laser_electrical_w": p_opt / dev.laser.wall_plug_efficiency,
+    }
+
+
+def _digital_ops(net: NetworkSpec, st: list[Stage]) -> int:
+    adds = sum(s.passes * s.rows * (s.col_blocks - 1) for s in st)
+    per_layer = sum(l.out_features * (int(l.bias) + int(l.activation != "none")) for l in net.layers)
+    return adds + per_layer
+
+
+def _sram_values(st: list[Stage], arch: str) -> int:
+    if arch == "tonn_time":
+        return sum(s.passes * (s.rows + s.cols) for s in st)
+    if arch == "dense_onn":
+        return 0
+    values = 0
+    for s in st:
+        if s.core is None:
+            continue
+        first_executed = s.core == max(t.core for t in st if t.layer == s.layer)
+        values += s.passes * (s.rows * (s.core != 0) + s.cols * (not first_executed))
+    return values
+
+
+def _mean_phase(phases: Any) -> float:
+    if phases is None:
+        return math.pi
+    if hasattr(phases, "detach"):
+        phases = phases.detach().cpu().numpy()
+    arr = np.asarray(phases, dtype=float)
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError("phases: need a non-empty array of finite phases (allowed: real numbers, rad)")
+    return float(np.mod(arr, 2 * math.pi).mean())

@@ -1,0 +1,461 @@
+"""Networks mapped onto k×k photonic SVD blocks (TONN and the dense baseline).
+
+Mapping (DESIGN §4)
+-------------------
+Every matrix a layer runs on hardware (the TT core matrices M_k of
+:mod:`photonic_sim.cores.tt`, or a dense layer's W) of shape R×C is zero padded to
+⌈R/k⌉×⌈C/k⌉ whole k×k blocks (``spec.blocks_for``). Block (i, j) is an
+``SVDBlock(k, k)`` with its own electronic gain s_b (a digital scale applied after
+detection; fixed when weights are mapped, never trained). A matrix-vector product is
+
+    y[i-th k rows] = Σ_j s_(i,j) · detect(B_(i,j)(phases) · encode(x[j-th k cols]))
+
+i.e. each block output is detected on its own and the partial sums over block columns are
+added electronically. B_(i,j)(phases) is the block's transfer matrix from
+``SVDBlock.matrix`` (built by the same mesh-column code as ``SVDBlock.apply``, so the same
+physics, non-idealities included): forming the k×k matrix once per block and phase setting,
+then one batched matmul over all vectors, is ~80× faster in torch than propagating every
+vector column by column through the meshes. Padded input modes carry no light (the encoded
+field is zero padded); padded output rows are detected and dropped. A TT layer applies its
+cores from the last to the first (``tt.contract``); between cores the state is detected,
+reshaped electronically and re-encoded. After a layer's last core its bias is added and its activation applied,
+both electronically.
+
+Control vector
+--------------
+ONE flat real vector ``phases[..., num_phases]``: all blocks' phases (ordered by layer,
+core k = 0..d-1, block row, block column; inside a block the ``SVDBlock`` order U, S, V),
+then every layer's bias (layers with ``bias=True`` in order). The biases are electronic
+controls (digital offsets added after detection), not phase shifters: ``is_phase`` is False
+there, their period is NaN and their position NaN. ``slices()`` names every piece,
+``mask(kind)`` selects subsets.
+
+Multiplexing
+------------
+``space``: every block has its own hardware. ``time``: P = ``num_cores`` physical blocks;
+block b (control-vector order) runs on hardware block ``b % P`` in programming round
+``b // P``. Both compute the same function for the same phases; they differ in hardware
+counts, in re-programmings per inference, in positions (time-multiplexed blocks that share
+hardware share positions; ``phase_round`` says which entries are programmed together), and
+in per-device imperfections (``kappa``/``loss_db`` are given per hardware block).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+
+from photonic_sim.circuits.svd import SVDBlock
+from photonic_sim.cores.spec import LayerSpec, NetworkSpec, dense
+from photonic_sim.cores.tt import TTMatrix, contract
+
+Tensor = torch.Tensor
+LayerWeights = tuple["TTMatrix | Tensor", "Tensor | None"]
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "none": lambda h: h,
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sin": torch.sin,
+    "sigmoid": torch.sigmoid,
+}
+_MASK_KINDS = ("phase", "bias", "U", "S", "V", "tt", "dense")
+# Most complex entries of per-block output fields held at once; above it a matrix's block rows
+# are processed in chunks (same result, bounded memory).
+_CHUNK_ELEMENTS = 1 << 23
+
+
+class HardwareMatrix(NamedTuple):
+    """One matrix run on photonic hardware: layer index, core index (0 for dense), shape, blocks."""
+
+    layer: int
+    core: int
+    rows: int
+    cols: int
+    blocks: int
+
+
+class _Placed(NamedTuple):
+    """A hardware matrix and where its blocks live in the control vector."""
+
+    layer: int
+    core: int
+    rows: int
+    cols: int
+    block_rows: int
+    block_cols: int
+    first_block: int
+    start: int  # first control-vector entry
+
+    @property
+    def num_blocks(self) -> int:
+        return self.block_rows * self.block_cols
+
+
+class PhotonicNetwork:
+    """A NetworkSpec mapped onto k×k SVD blocks (module docstring).
+
+    Attributes: ``spec``, ``block_size`` k, ``block`` (the ``SVDBlock(k, k)``),
+    ``multiplexing``, ``num_blocks`` (distinct blocks of the model), ``num_hw_blocks``
+    (hardware blocks: num_blocks for space, num_cores for time), ``programs_per_inference``
+    (phase programmings per pass: 1 for space, ⌈num_blocks / num_cores⌉ for time),
+    ``num_phases`` (control-vector length), ``is_phase`` (bool [num_phases]),
+    ``phase_round`` (long [num_phases]: programming round of each phase, -1 for biases),
+    ``hw_block`` (long [num_blocks]: hardware block of each block), ``block_scales``
+    (float64 [num_blocks]: the electronic gains s_b, set by ``from_weights``; ones before).
+    """
+
+    def __init__(self, spec: NetworkSpec, block_size: int = 8, multiplexing: str = "space", num_cores: int | None = None):
+        if not spec.layers:
+            raise ValueError("spec: network has no layers")
+        if block_size < 2:
+            raise ValueError(f"block_size: must be >= 2 (got {block_size})")
+        if multiplexing not in ("space", "time"):
+            raise ValueError(f"multiplexing: {multiplexing!r} is not one of 'space', 'time'")
+        self.spec = spec
+        self.block_size = k = int(block_size)
+        self.block = SVDBlock(k, k)
+        self.multiplexing = multiplexing
+        nb = self.block.num_phases
+
+        self._mats: list[_Placed] = []
+        offset = nblocks = 0
+        for li, layer in enumerate(spec.layers):
+            for ci, (rows, cols) in enumerate(layer.matrix_shapes()):
+                br, bc = math.ceil(rows / k), math.ceil(cols / k)
+                self._mats.append(_Placed(li, ci, rows, cols, br, bc, nblocks, offset))
+                nblocks += br * bc
+                offset += br * bc * nb
+        self.num_blocks = nblocks
+        self._bias: dict[int, slice] = {}
+        for li, layer in enumerate(spec.layers):
+            if layer.bias:
+                self._bias[li] = slice(offset, offset + layer.out_features)
+                offset += layer.out_features
+        self.num_phases = offset
+
+        if multiplexing == "space":
+            if num_cores is not None:
+                raise ValueError("num_cores: only for multiplexing='time'")
+            self.num_hw_blocks = nblocks
+        else:
+            p = 1 if num_cores is None else int(num_cores)
+            if not 1 <= p <= nblocks:
+                raise ValueError(f"num_cores: must be in [1, {nblocks}] (the number of blocks), got {num_cores}")
+            self.num_hw_blocks = p
+        self.programs_per_inference = math.ceil(nblocks / self.num_hw_blocks)
+        self.hw_block = torch.arange(nblocks) % self.num_hw_blocks  # hardware block of each block
+        self.block_scales = torch.ones(nblocks, dtype=torch.float64)
+
+        self._slices = self._build_slices()
+        # per entry: phase shifter or bias, programming round (-1 for biases), part 0/1/2 = U/S/V, layer
+        self.is_phase = torch.zeros(self.num_phases, dtype=torch.bool)
+        self.is_phase[: nblocks * nb] = True
+        block_of = torch.full((self.num_phases,), -1, dtype=torch.long)
+        block_of[: nblocks * nb] = torch.arange(nblocks).repeat_interleave(nb)
+        self.phase_round = torch.where(block_of >= 0, block_of // self.num_hw_blocks, -1)
+        self._part = torch.full((self.num_phases,), -1, dtype=torch.long)
+        for i, sl in enumerate(self.block.slices.values()):
+            self._part[: nblocks * nb].view(nblocks, nb)[:, sl] = i
+        self._layer_of = torch.zeros(self.num_phases, dtype=torch.long)  # meaningful on phases only
+        for m in self._mats:
+            self._layer_of[m.start : m.start + m.num_blocks * nb] = m.layer
+
+    # ----------------------------------------------------------------- layout
+    @property
+    def in_features(self) -> int:
+        return self.spec.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.spec.out_features
+
+    def hardware_matrices(self) -> list[HardwareMatrix]:
+        """Every hardware matrix as (layer, core, rows R, cols C, k×k blocks)."""
+        return [HardwareMatrix(m.layer, m.core, m.rows, m.cols, m.num_blocks) for m in self._mats]
+
+    def _build_slices(self) -> OrderedDict[str, slice]:
+        out: OrderedDict[str, slice] = OrderedDict()
+        for m in self._mats:
+            for b in range(m.num_blocks):
+                base = m.start + b * self.block.num_phases
+                name = f"layer{m.layer}.core{m.core}.block({b // m.block_cols},{b % m.block_cols})"
+                for part, s in self.block.slices.items():
+                    out[f"{name}.{part}"] = slice(base + s.start, base + s.stop)
+        for li, s in self._bias.items():
+            out[f"layer{li}.bias"] = s
+        return out
+
+    def slices(self) -> OrderedDict[str, slice]:
+        """Name → slice of the control vector, in vector order, covering it exactly once.
+
+        Names: ``layer{l}.core{c}.block({i},{j}).U|S|V`` (c = 0 for a dense layer; i block
+        row, j block column) and ``layer{l}.bias``.
+        """
+        return OrderedDict(self._slices)
+
+    def mask(self, kind: str) -> Tensor:
+        """Bool [num_phases] selecting ``kind``: 'phase' (all phase shifters), 'bias',
+        'U' / 'S' / 'V' (that part of every block), 'tt' (phases of TT-layer blocks),
+        'dense' (phases of dense-layer blocks)."""
+        if kind not in _MASK_KINDS:
+            raise ValueError(f"mask kind: {kind!r} is not one of {_MASK_KINDS}")
+        if kind == "phase":
+            return self.is_phase.clone()
+        if kind == "bias":
+            return ~self.is_phase
+        if kind in ("U", "S", "V"):
+            return self._part == list(self.block.slices).index(kind)
+        tt_layer = torch.tensor([layer.kind == "tt" for layer in self.spec.layers])
+        return self.is_phase & (tt_layer[self._layer_of] == (kind == "tt"))
+
+    def phase_periods(self) -> Tensor:
+        """Period of each entry [num_phases] (float64): the SVDBlock periods (2π for U/V,
+        π for S), NaN for biases (electronic, not periodic)."""
+        per_block = torch.as_tensor(self.block.phase_periods(), dtype=torch.float64)
+        out = torch.full((self.num_phases,), math.nan, dtype=torch.float64)
+        out[self.is_phase] = per_block.repeat(self.num_blocks)
+        return out
+
+    def positions(self) -> Tensor:
+        """Phase-shifter positions [num_phases, 2] (float64, pitch units); NaN for biases.
+
+        Each hardware block keeps ``SVDBlock.positions()`` (shifted to start at 0); hardware
+        blocks sit row by row on a grid of ⌈√num_hw_blocks⌉ columns, two pitches apart; block b uses hardware block ``hw_block[b]``, so time-multiplexed blocks
+        sharing hardware share positions (use ``phase_round`` to keep only entries that are
+        programmed at the same time).
+        """
+        local = torch.as_tensor(self.block.positions(), dtype=torch.float64)
+        local = local - local.min(0).values
+        size = local.max(0).values + 2.0
+        cols = math.ceil(math.sqrt(self.num_hw_blocks))
+        hw = self.hw_block.to(torch.float64)
+        origin = torch.stack((torch.remainder(hw, cols), torch.div(hw, cols, rounding_mode="floor")), -1) * size
+        out = torch.full((self.num_phases, 2), math.nan, dtype=torch.float64)
+        out[self.is_phase] = (origin[:, None, :] + local[None]).reshape(-1, 2)
+        return out
+
+    # ---------------------------------------------------------------- mapping
+    def _hardware_weights(self, weights: Sequence[LayerWeights]) -> list[Tensor]:
+        """Per hardware matrix, the real float64 matrix it must realise."""
+        if len(weights) != len(self.spec.layers):
+            raise ValueError(f"weights: need one (w, b) per layer ({len(self.spec.layers)}), got {len(weights)}")
+        out = []
+        for li, (layer, (w, _)) in enumerate(zip(self.spec.layers, weights)):
+            if layer.kind == "tt":
+                shape = (layer.in_modes, layer.out_modes, layer.ranks)
+                if not isinstance(w, TTMatrix) or (w.in_modes, w.out_modes, w.ranks) != shape:
+                    raise ValueError(f"weights[{li}]: tt layer needs a TTMatrix with modes/ranks of the spec")
+                out += [m.detach().to(torch.float64) for m in w.core_matrices()]
+            else:
+                w = w.to_dense() if isinstance(w, TTMatrix) else w
+                if tuple(w.shape) != (layer.out_features, layer.in_features):
+                    raise ValueError(f"weights[{li}]: dense layer needs shape {(layer.out_features, layer.in_features)}")
+                out.append(w.detach().to(torch.float64))
+        return out
+
+    def from_weights(self, weights: Sequence[LayerWeights]) -> Tensor:
+        """Map ideal weights onto blocks → control vector float64 [num_phases].
+
+        ``weights[l] = (w, b)``: w a TTMatrix (tt layer; modes and ranks of the spec) or a
+        Tensor [out, in] (dense layer; a TTMatrix is accepted and densified), b a Tensor
+        [out] or None (zeros). Sets ``block_scales`` (s_b) as a side effect, so that
+        ``weights(from_weights(ws))`` equals ws and ``forward`` computes the mapped network.
+        """
+        k, nb = self.block_size, self.block.num_phases
+        phases = torch.zeros(self.num_phases, dtype=torch.float64)
+        scales = torch.ones(self.num_blocks, dtype=torch.float64)
+        for m, w in zip(self._mats, self._hardware_weights(weights)):
+            padded = torch.zeros(m.block_rows * k, m.block_cols * k, dtype=torch.float64)
+            padded[: m.rows, : m.cols] = w
+            blocks = padded.reshape(m.block_rows, k, m.block_cols, k).transpose(1, 2).reshape(-1, k, k)
+            ph, s = self.block.from_matrix(blocks)
+            phases[m.start : m.start + m.num_blocks * nb] = torch.as_tensor(ph).reshape(-1)
+            scales[m.first_block : m.first_block + m.num_blocks] = torch.as_tensor(s)
+        for li, (layer, (_, b)) in enumerate(zip(self.spec.layers, weights)):
+            if b is None:
+                continue
+            if not layer.bias:
+                raise ValueError(f"weights[{li}]: layer has bias=False but a bias was given")
+            if tuple(b.shape) != (layer.out_features,):
+                raise ValueError(f"weights[{li}]: bias needs shape ({layer.out_features},)")
+            phases[self._bias[li]] = b.detach().to(torch.float64)
+        self.block_scales = scales
+        return phases
+
+    def random_weights(self, generator: torch.Generator) -> list[LayerWeights]:
+        """Random ideal weights: TT layers ``TTMatrix.random`` (Glorot variance of the dense
+        equivalent), dense layers N(0, 2/(in+out)), biases U(-1/√in, 1/√in) (torch Linear)."""
+        out: list[LayerWeights] = []
+        for layer in self.spec.layers:
+            fan_in, fan_out = layer.in_features, layer.out_features
+            if layer.kind == "tt":
+                w = TTMatrix.random(layer.in_modes, layer.out_modes, layer.ranks, generator)
+            else:
+                std = math.sqrt(2.0 / (fan_in + fan_out))
+                w = std * torch.randn((fan_out, fan_in), generator=generator, dtype=torch.float64)
+            b = None
+            if layer.bias:
+                b = (2.0 * torch.rand(fan_out, generator=generator, dtype=torch.float64) - 1.0) / math.sqrt(fan_in)
+            out.append((w, b))
+        return out
+
+    def init_phases(self, generator: torch.Generator) -> Tensor:
+        """``from_weights(random_weights(generator))``: control vector float64 [num_phases]."""
+        return self.from_weights(self.random_weights(generator))
+
+    def weights(self, phases: Tensor) -> list[LayerWeights]:
+        """Ideal weights realised by ``phases`` [num_phases] (no noise, ideal couplers).
+
+        With the default (identity) encoding of a real input and coherent readout
+        ``field.real``, a block acts as Re(s_b · B(phases)), so these are the real parts of
+        the scaled block matrices, reassembled (padding dropped) into TT cores or W.
+        """
+        if phases.shape != (self.num_phases,):
+            raise ValueError(f"phases: need shape ({self.num_phases},), got {tuple(phases.shape)}")
+        k = self.block_size
+        mats = []
+        for m in self._mats:
+            ph = phases[m.start : m.start + m.num_blocks * self.block.num_phases].reshape(m.num_blocks, -1)
+            s = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(phases.dtype)
+            blocks = (self.block.matrix(ph).real * s[:, None, None]).reshape(m.block_rows, m.block_cols, k, k)
+            mats.append(blocks.transpose(1, 2).reshape(m.block_rows * k, m.block_cols * k)[: m.rows, : m.cols])
+        out: list[LayerWeights] = []
+        for li, layer in enumerate(self.spec.layers):
+            own = [mat for m, mat in zip(self._mats, mats) if m.layer == li]
+            w = TTMatrix.from_core_matrices(own, layer.in_modes, layer.out_modes) if layer.kind == "tt" else own[0]
+            out.append((w, phases[self._bias[li]] if layer.bias else None))
+        return out
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        x: Tensor,
+        phases: Tensor,
+        *,
+        encode: Callable[[Tensor], Tensor] | None = None,
+        detect: Callable[[Tensor, bool], Tensor] | None = None,
+        kappa: Tensor | float | None = None,
+        loss_db: Tensor | float | None = None,
+        normalize: bool = False,
+        final_intensity: bool = False,
+    ) -> Tensor:
+        """Network output for inputs x[B, in_features] (real) under realised phases.
+
+        ``phases`` [P, num_phases] (or [num_phases]) → out [P, B, out_features] (or
+        [B, out_features]), real, in the dtype of ``phases`` (float64 → complex128 fields,
+        float32 → complex64). One batched pass over all P settings and B inputs;
+        differentiable in ``phases``.
+
+        * ``encode(v) -> field``: E/O conversion (DAC + modulator) of a real vector
+          [..., C] at every electronic→optical step; default: cast to complex.
+        * ``detect(field, final) -> real``: O/E conversion of each block's output field
+          [..., k] at every optical→electronic step; ``final`` is True only for the network's
+          last optical pass. Default: ideal coherent readout ``field.real`` — the
+          intermediates of a TT contraction are signed, so they need coherent/balanced
+          detection; the chip decides the final readout mode.
+        * ``kappa`` / ``loss_db``: coupler ratios / MZI insertion loss (dB) passed to
+          ``SVDBlock.matrix``; a scalar (every coupler / MZI), or a tensor over hardware
+          blocks: kappa [num_hw_blocks, block.num_mzis, 2], loss_db [num_hw_blocks,
+          block.num_mzis] (MZIs in the block's U, Σ, V order); block b sits on hardware
+          block ``hw_block[b]``.
+        * ``normalize``: block floating point done by the electronic controller — every
+          vector is divided by its largest magnitude before E/O conversion (so it fits the
+          DAC range [−1, 1]) and the detected outputs are multiplied back (by the square for
+          the final pass when ``final_intensity``, since a photodiode reads |y|²). Exact for
+          the ideal optics; it only changes how DAC/ADC quantization and noise act.
+        """
+        single = phases.ndim == 1
+        ph = phases[None] if single else phases
+        if ph.ndim != 2 or ph.shape[-1] != self.num_phases:
+            raise ValueError(f"phases: need shape [P, {self.num_phases}] or [{self.num_phases}], got {tuple(phases.shape)}")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x: need shape [B, {self.in_features}], got {tuple(x.shape)}")
+        cdt = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
+        encode = encode if encode is not None else (lambda v: v)
+        detect = detect if detect is not None else (lambda f, final: f.real)
+        h = x.to(ph.dtype).expand(ph.shape[0], *x.shape)
+        last = len(self.spec.layers) - 1
+        for li, layer in enumerate(self.spec.layers):
+            mats = [m for m in self._mats if m.layer == li]
+
+            def run(c: int, v: Tensor, mats=mats, final_layer=li == last) -> Tensor:
+                final = final_layer and c == 0
+                power = (2 if final and final_intensity else 1) if normalize else 0
+                return self._matvec(mats[c], ph, v, encode, detect, final, kappa, loss_db, cdt, power)
+
+            h = contract(h, layer.in_modes, layer.out_modes, layer.ranks, run) if layer.kind == "tt" else run(0, h)
+            if layer.bias:
+                h = h + ph[:, None, self._bias[li]]
+            h = _ACTIVATIONS[layer.activation](h)
+        return h[0] if single else h
+
+    __call__ = forward
+
+    def _per_block(self, value, m: _Placed):
+        """kappa/loss_db for the blocks of m, shaped [block_rows, block_cols, ...]."""
+        if value is None or not isinstance(value, Tensor) or value.ndim == 0:
+            return value
+        if value.shape[0] != self.num_hw_blocks:
+            raise ValueError(f"kappa/loss_db: leading dim must be num_hw_blocks={self.num_hw_blocks}, got {value.shape[0]}")
+        idx = self.hw_block[m.first_block : m.first_block + m.num_blocks]
+        return value[idx].reshape(m.block_rows, m.block_cols, *value.shape[1:])
+
+    def _matvec(self, m: _Placed, ph: Tensor, v: Tensor, encode, detect, final: bool, kappa, loss_db, cdt,
+                power: int = 0) -> Tensor:
+        """v[P, ..., C] real → [P, ..., R] real through m's blocks (module docstring).
+
+        ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power."""
+        k = self.block_size
+        p, lead = ph.shape[0], v.shape[1:-1]
+        v = v.reshape(p, -1, m.cols)
+        n = v.shape[1]
+        if power:
+            amp = v.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)  # [P, N, 1]
+            v = v / amp
+        field = encode(v).to(cdt)
+        field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))
+        field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
+        bph = ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
+        bph = bph.reshape(p, m.block_rows, m.block_cols, self.block.num_phases)
+        scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(ph.dtype)
+        scales = scales.reshape(m.block_rows, m.block_cols, 1, 1)
+        mat = self.block.matrix(
+            bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=field.dtype
+        ).transpose(-1, -2)  # [P, br, bc, k, k], transposed for row vectors
+        step = max(1, _CHUNK_ELEMENTS // max(1, p * m.block_cols * n * k))
+        rows = []
+        for r in range(0, m.block_rows, step):
+            y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
+            rows.append((detect(y, final) * scales[r : r + step]).sum(2))  # [P, rows, N, k]
+        out = torch.cat(rows, 1).transpose(1, 2).reshape(p, n, m.block_rows * k)[..., : m.rows]
+        if power:
+            out = out * amp**power
+        return out.reshape(p, *lead, m.rows)
+
+
+class TONN(PhotonicNetwork):
+    """Tensorized ONN: TT layers run core by core on k×k SVD blocks (space or time multiplexed)."""
+
+
+class DenseONN(PhotonicNetwork):
+    """Dense baseline: every layer (a TT layer by its dense equivalent, same in/out features,
+    activation and bias) runs as one blocked dense matrix."""
+
+    def __init__(
+        self,
+        spec_or_layers: NetworkSpec | Sequence[LayerSpec],
+        block_size: int = 8,
+        multiplexing: str = "space",
+        num_cores: int | None = None,
+    ):
+        if isinstance(spec_or_layers, NetworkSpec):
+            name, layers = spec_or_layers.name + "_dense", spec_or_layers.layers
+        else:
+            name, layers = "dense", tuple(spec_or_layers)
+        layers = tuple(dense(l.in_features, l.out_features, l.activation, l.bias) for l in layers)
+        super().__init__(NetworkSpec(name, layers), block_size, multiplexing, num_cores)

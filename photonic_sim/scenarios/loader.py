@@ -1,0 +1,245 @@
+"""Load a scenario: read (safe YAML) → apply ``--set`` → validate → resolve cards, recipe, model.
+
+    sc = load_scenario("scenarios/quickstart.yaml", sets=["training.steps=50", "seed=3"])
+    sc.device_card, sc.accelerator_card, sc.recipe, sc.network, sc.task, sc.seed
+    sc.resolved()          # plain dict for scenario.resolved.yaml
+    sc.variants["spsa"]    # a Scenario per entry of ``variants:`` (compare runs)
+
+A bare name (``quickstart``) means ``<repo>/scenarios/<name>.yaml``. Card, recipe and data
+paths written in a scenario resolve against the scenario file's directory. Every mistake
+raises :class:`ScenarioError` with one line ``<file>: <key.path>: <what> (allowed: …)``; a
+mistake inside a named card or recipe caused by an override is reported at the override's
+key (``overrides.devices.phase_shifter.bits``).
+
+Variants: ``variants: {<name>: {<dotted key>: value, …}}`` builds one scenario per entry from
+the file with those keys set (same routing as ``--set``), then the command-line ``--set``
+on top, so ``--set training.steps=20`` shortens every variant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
+from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
+from photonic_sim.devices.cards import DeviceCard, load_device_card
+
+from .errors import ScenarioError, did_you_mean
+from .overrides import apply_sets, parse_set
+from .recipes import load_training_recipe, resolve_path
+from .schema import (
+    LAYERS, NAME_PATTERN, PDE_IO, TASK_IO, TASKS, InlineModel, ScenarioFile, TaskConfig, TrainingRecipe,
+    type_name, validate,
+)
+from .yamlsafe import read_yaml
+
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+_CARD_MESSAGE = re.compile(r"^(?P<file>.+?): (?:override )?(?P<key>\S+): (?P<what>.*)$")
+_MNIST_IMAGES = ("t10k-images-idx3-ubyte", "train-images-idx3-ubyte")
+
+
+def list_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``<repo>/scenarios/``."""
+    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated, resolved scenario. ``raw`` is the file merged with ``--set`` (and, for a
+    variant, the variant's keys); ``task.data_dir`` (MNIST) is an absolute path."""
+
+    path: Path
+    raw: dict
+    name: str
+    description: str
+    seed: int
+    device_card: DeviceCard
+    accelerator_card: AcceleratorCard
+    recipe: TrainingRecipe
+    network: NetworkSpec
+    task: TaskConfig
+    variant: str | None = None
+    variants: dict[str, Scenario] = field(default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """The scenario with every card and the recipe expanded (SI values, overrides applied),
+        as plain YAML-safe types; written as ``scenario.resolved.yaml``."""
+        return {
+            "name": self.name,
+            "variant": self.variant,
+            "description": self.description,
+            "source": str(self.path),
+            "seed": self.seed,
+            "devices": {"source": self.device_card.source, **self.device_card.model_dump(mode="json")},
+            "accelerator": {"source": self.accelerator_card.source, **self.accelerator_card.model_dump(mode="json")},
+            "training": self.recipe.model_dump(mode="json"),
+            "model": _plain(asdict(self.network)),
+            "task": self.task.model_dump(mode="json"),
+            "overrides": _plain(self.raw.get("overrides", {})),
+            "variants": sorted(self.variants),
+            "references": {"devices": self.device_card.refs(), "accelerator": self.accelerator_card.refs()},
+        }
+
+
+def load_scenario(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Load, override, validate and resolve a scenario (see module docstring)."""
+    file = resolve_path(path, SCENARIOS_DIR, "scenario", list_scenarios())
+    src = str(file)
+    raw = read_yaml(file)
+    if not isinstance(raw, dict):
+        raise ScenarioError(src, "<root>", f"expected a mapping, got {type_name(raw)}", "a mapping with keys " + ", ".join(ScenarioFile.model_fields))
+    pairs = [parse_set(s, src) for s in sets]
+    merged = apply_sets(raw, pairs, src)
+    base = _build(merged, file)
+    variants = {}
+    plain = {k: v for k, v in raw.items() if k != "variants"}
+    for vname, vsets in ScenarioFile.model_validate(merged).variants.items():
+        where = f"variants.{vname}"
+        if not re.match(NAME_PATTERN, vname):
+            raise ScenarioError(src, where, f"{vname!r} is not a valid variant name", "letters, digits, '_', '.', '-'")
+        bad = [k for k in vsets if str(k).split(".")[0] == "variants"]
+        if bad:
+            raise ScenarioError(src, f"{where}.{bad[0]}", "a variant cannot define variants", "keys of the scenario or its components")
+        vraw = apply_sets(apply_sets(plain, vsets, src, where=f"{where}."), pairs, src)
+        try:
+            variants[vname] = _build(vraw, file, variant=vname)
+        except ScenarioError as exc:
+            raise exc.under(where) from None
+    return replace(base, variants=variants)
+
+
+def validate_files(paths, sets=()) -> list[str]:
+    """One error line per scenario file that does not load (empty when all are good)."""
+    errors = []
+    for p in paths:
+        try:
+            load_scenario(p, sets)
+        except ScenarioError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+# ------------------------------------------------------------------ internals
+
+
+def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
+    src = str(file)
+    top = validate(ScenarioFile, raw, src)
+    network = _network(top.model, src)
+    task = _task(top.task, src, file.parent)
+    ov = top.overrides
+    device_card = _component("devices", load_device_card, top.devices, ov.devices, file)
+    accelerator_card = _component("accelerator", load_accelerator_card, top.accelerator, ov.accelerator, file)
+    recipe = _component("training", load_training_recipe, top.training, ov.training, file)
+    _check_fit(network, task, recipe, ov.training, src)
+    return Scenario(
+        path=file, raw=raw, name=top.name, description=top.description, seed=top.seed,
+        device_card=device_card, accelerator_card=accelerator_card, recipe=recipe, network=network,
+        task=task, variant=variant,
+    )
+
+
+def _component(comp: str, loader, ref: str, overrides: dict, file: Path):
+    """Load a card / recipe named in the scenario; re-key its errors onto the scenario."""
+    src = str(file)
+    target: str | Path = ref
+    if "/" in ref or ref.endswith((".yaml", ".yml")):
+        target = Path(ref).expanduser()
+        target = target if target.is_absolute() else file.parent / target
+    try:
+        return loader(target, overrides=overrides)
+    except ValueError as exc:
+        if isinstance(exc, ScenarioError):
+            card_file, key, what, allowed = exc.file, exc.key, exc.what, exc.allowed
+        else:
+            m = _CARD_MESSAGE.match(str(exc))
+            card_file, key, what, allowed = (m["file"], m["key"], m["what"], None) if m else ("", "<root>", str(exc), None)
+        key = key.removeprefix("override ")
+        for ok in overrides:
+            if key == ok or key.startswith(f"{ok}.") or ok.startswith(f"{key}."):
+                raise ScenarioError(src, f"overrides.{comp}.{ok}", what, allowed) from None
+        if key == "<root>" and what.startswith("no such"):
+            raise ScenarioError(src, comp, f"{ref!r}: {what}", allowed) from None
+        raise ScenarioError(src, comp, f"in {card_file}: {key}: {what}", allowed) from None
+
+
+def _network(model: Any, src: str) -> NetworkSpec:
+    presets = sorted(PRESETS)
+    if isinstance(model, str):
+        if model not in PRESETS:
+            raise ScenarioError(src, "model", f"unknown preset {model!r}{did_you_mean(model, presets)}",
+                                ", ".join(presets) + " or an inline {name, layers}")
+        return PRESETS[model]
+    if not isinstance(model, dict):
+        raise ScenarioError(src, "model", f"expected a preset name or a mapping, got {type_name(model)}",
+                            ", ".join(presets) + " or an inline {name, layers}")
+    spec = validate(InlineModel, model, src, "model")
+    layers = []
+    for i, layer in enumerate(spec.layers):
+        where = f"model.layers.{i}"
+        kind = layer.get("kind") if isinstance(layer, dict) else None
+        if kind not in LAYERS:
+            what = f"{kind!r} is not a layer kind{did_you_mean(kind, LAYERS)}" if kind is not None else "missing or not a mapping"
+            raise ScenarioError(src, f"{where}.kind", what, ", ".join(LAYERS))
+        lm = validate(LAYERS[kind], layer, src, where)
+        try:
+            if kind == "tt":
+                layers.append(tt(lm.in_modes, lm.out_modes, lm.ranks, lm.activation, lm.bias))
+            else:
+                layers.append(dense(lm.in_features, lm.out_features, lm.activation, lm.bias))
+        except ValueError as exc:
+            raise ScenarioError(src, where, str(exc),
+                                "tt: modes >= 1 of equal length, ranks of length len(modes)+1 starting and ending with 1") from None
+    try:
+        return NetworkSpec(spec.name, tuple(layers))
+    except ValueError as exc:
+        raise ScenarioError(src, "model.layers", str(exc), "each layer's out_features equal to the next layer's in_features") from None
+
+
+def _task(task: dict, src: str, base: Path) -> TaskConfig:
+    kinds = list(TASKS)
+    kind = task.get("kind")
+    if kind not in TASKS:
+        what = "missing required key" if kind is None else f"{kind!r} is not allowed{did_you_mean(kind, kinds)}"
+        raise ScenarioError(src, "task.kind", what, ", ".join(kinds))
+    cfg = validate(TASKS[kind], task, src, "task")
+    if kind == "mnist":
+        data_dir = Path(cfg.data_dir).expanduser()
+        data_dir = (data_dir if data_dir.is_absolute() else base / data_dir).resolve()
+        need = "a directory holding MNIST IDX files (" + " / ".join(f"{n}[.gz]" for n in _MNIST_IMAGES) + ")"
+        if not data_dir.is_dir():
+            raise ScenarioError(src, "task.data_dir", f"no such directory: {data_dir}", need)
+        if not any((data_dir / n).is_file() or (data_dir / f"{n}.gz").is_file() for n in _MNIST_IMAGES):
+            raise ScenarioError(src, "task.data_dir", f"no MNIST image file in {data_dir}", need)
+        cfg = cfg.model_copy(update={"data_dir": str(data_dir)})
+    return cfg
+
+
+def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, overrides: dict, src: str) -> None:
+    """The network's input/output widths and the recipe's loss must suit the task."""
+    if task.kind == "none":
+        return
+    need_io = PDE_IO[task.pde] if task.kind == "pde" else TASK_IO[task.kind]
+    have_io = (network.in_features, network.out_features)
+    if have_io != need_io:
+        label = f"pde {task.pde}" if task.kind == "pde" else task.kind
+        raise ScenarioError(
+            src, "model", f"network {network.name!r} maps {have_io[0]} -> {have_io[1]} features, task {label} needs {need_io[0]} -> {need_io[1]}",
+            f"a model with in_features={need_io[0]} and out_features={need_io[1]}",
+        )
+    losses = ("pinn",) if task.kind == "pde" else ("cross_entropy", "mse")
+    if recipe.loss not in losses:
+        key = "overrides.training.loss" if "loss" in overrides else "training"
+        raise ScenarioError(src, key, f"recipe {recipe.name!r} has loss {recipe.loss!r}, which does not suit task kind {task.kind!r}", ", ".join(losses))
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples → lists, recursively (YAML-safe)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

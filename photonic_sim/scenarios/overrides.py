@@ -1,0 +1,96 @@
+"""Dotted-key overrides: ``--set key.path=value`` and the ``overrides:`` block of a scenario.
+
+``parse_set("training.steps=50")`` → ``("training.steps", 50)``: the value is parsed as a YAML
+scalar / list / mapping with ``yaml.safe_load`` (so ``6`` is an int, ``[1,2]`` a list,
+``mnist`` a string, ``null`` None).
+
+``apply_set(raw, key, value)`` routes a key into the scenario mapping:
+
+* ``devices.<k>``, ``accelerator.<k>``, ``training.<k>`` (a component name followed by more
+  keys) → ``overrides.<component>["<k>"]`` (a dotted key of the card / recipe);
+* ``overrides.<component>.<k>`` → the same;
+* anything else (``seed``, ``task.kind``, ``devices``, ``model.layers.0.activation``) sets
+  that path in the scenario itself, creating mappings as needed (an integer part indexes a
+  list).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .errors import ScenarioError
+from .schema import COMPONENTS
+from .yamlsafe import parse_yaml
+
+_SET_FORM = "key.path=value, e.g. training.steps=50 or task.kind=mnist"
+
+
+def parse_set(text: str, src: str) -> tuple[str, Any]:
+    """Split and parse one ``--set`` argument (errors name ``src``, the scenario file)."""
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key or any(not p for p in key.split(".")):
+        raise ScenarioError(src, f"--set {text!r}", "expected key.path=value", _SET_FORM)
+    return key, parse_yaml(value, src, key=f"--set {key}")
+
+
+def apply_sets(raw: dict, pairs: list[tuple[str, Any]] | dict[str, Any], src: str, where: str = "--set ") -> dict:
+    """A deep copy of ``raw`` with every (key, value) applied (see module docstring)."""
+    out = copy.deepcopy(raw)
+    for key, value in (pairs.items() if isinstance(pairs, dict) else pairs):
+        apply_set(out, str(key), value, src, where)
+    return out
+
+
+def apply_set(raw: dict, key: str, value: Any, src: str, where: str = "--set ") -> None:
+    parts = key.split(".")
+    if parts[0] == "overrides" and len(parts) > 2 and parts[1] in COMPONENTS:
+        parts = parts[1:]
+    if parts[0] in COMPONENTS and len(parts) > 1:
+        block = raw.setdefault("overrides", {})
+        if not isinstance(block, dict):
+            raise ScenarioError(src, f"{where}{key}", "'overrides' in the file is not a mapping", "a mapping")
+        comp = block.setdefault(parts[0], {})
+        if not isinstance(comp, dict):
+            raise ScenarioError(src, f"{where}{key}", f"'overrides.{parts[0]}' in the file is not a mapping", "a mapping")
+        comp[".".join(parts[1:])] = value
+        return
+    node: Any = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        here = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                raise ScenarioError(src, f"{where}{key}", f"{here}: no list item {part!r}", f"0 .. {len(node) - 1}")
+            idx: Any = int(part)
+        elif isinstance(node, dict):
+            idx = part
+            if not last and not isinstance(node.get(part), (dict, list)):
+                if part in node and node[part] is not None:
+                    raise ScenarioError(
+                        src, f"{where}{key}", f"{here} is {node[part]!r}, not a mapping", f"{here}=value"
+                    )
+                node[part] = {}
+        else:  # a list item that is a scalar
+            raise ScenarioError(src, f"{where}{key}", f"{here} is not a mapping", f"{here}=value")
+        if last:
+            node[idx] = value
+        else:
+            node = node[idx]
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings (a recipe override).
+
+    Raises ``KeyError(prefix)`` when a prefix holds a non-mapping value.
+    """
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        if node.get(part) is None:
+            node[part] = {}
+        if not isinstance(node[part], dict):
+            raise KeyError(".".join(parts[: i + 1]))
+        node = node[part]
+    node[parts[-1]] = value

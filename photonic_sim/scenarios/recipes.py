@@ -1,0 +1,85 @@
+"""Training recipes: ``<repo>/training/<name>.yaml`` → :class:`TrainingRecipe`.
+
+    recipe = load_training_recipe("hybrid_zo", overrides={"strategy_options.lr": 0.02, "steps": 200})
+
+Overrides are dotted keys applied to the YAML mapping before validation (keys inside
+``strategy_options`` are created as needed). ``strategy`` must name one of
+:data:`photonic_sim.training.strategies.STRATEGIES`, and each ``strategy_options`` key must be
+an option of that strategy (``lr``, the common optimizer/schedule options, or the strategy's
+own ``defaults``); option *values* are checked by the strategy factory at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from photonic_sim.training.strategies import STRATEGIES
+from photonic_sim.training.strategies.base import COMMON
+
+from .errors import ScenarioError, did_you_mean
+from .overrides import set_dotted
+from .schema import TrainingRecipe, validate
+from .yamlsafe import read_yaml
+
+TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
+
+
+def list_training_recipes() -> list[str]:
+    """Names of the recipes shipped in ``<repo>/training/``."""
+    return sorted(p.stem for p in TRAINING_DIR.glob("*.yaml"))
+
+
+def strategy_names() -> list[str]:
+    return sorted(STRATEGIES)
+
+
+def strategy_options(strategy: str) -> list[str]:
+    """Option keys ``strategy_options`` may hold for ``strategy``."""
+    return sorted({"lr", *COMMON, *STRATEGIES[strategy].defaults})
+
+
+def resolve_path(name_or_path: str | Path, directory: Path, what: str, names: list[str], base: Path | None = None) -> Path:
+    """A bare name → ``directory/<name>.yaml``; anything with '/' or a .yaml suffix is a path
+    (relative to ``base`` when given). Raises ScenarioError naming the missing file."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
+        path = Path(text).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+    else:
+        path = directory / f"{text}.yaml"
+    if not path.is_file():
+        raise ScenarioError(
+            str(path), "<root>", f"no such {what}{did_you_mean(path.stem, names)}",
+            f"{', '.join(names)} or a path to a .yaml file",
+        )
+    return path
+
+
+def load_training_recipe(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingRecipe:
+    """Load and validate a recipe; every mistake is a one-line :class:`ScenarioError`."""
+    path = resolve_path(name_or_path, TRAINING_DIR, "training recipe", list_training_recipes())
+    src = str(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        return validate(TrainingRecipe, raw, src)  # raises "expected a mapping"
+    for key, value in (overrides or {}).items():
+        try:
+            set_dotted(raw, str(key), value)
+        except KeyError as exc:
+            raise ScenarioError(src, f"override {key}", f"{exc.args[0]} holds a value, not a mapping", f"{exc.args[0]}=value") from None
+    recipe = validate(TrainingRecipe, raw, src)
+    if recipe.strategy not in STRATEGIES:
+        raise ScenarioError(
+            src, "strategy", f"unknown strategy {recipe.strategy!r}{did_you_mean(recipe.strategy, STRATEGIES)}",
+            ", ".join(strategy_names()),
+        )
+    options = strategy_options(recipe.strategy)
+    for key in recipe.strategy_options:
+        if key not in options:
+            raise ScenarioError(
+                src, f"strategy_options.{key}",
+                f"unknown option for strategy {recipe.strategy!r}{did_you_mean(key, options)}", ", ".join(options),
+            )
+    return recipe

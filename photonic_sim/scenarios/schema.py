@@ -1,0 +1,286 @@
+"""Pydantic (v2) models of a scenario file, its task, an inline model and a training recipe.
+
+All models forbid unknown keys and are strict (a quoted ``"200"`` is not an integer; an
+integer is accepted where a number is expected). :func:`validate` turns the first pydantic
+error into a one-line :class:`ScenarioError` naming the key path, what was wrong and what is
+allowed, with a did-you-mean for misspelt keys and names. The file format itself is
+documented in :mod:`photonic_sim.scenarios` and ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Literal, Union, get_args, get_origin
+
+import annotated_types as at
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from photonic_sim.cores.spec import ACTIVATIONS
+
+from .errors import ScenarioError, did_you_mean
+
+PDES = ("hjb20", "black_scholes", "burgers", "darcy")
+ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")
+LOSSES = ("cross_entropy", "mse", "pinn")
+READOUTS = ("intensity", "coherent")
+COMPONENTS = ("devices", "accelerator", "training")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME_TEXT = "letters, digits, '_', '.', '-', starting with a letter or digit"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ------------------------------------------------------------------ scenario file
+
+
+class Overrides(_Strict):
+    """Dotted-key overrides of the named components (``{"phase_shifter.bits": 6}``)."""
+
+    devices: dict[str, Any] = {}
+    accelerator: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+
+
+class ScenarioFile(_Strict):
+    """The top level of a scenario file; ``model`` and ``task`` are checked by their own models."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    seed: int = Field(ge=0, le=2**32 - 1)
+    devices: str = Field(min_length=1)
+    accelerator: str = Field(min_length=1)
+    training: str = Field(min_length=1)
+    model: Any
+    task: dict[str, Any]
+    overrides: Overrides = Overrides()
+    variants: dict[str, dict[str, Any]] = {}
+
+
+# ------------------------------------------------------------------ tasks
+
+
+class DigitsTask(_Strict):
+    """scikit-learn digits (8×8 images, 64 → 10)."""
+
+    kind: Literal["digits"]
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+
+
+class MnistTask(_Strict):
+    """MNIST from IDX files in ``data_dir`` (relative paths resolve against the scenario file)."""
+
+    kind: Literal["mnist"]
+    data_dir: str = Field(min_length=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class PdeTask(_Strict):
+    """A BP-free PINN (DESIGN §7)."""
+
+    kind: Literal["pde"]
+    pde: Literal[PDES]  # type: ignore[valid-type]
+    collocation: int = Field(100, ge=1)
+    estimator: Literal[ESTIMATORS] = "sparse_grid"  # type: ignore[valid-type]
+    sigma: float = Field(0.1, gt=0)
+    level: int = Field(3, ge=1)
+    mc_samples: int = Field(1024, ge=1)
+    test_points: int = Field(10000, ge=1)
+
+
+class NoneTask(_Strict):
+    """No training: counts, area, energy and latency only."""
+
+    kind: Literal["none"]
+
+
+TASKS: dict[str, type[_Strict]] = {"digits": DigitsTask, "mnist": MnistTask, "pde": PdeTask, "none": NoneTask}
+TaskConfig = Union[DigitsTask, MnistTask, PdeTask, NoneTask]
+
+# (in_features, out_features) a network needs for each task (PDE inputs: x then t).
+TASK_IO = {"digits": (64, 10), "mnist": (784, 10)}
+PDE_IO = {"hjb20": (21, 1), "black_scholes": (2, 1), "burgers": (2, 1), "darcy": (2, 1)}
+
+
+# ------------------------------------------------------------------ inline model
+
+Activation = Literal[ACTIVATIONS]  # type: ignore[valid-type]
+
+
+class TTLayer(_Strict):
+    kind: Literal["tt"]
+    in_modes: list[int] = Field(min_length=1)
+    out_modes: list[int] = Field(min_length=1)
+    ranks: list[int] = Field(min_length=2)
+    activation: Activation = "none"
+    bias: bool = True
+
+
+class DenseLayer(_Strict):
+    kind: Literal["dense"]
+    in_features: int = Field(ge=1)
+    out_features: int = Field(ge=1)
+    activation: Activation = "none"
+    bias: bool = True
+
+
+LAYERS: dict[str, type[_Strict]] = {"tt": TTLayer, "dense": DenseLayer}
+
+
+class InlineModel(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    layers: list[dict[str, Any]] = Field(min_length=1)
+
+
+# ------------------------------------------------------------------ training recipe
+
+
+class EarlyStopping(_Strict):
+    patience: int = Field(ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainingRecipe(_Strict):
+    """A training recipe (``training/<name>.yaml``).
+
+    ``steps``/``eval_every``/``checkpoint_every`` count optimizer steps; ``patience`` counts
+    evaluations; ``checkpoint_every = 0`` writes only the final checkpoint. ``readout``
+    (optional) overrides the card's detection scheme. ``strategy_options`` is passed to the
+    strategy factory, which checks its keys.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    strategy: str
+    strategy_options: dict[str, Any] = {}
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    eval_every: int = Field(ge=1)
+    eval_batch_size: int = Field(ge=1)
+    early_stopping: EarlyStopping | None = None
+    checkpoint_every: int = Field(0, ge=0)
+    loss: Literal[LOSSES]  # type: ignore[valid-type]
+    logit_scale: float = Field(1.0, gt=0)
+    readout: Literal[READOUTS] | None = None  # type: ignore[valid-type]
+
+
+# ------------------------------------------------------------------ errors
+
+_TYPE_NAMES = {
+    str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+    dict: "a mapping", list: "a list", type(None): "null",
+}
+
+
+def type_name(value: Any) -> str:
+    """How a YAML value's type reads in an error (``an integer``, ``a mapping`` …)."""
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    """(annotation without ``| None``, whether None is allowed)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def describe(field: Any) -> str:
+    """The allowed values or range of a pydantic FieldInfo, in words."""
+    tp, nullable = _unwrap(field.annotation)
+    if get_origin(tp) is Literal:
+        text = ", ".join(str(a) for a in get_args(tp))
+    elif isinstance(tp, type) and issubclass(tp, BaseModel):
+        text = "a mapping with keys " + ", ".join(tp.model_fields)
+    elif tp in (int, float):
+        word = "integer" if tp is int else "number"
+        lo = next((m for m in field.metadata if isinstance(m, (at.Ge, at.Gt))), None)
+        hi = next((m for m in field.metadata if isinstance(m, (at.Le, at.Lt))), None)
+        lo_v = getattr(lo, "ge", getattr(lo, "gt", None))
+        hi_t = f" {'<=' if isinstance(hi, at.Le) else '<'} {getattr(hi, 'le', getattr(hi, 'lt', None))}" if hi else ""
+        if lo and hi:
+            text = f"{lo_v} {'<=' if isinstance(lo, at.Ge) else '<'} {word}{hi_t}"
+        elif lo:
+            text = f"{word} {'>=' if isinstance(lo, at.Ge) else '>'} {lo_v}"
+        else:
+            text = f"{word}{hi_t}" if hi else f"any {word}"
+    elif tp is str:
+        pattern = any(getattr(m, "pattern", None) for m in field.metadata)
+        text = f"a name ({_NAME_TEXT})" if pattern else "a non-empty string"
+    elif tp is bool:
+        text = "true or false"
+    elif get_origin(tp) is list:
+        (item,) = get_args(tp)
+        text = "a list of " + ("integers" if item is int else "mappings")
+    elif get_origin(tp) is dict or tp is dict:
+        text = "a mapping"
+    else:
+        text = "see docs/scenarios.md"
+    return f"{text} or null" if nullable else text
+
+
+def _expected(kind: str) -> str:
+    """``int_type`` → ``an integer`` (pydantic error type → the type it wanted)."""
+    base = kind.split("_")[0]
+    words = {"int": "an integer", "float": "a number", "string": "a string", "bool": "a boolean",
+             "dict": "a mapping", "model": "a mapping", "list": "a list"}
+    return words.get(base, base)
+
+
+def _walk(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, Any]:
+    """(the model owning the last key of ``loc``, that key's FieldInfo or None)."""
+    owner: Any = model
+    info = None
+    for part in loc:
+        if isinstance(owner, type) and issubclass(owner, BaseModel):
+            info = owner.model_fields.get(str(part))
+            if info is None:
+                return owner, None
+            parent = owner
+            owner, _ = _unwrap(info.annotation)
+        else:  # inside a dict/list value: describe the container field
+            return parent, info
+    return parent if loc else model, info
+
+
+def validate(model: type[BaseModel], data: Any, src: str, prefix: str = "") -> Any:
+    """``model.model_validate(data)`` with errors converted to one-line ScenarioErrors."""
+    if not isinstance(data, dict):
+        keys = ", ".join(model.model_fields)
+        raise ScenarioError(src, prefix or "<root>", f"expected a mapping, got {type_name(data)}", f"a mapping with keys {keys}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise convert(exc, model, src, prefix) from None
+
+
+def convert(exc: ValidationError, model: type[BaseModel], src: str, prefix: str = "") -> ScenarioError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + loc)
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner, _ = _walk(model, loc[:-1]) if loc[:-1] else (model, None)
+        fields = list(owner.model_fields) if owner else []
+        return ScenarioError(src, key, f"unknown key '{loc[-1]}'{did_you_mean(loc[-1], fields)}", ", ".join(fields))
+    owner, info = _walk(model, loc)
+    allowed = describe(info) if info is not None else None
+    if kind == "missing":
+        what = "missing required key"
+    elif kind == "literal_error":
+        choices = get_args(_unwrap(info.annotation)[0]) if info is not None else ()
+        what = f"{value!r} is not allowed{did_you_mean(value, choices)}"
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        what = f"expected {_expected(kind)}, got {type_name(value)} {value!r}"
+    elif kind.startswith(("greater_than", "less_than")):
+        what = f"{value!r} is out of range"
+    elif kind == "string_pattern_mismatch":
+        what = f"{value!r} is not a valid name"
+    elif kind in ("too_short", "string_too_short"):
+        what = f"{value!r} is empty"
+    else:
+        what = f"{value!r}: {err['msg']}"
+    return ScenarioError(src, key, what, allowed)

@@ -1,0 +1,311 @@
+"""Derivative estimators for PINN training without back-propagation through the model.
+
+Every estimator takes a batched callable ``f(x: Tensor[M, d]) -> Tensor[..., M]`` (a leading
+batch, e.g. P phase settings, is allowed on the output) and calls it ONCE per estimate, with all
+shifted copies of all collocation points stacked into one [M, d] input.
+
+Stein estimators approximate the Gaussian-smoothed model u_σ(x) = E_δ[f(x+δ)], δ ~ N(0, σ²I),
+with nodes δ_i = σ·z_i and weights w_i (Σ w_i = 1), in antithetic form (DESIGN §7):
+
+    u        ≈ Σ w_i (f(x+δ_i) + f(x−δ_i)) / 2
+    ∂_j u    ≈ Σ w_i δ_ij (f(x+δ_i) − f(x−δ_i)) / (2σ²)
+    ∂²_jj u  ≈ Σ w_i (δ_ij² − σ²)(f(x+δ_i) + f(x−δ_i) − 2 f(x)) / (2σ⁴)
+    Δu       = Σ_j ∂²_jj u
+
+``SparseGridStein`` uses the level-ℓ Smolyak Gauss–Hermite grid, exact for polynomial f of total
+degree ≤ 2ℓ−1 (value), ≤ 2ℓ−2 (gradient), ≤ 2ℓ−3 (second derivatives) — level 3: any quadratic
+or cubic f is differentiated exactly.  For other f, level 3 is deterministic but biased: errors
+O(σ⁶) in the value, O(σ⁴) in the gradient and O(σ²) in the second derivatives; the ∂²_jj estimate
+also picks up −σ²/12·∂⁴_k f-type terms from every other coordinate k (the level-3 nodes have at
+most two non-zero coordinates), so the Laplacian bias grows with d (tests pin closed forms);
+``MonteCarloStein`` draws n fresh standard-normal z_i (weights 1/n) from its generator at each
+estimate.  ``FiniteDifference`` (central, step h) and ``Autograd`` (first-order baseline only)
+differentiate f itself, without smoothing.
+
+Outputs (only the requested keys): "u" [..., N], "grad" [..., N, k], "diag2" [..., N, k]
+(∂²u/∂x_j², j ∈ dims), "lap" [..., N] (Σ_{j ∈ dims} ∂²u/∂x_j²), where k = len(dims).
+``dims`` restricts the coordinates that derivatives are taken along (default: all d).  For the
+Stein estimators the smoothing still acts in all d dimensions (δ ~ N(0, σ²I_d)); only the
+reported derivatives are restricted, which costs no extra evaluations.  For finite differences
+only the coordinates in ``dims`` are stepped (2·len(dims)+1 points).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .quadrature import smolyak_gauss_hermite
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+NEEDS = ("u", "grad", "diag2", "lap")
+DEFAULT_NEED = ("u", "grad", "lap")
+
+
+def _check_need(need: Sequence[str]) -> tuple[str, ...]:
+    need = tuple(need)
+    bad = [n for n in need if n not in NEEDS]
+    if bad or not need:
+        raise ValueError(f"need must be a non-empty subset of {NEEDS}, got {need!r}")
+    return need
+
+
+def _needs_derivatives(need: Sequence[str]) -> bool:
+    return any(n != "u" for n in need)
+
+
+def _needs_second(need: Sequence[str]) -> bool:
+    return "diag2" in need or "lap" in need
+
+
+def _eval_stacked(f: Model, points: torch.Tensor, blocks: int, n: int) -> torch.Tensor:
+    """f on [blocks·n, d] points → [..., blocks, n]."""
+    out = f(points)
+    if out.shape[-1:] != (blocks * n,):
+        raise ValueError(
+            f"f must map [M, d] to [..., M] with M = {blocks * n}, "
+            f"got output shape {tuple(out.shape)}"
+        )
+    return out.reshape(*out.shape[:-1], blocks, n)
+
+
+class DerivativeEstimator(ABC):
+    """Common interface: ``estimate(f, x, need, dims) -> dict`` and ``num_evaluations``."""
+
+    def __init__(self, d: int | None):
+        if d is not None and (not isinstance(d, int) or d < 1):
+            raise ValueError(f"d must be an integer >= 1, got {d!r}")
+        self.d = d
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        if x.ndim != 2 or (self.d is not None and x.shape[1] != self.d):
+            raise ValueError(f"x must have shape [N, {self.d or 'd'}], got {tuple(x.shape)}")
+
+    def _dims(self, dims: Sequence[int] | None, d: int) -> list[int]:
+        if dims is None:
+            return list(range(d))
+        dims = list(dims)
+        if not dims or any(not 0 <= j < d for j in dims) or len(set(dims)) != len(dims):
+            raise ValueError(f"dims must be distinct indices in [0, {d}), got {dims!r}")
+        return dims
+
+    @abstractmethod
+    def estimate(
+        self,
+        f: Model,
+        x: torch.Tensor,
+        need: Sequence[str] = DEFAULT_NEED,
+        dims: Sequence[int] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Estimates at the N points x [N, d]; see the module docstring for the keys."""
+
+    @abstractmethod
+    def num_evaluations(
+        self, n_points: int, need: Sequence[str] = DEFAULT_NEED, dims: Sequence[int] | None = None
+    ) -> int:
+        """Forward evaluations of f (rows of the stacked input) one estimate costs."""
+
+
+class _SteinEstimator(DerivativeEstimator):
+    """Antithetic Stein forms on nodes z [K, d] (standard normal) with weights [K]."""
+
+    def __init__(self, d: int, sigma: float):
+        super().__init__(d)
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.sigma = float(sigma)
+
+    @abstractmethod
+    def _nodes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z [K, d], w [K]) float64 for one estimate."""
+
+    @abstractmethod
+    def _num_nodes(self) -> int:
+        """K."""
+
+    def estimate(self, f, x, need=DEFAULT_NEED, dims=None):
+        need = _check_need(need)
+        self._check_x(x)
+        dims = self._dims(dims, self.d)
+        z, w = self._nodes()
+        z, w = z.to(x), w.to(x)
+        delta = self.sigma * z  # [K, d]
+        k, n = delta.shape[0], x.shape[0]
+        center = _needs_second(need)
+        shifted = [x.unsqueeze(0) + delta.unsqueeze(1), x.unsqueeze(0) - delta.unsqueeze(1)]
+        points = torch.cat(([x.unsqueeze(0)] if center else []) + shifted).reshape(-1, x.shape[1])
+        vals = _eval_stacked(f, points, (2 * k + 1) if center else 2 * k, n)
+        f0 = vals[..., 0, :] if center else None
+        fp, fm = vals[..., -2 * k : -k, :], vals[..., -k:, :]  # [..., K, N]
+        out = {}
+        if "u" in need:
+            out["u"] = torch.einsum("k,...kn->...n", w, fp + fm) / 2
+        if "grad" in need:
+            dsub = delta[:, dims]
+            out["grad"] = torch.einsum("k,kj,...kn->...nj", w, dsub, fp - fm) / (2 * self.sigma**2)
+        if center:
+            coef = w.unsqueeze(1) * (delta[:, dims] ** 2 - self.sigma**2)  # [K, k]
+            second = fp + fm - 2 * f0.unsqueeze(-2)
+            diag2 = torch.einsum("kj,...kn->...nj", coef, second) / (2 * self.sigma**4)
+            if "diag2" in need:
+                out["diag2"] = diag2
+            if "lap" in need:
+                out["lap"] = diag2.sum(-1)
+        return out
+
+    def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
+        need = _check_need(need)
+        return n_points * (2 * self._num_nodes() + (1 if _needs_second(need) else 0))
+
+
+class SparseGridStein(_SteinEstimator):
+    """Stein estimator on the level-ℓ Smolyak Gauss–Hermite grid (925 nodes for d=21, ℓ=3).
+
+    Cost per estimate: N·(2K+1) evaluations with second derivatives, N·2K without.
+    """
+
+    def __init__(self, d: int, sigma: float, level: int = 3):
+        super().__init__(d, sigma)
+        z, w = smolyak_gauss_hermite(d, level)
+        self.level = level
+        self._z = torch.tensor(z, dtype=torch.float64)
+        self._w = torch.tensor(w, dtype=torch.float64)
+
+    def _nodes(self):
+        return self._z, self._w
+
+    def _num_nodes(self):
+        return self._z.shape[0]
+
+
+class MonteCarloStein(_SteinEstimator):
+    """Stein estimator on n fresh N(0, I) draws per estimate (weights 1/n), from ``generator``.
+
+    The ± antithetic form pairs every draw with its mirror image; cost N·(2n+1) with second
+    derivatives, N·2n without.  The draws are made on the generator's device in float64.
+    """
+
+    def __init__(self, d: int, sigma: float, n: int, generator: torch.Generator):
+        super().__init__(d, sigma)
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        if not isinstance(generator, torch.Generator):
+            raise ValueError("generator must be a torch.Generator")
+        self.n = n
+        self.generator = generator
+
+    def _nodes(self):
+        g = self.generator
+        z = torch.randn(self.n, self.d, generator=g, dtype=torch.float64, device=g.device)
+        return z, torch.full((self.n,), 1.0 / self.n, dtype=torch.float64, device=g.device)
+
+    def _num_nodes(self):
+        return self.n
+
+
+class FiniteDifference(DerivativeEstimator):
+    """Central differences of f itself (no smoothing), step h along each coordinate in dims.
+
+    u = f(x); ∂_j u = (f(x+h e_j) − f(x−h e_j)) / (2h); ∂²_jj u = (f(x+h e_j) + f(x−h e_j) −
+    2f(x)) / h².  Errors O(h²).  Cost N·(2·len(dims)+1) with derivatives, N for "u" only.
+    """
+
+    def __init__(self, d: int, h: float):
+        super().__init__(d)
+        if not h > 0:
+            raise ValueError(f"h must be > 0, got {h!r}")
+        self.h = float(h)
+
+    def estimate(self, f, x, need=DEFAULT_NEED, dims=None):
+        need = _check_need(need)
+        self._check_x(x)
+        dims = self._dims(dims, self.d)
+        n = x.shape[0]
+        if not _needs_derivatives(need):
+            return {"u": _eval_stacked(f, x, 1, n)[..., 0, :]}
+        steps = self.h * torch.eye(self.d, dtype=x.dtype, device=x.device)[dims]  # [k, d]
+        x0 = x.unsqueeze(0)
+        points = torch.cat([x0, x0 + steps.unsqueeze(1), x0 - steps.unsqueeze(1)])
+        points = points.reshape(-1, x.shape[1])
+        k = len(dims)
+        vals = _eval_stacked(f, points, 2 * k + 1, n)
+        f0 = vals[..., 0, :]
+        fp = vals[..., 1 : k + 1, :].transpose(-1, -2)  # [..., N, k]
+        fm = vals[..., k + 1 :, :].transpose(-1, -2)
+        out = {}
+        if "u" in need:
+            out["u"] = f0
+        if "grad" in need:
+            out["grad"] = (fp - fm) / (2 * self.h)
+        if _needs_second(need):
+            diag2 = (fp + fm - 2 * f0.unsqueeze(-1)) / self.h**2
+            if "diag2" in need:
+                out["diag2"] = diag2
+            if "lap" in need:
+                out["lap"] = diag2.sum(-1)
+        return out
+
+    def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
+        need = _check_need(need)
+        if not _needs_derivatives(need):
+            return n_points
+        k = len(self._dims(dims, self.d))
+        return n_points * (2 * k + 1)
+
+
+def _grad_or_zero(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if not out.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(out, x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
+class Autograd(DerivativeEstimator):
+    """Exact derivatives of f by reverse-mode autograd (first-order baseline / reference only).
+
+    The graph is kept (create_graph=True), so the outputs stay differentiable with respect to
+    the parameters of f.  Requires that row m of f's output depends on input row m only.
+    Costs one forward pass (``num_evaluations`` = N); the 1 + len(dims) backward passes per
+    leading-batch element are not counted as evaluations.
+    """
+
+    def __init__(self):
+        super().__init__(None)
+
+    def estimate(self, f, x, need=DEFAULT_NEED, dims=None):
+        need = _check_need(need)
+        self._check_x(x)
+        dims = self._dims(dims, x.shape[1])
+        n = x.shape[0]
+        if not _needs_derivatives(need):
+            return {"u": _eval_stacked(f, x, 1, n)[..., 0, :]}
+        xg = x.detach().requires_grad_(True)
+        vals = _eval_stacked(f, xg, 1, n)[..., 0, :]  # [..., N]
+        batch = vals.shape[:-1]
+        flat = vals.reshape(-1, n)
+        grads, diag2s = [], []
+        for row in flat:  # leading-batch elements (phase settings), not collocation points
+            g = _grad_or_zero(row.sum(), xg)  # [N, d]
+            grads.append(g[:, dims])
+            if _needs_second(need):
+                diag2s.append(
+                    torch.stack([_grad_or_zero(g[:, j].sum(), xg)[:, j] for j in dims], dim=-1)
+                )
+        out = {}
+        if "u" in need:
+            out["u"] = vals
+        if "grad" in need:
+            out["grad"] = torch.stack(grads).reshape(*batch, n, len(dims))
+        if _needs_second(need):
+            diag2 = torch.stack(diag2s).reshape(*batch, n, len(dims))
+            if "diag2" in need:
+                out["diag2"] = diag2
+            if "lap" in need:
+                out["lap"] = diag2.sum(-1)
+        return out
+
+    def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
+        _check_need(need)
+        return n_points

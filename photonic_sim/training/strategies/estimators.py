@@ -1,0 +1,212 @@
+"""Zeroth-order gradient estimators: pure functions over a batched loss closure.
+
+Conventions (shared by every function here)
+-------------------------------------------
+* ``closure(batch: Tensor[P, d]) -> Tensor[P]`` returns the loss of each row; one row is one
+  chip query (one phase setting). Each estimator builds its whole ``[P, d]`` batch first and
+  calls the closure exactly ONCE; nothing but the closure's outputs is read.
+* ``theta`` is the 1-D control vector (phases, rad). ``mask`` (bool ``[d]``) restricts
+  perturbations to a subset of coordinates: rows never change entries outside it and the
+  returned gradient estimate is exactly 0 there (an estimate of the masked gradient).
+* ``periods`` (``[d]``, rad): rows are wrapped modulo their period before the closure sees
+  them (entries with period 0 or NaN are left as they are). The loss of a phase is periodic,
+  so wrapping changes no difference quotient.
+* ``mu`` is the smoothing radius (rad), ``q`` the number of random directions.
+
+Statistics on a quadratic L(θ) = ½(θ−θ*)ᵀA(θ−θ*) with gradient g (tests pin these):
+* two-sided RGE: E ĝ = g exactly; E‖ĝ−g‖² = (d+1)‖g‖²/q (Gaussian) and (d−1)‖g‖²/q
+  (Rademacher and sphere, where ‖u‖² = d), with d the number of perturbed coordinates.
+* one-sided RGE: each sample carries an extra (μ/2)(uᵀAu)u, O(μ) per sample but zero-mean
+  for the symmetric distributions used here, so E ĝ = ∇L_μ (the μ-smoothed gradient), whose
+  bias is O(μ²) for smooth L (e.g. e^{−μ²/2}·∇L for a sum of cosines, Gaussian u).
+* forward CGE: ĝ_i = g_i + (μ/2)A_ii; central CGE: exact to rounding.
+* SPSA: E ĝ = g, E‖ĝ−g‖² = (d−1)‖g‖²/q.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+Closure = Callable[[Tensor], Tensor]
+
+DISTRIBUTIONS = ("gaussian", "rademacher", "sphere")
+
+
+class Estimate(NamedTuple):
+    """A gradient estimate ``grad`` ([d], 0 outside the mask) and a 0-d ``loss``: L(θ) when the
+    batch holds the unperturbed row, else the mean of all rows (an O(μ²)-biased proxy)."""
+
+    grad: Tensor
+    loss: Tensor
+
+
+class Search(NamedTuple):
+    """Result of a sparse coordinate search: ``move`` ([d], values in {−1, 0, +1}: the accepted
+    step sign per coordinate) and ``loss`` = L(θ) at the unperturbed row."""
+
+    move: Tensor
+    loss: Tensor
+
+
+def wrap(x: Tensor, periods: Tensor | None) -> Tensor:
+    """x modulo ``periods`` along the last dim (into [0, p)); entries with period 0/NaN kept."""
+    if periods is None:
+        return x
+    valid = torch.isfinite(periods) & (periods > 0)
+    safe = torch.where(valid, periods, torch.ones_like(periods))
+    r = torch.remainder(x, safe)
+    r = torch.where(r >= safe, r - safe, r)  # remainder(−tiny, p) rounds up to p
+    return torch.where(valid, r, x)
+
+
+def evaluate(closure: Closure, batch: Tensor) -> Tensor:
+    """One closure call on ``batch`` [P, d]; returns the P losses in ``batch``'s dtype."""
+    out = closure(batch)
+    if not isinstance(out, Tensor) or tuple(out.shape) != (batch.shape[0],):
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"closure must return a Tensor of shape [P]=({batch.shape[0]},), got {got}")
+    return out.detach().to(batch.dtype)
+
+
+def support(theta: Tensor, mask: Tensor | None) -> Tensor:
+    """Indices of the coordinates that may be perturbed (all when ``mask`` is None)."""
+    if mask is None:
+        return torch.arange(theta.shape[-1], device=theta.device)
+    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(theta.shape):
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(theta.shape)}")
+    idx = torch.nonzero(mask).flatten().to(theta.device)
+    if idx.numel() == 0:
+        raise ValueError("mask must select at least one coordinate (all False given)")
+    return idx
+
+
+def _check_q_mu(q: int, mu: float) -> None:
+    if int(q) != q or q < 1:
+        raise ValueError(f"q must be an integer >= 1, got {q}")
+    if not mu > 0:
+        raise ValueError(f"mu must be > 0 (rad), got {mu}")
+
+
+def sample_directions(q: int, m: int, *, dist: str, generator: torch.Generator,
+                      dtype: torch.dtype = torch.float64) -> Tensor:
+    """q random directions in R^m with E[uuᵀ] = I: standard Gaussian, Rademacher (±1), or
+    uniform on the sphere of radius √m."""
+    if dist == "gaussian":
+        return torch.randn(q, m, generator=generator, dtype=dtype)
+    if dist == "rademacher":
+        bits = torch.randint(0, 2, (q, m), generator=generator)
+        return (2 * bits - 1).to(dtype)
+    if dist == "sphere":
+        z = torch.randn(q, m, generator=generator, dtype=dtype)
+        return z / z.norm(dim=1, keepdim=True) * m**0.5
+    raise ValueError(f"dist must be one of {DISTRIBUTIONS}, got {dist!r}")
+
+
+def _scatter(u_sub: Tensor, idx: Tensor, d: int) -> Tensor:
+    """[q, m] directions on the support ``idx`` → [q, d] (zeros elsewhere), on idx's device."""
+    u = torch.zeros(u_sub.shape[0], d, dtype=u_sub.dtype, device=idx.device)
+    u[:, idx] = u_sub.to(idx.device)
+    return u
+
+
+def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.Generator,
+        dist: str = "gaussian", two_sided: bool = False, mask: Tensor | None = None,
+        periods: Tensor | None = None) -> Estimate:
+    """Randomized gradient estimate.
+
+    one-sided: rows [θ, θ+μu_1, …, θ+μu_q] (q+1 queries), ĝ = (1/q) Σ [L(θ+μu_i) − L(θ)]/μ · u_i.
+    two-sided: rows [θ+μu_1..q, θ−μu_1..q] (2q queries), ĝ = (1/q) Σ [L(θ+μu_i) − L(θ−μu_i)]/(2μ) · u_i.
+    """
+    _check_q_mu(q, mu)
+    idx = support(theta, mask)
+    d = theta.shape[-1]
+    u = _scatter(sample_directions(q, idx.numel(), dist=dist, generator=generator,
+                                   dtype=theta.dtype), idx, d)
+    if two_sided:
+        batch = torch.cat([theta + mu * u, theta - mu * u])
+        losses = evaluate(closure, wrap(batch, periods))
+        coef = (losses[:q] - losses[q:]) / (2 * mu)
+        return Estimate(coef @ u / q, losses.mean())
+    batch = torch.cat([theta[None], theta + mu * u])
+    losses = evaluate(closure, wrap(batch, periods))
+    coef = (losses[1:] - losses[0]) / mu
+    return Estimate(coef @ u / q, losses[0])
+
+
+def gaussian_forward(closure: Closure, theta: Tensor, *, q: int, mu: float,
+                     generator: torch.Generator, mask: Tensor | None = None,
+                     periods: Tensor | None = None) -> Estimate:
+    """FLOPS-style estimate (Gu et al., DAC 2020): forward differences along q Gaussian samples
+    of standard deviation μ, ĝ = (1/q) Σ [L(θ+μu_i) − L(θ)]/μ · u_i, q+1 queries. FLOPS relies on
+    many samples (q ~ 20–60) and on shrinking μ as training proceeds (done by the strategy)."""
+    return rge(closure, theta, q=q, mu=mu, generator=generator, dist="gaussian",
+               two_sided=False, mask=mask, periods=periods)
+
+
+def cge(closure: Closure, theta: Tensor, *, mu: float, central: bool = False,
+        coords: Tensor | None = None, mask: Tensor | None = None,
+        periods: Tensor | None = None) -> Estimate:
+    """Coordinate gradient estimate over ``coords`` (default: every coordinate in ``mask``).
+
+    forward: rows [θ, θ+μe_c…] (k+1 queries), ĝ_c = [L(θ+μe_c) − L(θ)]/μ.
+    central: rows [θ, θ+μe_c…, θ−μe_c…] (2k+1 queries), ĝ_c = [L(θ+μe_c) − L(θ−μe_c)]/(2μ).
+    Coordinates not in ``coords`` get ĝ = 0 (no rescaling: a coordinate-descent estimate).
+    """
+    _check_q_mu(1, mu)
+    idx = support(theta, mask) if coords is None else coords.flatten().to(theta.device)
+    k, d = idx.numel(), theta.shape[-1]
+    steps = theta.new_zeros(k, d)
+    steps[torch.arange(k, device=theta.device), idx] = mu
+    parts = [theta[None], theta + steps] + ([theta - steps] if central else [])
+    losses = evaluate(closure, wrap(torch.cat(parts), periods))
+    grad = torch.zeros_like(theta)
+    if central:
+        grad[idx] = (losses[1:k + 1] - losses[k + 1:]) / (2 * mu)
+    else:
+        grad[idx] = (losses[1:] - losses[0]) / mu
+    return Estimate(grad, losses[0])
+
+
+def spsa(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.Generator,
+         mask: Tensor | None = None, periods: Tensor | None = None) -> Estimate:
+    """Simultaneous-perturbation estimate (Spall) averaged over q Rademacher draws Δ:
+    rows [θ+μΔ_1..q, θ−μΔ_1..q] (2q queries), ĝ_i = (1/q) Σ [L(θ+μΔ) − L(θ−μΔ)]/(2μΔ_i)."""
+    _check_q_mu(q, mu)
+    idx = support(theta, mask)
+    delta = sample_directions(q, idx.numel(), dist="rademacher", generator=generator,
+                              dtype=theta.dtype)
+    full = _scatter(delta, idx, theta.shape[-1])
+    losses = evaluate(closure, wrap(torch.cat([theta + mu * full, theta - mu * full]), periods))
+    diff = (losses[:q] - losses[q:]) / (2 * mu)
+    grad = torch.zeros_like(theta)
+    grad[idx] = (diff[:, None] / delta.to(theta.device)).mean(0)
+    return Estimate(grad, losses.mean())
+
+
+def sparse_coordinate_search(closure: Closure, theta: Tensor, *, k: int, step: float,
+                             generator: torch.Generator, mask: Tensor | None = None,
+                             periods: Tensor | None = None, min_gain: float = 0.0) -> Search:
+    """MixedTrain-style sparse coordinate search (after Gu et al., AAAI 2021).
+
+    Draws k distinct coordinates of the mask at random, tries θ ± step·e_c for each of them
+    (rows [θ, θ+step·e_c…, θ−step·e_c…], 2k+1 queries in one call) and, per coordinate, keeps
+    the better of the two trial moves only if it lowers the loss below L(θ) − min_gain;
+    otherwise that coordinate stays (move 0). The caller applies θ += step · move.
+    """
+    if not step > 0:
+        raise ValueError(f"step must be > 0 (rad), got {step}")
+    idx = support(theta, mask)
+    if int(k) != k or not 1 <= k <= idx.numel():
+        raise ValueError(f"k must be an integer in [1, {idx.numel()}], got {k}")
+    chosen = idx[torch.randperm(idx.numel(), generator=generator)[:k].to(idx.device)]
+    steps = theta.new_zeros(k, theta.shape[-1])
+    steps[torch.arange(k, device=theta.device), chosen] = step
+    losses = evaluate(closure, wrap(torch.cat([theta[None], theta + steps, theta - steps]), periods))
+    base, plus, minus = losses[0], losses[1:k + 1], losses[k + 1:]
+    up = (plus <= minus) & (plus < base - min_gain)
+    down = (minus < plus) & (minus < base - min_gain)
+    move = torch.zeros_like(theta)
+    move[chosen] = up.to(theta.dtype) - down.to(theta.dtype)
+    return Search(move, base)

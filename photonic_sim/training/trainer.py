@@ -1,0 +1,215 @@
+"""The training loop: strategy ↔ chip closure, evaluation through the chip, early stopping,
+divergence guard, checkpoints and bit-identical resume.
+
+Every training query lands in ``chip.ledger``. Evaluation queries are measured through the
+same noisy chip but booked in a separate ``eval_ledger``, so the training cost (energy,
+latency) counts only what training needed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from photonic_sim.chip import Ledger
+
+Tensor = torch.Tensor
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class DivergedError(RuntimeError):
+    """A non-finite loss stopped the run (the last good phases are kept)."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100
+    eval_every: int = 20
+    patience: int | None = None  # evaluations without improvement before stopping
+    min_delta: float = 0.0
+    checkpoint_every: int | None = None
+    seed: int = 0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps: {self.steps} is out of range (allowed: >= 1)")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every: {self.eval_every} is out of range (allowed: >= 1)")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience: {self.patience} is out of range (allowed: >= 1)")
+
+
+@dataclass
+class TrainResult:
+    phases: Tensor
+    history: list[dict] = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+    best: float = math.nan
+    stopped: str = "completed"
+    ledger: dict = field(default_factory=dict)
+    eval_ledger: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+class Trainer:
+    """Runs ``strategy`` (which owns the phase vector) against ``chip`` on ``task``.
+
+    ``cost`` (optional) maps ledger totals to ``(energy_j, latency_s)`` so every history row
+    carries the training energy and latency spent so far.
+    """
+
+    def __init__(self, chip, task, strategy, config: TrainConfig, *, checkpoint_dir: str | Path | None = None,
+                 cost: Callable[[dict], tuple[float, float]] | None = None) -> None:
+        self.chip, self.task, self.strategy, self.config = chip, task, strategy, config
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.cost = cost
+        self.data_gen = torch.Generator().manual_seed(config.seed + 7919)
+        self.eval_ledger = Ledger()
+        self.history: list[dict] = []
+        self.step = 0
+        self.best = -math.inf if task.higher_is_better else math.inf
+        self.bad_evals = 0
+        self.wall_s = 0.0
+        self.last_eval: dict = {}
+
+    # ------------------------------------------------------------------ public
+    def run(self, resume: bool = False) -> TrainResult:
+        if resume:
+            self._load_checkpoint()
+        cfg, strategy = self.config, self.strategy
+        last_good = strategy.params.detach().clone()
+        stopped = "completed"
+        t0 = time.perf_counter() - self.wall_s
+        bar = _Progress(cfg.steps, self.step, cfg.progress)
+        try:
+            while self.step < cfg.steps:
+                batch = self.task.sample_batch(self.data_gen)
+                closure = self.task.closure(self.chip, batch, differentiable=not strategy.in_situ)
+                loss = float(strategy.step(closure))
+                if not math.isfinite(loss) or not bool(torch.isfinite(strategy.params).all()):
+                    with torch.no_grad():
+                        strategy.params.copy_(last_good)
+                    stopped = (f"diverged at step {self.step + 1}: loss {loss} is not finite; "
+                               "kept the phases of the last good step")
+                    break
+                last_good = strategy.params.detach().clone()
+                self.step += 1
+                row = {"step": self.step, "queries": self.chip.ledger.queries, "loss": loss}
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    row.update(self._evaluate())
+                    if self._plateaued():
+                        stopped = f"early stop at step {self.step}: no improvement in {cfg.patience} evaluations"
+                        self._record(row, t0)
+                        break
+                self._record(row, t0)
+                bar.update(row)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.wall_s = time.perf_counter() - t0
+                    self._save_checkpoint()
+        finally:
+            bar.close()
+        self.wall_s = time.perf_counter() - t0
+        if not self.history or "metric" not in self.history[-1]:
+            evaluated = self._evaluate()
+            if self.history:
+                self.history[-1].update(evaluated)
+        if self.checkpoint_dir:
+            self._save_checkpoint()
+        return TrainResult(
+            phases=strategy.params.detach().clone(), history=self.history, final=dict(self.last_eval),
+            best=self.best, stopped=stopped, ledger=self.chip.ledger.totals(),
+            eval_ledger=self.eval_ledger.totals(), wall_s=self.wall_s,
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _record(self, row: dict, t0: float) -> None:
+        if self.cost is not None:
+            row["energy_j"], row["latency_s"] = self.cost(self.chip.ledger.totals())
+        row["wall_s"] = time.perf_counter() - t0
+        self.history.append(row)
+
+    def _evaluate(self) -> dict:
+        before = self.chip.ledger.totals()
+        result = self.task.evaluate(self.chip, self.strategy.params.detach())
+        after = self.chip.ledger.totals()
+        self.chip.ledger.load(before)
+        for key in before:
+            setattr(self.eval_ledger, key, getattr(self.eval_ledger, key) + after[key] - before[key])
+        self.last_eval = result
+        metric = result["metric"]
+        better = metric > self.best + self.config.min_delta if self.task.higher_is_better \
+            else metric < self.best - self.config.min_delta
+        if better:
+            self.best, self.bad_evals = metric, 0
+        else:
+            self.bad_evals += 1
+        return {"metric": metric, "eval_loss": result["loss"]}
+
+    def _plateaued(self) -> bool:
+        return self.config.patience is not None and self.bad_evals >= self.config.patience
+
+    def _state(self) -> dict:
+        return {
+            "step": self.step, "params": self.strategy.params.detach().clone(),
+            "strategy": self.strategy.state_dict(), "chip": self.chip.state_dict(),
+            "data_gen": self.data_gen.get_state(), "history": self.history, "best": self.best,
+            "bad_evals": self.bad_evals, "eval_ledger": self.eval_ledger.totals(),
+            "wall_s": self.wall_s, "last_eval": self.last_eval,
+        }
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
+        torch.save(self._state(), tmp)
+        tmp.replace(self.checkpoint_dir / CHECKPOINT_FILE)
+
+    def _load_checkpoint(self) -> None:
+        path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_FILE
+        if path is None or not path.is_file():
+            raise ValueError(f"resume: no checkpoint at {path}")
+        state = torch.load(path, weights_only=False)
+        with torch.no_grad():
+            self.strategy.params.copy_(state["params"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.chip.load_state_dict(state["chip"])
+        self.data_gen.set_state(state["data_gen"])
+        self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        self.bad_evals, self.wall_s, self.last_eval = state["bad_evals"], state["wall_s"], state["last_eval"]
+        self.eval_ledger.load(state["eval_ledger"])
+
+
+class _Progress:
+    """A rich progress bar on stderr showing loss / metric / queries (no-op when disabled)."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self._bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             TextColumn("{task.fields[info]}"), console=Console(file=sys.stderr))
+        self._bar.start()
+        self._task = self._bar.add_task("train", total=total, completed=done, info="")
+
+    def update(self, row: dict) -> None:
+        if self._bar is None:
+            return
+        info = f"loss {row['loss']:.4f}  queries {row['queries']}"
+        if "metric" in row:
+            info += f"  metric {row['metric']:.4f}"
+        self._bar.update(self._task, completed=row["step"], info=info)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,337 @@
+"""Meshes, decomposition and SVD blocks against independent references (numpy, analytic T)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import unitary_group
+
+from photonic_sim.circuits import ClementsMesh, Mesh, ReckMesh, SVDBlock, attenuator_transmission, decompose
+from photonic_sim.devices.mzi import coupler_matrix, mzi_matrix
+
+MESHES = [ClementsMesh, ReckMesh]
+TWO_PI = 2 * math.pi
+
+
+def rand_phases(mesh, gen, *lead):
+    return torch.rand(*lead, mesh.num_phases, generator=gen, dtype=torch.float64) * TWO_PI
+
+
+def t_ref(theta, phi, k1=0.5, k2=0.5, loss_db=0.0):
+    """Independent numpy MZI: B(κ2)·diag(e^{iθ},1)·B(κ1)·diag(e^{iφ},1)·10^(-IL/20)."""
+
+    def b(k):
+        return np.array([[math.sqrt(1 - k), 1j * math.sqrt(k)], [1j * math.sqrt(k), math.sqrt(1 - k)]])
+
+    amp = 10 ** (-loss_db / 20)
+    return amp * b(k2) @ np.diag([np.exp(1j * theta), 1]) @ b(k1) @ np.diag([np.exp(1j * phi), 1])
+
+
+def dense_reference(mesh, phases, kappa=None, loss_db=None):
+    """Product of n×n embedded MZIs, one by one in index (light) order, then the screen."""
+    p = np.asarray(phases)
+    M, n = mesh.num_mzis, mesh.n
+    u = np.eye(n, dtype=complex)
+    for k, (_, top) in enumerate(mesh.mzis):
+        k1, k2 = (0.5, 0.5) if kappa is None else kappa[k]
+        il = 0.0 if loss_db is None else loss_db[k]
+        e = np.eye(n, dtype=complex)
+        e[top : top + 2, top : top + 2] = t_ref(p[k], p[M + k], k1, k2, il)
+        u = e @ u
+    return np.diag(np.exp(1j * p[2 * M :])) @ u
+
+
+def crossings(mesh):
+    """Number of MZIs each mode passes through."""
+    d = np.zeros(mesh.n, dtype=int)
+    for _, top in mesh.mzis:
+        d[top : top + 2] += 1
+    return d
+
+
+# ---------------------------------------------------------------------------- layout
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8])
+def test_layout_counts_and_depths(n):
+    c, r = ClementsMesh(n), ReckMesh(n)
+    for m in (c, r):
+        assert m.num_mzis == n * (n - 1) // 2
+        assert m.num_phases == n * (n - 1) + n
+        assert sorted(k for col in m.columns for k in col.mzis) == list(range(m.num_mzis))
+        for ci, col in enumerate(m.columns):
+            assert col.offset == ci % 2
+            assert all(m.mzis[k] == (ci, col.offset + 2 * j) for j, k in enumerate(col.mzis))
+    assert c.num_columns == n and r.num_columns == 2 * n - 3
+    # Clements: interior modes cross every column; edge modes only the columns that reach them.
+    exp_c = [n] * n
+    exp_c[0] = (n + 1) // 2
+    exp_c[-1] = n // 2 if n % 2 == 0 else (n - 1) // 2
+    assert crossings(c).tolist() == exp_c
+    # Reck triangle: mode 0 crosses n-1, mode j (1..n-2) 2n-1-2j, mode n-1 one MZI.
+    exp_r = [n - 1] + [2 * n - 1 - 2 * j for j in range(1, n - 1)] + [1]
+    assert crossings(r).tolist() == exp_r
+
+
+@pytest.mark.parametrize("cls", MESHES)
+def test_single_mzi_analytic(cls, gen):
+    m = cls(2)
+    p = rand_phases(m, gen, 5)
+    U = m.unitary(p).numpy()
+    th, ph, a0, a1 = p.numpy().T
+    s, c = np.sin(th / 2), np.cos(th / 2)
+    g = 1j * np.exp(1j * th / 2)
+    T = g[:, None, None] * np.stack(
+        [np.stack([np.exp(1j * ph) * s, c], -1), np.stack([np.exp(1j * ph) * c, -s], -1)], -2
+    )
+    ref = np.exp(1j * np.stack([a0, a1], -1))[:, :, None] * T
+    np.testing.assert_allclose(U, ref, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", MESHES)
+@pytest.mark.parametrize("n", [3, 4, 5, 8])
+def test_mesh_matches_dense_reference_nonideal(cls, n, gen):
+    m = cls(n)
+    p = rand_phases(m, gen)
+    kappa = 0.5 + 0.1 * (torch.rand(m.num_mzis, 2, generator=gen, dtype=torch.float64) - 0.5)
+    loss = torch.rand(m.num_mzis, generator=gen, dtype=torch.float64)
+    np.testing.assert_allclose(m.unitary(p).numpy(), dense_reference(m, p), atol=1e-12)
+    U = m.unitary(p, kappa=kappa, loss_db=loss).numpy()
+    np.testing.assert_allclose(U, dense_reference(m, p, kappa.numpy(), loss.numpy()), atol=1e-12)
+
+
+def test_positions_and_periods():
+    m = ClementsMesh(4)
+    pos, M = m.positions(), m.num_mzis
+    assert pos.shape == (m.num_phases, 2)
+    for k, (col, top) in enumerate(m.mzis):
+        assert pos[k].tolist() == [col, top + 0.5]
+        assert pos[M + k].tolist() == [col - 0.5, top + 0.5]
+    assert pos[2 * M :].tolist() == [[4.0, j] for j in range(4)]
+    assert torch.equal(m.phase_periods(), torch.full((m.num_phases,), TWO_PI, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------- physics
+@pytest.mark.parametrize("cls", MESHES)
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 16, 31, 64])
+def test_unitarity(cls, n, gen):
+    m = cls(n)
+    p = rand_phases(m, gen, 2)
+    eye = torch.eye(n, dtype=torch.complex128)
+    U = m.unitary(p)
+    assert (U @ U.mH - eye).abs().max() < 1e-12
+    U32 = m.unitary(p.float(), dtype=torch.complex64)
+    assert U32.dtype == torch.complex64
+    assert (U32 @ U32.mH - eye.to(torch.complex64)).abs().max() < 5e-5
+    assert (U32.to(torch.complex128) - U).abs().max() < 2e-5
+
+
+@pytest.mark.parametrize("cls", MESHES)
+def test_imbalanced_couplers_stay_unitary(cls, gen):
+    m = cls(9)
+    p = rand_phases(m, gen)
+    kappa = 0.5 + 0.2 * (torch.rand(m.num_mzis, 2, generator=gen, dtype=torch.float64) - 0.5)
+    U = m.unitary(p, kappa=kappa)
+    assert (U @ U.mH - torch.eye(9, dtype=torch.complex128)).abs().max() < 1e-12
+    assert (U - m.unitary(p)).abs().max() > 1e-3  # imbalance does change the transfer matrix
+
+
+@pytest.mark.parametrize("cls", MESHES)
+@pytest.mark.parametrize("n", [6, 7])
+def test_uniform_loss(cls, n, gen):
+    m = cls(n)
+    il = 0.3
+    amp = 10 ** (-il / 20)
+    depth = crossings(m)
+    # Bar state (θ = π): every mode stays on its waveguide and picks up amp per MZI crossed.
+    p = rand_phases(m, gen)
+    p[: m.num_mzis] = math.pi
+    U = m.unitary(p, loss_db=il).numpy()
+    np.testing.assert_allclose(np.abs(U), np.diag(amp**depth), atol=1e-12)
+    # Any setting: the loss only removes power, bounded by the shallowest/deepest path.
+    U = m.unitary(rand_phases(m, gen), loss_db=il).numpy()
+    sv = np.linalg.svd(U, compute_uv=False)
+    assert sv.max() <= amp ** depth.min() + 1e-12 and sv.min() >= amp ** depth.max() - 1e-12
+
+
+@pytest.mark.parametrize("cls", MESHES)
+def test_apply_equals_unitary_and_broadcasts(cls, gen):
+    m = cls(6)
+    p = rand_phases(m, gen, 3)
+    x = torch.randn(3, 4, 6, generator=gen, dtype=torch.complex128)
+    U = m.unitary(p)
+    ref = torch.einsum("pij,pbj->pbi", U, x)
+    assert (m.apply(p, x) - ref).abs().max() < 1e-13
+    xs = x[0]
+    assert (m.apply(p, xs) - torch.einsum("pij,bj->pbi", U, xs)).abs().max() < 1e-13
+    # real float32 input is promoted to complex64
+    y = m.apply(p.float(), x.real.float())
+    assert y.dtype == torch.complex64
+    assert (y.to(torch.complex128) - torch.einsum("pij,pbj->pbi", U, x.real.to(U.dtype))).abs().max() < 1e-5
+
+
+def test_batching_two_leading_dims(gen):
+    m = ReckMesh(5)
+    p = rand_phases(m, gen, 2, 3)
+    kappa = 0.5 + 0.05 * torch.randn(2, 3, m.num_mzis, 2, generator=gen, dtype=torch.float64)
+    loss = torch.rand(2, 3, m.num_mzis, generator=gen, dtype=torch.float64)
+    U = m.unitary(p, kappa=kappa, loss_db=loss)
+    assert U.shape == (2, 3, 5, 5)
+    for i in range(2):
+        for j in range(3):
+            one = m.unitary(p[i, j], kappa=kappa[i, j], loss_db=loss[i, j])
+            assert (U[i, j] - one).abs().max() < 1e-14
+
+
+def test_gradient_matches_finite_differences(gen):
+    m = ClementsMesh(4)
+    p = rand_phases(m, gen).requires_grad_(True)
+    kappa = 0.5 + 0.05 * torch.randn(m.num_mzis, 2, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, 4, generator=gen, dtype=torch.complex128)
+
+    def f(q):
+        u = m.unitary(q, kappa=kappa, loss_db=0.2)
+        return (u * w).real.sum() + (u.abs() ** 2 * w.imag).sum()
+
+    (grad,) = torch.autograd.grad(f(p), p)
+    h = 1e-6
+    basis = torch.eye(m.num_phases, dtype=torch.float64)
+    fd = torch.stack([(f(p.detach() + h * e) - f(p.detach() - h * e)) / (2 * h) for e in basis])
+    assert (grad - fd).abs().max() < 1e-7
+    assert grad.abs().max() > 1e-2
+
+
+# ---------------------------------------------------------------------------- decomposition
+@pytest.mark.parametrize("name,cls", [("clements", ClementsMesh), ("reck", ReckMesh)])
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 16, 33, 64])
+def test_decompose_round_trip(name, cls, n):
+    U = unitary_group.rvs(n, random_state=np.random.default_rng(n))
+    p = decompose(U, name)
+    assert p.dtype == np.float64 and p.shape == (cls(n).num_phases,)
+    assert p.min() >= 0 and p.max() < TWO_PI
+    V = cls(n).unitary(torch.from_numpy(p)).numpy()
+    assert np.abs(V - U).max() <= 1e-10
+
+
+def test_decompose_batch_and_torch_input():
+    rng = np.random.default_rng(7)
+    U = np.stack([unitary_group.rvs(4, random_state=rng) for _ in range(6)]).reshape(2, 3, 4, 4)
+    p = decompose(torch.from_numpy(U), "reck")
+    assert p.shape == (2, 3, ReckMesh(4).num_phases)
+    np.testing.assert_array_equal(p[1, 2], decompose(U[1, 2], "reck"))
+    V = ReckMesh(4).unitary(torch.from_numpy(p)).numpy()
+    assert np.abs(V - U).max() <= 1e-12
+
+
+# ---------------------------------------------------------------------------- SVD block
+def test_attenuator_against_couplers(gen):
+    theta = torch.rand(7, generator=gen, dtype=torch.float64) * math.pi
+    np.testing.assert_allclose(attenuator_transmission(theta).numpy(), np.sin(theta.numpy() / 2), atol=1e-15)
+    kappa = 0.5 + 0.1 * torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    loss = torch.rand(7, generator=gen, dtype=torch.float64)
+    pp = torch.diag_embed(torch.polar(torch.ones(7, 2, dtype=torch.float64), torch.stack((theta / 2, -theta / 2), -1)))
+    bar = (coupler_matrix(kappa[:, 1]) @ pp @ coupler_matrix(kappa[:, 0]))[:, 0, 0]
+    ref = bar * 10 ** (-loss / 20) / 1j
+    assert (attenuator_transmission(theta, kappa=kappa, loss_db=loss) - ref).abs().max() < 1e-15
+    # same bar transmission read from mzi_matrix with φ = 0 (push-pull = e^{-iθ/2}·diag(e^{iθ}, 1))
+    t00 = mzi_matrix(theta, torch.zeros(7, dtype=torch.float64), kappa1=kappa[:, 0], kappa2=kappa[:, 1])[:, 0, 0]
+    assert (attenuator_transmission(theta, kappa=kappa) - t00 * torch.exp(-0.5j * theta) / 1j).abs().max() < 1e-15
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (3, 6), (6, 3), (1, 5), (5, 1), (8, 8)])
+@pytest.mark.parametrize("complex_w", [False, True])
+def test_svd_round_trip(shape, complex_w):
+    rng = np.random.default_rng(sum(shape) + complex_w)
+    W = rng.normal(size=shape) + (1j * rng.normal(size=shape) if complex_w else 0)
+    b = SVDBlock(*shape)
+    p, scale = b.from_matrix(W)
+    assert p.shape == (b.num_phases,) and isinstance(scale, float)
+    assert np.isclose(scale, np.linalg.norm(W, 2), rtol=1e-12)
+    s = p[b.slices["S"]]
+    assert s.min() >= 0 and s.max() <= math.pi
+    M = b.matrix(torch.from_numpy(p)).numpy() * scale
+    assert np.abs(M - W).max() <= 1e-10
+    x = torch.from_numpy(rng.normal(size=(5, shape[1])) + 1j * rng.normal(size=(5, shape[1])))
+    y = b.apply(torch.from_numpy(p), x).numpy() * scale
+    np.testing.assert_allclose(y, x.numpy() @ W.T, atol=1e-10)
+
+
+def test_svd_zero_matrix_and_batch():
+    b = SVDBlock(3, 4)
+    p, scale = b.from_matrix(np.zeros((3, 4)))
+    assert scale == 1.0 and np.all(p[b.slices["S"]] == 0)
+    assert np.abs(b.matrix(torch.from_numpy(p)).numpy()).max() < 1e-15
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(2, 3, 4))
+    p, scale = b.from_matrix(W)
+    assert p.shape == (2, b.num_phases) and scale.shape == (2,)
+    M = b.matrix(torch.from_numpy(p)).numpy() * scale[:, None, None]
+    assert np.abs(M - W).max() <= 1e-10
+
+
+def test_svd_nonideal_parts(gen):
+    b = SVDBlock(4, 3)
+    p = torch.rand(b.num_phases, generator=gen, dtype=torch.float64) * TWO_PI
+    kappa = 0.5 + 0.05 * torch.randn(b.num_mzis, 2, generator=gen, dtype=torch.float64)
+    loss = torch.rand(b.num_mzis, generator=gen, dtype=torch.float64)
+    parts = {k: kappa[b.mzi_slices[k]] for k in "USV"}
+    lparts = {k: loss[b.mzi_slices[k]] for k in "USV"}
+    u = b.u.unitary(p[b.slices["U"]], kappa=parts["U"], loss_db=lparts["U"])
+    vh = b.v.unitary(p[b.slices["V"]], kappa=parts["V"], loss_db=lparts["V"])
+    s = attenuator_transmission(p[b.slices["S"]], kappa=parts["S"], loss_db=lparts["S"])
+    sig = torch.zeros(4, 3, dtype=torch.complex128)
+    sig[range(3), range(3)] = s
+    ref = u @ sig @ vh
+    assert (b.matrix(p, kappa=parts, loss_db=lparts) - ref).abs().max() < 1e-14
+    assert (b.matrix(p, kappa=kappa, loss_db=loss) - ref).abs().max() < 1e-14
+    x = torch.randn(2, 5, 3, generator=gen, dtype=torch.complex128)
+    y = b.apply(p.expand(2, -1), x, kappa=kappa, loss_db=loss)
+    assert (y - x @ ref.T).abs().max() < 1e-14
+
+
+def test_svd_positions_and_periods():
+    b = SVDBlock(4, 3)
+    pos = b.positions()
+    assert pos.shape == (b.num_phases, 2)
+    xu, xs, xv = (pos[b.slices[k], 0] for k in "USV")
+    assert xv.max() < xs.min() and xs.max() < xu.min()  # light order V → Σ → U
+    per = b.phase_periods()
+    assert torch.all(per[b.slices["S"]] == math.pi)
+    assert torch.all(per[b.slices["U"]] == TWO_PI) and torch.all(per[b.slices["V"]] == TWO_PI)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_bad_inputs_raise():
+    for bad in (1, 0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n"):
+            ClementsMesh(bad)
+        with pytest.raises(ValueError, match="n"):
+            ReckMesh(bad)
+    m = ClementsMesh(3)
+    with pytest.raises(ValueError, match="phases"):
+        m.unitary(torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="kappa"):
+        m.unitary(torch.zeros(m.num_phases), kappa=1.2)
+    with pytest.raises(ValueError, match="kappa"):
+        m.unitary(torch.zeros(m.num_phases), kappa=torch.full((4, 2), 0.5))
+    with pytest.raises(ValueError, match="loss_db"):
+        m.unitary(torch.zeros(m.num_phases), loss_db=-1.0)
+    with pytest.raises(ValueError, match="x"):
+        m.apply(torch.zeros(m.num_phases), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="dtype"):
+        m.unitary(torch.zeros(m.num_phases), dtype=torch.float64)
+    with pytest.raises(ValueError, match="square"):
+        decompose(np.eye(3)[:2])
+    with pytest.raises(ValueError, match="not unitary"):
+        decompose(2 * np.eye(3))
+    with pytest.raises(ValueError, match="mesh"):
+        decompose(np.eye(3), "triangle")
+    with pytest.raises(ValueError, match="2×2"):
+        decompose(np.eye(1))
+    b = SVDBlock(3, 2)
+    with pytest.raises(ValueError, match="W"):
+        b.from_matrix(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="keys"):
+        b.matrix(torch.zeros(b.num_phases), kappa={"X": 0.5})
+    with pytest.raises(ValueError, match="n_in"):
+        SVDBlock(3, 0)
+    assert Mesh(1).num_mzis == 0  # the bare one-mode phase screen of an SVD side is allowed

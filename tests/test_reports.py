@@ -1,0 +1,225 @@
+"""Run directories: schema-valid report.json, atomic writes, real PNG figures embedded in the HTML."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import struct
+
+import numpy as np
+import pytest
+import yaml
+
+from photonic_sim.reports import (
+    ReportError, check_out_dir, collect_versions, read_history, render, validate_report, write_run_dir,
+)
+from photonic_sim.reports import figures as figures_mod
+from photonic_sim.reports.units import eng, scale
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_report() -> dict:
+    return {
+        "scenario": "quickstart", "seed": 0, "task": {"kind": "digits", "test_fraction": 0.25},
+        "metrics": {"name": "accuracy", "final": 0.91, "best": 0.93, "history_file": "metrics.csv"},
+        "counts": {"mzi_blocked": 640, "mzi_svd": 500, "phase_shifters": 1400, "detectors": 80, "adcs": 80,
+                   "dacs": 80, "lasers": 1},
+        "area_mm2": {"total": 10.8, "breakdown": {"phase_shifters": 3.5, "couplers": 0.3, "adc": 4.0, "dac": 3.0}},
+        "inference": {"energy_j": 3.2e-10, "latency_s": 2.1e-7,
+                      "breakdown": {"energy_j": {"laser": 1e-10, "adc": 1.2e-10, "dac": 1e-10},
+                                    "latency_s": {"optical": 1e-10, "control": 2.099e-7}}},
+        "training": {"queries": 3200, "energy_j": 1.3, "latency_s": 1.1, "wall_s": 55.0,
+                     "breakdown": {"energy_j": {"heaters": 1.0, "adc": 0.3}, "latency_s": {"settle": 1.0, "optical": 0.1}}},
+        "versions": collect_versions(),
+    }
+
+
+def make_history(n: int = 40) -> list[dict]:
+    return [{"step": i, "queries": 16 * i, "loss": 2.3 * 0.95**i, "metric": 0.1 + 0.02 * i if i % 10 == 0 else None,
+             "energy_j": 1e-3 * i, "latency_s": 5e-4 * i} for i in range(1, n + 1)]
+
+
+PHASES = {"layer0.core0": np.linspace(0, 9, 8 * 28).reshape(8, 28), "layer1/dense": np.arange(12.0)}
+
+
+def write(out, **kw):
+    args = dict(report=make_report(), history=make_history(), resolved_scenario={"name": "quickstart", "seed": 0},
+                phases_by_mesh=PHASES, checkpoint_files={"state.pt": b"\x00\x01weights"})
+    args.update(kw)
+    return write_run_dir(out, **args)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return write(tmp_path_factory.mktemp("runs") / "quickstart")
+
+
+# ------------------------------------------------------------------ schema
+
+
+def test_report_schema_accepts_a_good_report_and_rejects_broken_ones():
+    validate_report(make_report())
+    breakages = {
+        "training": lambda r: r.pop("training"),
+        "counts.lasers": lambda r: r["counts"].pop("lasers"),
+        "counts.adcs": lambda r: r["counts"].__setitem__("adcs", 2.5),
+        "inference.energy_j": lambda r: r["inference"].__setitem__("energy_j", -1.0),
+        "metrics.history_file": lambda r: r["metrics"].__setitem__("history_file", "other.csv"),
+        "area_mm2.breakdown.adc": lambda r: r["area_mm2"]["breakdown"].__setitem__("adc", "4 mm2"),
+        "task.kind": lambda r: r["task"].__setitem__("kind", "cifar"),
+        "training.breakdown.energy_j.heaters": lambda r: r["training"]["breakdown"]["energy_j"].__setitem__("heaters", float("nan")),
+    }
+    for key, breaker in breakages.items():
+        report = copy.deepcopy(make_report())
+        breaker(report)
+        with pytest.raises(ReportError) as info:
+            validate_report(report)
+        msg = str(info.value)
+        assert "\n" not in msg and msg.startswith("report.json: ")
+        where = {"training": "<root>: 'training' is a required", "counts.lasers": "counts: 'lasers' is a required"}
+        assert msg.startswith(f"report.json: {where.get(key, key + ':')}"), (key, msg)
+
+
+def test_null_metrics_are_allowed_for_a_cost_only_run():
+    report = make_report()
+    report["task"] = {"kind": "none"}
+    report["metrics"].update(final=None, best=None, name="none")
+    validate_report(report)
+
+
+# ------------------------------------------------------------------ the run directory
+
+
+def test_run_dir_has_every_file_and_report_json_round_trips(run_dir):
+    names = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")}
+    assert {"scenario.resolved.yaml", "report.json", "metrics.csv", "report.md", "report.html", "figures",
+            "checkpoint/state.pt", "checkpoint/phases_by_mesh.npz"} <= names
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report == make_report() | {"versions": report["versions"]}
+    validate_report(report)
+    assert yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text()) == {"name": "quickstart", "seed": 0}
+    assert (run_dir / "checkpoint/state.pt").read_bytes() == b"\x00\x01weights"
+    assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_metrics_csv_round_trips_the_history(run_dir):
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert header == "step,queries,loss,metric,energy_j,latency_s"
+    rows = read_history(run_dir / "metrics.csv")
+    expected = make_history()
+    assert [r["step"] for r in rows] == [r["step"] for r in expected]
+    for got, want in zip(rows, expected):
+        assert got["queries"] == want["queries"] and got["metric"] == want["metric"]
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-15)
+
+
+def test_figures_are_real_pngs_and_the_html_embeds_them(run_dir):
+    expected = {"training_curve.png", "energy_breakdown.png", "area_breakdown.png", "latency_breakdown.png",
+                "phases_layer0.core0.png", "phases_layer1_dense.png"}
+    figs = {p.name: p.read_bytes() for p in (run_dir / "figures").iterdir()}
+    assert set(figs) == expected
+    for name, data in figs.items():
+        w, h = png_size(data)
+        assert w >= 200 and h >= 100 and len(data) > 5000, name
+    html = (run_dir / "report.html").read_text()
+    embedded = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+    assert sorted(embedded) == sorted(figs.values())  # every figure, byte for byte, and nothing else
+    assert "figures/" not in html  # self-contained: no links to files
+    md = (run_dir / "report.md").read_text()
+    assert all(f"](figures/{n})" in md for n in expected)
+
+
+def test_reports_show_engineering_units(run_dir):
+    md = (run_dir / "report.md").read_text()
+    assert "| energy per inference | 320 pJ |" in md
+    assert "| latency per inference | 210 ns |" in md
+    assert "| average power | 1.18 W |" in md  # 1.3 J / 1.1 s
+    assert "| total | 10.8 mm² |" in md
+    assert eng(0.03, "W") == "30 mW" and eng(1e-5, "s") == "10 µs" and eng(None, "J") == "—"
+    assert scale([2e-7, 5e-6], "s") == (1e6, "µs")
+
+
+def test_cost_only_run_has_no_training_curve(tmp_path):
+    report = make_report()
+    report["task"] = {"kind": "none"}
+    report["metrics"].update(final=None, best=None, name="none")
+    out = write(tmp_path / "cost", report=report, history=[], phases_by_mesh=None)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["area_breakdown.png", "energy_breakdown.png",
+                                                                  "latency_breakdown.png"]
+    assert read_history(out / "metrics.csv") == []
+
+
+# ------------------------------------------------------------------ atomicity and existing dirs
+
+
+def test_a_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(figures_mod, "phase_heatmap", boom)  # after json/csv/checkpoint were written
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write(tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_dir_is_kept_on_failure_and_replaced_only_with_overwrite(tmp_path, monkeypatch):
+    out = write(tmp_path / "run")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(FileExistsError):
+        write(out)
+    with pytest.raises(FileExistsError):
+        check_out_dir(out)
+    monkeypatch.setattr(figures_mod, "phase_heatmap", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write(out, overwrite=True)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    report = make_report()
+    report["seed"] = 7
+    write(out, report=report, checkpoint_files={}, overwrite=True)
+    assert json.loads((out / "report.json").read_text())["seed"] == 7
+    assert not (out / "checkpoint/state.pt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_bad_inputs_raise_before_anything_is_written(tmp_path):
+    broken = make_report()
+    del broken["counts"]["mzi_svd"]
+    with pytest.raises(ReportError, match="counts"):
+        write(tmp_path / "a", report=broken)
+    with pytest.raises(ReportError, match=r"history\[1\]: missing loss"):
+        write(tmp_path / "b", history=[make_history()[0], {"step": 2, "queries": 3}])
+    with pytest.raises(ReportError, match="not a plain file name"):
+        write(tmp_path / "c", checkpoint_files={"../escape": b""})
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "empty").mkdir()  # an empty directory is fine
+    assert (write(tmp_path / "empty") / "report.json").is_file()
+
+
+# ------------------------------------------------------------------ re-rendering
+
+
+def test_render_recreates_md_html_and_figures_from_the_data_files(tmp_path):
+    out = write(tmp_path / "run")
+    originals = {n: (out / n).read_text() for n in ("report.md", "report.html")}
+    fig_names = sorted(p.name for p in (out / "figures").iterdir())
+    for p in (out / "figures").iterdir():
+        p.unlink()
+    (out / "report.md").write_text("stale")
+    (out / "report.html").unlink()
+    render(out)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == fig_names
+    assert (out / "report.md").read_text() == originals["report.md"]
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == len(fig_names)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    (out / "report.json").write_text(json.dumps({"scenario": "x"}))
+    with pytest.raises(ReportError, match="report.json: <root>: 'seed' is a required property"):
+        render(out)
