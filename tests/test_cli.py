@@ -1,0 +1,220 @@
+"""The `photonic-sim` command line: exit codes, one-line errors, run directories, resume,
+compare/sweep summaries and the Ray backend (local mode)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from photonic_sim.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = """\
+name: tiny
+seed: 0
+devices: silicon_thermo_optic
+accelerator: tonn_space
+training: sign_rge
+model:
+  name: tiny_tt
+  layers:
+    - {kind: tt, in_modes: [4, 4, 4], out_modes: [2, 5, 1], ranks: [1, 2, 2, 1], activation: none}
+task: {kind: digits}
+overrides:
+  training: {steps: 4, eval_every: 2, checkpoint_every: 1, eval_batch_size: 512, batch_size: 16,
+             strategy_options.q: 4, early_stopping: null}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def _err_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+# ------------------------------------------------------------------ bad input → exit 2
+BAD = {
+    "unknown_key": ("seeed: 1\n", "seeed"),
+    "wrong_type": ("seed: zero\n", "seed"),
+    "out_of_range": ("seed: -4\n", "seed"),
+    "unknown_card": ("devices: silicon_thermo_optik\n", "devices"),
+    "malformed": ("task: {kind: digits\n", ""),
+    "unsafe_tag": ("description: !!python/object/apply:os.system ['echo hacked']\n", "description"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_scenario_exits_2_with_one_line_and_writes_nothing(case, tmp_path, capsys):
+    text, key = BAD[case]
+    base = TINY
+    field = text.split(":")[0]
+    if field in ("seed", "devices", "task", "description") and case != "unknown_key":
+        base = "\n".join(line for line in TINY.splitlines() if not line.startswith(field + ":")) + "\n"
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(base + text)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 2
+    line = _err_line(capsys)
+    assert path.name in line and key in line
+    assert not out.exists()
+    assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_missing_file_and_bad_flags(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.yaml" in _err_line(capsys)
+    assert main(["run", "quickstart", "--bogus"]) == 2
+    assert "--bogus" in _err_line(capsys)
+    assert main(["compare", "quickstart", "--strategies", "zo-rgee", "--seeds", "1", "--out", str(tmp_path / "c")]) == 2
+    line = _err_line(capsys)
+    assert "zo-rgee" in line and "zo-rge" in line
+    assert not (tmp_path / "c").exists()
+    assert main(["run", "quickstart", "--set", "training.stepz=3", "--out", str(tmp_path / "o")]) == 2
+    assert "stepz" in _err_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_validate_every_shipped_scenario(capsys):
+    files = sorted(str(p) for p in (REPO / "scenarios").glob("*.yaml"))
+    assert main(["validate", *files]) == 0
+    assert f"{len(files)} scenario(s) valid" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ run, --set, resume
+def test_run_writes_everything_and_set_overrides(tiny, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny), "--out", str(out), "--no-progress", "--set", "seed=3",
+                 "--set", "training.steps=2"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"scenario.resolved.yaml", "report.json", "metrics.csv", "report.md", "report.html", "figures",
+            "checkpoint"} <= names
+    report = json.loads((out / "report.json").read_text())
+    assert report["seed"] == 3 and report["training"]["steps"] == 2
+    # 2 steps of sign-RGE with q=4: 5 queries per step, evaluation booked apart
+    assert report["training"]["queries"] == 2 * 5
+    assert 0.0 <= report["metrics"]["final"] <= 1.0
+    assert {"training_curve.png", "energy_breakdown.png", "area_breakdown.png", "latency_breakdown.png"} <= \
+        {p.name for p in (out / "figures").iterdir()}
+    assert not (tmp_path / ".run.work").exists()
+    # an existing run directory is not clobbered
+    assert main(["run", str(tiny), "--out", str(out), "--no-progress"]) == 2
+
+
+def _final_phases(run_dir: Path) -> torch.Tensor:
+    return torch.load(run_dir / "checkpoint" / "checkpoint.pt", weights_only=False)["params"]
+
+
+def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    assert main(["run", str(tiny), "--out", str(straight), "--no-progress"]) == 0
+
+    from photonic_sim.training import trainer as trainer_mod
+
+    original = trainer_mod.Trainer._record
+
+    def interrupt(self, row, t0):
+        original(self, row, t0)
+        if self.step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_record", interrupt)
+    resumed = tmp_path / "resumed"
+    assert main(["run", str(tiny), "--out", str(resumed), "--no-progress"]) == 1
+    assert not resumed.exists() and (tmp_path / ".resumed.work" / "checkpoint.pt").is_file()
+    monkeypatch.setattr(trainer_mod.Trainer, "_record", original)
+    assert main(["run", str(tiny), "--out", str(resumed), "--no-progress", "--resume"]) == 0
+    assert torch.equal(_final_phases(straight), _final_phases(resumed))
+    a = json.loads((straight / "report.json").read_text())
+    b = json.loads((resumed / "report.json").read_text())
+    assert a["metrics"]["final"] == b["metrics"]["final"]
+    assert a["training"]["queries"] == b["training"]["queries"]
+
+
+def test_report_rerenders(tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny), "--out", str(out), "--no-progress", "--set", "training.steps=1"]) == 0
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+    assert main(["report", str(tmp_path)]) == 2
+
+
+# ------------------------------------------------------------------ sweep / compare / ray
+def test_sweep_summary_and_restart_skips_finished_jobs(tiny, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["sweep", str(tiny), "--grid", "devices.phase_shifter.bits=4,8", "--out", str(out),
+            "--set", "training.steps=1"]
+    assert main(args) == 0
+    rows = json.loads((out / "sweep.json").read_text())
+    assert sorted(r["devices.phase_shifter.bits"] for r in rows) == ["4", "8"]
+    assert all("error" not in r and r["queries"] == 5 for r in rows)
+    assert (out / "figures" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "sweep.md").read_text()
+    assert "devices.phase_shifter.bits" in md
+    assert main(args) == 0
+    rows = json.loads((out / "sweep.json").read_text())
+    assert all(r.get("cached") for r in rows)
+
+
+def test_compare_rows_and_failed_jobs_are_reported(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tiny), "--strategies", "zo-sign-rge,spsa", "--seeds", "2", "--out", str(out),
+                 "--set", "training.steps=1"]) == 0
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [(r["strategy"], r["seed"]) for r in rows] == [("zo-sign-rge", 0), ("zo-sign-rge", 1), ("spsa", 0), ("spsa", 1)]
+    for r in rows:
+        assert {"strategy", "seed", "metric", "metric_final", "queries", "training_energy_j",
+                "training_latency_s", "wall_s"} <= set(r)
+    assert (out / "figures" / "convergence.png").is_file() and "spsa" in (out / "comparison.md").read_text()
+
+    from photonic_sim.scenarios import execute
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(execute, "run_scenario", boom)
+    out2 = tmp_path / "cmp2"
+    assert main(["compare", str(tiny), "--strategies", "spsa", "--seeds", "1", "--out", str(out2)]) == 1
+    rows = json.loads((out2 / "comparison.json").read_text())
+    assert len(rows) == 1 and "simulated failure" in rows[0]["error"]
+    assert "FAILED" in (out2 / "comparison.md").read_text()
+
+
+def test_ray_backend_local_mode(tiny, tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'photonic-sim[ray]')")
+    out = tmp_path / "ray"
+    assert main(["compare", str(tiny), "--strategies", "zo-sign-rge", "--seeds", "2", "--out", str(out),
+                 "--backend", "ray", "--set", "training.steps=1"]) == 0
+    rows = json.loads((out / "comparison.json").read_text())
+    assert len(rows) == 2 and all("error" not in r and r["queries"] == 5 for r in rows)
+    local = tmp_path / "local"
+    assert main(["compare", str(tiny), "--strategies", "zo-sign-rge", "--seeds", "2", "--out", str(local),
+                 "--set", "training.steps=1"]) == 0
+    assert [r["metric_final"] for r in rows] == [r["metric_final"] for r in json.loads((local / "comparison.json").read_text())]
+
+
+def test_cost_only_scenario(tmp_path):
+    out = tmp_path / "cost"
+    assert main(["run", str(REPO / "scenarios" / "energy_area_report.yaml"), "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["queries"] == 0 and report["counts"]["mzi_blocked"] > 0
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for word in ("quickstart", "silicon_thermo_optic", "tonn_time", "hybrid", "hjb20"):
+        assert word in text
+
+
