@@ -96,6 +96,26 @@ def test_clements_mesh_matches_simphony(n, case):
     assert sb.compare_with_simphony(n, phases, kappa=kappa, loss_db=loss) <= TOL
 
 
+def test_reck_mesh_matches_simphony():
+    mesh_mod = pytest.importorskip("photonic_sim.circuits.mesh")
+    rng = np.random.default_rng(7)
+    mesh = mesh_mod.ReckMesh(4)
+    phases, kappa, loss = _random_case(4, 3, "lossy", rng)
+    ours = mesh.unitary(torch.tensor(phases), kappa=torch.tensor(kappa), loss_db=torch.tensor(loss))
+    ref = sb.simphony_unitary(mesh, phases, kappa=kappa, loss_db=loss)
+    assert np.max(np.abs(ours.numpy() - ref)) <= TOL
+
+
+def test_leading_batch_dims_span_several_chunks():
+    rng = np.random.default_rng(5)
+    phases = rng.uniform(0, 2 * math.pi, (3, 4, 4))  # 12 settings > one chunk of 8
+    got = sb.simphony_unitary(2, phases)
+    assert got.shape == (3, 4, 2, 2)
+    for i in range(3):
+        for j in range(4):
+            assert np.max(np.abs(got[i, j] - _reference_clements(2, phases[i, j], None, None))) <= TOL
+
+
 def test_lossless_ideal_mesh_is_unitary_and_loss_scales_power():
     rng = np.random.default_rng(3)
     phases, _, _ = _random_case(4, 1, "ideal", rng)

@@ -18,7 +18,8 @@ The same devices as in ``photonic_sim.devices.mzi`` are built from circuit eleme
 Per MZI, in light order: φ shifter (top arm) → coupler κ₁ → θ shifter (top arm) → coupler κ₂
 → attenuators (both arms). Clements mesh: column c holds MZIs on modes (i, i+1) with
 i ≡ c (mod 2), MZIs numbered column by column, top to bottom; then the output phase screen
-α (one shifter per mode). Phase vector layout (as ``ClementsMesh``): phases[..., 0:M] = θ,
+α (one shifter per mode). Any other layout (e.g. ``ReckMesh``) is built from its list of
+MZI top modes in index order (``mesh.mzis``). Phase vector layout (as ``ClementsMesh``): phases[..., 0:M] = θ,
 [M:2M] = φ, [2M:2M+n] = α, with M = n(n-1)/2. External ports are ``in{j}`` and ``out{i}``
 (modes numbered top to bottom); the returned matrix is U[i, j] = S(in{j} → out{i}), i.e.
 out[i] = Σ_j U[i, j] in[j], our convention.
@@ -38,9 +39,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sax
+import torch
 from scipy.interpolate import CubicSpline
 from simphony.libraries import ideal
 from simphony.plugins.lumerical import df_to_sdict, load_sparams
+
+from photonic_sim.circuits.mesh import ClementsMesh
 
 jax.config.update("jax_enable_x64", True)
 
@@ -121,26 +125,35 @@ def mzi_netlist() -> dict:
     return b.netlist()
 
 
-def clements_netlist(n: int) -> dict:
-    """SAX netlist of an n-mode Clements mesh plus output phase screen (instances ``alpha{i}``).
+def mesh_netlist(n: int, tops) -> dict:
+    """SAX netlist of n modes with MZIs on (top, top+1) for ``tops`` in light order, then the
+    output phase screen (instances ``alpha{i}``).
 
-    MZI k (0 ≤ k < n(n-1)/2) has instances ``phi{k}``, ``dc1_{k}``, ``theta{k}``, ``dc2_{k}``,
-    ``lt{k}``, ``lb{k}``; ports ``in{j}`` → ``out{i}``, modes top to bottom.
+    MZI k has instances ``phi{k}``, ``dc1_{k}``, ``theta{k}``, ``dc2_{k}``, ``lt{k}``, ``lb{k}``;
+    ports ``in{j}`` → ``out{i}``, modes top to bottom.
     """
+    _check_n(n)
     b = _Builder(n)
-    for k, top in enumerate(clements_pairs(n)):
+    for k, top in enumerate(tops):
+        if not 0 <= top < n - 1:
+            raise ValueError(f"tops: MZI top mode must lie in [0, {n - 2}], got {top}")
         b.mzi(k, top)
     for i in range(n):
         b.two_port(f"alpha{i}", "phase_shifter", i)
     return b.netlist()
 
 
+def clements_netlist(n: int) -> dict:
+    """SAX netlist of an n-mode Clements mesh plus output phase screen (see ``mesh_netlist``)."""
+    return mesh_netlist(n, clements_pairs(n))
+
+
 # ----------------------------------------------------------------------------- evaluation
 @lru_cache(maxsize=None)
-def _compiled(n: int):
-    """Jitted (θ[..., M], φ[..., M], α[..., n], κ[..., M, 2], IL[..., M]) → U[..., n, n]."""
-    circuit, _ = sax.circuit(clements_netlist(n), models=MODELS, backend="klu")
-    m = n * (n - 1) // 2
+def _compiled(n: int, tops: tuple[int, ...]):
+    """Jitted (θ[C, M], φ[C, M], α[C, n], κ[C, M, 2], IL[C, M]) → U[C, n, n], one per layout."""
+    circuit, _ = sax.circuit(mesh_netlist(n, tops), models=MODELS, backend="klu")
+    m = len(tops)
     ins = [f"in{j}" for j in range(n)]
     outs = [f"out{i}" for i in range(n)]
 
@@ -165,20 +178,25 @@ def _compiled(n: int):
 
 
 def simphony_unitary(mesh_or_n, phases, kappa=None, loss_db=None) -> np.ndarray:
-    """Transfer matrix of the Clements mesh computed by SAX → numpy complex128 [..., n, n].
+    """Transfer matrix of a mesh computed by SAX → numpy complex128 [..., n, n].
 
-    ``mesh_or_n``: an int n or an object with attribute ``n`` (e.g. ``ClementsMesh``).
-    ``phases``: [..., n(n-1)/2·2 + n] in rad, layout θ | φ | α (module doc); leading dims are
-    evaluated by the one compiled circuit, 8 settings per call. ``kappa``: power coupling ratios
-    broadcastable to [..., M, 2] = (input-side κ₁, output-side κ₂), default 0.5, each in
-    [0, 1]. ``loss_db``: per-MZI insertion loss broadcastable to [..., M], ≥ 0, default 0.
+    ``mesh_or_n``: an int n (Clements mesh on n modes) or a mesh object with ``n`` and ``mzis``
+    ((column, top mode) of every MZI in index order, as ``photonic_sim.circuits.mesh.Mesh``),
+    e.g. ``ReckMesh(n)``. ``phases``: [..., 2M + n] in rad, layout θ | φ | α (module doc);
+    leading dims are evaluated by the one compiled circuit, 8 settings per call.
+    ``kappa``: power coupling ratios broadcastable to [..., M, 2] = (input-side κ₁,
+    output-side κ₂), default 0.5, each in [0, 1]. ``loss_db``: per-MZI insertion loss
+    broadcastable to [..., M], ≥ 0 dB, default 0.
     """
-    n = int(getattr(mesh_or_n, "n", mesh_or_n))
+    if isinstance(mesh_or_n, int):
+        n, tops = mesh_or_n, tuple(clements_pairs(mesh_or_n))
+    else:
+        n, tops = mesh_or_n.n, tuple(top for _, top in mesh_or_n.mzis)
     _check_n(n)
-    m = n * (n - 1) // 2
+    m = len(tops)
     phases = _to_numpy(phases)
     if phases.shape[-1:] != (2 * m + n,):
-        raise ValueError(f"phases: last dim must be 2M+n = {2 * m + n} for n={n}, got {phases.shape}")
+        raise ValueError(f"phases: last dim must be 2M+n = {2 * m + n} (n={n}, M={m}), got {phases.shape}")
     batch = phases.shape[:-1]
     kappa = np.broadcast_to(_to_numpy(0.5 if kappa is None else kappa), (*batch, m, 2))
     if np.any(kappa < 0) or np.any(kappa > 1):
@@ -191,7 +209,7 @@ def simphony_unitary(mesh_or_n, phases, kappa=None, loss_db=None) -> np.ndarray:
     total = flat[0].shape[0]
     pad = -total % _CHUNK
     flat = [np.concatenate([a, np.broadcast_to(a[:1], (pad, *a.shape[1:]))]) for a in flat]
-    fn = _compiled(n)
+    fn = _compiled(n, tops)
     out = []
     for start in range(0, total + pad, _CHUNK):
         p, k, il = (a[start : start + _CHUNK] for a in flat)
@@ -201,9 +219,6 @@ def simphony_unitary(mesh_or_n, phases, kappa=None, loss_db=None) -> np.ndarray:
 
 def compare_with_simphony(n: int, phases, kappa=None, loss_db=None) -> float:
     """Max |U_ours − U_SAX| between ``ClementsMesh(n).unitary`` and :func:`simphony_unitary`."""
-    import torch
-
-    from photonic_sim.circuits.mesh import ClementsMesh
 
     def as_t(x):
         return None if x is None else torch.as_tensor(_to_numpy(x))
