@@ -6,14 +6,15 @@ Two workloads (see benchmarks/README.md):
 
 * forward: one phase vector → device effects (8-bit quantization, static γ-noise and bias
   via ``PhaseShifter.realize``, thermal crosstalk with the kernel model, factor 0.005, via
-  ``apply_crosstalk``) → 64×64 unitary → applied to 256 complex input vectors.
+  ``apply_crosstalk`` with the sparse K of ``crosstalk_from_card(..., sparse=True)``) →
+  64×64 unitary → applied to 256 complex input vectors.
 * zo: 32 perturbed phase vectors (a zeroth-order estimator's query batch) → the same, all 32
   unitaries built and applied in ONE batched call.
 
 Rows: ours (``ClementsMesh``), a naive per-MZI loop written here, neuroptica (its
 ``OpticalMesh`` of ``PhaseShifterLayer``/``MZILayer``; no batching, so the zo row is 32
 sequential forwards) and the floor, one plain batched complex matmul of the same shapes.
-A breakdown of our time (device effects / 2×2 blocks / column sweep / matmul) follows.
+A breakdown of our time (device effects / 2×2 entries / unitary build / matmul) follows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torch.utils.benchmark import Timer
 from photonic_sim.circuits.mesh import ClementsMesh
 from photonic_sim.devices.cards import load_device_card
 from photonic_sim.devices.crosstalk import apply_crosstalk, crosstalk_from_card
-from photonic_sim.devices.mzi import mzi_matrix
+from photonic_sim.devices.mzi import mzi_coefficients, mzi_matrix
 from photonic_sim.devices.phase_shifter import PhaseShifter
 
 N_MODES, N_INPUTS, N_ZO, ZO_STEP = 64, 256, 32, 0.01
@@ -116,12 +117,17 @@ def main() -> None:
     card = load_device_card("silicon_thermo_optic")
     shifter = PhaseShifter.from_card(card)
     static = shifter.draw_static((mesh.num_phases,), torch.Generator(device=dev).manual_seed(1))
-    k_xt = crosstalk_from_card(mesh.positions() * card.waveguide.mzi_pitch, card).to(dev)
+    k_xt = crosstalk_from_card(mesh.positions() * card.waveguide.mzi_pitch, card, sparse=True).to(dev)
+    k_dense = k_xt.to_dense()  # the dense form, timed in the breakdown only
     gen = torch.Generator().manual_seed(0)
     base = torch.rand(mesh.num_phases, generator=gen, dtype=torch.float64) * (2 * math.pi)
     zo = base + ZO_STEP * torch.randn(N_ZO, mesh.num_phases, generator=gen, dtype=torch.float64)
     x = torch.randn(N_MODES, N_INPUTS, generator=gen, dtype=DTYPE)  # columns = input vectors
     base, zo, x = base.to(dev), zo.to(dev), x.to(dev)
+
+    def sweep_args(phi):  # the column sweep of mesh.apply, forced (for the breakdown)
+        return mesh._coefficients(phi, None, None, DTYPE), torch.polar(torch.ones_like(phi[..., -N_MODES:]),
+                                                                        phi[..., -N_MODES:]).to(DTYPE)
 
     def device_phases(p):
         return apply_crosstalk(shifter.realize(p, static), k_xt)
@@ -165,21 +171,22 @@ def main() -> None:
             real = shifter.realize(p, static)
             phi = apply_crosstalk(real, k_xt)
             u = mesh.unitary(phi)
-            k_sparse = k_xt.to_sparse()
             parts[name] = {
                 "realize (quantize + γ-noise + bias)": median_time(lambda: shifter.realize(p, static), args.threads, run_time),
-                "apply_crosstalk (dense K 4096²)": median_time(lambda: apply_crosstalk(real, k_xt), args.threads, run_time),
-                "  [alternative: sparse K]": median_time(
-                    lambda: real + torch.sparse.mm(k_sparse, real.reshape(-1, mesh.num_phases).T).T.reshape(real.shape),
-                    args.threads, run_time,
+                "apply_crosstalk (sparse K, used)": median_time(lambda: apply_crosstalk(real, k_xt), args.threads, run_time),
+                "  [dense K 4096², for comparison]": median_time(
+                    lambda: apply_crosstalk(real, k_dense), args.threads, run_time
                 ),
                 "mesh.unitary (total)": median_time(lambda: mesh.unitary(phi), args.threads, run_time),
-                "  of which mzi_matrix 2×2 blocks": median_time(
-                    lambda: mzi_matrix(phi[..., :m], phi[..., m : 2 * m], dtype=DTYPE), args.threads, run_time
+                "  of which mzi_coefficients (2×2 entries)": median_time(
+                    lambda: mzi_coefficients(phi[..., :m], phi[..., m : 2 * m], dtype=DTYPE), args.threads, run_time
                 ),
-                "U @ x (apply)": median_time(lambda: u @ x, args.threads, run_time),
-                "mesh.apply(x) (U never formed)": median_time(
+                "U @ x": median_time(lambda: u @ x, args.threads, run_time),
+                "mesh.apply(phi, xᵀ) (auto: B ≥ n/4 → U)": median_time(
                     lambda: mesh.apply(phi, x.T), args.threads, run_time
+                ),
+                "  [column sweep, U never formed]": median_time(
+                    lambda: mesh._sweep(*sweep_args(phi), x.T), args.threads, run_time
                 ),
             }
 
@@ -190,7 +197,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, torch threads = {torch.get_num_threads()}, BLAS threads (numpy) = "
           f"{args.threads}, device (ours, loop, floor) = {dev_name}; neuroptica runs on CPU (numpy)")
     print("device effects in ours/loop rows: 8-bit quantization, static γ-noise N(0, 0.002²) + bias, "
-          "thermal crosstalk kernel 0.005 (dense K from devices.crosstalk)")
+          "thermal crosstalk kernel 0.005 (sparse K from devices.crosstalk)")
     print("neuroptica: phases set + forward_pass (no device effects, no batching: zo = 32 sequential forwards)")
     print(f"median of timed runs (torch.utils.benchmark, ≥{run_time:.1f} s per row, after warm-up)\n")
     print(f"{'workload':<9}{'ours':>14}{'loop':>14}{'neuroptica':>14}{'floor':>14}"
@@ -206,9 +213,9 @@ def main() -> None:
         ok_f = o / t[(w, "floor")] <= 5
         print(f"  {w:<8} vs neuroptica: {'met' if ok_n else 'MISSED'}; vs floor: {'met' if ok_f else 'MISSED'}")
     print("\nbreakdown of ours (each part timed alone)")
-    print(f"{'part':<40}{'forward':>14}{'zo (32)':>14}")
+    print(f"{'part':<44}{'forward':>14}{'zo (32)':>14}")
     for part in parts["forward"]:
-        print(f"{part:<40}{fmt(parts['forward'][part])}{fmt(parts['zo'][part])}")
+        print(f"{part:<44}{fmt(parts['forward'][part])}{fmt(parts['zo'][part])}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -26,7 +27,9 @@ from photonic_sim.devices import (
     load_device_card,
     mzi_matrix,
 )
+from photonic_sim.devices import crosstalk as crosstalk_module
 from photonic_sim.devices.cards import DEVICES_DIR
+from photonic_sim.devices.mzi import mzi_coefficients
 
 CARDS = ("silicon_thermo_optic", "mems_phase_shifter")
 F64 = torch.float64
@@ -286,6 +289,36 @@ def test_mzi_device_matches_convention():
     torch.testing.assert_close(mzi.matrix(theta, phi, s, lossy=False), ref, rtol=0, atol=1e-12)
 
 
+def test_mzi_closed_form_matches_coupler_product():
+    """Closed-form mzi_matrix / mzi_coefficients == B(κ₂)·diag(e^{iθ},1)·B(κ₁)·diag(e^{iφ},1)
+    multiplied out from coupler_matrix (the product formula), ideal and imbalanced, with loss."""
+    g = torch.Generator().manual_seed(4)
+    theta = torch.rand(5, 6, generator=g, dtype=F64) * 4 * math.pi - math.pi  # outside [0, 2π) too
+    phi = torch.rand(6, generator=g, dtype=F64) * 2 * math.pi
+    k1 = torch.rand(5, 6, generator=g, dtype=F64)
+    k2 = torch.rand(5, 1, generator=g, dtype=F64)
+    loss = torch.rand(6, generator=g, dtype=F64)
+
+    def product(kk1, kk2, il):
+        shape = theta.shape
+        b1 = coupler_matrix(torch.as_tensor(kk1, dtype=F64).expand(shape))
+        b2 = coupler_matrix(torch.as_tensor(kk2, dtype=F64).expand(shape))
+        one = torch.ones(shape, dtype=torch.complex128)
+        d_theta = torch.diag_embed(torch.stack((torch.exp(1j * theta), one), -1))
+        d_phi = torch.diag_embed(torch.stack((torch.exp(1j * phi).expand(shape), one), -1))
+        return b2 @ d_theta @ b1 @ d_phi * (10 ** (-torch.as_tensor(il, dtype=F64) / 20))[..., None, None]
+
+    for kk1, kk2, il in ((0.5, 0.5, 0.0), (k1, k2, loss), (torch.tensor(0.5, dtype=F64), 0.5, 0.7)):
+        ref = product(kk1, kk2, il)
+        got = mzi_matrix(theta, phi, kappa1=kk1, kappa2=kk2, loss_db=il)
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-14)
+        entries = torch.stack(mzi_coefficients(theta, phi, kappa1=kk1, kappa2=kk2, loss_db=il), -1)
+        torch.testing.assert_close(entries, ref.flatten(-2), rtol=0, atol=1e-14)
+    t32 = mzi_matrix(theta.float(), phi.float(), kappa1=k1.float(), dtype=torch.complex64)
+    assert t32.dtype == torch.complex64
+    torch.testing.assert_close(t32.to(torch.complex128), product(k1, 0.5, 0.0), rtol=0, atol=1e-5)
+
+
 # ------------------------------------------------------------------ crosstalk
 
 
@@ -321,6 +354,39 @@ def test_crosstalk_kernel_and_distance_models():
     np.testing.assert_allclose(apply_crosstalk(torch.from_numpy(phi), k).numpy(), expected, rtol=1e-12)
     card = load_device_card("silicon_thermo_optic")
     torch.testing.assert_close(crosstalk_from_card(pos, card), kern)
+
+@pytest.mark.parametrize("model", ["kernel", "distance"])
+def test_sparse_crosstalk_equals_dense(model, monkeypatch):
+    """crosstalk_matrix(sparse=True) == the dense K entry for entry (built over several row
+    blocks), and apply_crosstalk with a COO or CSR K == the dense product, values and grads."""
+    monkeypatch.setattr(crosstalk_module, "_ROW_BLOCK", 64)
+    pitch = 50e-6
+    pos, r, c = _grid(12, 17, pitch)  # 204 heaters, 4 row blocks
+    dense = crosstalk_matrix(pos, model=model, factor=0.005, pitch=pitch)
+    sp = crosstalk_matrix(pos, model=model, factor=0.005, pitch=pitch, sparse=True)
+    assert sp.layout == torch.sparse_coo and sp.is_coalesced()
+    torch.testing.assert_close(sp.to_dense(), dense, rtol=0, atol=0)
+    expected_nnz = int((dense != 0).sum())
+    assert sp._nnz() == expected_nnz
+    if model == "kernel":  # grid neighbours: 4 inside, 3 on edges, 2 at corners
+        assert expected_nnz == 2 * (12 * 16 + 11 * 17)
+    g = torch.Generator().manual_seed(3)
+    phi = (torch.rand(3, 2, len(pos), generator=g, dtype=F64) * 2 * math.pi).requires_grad_(True)
+    w = torch.randn(3, 2, len(pos), generator=g, dtype=F64)
+    out_dense = apply_crosstalk(phi, dense)
+    (grad_dense,) = torch.autograd.grad((out_dense * w).sum(), phi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta state"
+        csr = sp.to_sparse_csr()
+    for k in (sp, csr):
+        out = apply_crosstalk(phi, k)
+        torch.testing.assert_close(out, out_dense, rtol=1e-14, atol=1e-14)  # summation order differs
+        (grad,) = torch.autograd.grad((out * w).sum(), phi)
+        torch.testing.assert_close(grad, grad_dense, rtol=0, atol=1e-14)
+    torch.testing.assert_close(apply_crosstalk(phi[0, 0], sp), out_dense[0, 0], rtol=0, atol=1e-14)
+    card = load_device_card("silicon_thermo_optic")
+    if model == "kernel":
+        torch.testing.assert_close(crosstalk_from_card(pos, card, sparse=True).to_dense(), dense, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------ detector / ADC

@@ -31,16 +31,36 @@ matrix of column c.
 
 Fields are row vectors in the last dim: ``apply`` maps x[..., B, n] to x @ Uᵀ, i.e. every
 row x[..., b, :] to U x[..., b, :].
+
+Algorithms (same results to rounding; tests pin them against each other and numpy):
+
+* Column sweep (``_sweep``): rows x pass the columns one by one, out of place, as
+  y = x·d + x[perm]·o (d, o: per-mode MZI entries of the column). Used whenever autograd
+  must track phases / kappa / loss_db / x (the FO baseline), and by ``apply`` for few rows.
+* Fast build (``_build``, no autograd): the columns are cut into g groups of L consecutive
+  columns; for Clements (L even) step s of every group is a column of the same parity, so
+  all groups — and all P phase vectors of a batch — are swept at once from the identity.
+  After s steps from the identity a row i is nonzero only in columns [i − s, i + s], so each
+  group's matrix is kept as a band (row i, offsets −L…L) and updated in place on two strided
+  row views (a = top rows, b = bottom rows of the step's pairs; work ∝ n²·L per group, not
+  n³). The g banded matrices are then scattered to dense and multiplied by a product tree
+  ((g − 1) n×n matmuls), and the output screen diag(e^{iα}) is applied. L = 8 for one
+  unitary (few Python steps), 16 for up to 8, 32 beyond (the tree's matmul work then
+  dominates); a layout whose groups would not line up (Reck) runs as one group.
+* ``apply`` builds U and does one matmul when no autograd is needed and B ≥ n/4 rows:
+  sweeping B rows costs ~n·B·n per column while the build costs ~n²·L elementwise plus
+  (g − 1)·n³ in BLAS, so the build wins from about B = n/4 on (and by far for large B).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
 
-from photonic_sim.devices.mzi import mzi_matrix
+from photonic_sim.devices.mzi import mzi_coefficients
 
 Tensor = torch.Tensor
 TWO_PI = 2.0 * math.pi
@@ -90,6 +110,7 @@ class Mesh:
         self.mzis: tuple[tuple[int, int], ...] = tuple(
             (c, col.offset + 2 * j) for c, col in enumerate(columns) for j in range(col.count)
         )
+        self._cache: dict = {}  # index maps of the two algorithms, built on first use
 
     @staticmethod
     def _layout(n: int) -> list[tuple[int, int]]:
@@ -130,14 +151,23 @@ class Mesh:
 
         ``kappa`` broadcastable to [..., M, 2] (κ₁ input-side, κ₂ output-side coupler of
         every MZI; default 0.5), ``loss_db`` broadcastable to [..., M] (insertion loss of
-        every MZI in dB; default 0). Built by the same column code as ``apply``; with loss
-        the matrix is no longer unitary. Differentiable with respect to all tensors.
+        every MZI in dB; default 0). With loss the matrix is no longer unitary.
+        Differentiable with respect to all tensors.
+
+        Two algorithms, same result (to rounding): when autograd must track phases, kappa
+        or loss_db, the out-of-place column sweep of ``apply`` runs on the identity;
+        otherwise the grouped band sweep (module docstring, "Fast build").
         """
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
-        eye = torch.eye(self.n, dtype=dtype, device=torch.as_tensor(phases).device)
-        # Rows of eye are the unit vectors e_b; apply gives rows U e_b = columns of U.
-        return self.apply(phases, eye, kappa=kappa, loss_db=loss_db).transpose(-1, -2)
+        phases = self._check_phases(phases, dtype, torch.as_tensor(phases).device)
+        coefs = self._coefficients(phases, kappa, loss_db, dtype)
+        alpha = _unit_phasor(phases[..., 2 * self.num_mzis :], dtype)
+        if _tracks_grad(phases, kappa, loss_db):
+            eye = torch.eye(self.n, dtype=dtype, device=phases.device)
+            # Rows of eye are the unit vectors e_b; the sweep gives rows U e_b = columns of U.
+            return self._sweep(coefs, alpha, eye).transpose(-1, -2)
+        return self._build(coefs, alpha)
 
     def apply(
         self,
@@ -152,7 +182,12 @@ class Mesh:
         ``phases[..., num_phases]`` broadcasts against the leading dims of x without B:
         phases [P, num_phases] with x [P, B, n] or [B, n] gives [P, B, n]. The complex
         dtype follows x (a real float32/float64 x is promoted to complex64/complex128).
-        ``kappa``/``loss_db`` as in ``unitary``. U is never formed.
+        ``kappa``/``loss_db`` as in ``unitary``.
+
+        Algorithm (same result to rounding): without autograd and with B ≥ n/4 input rows,
+        U is built (``unitary``'s fast path) and applied as one batched matmul; otherwise the
+        fields are swept column by column (out of place, differentiable) and U is never
+        formed. On CPU building U costs about as much as sweeping n/4 rows (module docstring).
         """
         x = torch.as_tensor(x)
         if x.ndim < 2 or x.shape[-1] != self.n:
@@ -160,17 +195,154 @@ class Mesh:
         cdtype = _complex_dtype(x.dtype)
         x = x.to(cdtype)
         phases = self._check_phases(phases, cdtype, x.device)
-        m = self.num_mzis
+        coefs = self._coefficients(phases, kappa, loss_db, cdtype)
+        alpha = _unit_phasor(phases[..., 2 * self.num_mzis :], cdtype)
+        if not _tracks_grad(phases, kappa, loss_db, x) and 4 * x.shape[-2] >= self.n:
+            return x @ self._build(coefs, alpha).transpose(-1, -2)
+        return self._sweep(coefs, alpha, x)
+
+    # ------------------------------------------------------------------ algorithms
+    def _sweep(self, coefs: tuple[Tensor, ...] | None, alpha: Tensor, x: Tensor) -> Tensor:
+        """Out-of-place column sweep of rows x[..., B, n]: per column y = x·d + x[perm]·o.
+
+        d[i] is the MZI entry that keeps mode i on its own arm (T00 top, T11 bottom, 1 if
+        mode i has no MZI in the column), o[i] the one that brings in its partner perm[i]
+        (T01 top, T10 bottom, 0). Three tensor ops a column; autograd-safe.
+        """
         out = x
-        if m:
-            t = self._mzi_matrices(phases, kappa, loss_db, cdtype)[..., None, :, :, :]  # [..., 1, M, 2, 2]
-            for col in self.columns:
-                if not col.count:  # Clements n = 2: the second column is empty
-                    continue
-                tc = t[..., col.start : col.start + col.count, :, :]
-                out = _apply_column(out, tc, col)
-        alpha = torch.polar(torch.ones_like(phases[..., 2 * m :]), phases[..., 2 * m :]).to(cdtype)
+        if coefs is not None:
+            t00, t01, t10, t11 = coefs
+            one = torch.ones_like(t00[..., :1])
+            idx_d, idx_o, perm = (t.to(x.device) for t in self._sweep_maps())
+            d = torch.cat((t00, t11, one), -1)[..., idx_d]  # [..., C, n]
+            o = torch.cat((t01, t10, one * 0), -1)[..., idx_o]
+            for c, col in enumerate(self.columns):
+                if col.count:
+                    out = torch.addcmul(out * d[..., None, c, :], out.index_select(-1, perm[c]), o[..., None, c, :])
         return out * alpha[..., None, :]
+
+    def _build(self, coefs: tuple[Tensor, ...] | None, alpha: Tensor) -> Tensor:
+        """U [..., n, n] by the grouped band sweep and a product tree (no autograd)."""
+        n, m = self.n, self.num_mzis
+        if coefs is None:  # bare phase screen
+            return torch.diag_embed(alpha)
+        lead = coefs[0].shape[:-1]
+        batch = math.prod(lead)
+        cdtype, device = coefs[0].dtype, coefs[0].device
+        groups, length, steps, flat = self._plan(_group_length(batch))
+        size = groups * batch  # the band's batch dim: group-major, unitary-minor
+        hmax = min(length - 1, n - 1)
+        pad = hmax + 1
+        width = 2 * pad + 1
+        work = self._workspace(
+            (cdtype, device, batch, length),
+            raw=(4, m + 1, batch), table=(4, len(flat), batch), band=(n, width, size),
+            scratch=(max(c for _, c, _ in steps) * (2 * hmax + 2) * size,), dense=(n * n, groups, batch),
+            mats=(batch, groups, n, n),
+        )
+        raw, table, band, scratch = work["raw"], work["table"], work["band"], work["scratch"]
+        for i, t in enumerate(coefs):
+            raw[i, :m] = t.reshape(batch, m).T
+        raw[:, m] = torch.tensor([1, 0, 0, 1], dtype=cdtype, device=device)[:, None]  # identity pad
+        torch.index_select(raw, 1, flat.to(device), out=table)  # [4, Σ_s groups·count_s, batch]
+        band.zero_()  # band[i, w] = M[i, i − pad + w]
+        band[:, pad] = 1
+        row = width * size
+        for s, (offset, count, start) in enumerate(steps):
+            if not count:
+                continue
+            h = min(s, hmax)
+            a = band.as_strided((count, 2 * h + 2, size), (2 * row, size, 1), offset * row + (pad - h) * size)
+            b = band.as_strided((count, 2 * h + 2, size), (2 * row, size, 1), (offset + 1) * row + (pad - h - 1) * size)
+            t00, t01, t10, t11 = table[:, start : start + groups * count].view(4, count, 1, size).unbind(0)
+            top = torch.mul(a, t00, out=scratch[: a.numel()].view(a.shape))
+            top.addcmul_(b, t01)
+            b.mul_(t11).addcmul_(a, t10)
+            a.copy_(top)
+        # band → dense: gather every (i, c) from band[i, c − i + pad] (band[0, 0] is a zero)
+        dense = torch.index_select(band.view(n * width, groups, batch), 0, self._band_to_dense(pad).to(device),
+                                   out=work["dense"])
+        mats = work["mats"]
+        mats.view(batch, groups, n * n).copy_(dense.permute(2, 1, 0))  # M_0 … M_{g−1}, light order
+        while mats.shape[1] > 1:
+            odd = mats.shape[1] % 2
+            pairs = mats[:, 1::2] @ mats[:, 0 : mats.shape[1] - odd : 2]  # later @ earlier
+            mats = torch.cat((pairs, mats[:, -1:]), 1) if odd else pairs
+        u = mats[:, 0] * alpha.expand(*lead, n).reshape(batch, n, 1)  # fresh: never a workspace view
+        return u.reshape(*lead, n, n)
+
+    def _workspace(self, key: tuple, **shapes: tuple[int, ...]) -> dict[str, Tensor]:
+        """Scratch buffers of ``_build``, kept between calls with the same key (dtype, device,
+        batch, group length) by the calling thread. Reusing them spares the page faults of
+        fresh multi-MB allocations (glibc hands freed heap tops back to the OS): ~6 ms of a
+        32-unitary build. Nothing returned to the caller aliases them."""
+        held = self._cache.get("work")
+        if held is None or held[0] != (threading.get_ident(), key):
+            dtype, device = key[0], key[1]
+            bufs = {name: torch.empty(shape, dtype=dtype, device=device) for name, shape in shapes.items()}
+            held = ((threading.get_ident(), key), bufs)
+            self._cache["work"] = held
+        return held[1]
+
+    def _plan(self, length: int) -> tuple[int, int, list[tuple[int, int, int]], Tensor]:
+        """Schedule of the grouped band sweep for groups of ``length`` columns (cached).
+
+        Returns (groups, length, steps, flat): step s applies column j·length + s of every
+        group j at once; all those columns must share (offset, count), else (and for
+        length ≥ num_columns) one group of every column is used. steps[s] = (offset, count,
+        start of the step's [count, groups] block in flat); flat indexes MZIs, M = identity.
+        """
+        key = ("plan", length)
+        if key in self._cache:
+            return self._cache[key]
+        cols, nc = self.columns, self.num_columns
+        length = max(1, min(length, nc))
+        groups = -(-nc // length)
+        sig = [(c.offset, c.count) for c in cols]
+        if groups > 1 and any(sig[j * length + s] != sig[s] for j in range(groups) for s in range(length)
+                              if j * length + s < nc):
+            groups, length = 1, nc
+        steps, index, start = [], [], 0
+        for s in range(length):
+            offset, count = sig[s]
+            ids = [
+                list(cols[j * length + s].mzis) if j * length + s < nc else [self.num_mzis] * count
+                for j in range(groups)
+            ]
+            steps.append((offset, count, start))
+            index += [ids[j][q] for q in range(count) for j in range(groups)]  # [count, groups]
+            start += count * groups
+        plan = (groups, length, steps, torch.tensor(index, dtype=torch.long))
+        self._cache[key] = plan
+        return plan
+
+    def _band_to_dense(self, pad: int) -> Tensor:
+        """Flat band index i·(2·pad + 1) + (c − i + pad) of every dense (i, c), row-major
+        [n·n]; 0 (band[0, 0], column −pad: always zero) outside the band (cached)."""
+        key = ("dense", pad)
+        if key not in self._cache:
+            i, c = torch.meshgrid(torch.arange(self.n), torch.arange(self.n), indexing="ij")
+            w = c - i + pad
+            idx = torch.where((w >= 0) & (w <= 2 * pad), i * (2 * pad + 1) + w, 0)
+            self._cache[key] = idx.flatten()
+        return self._cache[key]
+
+    def _sweep_maps(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Index maps of ``_sweep`` (cached): idx_d, idx_o [C, n] into cat(T00, T11, 1) and
+        cat(T01, T10, 0), and the partner modes perm [C, n]."""
+        if "sweep" not in self._cache:
+            m, n = self.num_mzis, self.n
+            idx_d = torch.full((self.num_columns, n), 2 * m, dtype=torch.long)
+            idx_o = idx_d.clone()
+            perm = torch.arange(n).repeat(self.num_columns, 1)
+            for c, col in enumerate(self.columns):
+                for j, k in enumerate(col.mzis):
+                    top = col.offset + 2 * j
+                    idx_d[c, top], idx_d[c, top + 1] = k, m + k
+                    idx_o[c, top], idx_o[c, top + 1] = k, m + k
+                    perm[c, top], perm[c, top + 1] = top + 1, top
+            self._cache["sweep"] = (idx_d, idx_o, perm)
+        return self._cache["sweep"]
 
     # ------------------------------------------------------------------ helpers
     def _check_phases(self, phases: Tensor, cdtype: torch.dtype, device: torch.device) -> Tensor:
@@ -184,9 +356,11 @@ class Mesh:
             )
         return phases.to(_real_dtype(cdtype))
 
-    def _mzi_matrices(self, phases: Tensor, kappa, loss_db, cdtype: torch.dtype) -> Tensor:
-        """[..., M, 2, 2] transfer matrices of every MZI."""
+    def _coefficients(self, phases: Tensor, kappa, loss_db, cdtype: torch.dtype) -> tuple[Tensor, ...] | None:
+        """(T00, T01, T10, T11) of every MZI, each [..., M] (None when the mesh has no MZI)."""
         m = self.num_mzis
+        if not m:
+            return None
         rdt = _real_dtype(cdtype)
         kappa1 = kappa2 = 0.5
         if kappa is not None:
@@ -210,7 +384,7 @@ class Mesh:
             if bool(((loss < 0) | torch.isnan(loss)).any()):
                 raise ValueError("loss_db (insertion loss per MZI, dB) must be >= 0")
         theta, phi = phases[..., :m], phases[..., m : 2 * m]
-        return mzi_matrix(theta, phi, kappa1=kappa1, kappa2=kappa2, loss_db=loss, dtype=cdtype)
+        return mzi_coefficients(theta, phi, kappa1=kappa1, kappa2=kappa2, loss_db=loss, dtype=cdtype)
 
 
 class ClementsMesh(Mesh):
@@ -236,22 +410,20 @@ class ReckMesh(Mesh):
         return [(c % 2, (min(c, 2 * n - 4 - c) - c % 2) // 2 + 1) for c in range(2 * n - 3)]
 
 
-def _apply_column(x: Tensor, t: Tensor, col: Column) -> Tensor:
-    """Apply one column's 2×2 blocks t[..., 1, k, 2, 2] to the mode slice of x[..., B, n]."""
-    n = x.shape[-1]
-    s = col.modes
-    pairs = x[..., s].unflatten(-1, (col.count, 2))
-    a, b = pairs[..., 0], pairs[..., 1]
-    y0 = t[..., 0, 0] * a + t[..., 0, 1] * b
-    y1 = t[..., 1, 0] * a + t[..., 1, 1] * b
-    y = torch.stack((y0, y1), -1).flatten(-2)
-    if s.start == 0 and s.stop == n:
-        return y
-    parts = [x[..., : s.start].expand(*y.shape[:-1], s.start)] if s.start else []
-    parts.append(y)
-    if s.stop < n:
-        parts.append(x[..., s.stop :].expand(*y.shape[:-1], n - s.stop))
-    return torch.cat(parts, -1)
+def _group_length(batch: int) -> int:
+    """Columns per group of the fast build (module docstring): short groups for one
+    unitary (few Python steps; the product tree is cheap next to them), longer ones for a
+    batch (the tree's (g − 1)·n³ matmul work then dominates)."""
+    return 8 if batch == 1 else 16 if batch <= 8 else 32
+
+
+def _tracks_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+def _unit_phasor(phases: Tensor, cdtype: torch.dtype) -> Tensor:
+    """e^{iφ} as cdtype (cos + i·sin: cheaper than torch.polar on CPU)."""
+    return torch.complex(torch.cos(phases), torch.sin(phases)).to(cdtype)
 
 
 def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
