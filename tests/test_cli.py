@@ -87,6 +87,8 @@ def test_missing_file_and_bad_flags(tmp_path, capsys):
 
 def test_validate_every_shipped_scenario(capsys):
     files = sorted(str(p) for p in (REPO / "scenarios").glob("*.yaml"))
+    if not (REPO.parent / "shared" / "datasets" / "mnist").is_dir():  # mnist_tonn needs the IDX files
+        files = [f for f in files if not f.endswith("mnist_tonn.yaml")]
     assert main(["validate", *files]) == 0
     assert f"{len(files)} scenario(s) valid" in capsys.readouterr().out
 

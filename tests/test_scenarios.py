@@ -25,6 +25,8 @@ training: hybrid_zo
 model: digits
 task: {kind: digits}
 """
+MNIST_DIR = (SCENARIOS_DIR / "../../shared/datasets/mnist").resolve()
+needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST IDX files not found at {MNIST_DIR}")
 SHIPPED_SCENARIOS = ["quickstart", "mnist_tonn", "hjb20_tonn", "black_scholes_tonn", "compare_strategies",
                      "energy_area_report", "dense_vs_tonn"]
 SHIPPED_RECIPES = ["hybrid_zo", "sign_rge", "zo_rge", "spsa", "first_order", "pinn_zo"]
@@ -51,7 +53,8 @@ def error_of(path, sets=()) -> str:
 def test_every_shipped_scenario_validates_against_the_real_cards():
     files = sorted(SCENARIOS_DIR.glob("*.yaml"))
     assert sorted(p.stem for p in files) == sorted(SHIPPED_SCENARIOS)
-    assert validate_files(files) == []
+    runnable = [p for p in files if p.stem != "mnist_tonn" or MNIST_DIR.is_dir()]  # mnist needs the IDX files
+    assert validate_files(runnable) == []
     for path in files:
         text = path.read_text()
         assert text.startswith("#"), f"{path.name}: needs a comment header"
@@ -83,6 +86,7 @@ def test_quickstart_resolves_cards_recipe_model_and_task():
     assert res["model"]["layers"][0]["in_modes"] == [4, 4, 4]
 
 
+@needs_mnist
 def test_mnist_data_dir_resolves_against_the_scenario_file():
     sc = load_scenario(SCENARIOS_DIR / "mnist_tonn.yaml")
     assert Path(sc.task.data_dir) == (SCENARIOS_DIR / "../../shared/datasets/mnist").resolve()
@@ -128,6 +132,7 @@ def test_set_overrides_reach_scenario_and_components(tmp_path):
     assert plain.seed == 0 and plain.device_card.phase_shifter.bits == 8
 
 
+@needs_mnist
 def test_set_can_switch_task_and_component_names(tmp_path):
     data = (SCENARIOS_DIR / "../../shared/datasets/mnist").resolve()
     sc = load_scenario(write(tmp_path, BASE), [
