@@ -125,9 +125,8 @@ def main() -> None:
     x = torch.randn(N_MODES, N_INPUTS, generator=gen, dtype=DTYPE)  # columns = input vectors
     base, zo, x = base.to(dev), zo.to(dev), x.to(dev)
 
-    def sweep_args(phi):  # the column sweep of mesh.apply, forced (for the breakdown)
-        return mesh._coefficients(phi, None, None, DTYPE), torch.polar(torch.ones_like(phi[..., -N_MODES:]),
-                                                                        phi[..., -N_MODES:]).to(DTYPE)
+    def sweep_args(phi):  # the column sweep of mesh.apply, forced (for the breakdown): (coefs, e^{iα})
+        return mesh._coefficients(phi, None, None, DTYPE)
 
     def device_phases(p):
         return apply_crosstalk(shifter.realize(p, static), k_xt)

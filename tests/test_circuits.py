@@ -232,6 +232,26 @@ def test_fast_build_large_mesh_default_groups(batch, gen):
     assert (fast @ fast.mH - eye).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize(("n", "length", "batch"), [(40, 4, 1), (33, 4, 1), (40, 6, 1), (40, 4, 3)])
+def test_fast_build_banded_first_level(n, length, batch, gen, monkeypatch):
+    """Groups narrow next to n: the first tree level multiplies row blocks of the bands
+    (checked to be taken) — even and odd group counts, n not a multiple of the block, a
+    partial last group (identity pads), a batch (sweep layout copied to matrices) — equal
+    to the column sweep and, for one setting, to the dense numpy product."""
+    monkeypatch.setattr(mesh_module, "_group_length", lambda b: length)
+    m = ClementsMesh(n)
+    p = rand_phases(m, gen, batch)
+    loss = torch.rand(m.num_mzis, generator=gen, dtype=torch.float64)
+    fast = m.unitary(p, loss_db=loss)
+    assert all(w["blocks"] is not None for w in m._cache["work"].values())
+    swept = m.unitary(p.clone().requires_grad_(True), loss_db=loss).detach()
+    assert (fast - swept).abs().max() < 1e-12
+    ref = dense_reference(m, p[0].numpy(), loss_db=loss.numpy())
+    np.testing.assert_allclose(fast[0].numpy(), ref, atol=1e-12)
+    again = m.unitary(p.flip(0), loss_db=loss)  # reused workspace: no state leaks between calls
+    assert (again - fast.flip(0)).abs().max() < 1e-13
+
+
 def test_apply_rule_paths_agree(gen):
     """apply: B < n/4 rows → column sweep, B ≥ n/4 → U then matmul; both equal the dense
     reference, and a grad-requiring x forces the sweep (same numbers)."""

@@ -29,7 +29,7 @@ from photonic_sim.devices import (
 )
 from photonic_sim.devices import crosstalk as crosstalk_module
 from photonic_sim.devices.cards import DEVICES_DIR
-from photonic_sim.devices.mzi import mzi_coefficients
+from photonic_sim.devices.mzi import mzi_coefficients, mzi_coefficients_from_phasors
 
 CARDS = ("silicon_thermo_optic", "mems_phase_shifter")
 F64 = torch.float64
@@ -314,6 +314,9 @@ def test_mzi_closed_form_matches_coupler_product():
         torch.testing.assert_close(got, ref, rtol=0, atol=1e-14)
         entries = torch.stack(mzi_coefficients(theta, phi, kappa1=kk1, kappa2=kk2, loss_db=il), -1)
         torch.testing.assert_close(entries, ref.flatten(-2), rtol=0, atol=1e-14)
+        e_theta, e_phi = torch.exp(1j * theta), torch.exp(1j * phi)  # independent phasors (exp, not cos + i·sin)
+        from_phasors = torch.stack(mzi_coefficients_from_phasors(e_theta, e_phi, kappa1=kk1, kappa2=kk2, loss_db=il), -1)
+        torch.testing.assert_close(from_phasors, ref.flatten(-2), rtol=0, atol=1e-14)
     t32 = mzi_matrix(theta.float(), phi.float(), kappa1=k1.float(), dtype=torch.complex64)
     assert t32.dtype == torch.complex64
     torch.testing.assert_close(t32.to(torch.complex128), product(k1, 0.5, 0.0), rtol=0, atol=1e-5)

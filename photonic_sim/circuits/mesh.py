@@ -40,13 +40,17 @@ Algorithms (same results to rounding; tests pin them against each other and nump
 * Fast build (``_build``, no autograd): the columns are cut into g groups of L consecutive
   columns; for Clements (L even) step s of every group is a column of the same parity, so
   all groups — and all P phase vectors of a batch — are swept at once from the identity.
-  After s steps from the identity a row i is nonzero only in columns [i − s, i + s], so each
-  group's matrix is kept as a band (row i, offsets −L…L) and updated in place on two strided
-  row views (a = top rows, b = bottom rows of the step's pairs; work ∝ n²·L per group, not
-  n³). The g banded matrices are then scattered to dense and multiplied by a product tree
-  ((g − 1) n×n matmuls), and the output screen diag(e^{iα}) is applied. L = 8 for one
-  unitary (few Python steps), 16 for up to 8, 32 beyond (the tree's matmul work then
-  dominates); a layout whose groups would not line up (Reck) runs as one group.
+  After s steps from the identity a row i is nonzero only in columns [i − s, i + s], so only
+  that band of each group's (zero-padded, dense) matrix is reset and updated in place on two
+  strided row views (a = top rows, b = bottom rows of the step's pairs; work ∝ n²·L per
+  group, not n³); all views and buffers are built once per (dtype, batch) and reused. The g
+  group matrices are then multiplied by a product tree ((g − 1) products, later @ earlier);
+  when the bands are narrow next to n (one unitary: L = 8, n = 64) the tree's first level
+  multiplies bands by 8-row blocks (rows [r, r + 8) need only 8 + 2L columns of the later
+  matrix and 8 + 4L of the earlier: ~4× fewer multiply-adds than dense n³). The output
+  screen diag(e^{iα}) is applied last; e^{iφ} of every phase (θ, φ, α) is taken in one
+  cos/sin pass. L = 8 for one unitary, 16 for up to 8, 32 beyond (the tree's dense matmul
+  work then dominates); a layout whose groups would not line up (Reck) runs as one group.
 * ``apply`` builds U and does one matmul when no autograd is needed and B ≥ n/4 rows:
   sweeping B rows costs ~n·B·n per column while the build costs ~n²·L elementwise plus
   (g − 1)·n³ in BLAS, so the build wins from about B = n/4 on (and by far for large B).
@@ -60,7 +64,7 @@ from dataclasses import dataclass
 
 import torch
 
-from photonic_sim.devices.mzi import mzi_coefficients
+from photonic_sim.devices.mzi import mzi_coefficients_from_phasors
 
 Tensor = torch.Tensor
 TWO_PI = 2.0 * math.pi
@@ -161,8 +165,7 @@ class Mesh:
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
         phases = self._check_phases(phases, dtype, torch.as_tensor(phases).device)
-        coefs = self._coefficients(phases, kappa, loss_db, dtype)
-        alpha = _unit_phasor(phases[..., 2 * self.num_mzis :], dtype)
+        coefs, alpha = self._coefficients(phases, kappa, loss_db, dtype)
         if _tracks_grad(phases, kappa, loss_db):
             eye = torch.eye(self.n, dtype=dtype, device=phases.device)
             # Rows of eye are the unit vectors e_b; the sweep gives rows U e_b = columns of U.
@@ -195,8 +198,7 @@ class Mesh:
         cdtype = _complex_dtype(x.dtype)
         x = x.to(cdtype)
         phases = self._check_phases(phases, cdtype, x.device)
-        coefs = self._coefficients(phases, kappa, loss_db, cdtype)
-        alpha = _unit_phasor(phases[..., 2 * self.num_mzis :], cdtype)
+        coefs, alpha = self._coefficients(phases, kappa, loss_db, cdtype)
         if not _tracks_grad(phases, kappa, loss_db, x) and 4 * x.shape[-2] >= self.n:
             return x @ self._build(coefs, alpha).transpose(-1, -2)
         return self._sweep(coefs, alpha, x)
@@ -223,47 +225,27 @@ class Mesh:
 
     def _build(self, coefs: tuple[Tensor, ...] | None, alpha: Tensor) -> Tensor:
         """U [..., n, n] by the grouped band sweep and a product tree (no autograd)."""
-        n, m = self.n, self.num_mzis
         if coefs is None:  # bare phase screen
             return torch.diag_embed(alpha)
+        n, m = self.n, self.num_mzis
         lead = coefs[0].shape[:-1]
         batch = math.prod(lead)
-        cdtype, device = coefs[0].dtype, coefs[0].device
-        groups, length, steps, flat = self._plan(_group_length(batch))
-        size = groups * batch  # the band's batch dim: group-major, unitary-minor
-        hmax = min(length - 1, n - 1)
-        pad = hmax + 1
-        width = 2 * pad + 1
-        work = self._workspace(
-            (cdtype, device, batch, length),
-            raw=(4, m + 1, batch), table=(4, len(flat), batch), band=(n, width, size),
-            scratch=(max(c for _, c, _ in steps) * (2 * hmax + 2) * size,), dense=(n * n, groups, batch),
-            mats=(batch, groups, n, n),
-        )
-        raw, table, band, scratch = work["raw"], work["table"], work["band"], work["scratch"]
-        for i, t in enumerate(coefs):
-            raw[i, :m] = t.reshape(batch, m).T
-        raw[:, m] = torch.tensor([1, 0, 0, 1], dtype=cdtype, device=device)[:, None]  # identity pad
-        torch.index_select(raw, 1, flat.to(device), out=table)  # [4, Σ_s groups·count_s, batch]
-        band.zero_()  # band[i, w] = M[i, i − pad + w]
-        band[:, pad] = 1
-        row = width * size
-        for s, (offset, count, start) in enumerate(steps):
-            if not count:
-                continue
-            h = min(s, hmax)
-            a = band.as_strided((count, 2 * h + 2, size), (2 * row, size, 1), offset * row + (pad - h) * size)
-            b = band.as_strided((count, 2 * h + 2, size), (2 * row, size, 1), (offset + 1) * row + (pad - h - 1) * size)
-            t00, t01, t10, t11 = table[:, start : start + groups * count].view(4, count, 1, size).unbind(0)
-            top = torch.mul(a, t00, out=scratch[: a.numel()].view(a.shape))
-            top.addcmul_(b, t01)
+        work = self._workspace(coefs[0].dtype, coefs[0].device, batch)
+        for dst, t in zip(work["raw"], coefs):
+            dst[:m].copy_(t.reshape(batch, m).T)
+        work["band"].zero_()
+        work["diag"].fill_(1)
+        for a, b, t00, t01, t10, t11, top in work["steps"]:
+            torch.mul(a, t00, out=top).addcmul_(b, t01)
             b.mul_(t11).addcmul_(a, t10)
             a.copy_(top)
-        # band → dense: gather every (i, c) from band[i, c − i + pad] (band[0, 0] is a zero)
-        dense = torch.index_select(band.view(n * width, groups, batch), 0, self._band_to_dense(pad).to(device),
-                                   out=work["dense"])
-        mats = work["mats"]
-        mats.view(batch, groups, n * n).copy_(dense.permute(2, 1, 0))  # M_0 … M_{g−1}, light order
+        if work["to_mats"] is not None:  # batch > 1: sweep layout (batch innermost) → matrices
+            work["to_mats"][0].copy_(work["to_mats"][1])
+        mats = work["mats"]  # [batch, groups, n, n] views of the group matrices, light order
+        if work["blocks"] is not None:  # first tree level on the bands (row blocks, see _workspace)
+            later, earlier, prod, dest, dense, rest = work["blocks"]
+            dest.copy_(torch.matmul(later, earlier, out=prod))
+            mats = dense if rest is None else torch.cat((dense, rest), 1)
         while mats.shape[1] > 1:
             odd = mats.shape[1] % 2
             pairs = mats[:, 1::2] @ mats[:, 0 : mats.shape[1] - odd : 2]  # later @ earlier
@@ -271,26 +253,95 @@ class Mesh:
         u = mats[:, 0] * alpha.expand(*lead, n).reshape(batch, n, 1)  # fresh: never a workspace view
         return u.reshape(*lead, n, n)
 
-    def _workspace(self, key: tuple, **shapes: tuple[int, ...]) -> dict[str, Tensor]:
-        """Scratch buffers of ``_build``, kept between calls with the same key (dtype, device,
-        batch, group length) by the calling thread. Reusing them spares the page faults of
-        fresh multi-MB allocations (glibc hands freed heap tops back to the OS): ~6 ms of a
-        32-unitary build. Nothing returned to the caller aliases them."""
-        held = self._cache.get("work")
-        if held is None or held[0] != (threading.get_ident(), key):
-            dtype, device = key[0], key[1]
-            bufs = {name: torch.empty(shape, dtype=dtype, device=device) for name, shape in shapes.items()}
-            held = ((threading.get_ident(), key), bufs)
-            self._cache["work"] = held
-        return held[1]
+    def _workspace(self, cdtype: torch.dtype, device: torch.device, batch: int) -> dict:
+        """Buffers and prebuilt views of ``_build`` for (dtype, device, batch), kept between
+        calls by the calling thread (up to ``_KEEP_WORKSPACES`` sets, e.g. a forward and a
+        zeroth-order batch taking turns). Reusing them spares the page faults
+        of fresh multi-MB buffers (glibc hands freed heap tops back to the OS) and the ~20
+        view ops a step would otherwise cost per call. Nothing returned aliases them.
 
-    def _plan(self, length: int) -> tuple[int, int, list[tuple[int, int, int]], Tensor]:
+        Layout. ``raw`` [4, g·K, batch] holds (T00, T01, T10, T11) of every MZI (K MZIs per
+        group; a partial last group is padded with identities), so step s of group j, pair q
+        reads MZI start_s + j·K + q: a strided view, no gather. The g group matrices live
+        dense and zero-padded in ``sweep`` [g, R, S, batch] (entry (i, c) of group j at
+        sweep[j, top + i, left + c], batch innermost for the elementwise sweep). After the
+        sweep row i of a group is nonzero only in columns [i − pad, i + pad] (pad = h_max +
+        1), so only that band is reset (to the identity) and swept; it is the strided view
+        with row stride S + 1 columns. The margins stay zero. The matrices are read as
+        ``dense`` [batch, g, R, S] (sweep permuted: a view for one unitary, else a copy).
+        When the groups are narrow next to n (``_banded``), the first tree level multiplies
+        pairs of bands by row blocks of ``_BLOCK`` rows: rows [r, r + blk) of later @
+        earlier need columns [r − pad, r + blk + pad) of the later and those rows of the
+        earlier, whose nonzeros lie in [r − 2·pad, r + blk + 2·pad): one batched matmul of
+        small dense blocks (strided views), written into the zero-padded ``pairs`` buffer.
+        """
+        key = (threading.get_ident(), cdtype, device, batch, _group_length(batch))
+        held = self._cache.setdefault("work", {})
+        if key in held:
+            return held[key]
+        n, m = self.n, self.num_mzis
+        groups, length, steps, per_group = self._plan(key[-1])
+        pad = min(length - 1, n - 1) + 1
+        banded = groups > 1 and _banded(n, pad)
+        nb, blk = -(-n // _BLOCK), _BLOCK
+        extra = nb * blk - n if banded else 0
+        top, left = (pad, 2 * pad) if banded else (0, pad)
+        rows, cols = top + n + extra + (pad if banded else 0), left + n + extra + left
+        new = {"dtype": cdtype, "device": device}
+        raw = torch.empty(4, groups * per_group, batch, **new)
+        raw[:, m:] = torch.tensor([1, 0, 0, 1], **new).view(4, 1, 1)  # identities of a partial last group
+        sweep = torch.zeros(groups, rows, cols, batch, **new)
+        cs, rs, gs = batch, cols * batch, rows * cols * batch  # column, row and group strides
+        corner = top * rs + left * cs  # entry (0, 0) of group 0
+        band = sweep.as_strided((groups, n, 2 * pad + 1, batch), (gs, rs + cs, cs, 1), corner - pad * cs)
+        scratch = torch.empty(groups * max(c for _, c, _ in steps) * 2 * pad * batch, **new)
+        views = []
+        for s, (offset, count, start) in enumerate(steps):
+            if not count:
+                continue
+            h = min(s, pad - 1)
+            shape, strides = (groups, count, 2 * h + 2, batch), (gs, 2 * (rs + cs), cs, 1)
+            a = sweep.as_strided(shape, strides, corner + offset * (rs + cs) - h * cs)
+            b = sweep.as_strided(shape, strides, corner + (offset + 1) * (rs + cs) - (h + 1) * cs)
+            coef = raw.as_strided((4, groups, count, 1, batch), (raw.stride(0), per_group * batch, batch, 0, 1),
+                                  start * batch).unbind(0)
+            views.append((a, b, *coef, scratch[: a.numel()].view(shape)))
+        to_mats = None
+        if batch == 1:
+            dense = sweep.permute(3, 0, 1, 2)
+        else:
+            dense = torch.zeros(batch, groups, rows, cols, **new)
+            inner = (slice(None), slice(None), slice(top, top + n), slice(left, left + n))
+            to_mats = (dense[inner], sweep.permute(3, 0, 1, 2)[inner])
+        ds = dense.stride()  # [batch, g, R, S] strides; the last is 1
+        d_corner = top * ds[2] + left
+        mats = dense.as_strided((batch, groups, n, n), ds, d_corner)
+        blocks = None
+        if banded:
+            half, wide = groups // 2, blk + 4 * pad
+            step = (ds[0], 2 * ds[1], blk * (ds[2] + 1), ds[2], 1)
+            later = dense.as_strided((batch, half, nb, blk, blk + 2 * pad), step, ds[1] + d_corner - pad)
+            earlier = dense.as_strided((batch, half, nb, blk + 2 * pad, wide), step, d_corner - pad * ds[2] - 2 * pad)
+            pairs = torch.zeros(batch, half, nb * blk, 4 * pad + nb * blk, **new)
+            ps = pairs.stride()
+            dest = pairs.as_strided((batch, half, nb, blk, wide), (ps[0], ps[1], blk * (ps[2] + 1), ps[2], 1))
+            rest = mats[:, -1:] if groups % 2 else None
+            blocks = (later, earlier, torch.empty(dest.shape, **new), dest, pairs[:, :, :n, 2 * pad : 2 * pad + n], rest)
+        work = {"raw": raw, "band": band, "diag": band[..., pad, :], "steps": views, "to_mats": to_mats,
+                "mats": mats, "blocks": blocks}
+        if len(held) >= _KEEP_WORKSPACES:
+            held.clear()
+        held[key] = work
+        return work
+
+    def _plan(self, length: int) -> tuple[int, int, list[tuple[int, int, int]], int]:
         """Schedule of the grouped band sweep for groups of ``length`` columns (cached).
 
-        Returns (groups, length, steps, flat): step s applies column j·length + s of every
+        Returns (groups, length, steps, K): step s applies column j·length + s of every
         group j at once; all those columns must share (offset, count), else (and for
-        length ≥ num_columns) one group of every column is used. steps[s] = (offset, count,
-        start of the step's [count, groups] block in flat); flat indexes MZIs, M = identity.
+        length ≥ num_columns) one group of every column is used. K is the number of MZIs of
+        a group and steps[s] = (offset, count, start): the MZIs of column j·length + s are
+        start + j·K + q, q < count (MZI indices ≥ num_mzis: identities of a partial group).
         """
         key = ("plan", length)
         if key in self._cache:
@@ -302,30 +353,10 @@ class Mesh:
         if groups > 1 and any(sig[j * length + s] != sig[s] for j in range(groups) for s in range(length)
                               if j * length + s < nc):
             groups, length = 1, nc
-        steps, index, start = [], [], 0
-        for s in range(length):
-            offset, count = sig[s]
-            ids = [
-                list(cols[j * length + s].mzis) if j * length + s < nc else [self.num_mzis] * count
-                for j in range(groups)
-            ]
-            steps.append((offset, count, start))
-            index += [ids[j][q] for q in range(count) for j in range(groups)]  # [count, groups]
-            start += count * groups
-        plan = (groups, length, steps, torch.tensor(index, dtype=torch.long))
+        steps = [(cols[s].offset, cols[s].count, cols[s].start) for s in range(length)]
+        plan = (groups, length, steps, sum(cols[s].count for s in range(length)))
         self._cache[key] = plan
         return plan
-
-    def _band_to_dense(self, pad: int) -> Tensor:
-        """Flat band index i·(2·pad + 1) + (c − i + pad) of every dense (i, c), row-major
-        [n·n]; 0 (band[0, 0], column −pad: always zero) outside the band (cached)."""
-        key = ("dense", pad)
-        if key not in self._cache:
-            i, c = torch.meshgrid(torch.arange(self.n), torch.arange(self.n), indexing="ij")
-            w = c - i + pad
-            idx = torch.where((w >= 0) & (w <= 2 * pad), i * (2 * pad + 1) + w, 0)
-            self._cache[key] = idx.flatten()
-        return self._cache[key]
 
     def _sweep_maps(self) -> tuple[Tensor, Tensor, Tensor]:
         """Index maps of ``_sweep`` (cached): idx_d, idx_o [C, n] into cat(T00, T11, 1) and
@@ -356,11 +387,13 @@ class Mesh:
             )
         return phases.to(_real_dtype(cdtype))
 
-    def _coefficients(self, phases: Tensor, kappa, loss_db, cdtype: torch.dtype) -> tuple[Tensor, ...] | None:
-        """(T00, T01, T10, T11) of every MZI, each [..., M] (None when the mesh has no MZI)."""
+    def _coefficients(self, phases: Tensor, kappa, loss_db, cdtype: torch.dtype) -> tuple[tuple[Tensor, ...] | None, Tensor]:
+        """((T00, T01, T10, T11) of every MZI, each [..., M], or None when the mesh has no
+        MZI; the output screen e^{iα} [..., n]). e^{iφ} of all phases is taken at once."""
         m = self.num_mzis
+        e = _unit_phasor(phases, cdtype)
         if not m:
-            return None
+            return None, e
         rdt = _real_dtype(cdtype)
         kappa1 = kappa2 = 0.5
         if kappa is not None:
@@ -383,8 +416,8 @@ class Mesh:
                 raise ValueError(msg) from None
             if bool(((loss < 0) | torch.isnan(loss)).any()):
                 raise ValueError("loss_db (insertion loss per MZI, dB) must be >= 0")
-        theta, phi = phases[..., :m], phases[..., m : 2 * m]
-        return mzi_coefficients(theta, phi, kappa1=kappa1, kappa2=kappa2, loss_db=loss, dtype=cdtype)
+        coefs = mzi_coefficients_from_phasors(e[..., :m], e[..., m : 2 * m], kappa1=kappa1, kappa2=kappa2, loss_db=loss)
+        return coefs, e[..., 2 * m :]
 
 
 class ClementsMesh(Mesh):
@@ -415,6 +448,17 @@ def _group_length(batch: int) -> int:
     unitary (few Python steps; the product tree is cheap next to them), longer ones for a
     batch (the tree's (g − 1)·n³ matmul work then dominates)."""
     return 8 if batch == 1 else 16 if batch <= 8 else 32
+
+
+_BLOCK = 8  # rows per block of the banded first tree level
+_KEEP_WORKSPACES = 4  # (thread, dtype, device, batch) workspaces kept per mesh
+
+
+def _banded(n: int, pad: int) -> bool:
+    """Whether the first tree level runs on row blocks of the bands (``_workspace``): when
+    the blocks' multiply-adds stay under half of a dense n³ product."""
+    nb = -(-n // _BLOCK)
+    return 2 * nb * _BLOCK * (_BLOCK + 2 * pad) * (_BLOCK + 4 * pad) <= n**3
 
 
 def _tracks_grad(*tensors) -> bool:

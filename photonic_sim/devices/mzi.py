@@ -61,17 +61,32 @@ def mzi_coefficients(
     rdt = _real_dtype(dtype)
     theta = torch.as_tensor(theta, dtype=rdt)
     phi = torch.as_tensor(phi, dtype=rdt, device=theta.device)
-    shape = torch.broadcast_shapes(theta.shape, phi.shape)
     e_theta = torch.complex(torch.cos(theta), torch.sin(theta)).to(dtype)
     e_phi = torch.complex(torch.cos(phi), torch.sin(phi)).to(dtype)
+    return mzi_coefficients_from_phasors(e_theta, e_phi, kappa1=kappa1, kappa2=kappa2, loss_db=loss_db)
+
+
+def mzi_coefficients_from_phasors(
+    e_theta: Tensor,
+    e_phi: Tensor,
+    *,
+    kappa1: Tensor | float = 0.5,
+    kappa2: Tensor | float = 0.5,
+    loss_db: Tensor | float = 0.0,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`mzi_coefficients` from the phasors e^{iθ}, e^{iφ} (complex, same dtype), for
+    callers that already hold them (a mesh takes cos and sin of all its phases at once).
+    Same formulas, same results bit for bit; differentiable."""
+    dtype, rdt = e_theta.dtype, _real_dtype(e_theta.dtype)
+    shape = torch.broadcast_shapes(e_theta.shape, e_phi.shape)
     if _is_half(kappa1) and _is_half(kappa2):
         t11 = (1.0 - e_theta) * 0.5
         t01 = (1.0 + e_theta) * 0.5j
         t00 = -e_phi * t11
         t10 = e_phi * t01
     else:
-        kappa1 = torch.as_tensor(kappa1, dtype=rdt, device=theta.device)
-        kappa2 = torch.as_tensor(kappa2, dtype=rdt, device=theta.device)
+        kappa1 = torch.as_tensor(kappa1, dtype=rdt, device=e_theta.device)
+        kappa2 = torch.as_tensor(kappa2, dtype=rdt, device=e_theta.device)
         shape = torch.broadcast_shapes(shape, kappa1.shape, kappa2.shape)
         t1, k1 = torch.sqrt(1.0 - kappa1), torch.sqrt(kappa1)
         t2, k2 = torch.sqrt(1.0 - kappa2), torch.sqrt(kappa2)
@@ -79,7 +94,9 @@ def mzi_coefficients(
         t01 = 1j * (t2 * k1 * e_theta + k2 * t1)
         t10 = 1j * e_phi * (k2 * t1 * e_theta + t2 * k1)
         t11 = t2 * t1 - k2 * k1 * e_theta
-    loss_db = torch.as_tensor(loss_db, dtype=rdt, device=theta.device)
+    if isinstance(loss_db, (int, float)) and loss_db == 0.0:
+        return tuple(t.to(dtype).expand(shape) for t in (t00, t01, t10, t11))
+    loss_db = torch.as_tensor(loss_db, dtype=rdt, device=e_theta.device)
     if loss_db.numel() > 1 or loss_db.requires_grad or float(loss_db) != 0.0:
         amp = 10.0 ** (-loss_db / 20.0)
         shape = torch.broadcast_shapes(shape, amp.shape)
