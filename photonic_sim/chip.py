@@ -99,8 +99,12 @@ class Chip:
     Parameters: ``network`` (a ``PhotonicNetwork``), ``card`` (a loaded ``DeviceCard``),
     ``seed`` (per-query noise), ``static_seed`` (manufacturing draws; default = ``seed``),
     ``readout`` (final readout, default the card's), ``ideal`` (no quantization, no
-    noise, no static errors, no crosstalk, no ADC/DAC: the exact network), ``dtype``
-    (float32 → complex64 fields, float64 → complex128).
+    noise, no static errors, no crosstalk, no ADC/DAC: the exact network), ``exact_readout``
+    (the phase-domain non-idealities of step 1 stay, but E/O and O/E conversion are exact:
+    no DAC/ADC quantization, no detector noise — the seed paper's noise model), ``dtype``
+    (float32 → complex64 fields, float64 → complex128), ``device`` (where the simulation
+    runs, e.g. "cuda"; static errors are drawn on the CPU and moved there, so a seed gives the
+    same chip on every device; the per-query noise generator lives on ``device``).
     """
 
     def __init__(
@@ -112,9 +116,11 @@ class Chip:
         static_seed: int | None = None,
         readout: str | None = None,
         ideal: bool = False,
+        exact_readout: bool = False,
         insertion_loss: bool = False,
         full_scale_amplitude: float = 1.0,
         dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
     ) -> None:
         readout = readout or getattr(card.photodetector, "readout", "intensity")
         if readout not in READOUTS:
@@ -125,9 +131,11 @@ class Chip:
         self._card = card
         self.readout = readout
         self.ideal = bool(ideal)
+        self.exact_readout = self.ideal or bool(exact_readout)
         self.dtype = dtype
+        self.device = torch.device(device)
         self.ledger = Ledger()
-        self._gen = torch.Generator().manual_seed(int(seed))
+        self._gen = torch.Generator(device=self.device).manual_seed(int(seed))
         self._shifter = PhaseShifter.from_card(card)
         self._detector = Photodetector.from_card(card)
         self._modulator = Modulator.from_card(card)
@@ -197,13 +205,13 @@ class Chip:
         self._account(ph.detach(), x.shape[0])
         grad = torch.enable_grad() if differentiable else torch.no_grad()
         with grad:
-            realised = self._realise(ph.to(self.dtype), differentiable)
+            realised = self._realise(ph.to(self.device, self.dtype), differentiable)
             out = self._net.forward(
-                x.to(self.dtype), realised,
+                x.to(self.device, self.dtype), realised,
                 encode=lambda v: self._encode(v, differentiable),
                 detect=lambda f, final: self._detect(f, final, differentiable),
                 kappa=self._kappa, loss_db=self._loss_db,
-                normalize=not self.ideal, final_intensity=self.readout == "intensity",
+                normalize=not self.exact_readout, final_intensity=self.readout == "intensity",
             )
         return out[0] if single else out
 
@@ -238,19 +246,19 @@ class Chip:
         self._block_span = nb * bp  # phases of blocks come first in the control vector
         s_part = torch.zeros(bp, dtype=torch.bool)
         s_part[net.block.slices["S"]] = True
-        self._is_sigma = s_part.repeat(nb)
+        self._is_sigma = s_part.repeat(nb).to(self.device)
         static = self._shifter.draw_static((nhw, bp), gen)
         uv = ~s_part
         hw = net.hw_block
-        self._gamma = static.gamma_scale[hw].reshape(-1).to(self.dtype)
-        self._bias = (static.bias * uv).reshape(nhw, bp)[hw].reshape(-1).to(self.dtype)
+        self._gamma = static.gamma_scale[hw].reshape(-1).to(self.device, self.dtype)
+        self._bias = (static.bias * uv).reshape(nhw, bp)[hw].reshape(-1).to(self.device, self.dtype)
         pos = net.block.positions() * card.waveguide.mzi_pitch
-        self._xtalk = crosstalk_from_card(pos, card).to(self.dtype)  # block-local [bp, bp]
+        self._xtalk = crosstalk_from_card(pos, card).to(self.device, self.dtype)  # block-local [bp, bp]
         coupler = DirectionalCoupler.from_card(card)
         m = net.block.num_mzis
         self._kappa = None
         if coupler.imbalance_std > 0 or coupler.kappa != 0.5:
-            self._kappa = coupler.draw_kappas((nhw, m, 2), gen).to(torch.float64)
+            self._kappa = coupler.draw_kappas((nhw, m, 2), gen).to(self.device, torch.float64)
         self._loss_db = None
         if insertion_loss:
             self._loss_db = MZI.from_card(card).insertion_loss
@@ -275,13 +283,14 @@ class Chip:
         blocks = blocks + blocks @ self._xtalk.T
         out = blocks.reshape(p, span) + self._bias
         if ps.dynamic_noise_std > 0:
-            out = out + ps.dynamic_noise_std * torch.randn(out.shape, generator=self._gen, dtype=out.dtype)
+            out = out + ps.dynamic_noise_std * torch.randn(out.shape, generator=self._gen, dtype=out.dtype,
+                                                           device=out.device)
         return torch.cat((out, ph[:, span:]), 1)
 
     def _encode(self, v: Tensor, differentiable: bool) -> Tensor:
         cdt = torch.complex64 if v.dtype == torch.float32 else torch.complex128
         self.ledger.dac_conversions += v.numel()
-        if self.ideal:
+        if self.exact_readout:
             return v.to(cdt)
         # DAC quantization only: the modulator's insertion loss is a uniform attenuation paid
         # by the laser link budget (cost model), like the mesh insertion loss.
@@ -294,18 +303,21 @@ class Chip:
         """O/E conversion of block outputs ``field`` [..., k] (module docstring, 4)."""
         coherent = not final or self.readout == "coherent"
         self.ledger.adc_conversions += field.numel()
-        if self.ideal:
-            return field.real if coherent else field.abs() ** 2
+        if self.exact_readout:
+            return field.real if coherent else field.real.square() + field.imag.square()
         det, pch = self._detector, self.channel_power
         g, r = det.tia_gain, det.responsivity
         if coherent:
             exact = field.real
-            p_plus = 0.5 * pch * (field + 1.0).abs() ** 2
-            p_minus = 0.5 * pch * (field - 1.0).abs() ** 2
-            volts, clipped = det.balanced_read(p_plus.detach(), p_minus.detach(), self._gen)
+            # P± = P_ch|y ± 1|²/2 = P_ch(|y|² + 1 ± 2Re y)/2, without two complex abs (faster)
+            re, im = exact.detach(), field.imag.detach()
+            common = re * re + im * im + 1.0
+            p_plus = 0.5 * pch * (common + 2.0 * re)
+            p_minus = 0.5 * pch * (common - 2.0 * re)
+            volts, clipped = det.balanced_read(p_plus, p_minus, self._gen)
             reading = volts / (2.0 * g * r * pch)
         else:
-            exact = field.abs() ** 2
+            exact = field.real.square() + field.imag.square()  # |y|² without the complex abs' sqrt
             volts, clipped = det.read((pch * exact).detach(), self._gen)
             reading = (volts / g - det.dark_current) / (r * pch)
         self.ledger.clipped += clipped

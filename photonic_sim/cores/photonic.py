@@ -422,7 +422,7 @@ class PhotonicNetwork:
         field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
         bph = ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
         bph = bph.reshape(p, m.block_rows, m.block_cols, self.block.num_phases)
-        scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(ph.dtype)
+        scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(ph)  # dtype and device of the phases
         scales = scales.reshape(m.block_rows, m.block_cols, 1, 1)
         mat = self.block.matrix(
             bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=field.dtype

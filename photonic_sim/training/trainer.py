@@ -23,10 +23,6 @@ Tensor = torch.Tensor
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class DivergedError(RuntimeError):
-    """A non-finite loss stopped the run (the last good phases are kept)."""
-
-
 @dataclass
 class TrainConfig:
     steps: int = 100
@@ -136,12 +132,16 @@ class Trainer:
         self.history.append(row)
 
     def _evaluate(self) -> dict:
-        before = self.chip.ledger.totals()
+        """Test metric through the (noisy) chip, booked in ``eval_ledger``: afterwards the chip's
+        training ledger and programmed vector are what they were (the next training query
+        pays its own phase setting); the noise generator moves on."""
+        before = self.chip.state_dict()
         result = self.task.evaluate(self.chip, self.strategy.params.detach())
-        after = self.chip.ledger.totals()
-        self.chip.ledger.load(before)
-        for key in before:
-            setattr(self.eval_ledger, key, getattr(self.eval_ledger, key) + after[key] - before[key])
+        after = self.chip.state_dict()
+        self.chip.load_state_dict({**after, "ledger": before["ledger"], "current": before["current"],
+                                   "programmed": before["programmed"]})
+        for key, value in before["ledger"].items():
+            setattr(self.eval_ledger, key, getattr(self.eval_ledger, key) + after["ledger"][key] - value)
         self.last_eval = result
         metric = result["metric"]
         better = metric > self.best + self.config.min_delta if self.task.higher_is_better \

@@ -1,0 +1,322 @@
+"""The black-box chip: exactness when ideal, determinism, ledger, noise scale, static errors.
+
+Noise scale (intensity readout, single photodiode, module docstring of ``photonic_sim.chip``):
+readings are in units of |y|² with the channel power P_ch = FS / (2·G·R) (full-scale amplitude
+1), so G·R·P_ch = FS/2 and
+
+* ADC step in reading units: LSB_r = (FS / 2^b) / (G·R·P_ch) = 2 / 2^b = 1/128 for b = 8;
+* analog noise in reading units: σ_r(p)² = [2q(R·P_ch·p + I_d)·B + 4kTB/R_L] / (R·P_ch)²;
+  default card (R 1.1 A/W, B 27 GHz, R_L 5 kΩ, I_d 25 nA): σ_r(0) ≈ 0.0030 (thermal),
+  σ_r(1) ≈ 0.0098 (shot dominates at full power);
+* a reading is amp² · s · r + b (block floating point: amp = max |input|; s the block gain).
+"""
+import math
+
+import pytest
+import torch
+from scipy.constants import Boltzmann, elementary_charge
+
+from photonic_sim.chip import Chip
+from photonic_sim.cores.photonic import DenseONN, TONN
+from photonic_sim.cores.spec import NetworkSpec, dense, tt
+from photonic_sim.devices import PhaseShifter, Photodetector, load_device_card
+from photonic_sim.training.strategies import STRATEGIES, make_strategy
+
+CARD = load_device_card("silicon_thermo_optic")
+QUIET = {"phase_shifter.bias_range": 0.0, "phase_shifter.gamma_noise_std": 0.0,
+         "crosstalk.factor": 0.0, "phase_shifter.bits": 16}
+SPEC = NetworkSpec("small", (tt((2, 4), (4, 2), 2, "relu"), dense(8, 3)))
+
+
+def card(**extra):
+    return load_device_card("silicon_thermo_optic", overrides=extra)
+
+
+def network(seed=0, spec=SPEC, cls=TONN):
+    net = cls(spec)
+    phases = net.init_phases(torch.Generator().manual_seed(seed))
+    return net, phases
+
+
+def inputs(b=16, n=8, seed=1):
+    return torch.rand(b, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_ideal_coherent_chip_equals_weight_domain_network():
+    """Independent reference: the realised weights (SVD blocks reassembled) applied as matrices."""
+    net, ph = network()
+    chip = Chip(net, CARD, ideal=True, readout="coherent", dtype=torch.float64)
+    x = inputs()
+    (w0, b0), (w1, b1) = net.weights(ph)
+    ref = torch.relu(x @ w0.to_dense().T + b0) @ w1.T + b1
+    torch.testing.assert_close(chip.measure(x, ph), ref, rtol=0, atol=1e-12)
+    # batched settings: row p equals the single-setting answer
+    ph2 = torch.stack([ph, torch.flip(ph, [0]) % (2 * math.pi)])
+    out = chip.measure(x, ph2)
+    torch.testing.assert_close(out[0], ref, rtol=0, atol=1e-12)
+
+
+def test_same_seed_bit_identical_different_seed_differs():
+    net, ph = network()
+    x = inputs()
+    a = Chip(net, CARD, seed=5).measure(x, ph)
+    b = Chip(net, CARD, seed=5).measure(x, ph)
+    c = Chip(net, CARD, seed=6).measure(x, ph)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # same manufacturing draws, different per-query noise: differences at the noise scale only
+    d = Chip(net, CARD, seed=6, static_seed=5).measure(x, ph)
+    assert 0 < (a - d).abs().max() < 0.2
+
+
+def test_ledger_counts():
+    """One dense layer 12 → 5 on k = 8: 1×2 blocks; DAC converts the 12 real inputs of each
+    sample, the ADCs read all k outputs of both blocks (padded rows included): 16 per sample."""
+    net, ph = network(spec=NetworkSpec("d", (dense(12, 5),)), cls=DenseONN)
+    chip = Chip(net, CARD)
+    x = inputs(b=7, n=12)
+    batch = ph.repeat(3, 1)
+    batch[1, 0] += 0.1
+    chip.measure(x, batch)
+    tot = chip.ledger.totals()
+    assert (tot["calls"], tot["queries"], tot["samples"], tot["phase_settings"]) == (1, 3, 21, 3)
+    assert (tot["dac_conversions"], tot["adc_conversions"]) == (3 * 7 * 12, 3 * 7 * 16)
+    chip.measure(x, batch[-1])  # the vector already programmed: no new setting
+    chip.measure(x[:2], batch[-1])
+    assert chip.ledger.phase_settings == 3 and chip.ledger.queries == 5 and chip.ledger.samples == 21 + 9
+    chip.set_phases(batch[1])
+    chip.measure(x)
+    chip.measure(x)
+    assert chip.ledger.phase_settings == 4 and chip.ledger.calls == 5
+
+
+def _analog_sigma(det, pch, p):
+    """σ_r(p) of the module docstring (reading units)."""
+    r = det.responsivity
+    shot = 2 * elementary_charge * (r * pch * p + det.dark_current) * det.bandwidth
+    thermal = 4 * Boltzmann * det.temperature * det.bandwidth / det.load_resistance
+    return torch.sqrt(shot + thermal) / (r * pch)
+
+
+def test_noise_scale_matches_shot_plus_thermal_formula():
+    """Every static error off, 16-bit phases, 16-bit ADC: the spread of repeated readings of
+    one 8×8 block is the analog σ_r(p) of the module docstring (to 10 %), and the mean is the
+    ideal |y|² (inputs on the 8-bit DAC grid with max 1, so DAC and normalisation are exact)."""
+    spec = NetworkSpec("one", (dense(8, 8, bias=False),))
+    net, ph = network(spec=spec, cls=DenseONN)
+    chip = Chip(net, card(**QUIET, **{"adc.bits": 16}), seed=3, dtype=torch.float64)
+    x = torch.tensor([[127, -64, 30, 0, 90, -127, 5, 77]], dtype=torch.float64) / 127
+    reps = ph.repeat(600, 1)
+    noisy = chip.measure(x, reps)[:, 0]  # [600, 8]
+    ideal = Chip(net, CARD, ideal=True, dtype=torch.float64).measure(x, ph)[0]
+    s = float(net.block_scales[0])
+    det = Photodetector.from_card(CARD)
+    sigma = abs(s) * _analog_sigma(det, chip.channel_power, ideal / s)
+    # outputs within a few σ of zero are truncated by the unipolar ADC (codes ≥ 0): skip them
+    far = ideal / s > 0.02
+    assert int(far.sum()) >= 4
+    ratio = noisy.std(0)[far] / sigma[far]
+    assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
+    err = (noisy.mean(0) - ideal).abs()[far]
+    assert (err < 5 * sigma[far] / math.sqrt(600) + 1e-4).all()
+
+
+def test_quiet_chip_close_to_ideal_within_noise_and_lsb():
+    """Default 8-bit ADC, static errors off: |noisy − ideal| ≤ 5σ_r + LSB_r/2 per reading of
+    a single block (bias-free, amp = 1, block gain s; DAC-exact inputs) inside the ADC range."""
+    spec = NetworkSpec("one", (dense(8, 8, bias=False),))
+    net, ph = network(spec=spec, cls=DenseONN)
+    chip = Chip(net, card(**QUIET), seed=4, dtype=torch.float64)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(-127, 128, (64, 8), generator=g).to(torch.float64)
+    x[:, 0] = 127
+    x = x / 127
+    noisy = chip.measure(x, ph)
+    ideal = Chip(net, CARD, ideal=True, dtype=torch.float64).measure(x, ph)
+    s = abs(float(net.block_scales[0]))
+    det = Photodetector.from_card(CARD)
+    bound = s * (5 * _analog_sigma(det, chip.channel_power, ideal / s) + 0.5 * 2 / 2**CARD.adc.bits)
+    inside = ideal / s < 1.9  # |y|² above the full scale 2 clips (tested below)
+    assert int(inside.sum()) > 400
+    assert ((noisy - ideal).abs() <= bound)[inside].all()
+    assert (noisy - ideal).abs().max() > 0  # noise is there
+
+
+def test_sigma_attenuator_folding():
+    """σ = sin(θ/2) is symmetric about π: θ_S and 2π − θ_S give bit-identical readings on the
+    full default chip (same seed: same noise draws; Σ attenuators carry no bias)."""
+    net, ph = network()
+    s_mask = net.mask("S")
+    mirrored = ph.clone()
+    mirrored[s_mask] = 2 * math.pi - ph[s_mask]
+    assert not torch.equal(mirrored, ph)
+    x = inputs()
+    a = Chip(net, CARD, seed=2).measure(x, ph)
+    b = Chip(net, CARD, seed=2).measure(x, mirrored)
+    assert torch.equal(a, b)
+
+
+def test_static_bias_changes_readings_a_lot():
+    net, ph = network()
+    x = inputs(b=64)
+    ideal = Chip(net, CARD, ideal=True).measure(x, ph)
+    biased = Chip(net, CARD, seed=1).measure(x, ph)
+    unbiased = Chip(net, card(**{"phase_shifter.bias_range": 0.0}), seed=1).measure(x, ph)
+    err_biased = (biased - ideal).abs().mean()
+    err_unbiased = (unbiased - ideal).abs().mean()
+    assert err_biased > 5 * err_unbiased
+
+
+def test_crosstalk_factor_zero_is_no_crosstalk():
+    """Realised phases: with factor 0 exactly the phase-shifter model (quantize → γ(1+ε)V² →
+    + bias, ``PhaseShifter``); with the kernel factor f each phase gains f × its neighbours'
+    heater phases (nearest neighbours at one MZI pitch), so the difference is nonzero."""
+    net, ph = network()
+    ps = PhaseShifter.from_card(CARD)
+    chips = {f: Chip(net, card(**{"crosstalk.factor": f}), seed=9, dtype=torch.float64) for f in (0.0, 0.005)}
+    span = net.num_blocks * net.block.num_phases
+    plain = chips[0.0]._realise(ph[None], False)[0, :span]
+    c = chips[0.0]
+    target = ph[:span]
+    quant = torch.where(c._is_sigma, ps.quantize_attenuator(target), ps.quantize(target))
+    heater = ps.phase(ps.voltage(quant), c._gamma)
+    torch.testing.assert_close(plain, heater + c._bias, rtol=0, atol=1e-12)
+    with_x = chips[0.005]._realise(ph[None], False)[0, :span]
+    delta = with_x - plain
+    assert delta.abs().max() > 1e-3
+    # Δφ ≥ 0 (heaters only add heat) and bounded by f × (number of neighbours ≤ 4) × max φ
+    assert delta.min() >= 0 and delta.max() <= 0.005 * 4 * heater.max() + 1e-12
+
+
+def test_adc_clipping_is_counted():
+    """Intensity full scale in |y|² units is 2·a (a = full_scale_amplitude, since
+    G·R·P_ch = FS/(2a)); readings well above it clip, well below never do. Readings within
+    noise of 0 may clip at code 0 too (σ_r(0)·a ≈ 3e-4 for a = 0.1): counted in the bound."""
+    spec = NetworkSpec("one", (dense(8, 8, bias=False),))
+    net, ph = network(spec=spec, cls=DenseONN)
+    x = inputs(b=64)
+    x[:, 0] = 1.0
+    ideal = Chip(net, CARD, ideal=True, dtype=torch.float64).measure(x, ph)
+    p = ideal / net.block_scales[0]  # |y|² per detector (amp = 1)
+    a = 0.1
+    chip = Chip(net, card(**QUIET), full_scale_amplitude=a, dtype=torch.float64)
+    chip.measure(x, ph)
+    surely = int((p > 2 * a * 1.3).sum())
+    maybe = int((p > 2 * a * 0.7).sum()) + int((p < 0.003).sum())
+    assert surely > 50
+    assert surely <= chip.ledger.clipped <= maybe
+    full = Chip(net, card(**QUIET), dtype=torch.float64)
+    full.measure(x, ph)
+    assert full.ledger.clipped <= int((p > 2 * 0.9).sum()) + int((p < 0.03).sum())
+    assert full.ledger.clipped < chip.ledger.clipped / 5
+
+
+def test_differentiable_gradients_match_finite_differences():
+    """Ideal chip: autograd gradient == central differences (float64). Noisy chip: gradients
+    exist (straight-through quantizers) and, with every static error off, are the ideal
+    chip's gradient up to the detector noise that enters through the intermediate (TT) readings
+    (a loss linear in the readings: the final noise itself does not enter the gradient)."""
+    net, ph = network()
+    x = inputs(b=8)
+    ideal = Chip(net, CARD, ideal=True, dtype=torch.float64)
+    w = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def loss(chip, p, diff=True):
+        return (chip.measure(x, p, differentiable=diff) * w).sum()
+
+    p = ph.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(ideal, p), p)
+    idx = torch.tensor([0, 50, 140, 300, 410])
+    h = 1e-6
+    for i in idx:
+        e = torch.zeros_like(ph)
+        e[i] = h
+        fd = (loss(ideal, ph + e, False) - loss(ideal, ph - e, False)) / (2 * h)
+        assert abs(float(fd) - float(g[i])) < 1e-6 * (1 + abs(float(fd)))
+    quiet = Chip(net, card(**QUIET), dtype=torch.float64)
+    p2 = ph.clone().requires_grad_(True)
+    (gq,) = torch.autograd.grad(loss(quiet, p2), p2)
+    assert torch.isfinite(gq).all() and gq.abs().max() > 0
+    assert (gq - g).norm() < 0.05 * g.norm()
+    noisy = Chip(net, CARD)
+    p3 = ph.clone().requires_grad_(True)
+    (gn,) = torch.autograd.grad(loss(noisy, p3), p3)
+    assert torch.isfinite(gn).all() and (gn - g).norm() > 0.2 * g.norm()  # the phase bias acts
+
+
+def test_intensity_readings_not_below_dark_offset():
+    """Unipolar ADC codes are ≥ 0, so a reading is ≥ −I_d/(R·P_ch) per block (times amp²·|s|):
+    the only way below 0 is the dark-current subtraction."""
+    spec = NetworkSpec("two", (dense(16, 8, bias=False),))
+    net, ph = network(spec=spec, cls=DenseONN)
+    chip = Chip(net, CARD, seed=0, dtype=torch.float64)
+    x = inputs(b=256, n=16)
+    x[:, 0] = 1.0
+    out = chip.measure(x, ph.repeat(4, 1))
+    det = chip._detector
+    floor = -net.block_scales.abs().sum() * det.dark_current / (det.responsivity * chip.channel_power)
+    assert out.min() >= floor - 1e-15
+    assert out.min() < 0.01  # some outputs are near zero (|y|² small)
+
+
+# ---------------------------------------------------------------- black box
+class GuardedChip(Chip):
+    """A chip whose internals raise when touched from outside ``photonic_sim/chip.py``
+    (the network, its weights, the static errors), and which refuses differentiable reads."""
+
+    def __getattribute__(self, name):
+        if name.startswith("_") and not name.startswith("__"):
+            import sys
+
+            caller = sys._getframe(1).f_code.co_filename
+            if not caller.endswith("photonic_sim/chip.py"):
+                raise AttributeError(f"black box: {name} read from {caller}")
+        return object.__getattribute__(self, name)
+
+    def measure(self, inputs, phases=None, *, differentiable=False):
+        if differentiable:
+            raise AssertionError("an in-situ strategy asked for a differentiable reading")
+        out = super().measure(inputs, phases)
+        assert not out.requires_grad
+        return out
+
+
+def _options(name):
+    opts = {"lr": 0.01}
+    if name == "zo-cge":
+        opts["coords_per_step"] = 5
+    if name == "hybrid":
+        opts.update(q=4, patience=1, tol=10.0)  # switches to CGE after one step
+    if name in ("l2ight-sigma", "tt-subspace"):
+        opts["mask"] = None  # filled in below
+    return opts
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in STRATEGIES.items() if c.in_situ))
+def test_strategies_only_see_the_closure(name, monkeypatch):
+    from photonic_sim.cores.photonic import PhotonicNetwork
+    from photonic_sim.training.data import Dataset
+    from photonic_sim.training.tasks import ClassificationTask
+    from photonic_sim.training.trainer import TrainConfig, Trainer
+
+    spec = NetworkSpec("bb", (tt((2, 4), (4, 2), 2, "relu"), dense(8, 3)))
+    net = TONN(spec)
+    chip = GuardedChip(net, CARD, seed=0)
+    with pytest.raises(AttributeError, match="black box"):
+        chip._net  # noqa: B018 — the guard really bites
+    ctl = chip.controls()
+    params = chip.init_phases(torch.Generator().manual_seed(0))
+    # from here on, weights cannot be read at all
+    for attr in ("weights", "from_weights", "random_weights"):
+        monkeypatch.setattr(PhotonicNetwork, attr, lambda *a, **k: (_ for _ in ()).throw(AssertionError("weights read")))
+    opts = _options(name)
+    if "mask" in opts:
+        opts["mask"] = ctl["masks"]["S" if name == "l2ight-sigma" else "tt"]
+    strategy = make_strategy(name, params, generator=torch.Generator().manual_seed(1), periods=ctl["periods"], **opts)
+    x = inputs(b=30, n=8)
+    data = Dataset("toy", x[:20], torch.arange(20) % 3, x[20:], torch.arange(10) % 3, 3)
+    task = ClassificationTask(data, batch_size=8)
+    start = params.clone()
+    res = Trainer(chip, task, strategy, TrainConfig(steps=2, eval_every=2)).run()
+    assert res.ledger["queries"] > 0
+    assert not torch.equal(res.phases, start) or name == "mixedtrain"

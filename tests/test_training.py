@@ -1,0 +1,331 @@
+"""Trainer, tasks, data loaders, baselines and the strategy comparison (small, fast runs).
+
+Query expectations are derived from each strategy's documented batch layout (strategies
+package): one-sided RGE q+1 rows, CGE over k coordinates k+1, SPSA 2q, FLOPS q+1,
+MixedTrain 2k+1 with k = round(coord_fraction · n_active), fo 1; hybrid q+1 until its plateau
+detector switches, then n_active+1.
+"""
+import gzip
+import math
+import statistics
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from photonic_sim.chip import Chip
+from photonic_sim.cores.photonic import TONN
+from photonic_sim.cores.spec import NetworkSpec, tt
+from photonic_sim.devices import load_device_card
+from photonic_sim.training.compare import ClassificationRun, compare, linear_cost, summarize
+from photonic_sim.training.data import Dataset, load_digits, load_mnist, read_idx
+from photonic_sim.training.strategies import STRATEGIES, make_strategy
+from photonic_sim.training.tasks import ClassificationTask
+from photonic_sim.training.trainer import CHECKPOINT_FILE, TrainConfig, Trainer
+
+CARD = load_device_card("silicon_thermo_optic")
+TINY = NetworkSpec("tiny", (tt((8, 8), (2, 5), 1),))  # 64 → 10 on two 8×8 blocks
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+def tiny_data(n_train=120, n_test=60):
+    d = load_digits(seed=0)
+    return Dataset("digits-subset", d.x_train[:n_train], d.y_train[:n_train], d.x_test[:n_test],
+                   d.y_test[:n_test], 10)
+
+
+def setup(name, seed=0, chip_cls=Chip, **extra):
+    chip = chip_cls(TONN(TINY), CARD, seed=seed)
+    ctl = chip.controls()
+    params = chip.init_phases(torch.Generator().manual_seed(seed))
+    opts = dict(OPTIONS[name], **extra)
+    if name in ("l2ight-sigma", "tt-subspace"):
+        opts["mask"] = ctl["masks"]["S" if name == "l2ight-sigma" else "tt"]
+    gen = None if name == "fo" else torch.Generator().manual_seed(seed + 1)
+    strategy = make_strategy(name, params, generator=gen, periods=ctl["periods"], **opts)
+    task = ClassificationTask(tiny_data(), batch_size=16, eval_batch_size=32)
+    return chip, task, strategy
+
+
+OPTIONS = {
+    "zo-rge": dict(lr=0.02, q=4, optimizer="adam"),
+    "zo-sign-rge": dict(lr=0.01, q=4),
+    "zo-cge": dict(lr=0.05, coords_per_step=6),
+    "hybrid": dict(lr=0.01, q=4, patience=1, tol=10.0),  # switches to CGE after step 2
+    "spsa": dict(lr=0.02, q=3),
+    "flops": dict(lr=0.01, q=5),
+    "mixedtrain": dict(lr=0.05, coord_fraction=0.02),
+    "l2ight-sigma": dict(lr=0.02, q=4),
+    "tt-subspace": dict(lr=0.02, q=4),
+    "fo": dict(lr=0.02),
+}
+
+
+def expected_queries(name, strategy, steps):
+    c, n = strategy.cfg, strategy.n_active
+    if name == "hybrid":  # two sign-RGE steps, then CGE over every coordinate
+        return 2 * (c["q"] + 1) + (steps - 2) * (n + 1)
+    if name in ("zo-rge", "zo-sign-rge", "flops", "l2ight-sigma", "tt-subspace"):
+        per = c["q"] + 1
+    elif name == "zo-cge":
+        per = c["coords_per_step"] + 1
+    elif name == "spsa":
+        per = 2 * c["q"]
+    elif name == "mixedtrain":
+        per = 2 * max(1, round(c["coord_fraction"] * n)) + 1
+    else:
+        per = 1
+    return steps * per
+
+
+def test_strategy_options_cover_every_strategy():
+    assert set(OPTIONS) == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_trainer_smoke_every_strategy(name):
+    chip, task, strategy = setup(name)
+    steps = 4
+    res = Trainer(chip, task, strategy, TrainConfig(steps=steps, eval_every=2)).run()
+    assert res.stopped == "completed"
+    assert all(math.isfinite(h["loss"]) for h in res.history)
+    assert res.ledger["queries"] == expected_queries(name, strategy, steps)
+    assert res.ledger["samples"] == res.ledger["queries"] * 16
+    assert res.eval_ledger["queries"] == 2 * 2  # two evaluations × ⌈60/32⌉ batches
+    assert 0 <= res.final["metric"] <= 1 and [h["step"] for h in res.history] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["fo", "zo-sign-rge"])
+def test_training_lowers_the_loss(name):
+    """Mean training loss over the last 8 of 40 steps is below that of the first 8."""
+    chip, task, strategy = setup(name, lr=0.05 if name == "fo" else 0.02, **({"q": 16} if name != "fo" else {}))
+    res = Trainer(chip, task, strategy, TrainConfig(steps=40, eval_every=40)).run()
+    losses = [h["loss"] for h in res.history]
+    assert statistics.fmean(losses[-8:]) < statistics.fmean(losses[:8]) - 0.05
+
+
+class NaNChip(Chip):
+    """Readings turn NaN from the ``bad``-th training call on (training calls carry a batch of
+    settings; evaluation measures one vector)."""
+
+    bad = 3
+
+    def measure(self, inputs, phases=None, *, differentiable=False):
+        out = super().measure(inputs, phases, differentiable=differentiable)
+        if phases is not None and phases.ndim == 2:
+            self.training_calls = getattr(self, "training_calls", 0) + 1
+            if self.training_calls >= self.bad:
+                return out * math.nan
+        return out
+
+
+def test_divergence_guard_keeps_last_good_phases():
+    chip, task, strategy = setup("zo-sign-rge", chip_cls=NaNChip)
+    res = Trainer(chip, task, strategy, TrainConfig(steps=10, eval_every=5)).run()
+    assert res.stopped.startswith("diverged at step 3") and "last good" in res.stopped
+    ref_chip, ref_task, ref_strategy = setup("zo-sign-rge")
+    ref = Trainer(ref_chip, ref_task, ref_strategy, TrainConfig(steps=2, eval_every=5)).run()
+    assert torch.equal(res.phases, ref.phases)
+    assert torch.isfinite(res.phases).all() and math.isfinite(res.final["metric"])
+    assert len(res.history) == 2
+
+
+class Interrupted(Exception):
+    pass
+
+
+class CrashChip(Chip):
+    """Raises on the ``crash_at``-th training call (a killed run)."""
+
+    crash_at = 5
+
+    def measure(self, inputs, phases=None, *, differentiable=False):
+        if phases is not None and phases.ndim == 2:
+            self.training_calls = getattr(self, "training_calls", 0) + 1
+            if self.training_calls == self.crash_at:
+                raise Interrupted
+        return super().measure(inputs, phases, differentiable=differentiable)
+
+
+@pytest.mark.parametrize("name", ["hybrid", "zo-rge", "fo"])
+def test_resume_is_bit_identical(name, tmp_path):
+    """Checkpoint every 2 steps, crash during step 5, resume from step 4: same final phases,
+    history and ledgers as the uninterrupted run (CPU)."""
+    cfg = TrainConfig(steps=7, eval_every=3, checkpoint_every=2, seed=4)
+    full = Trainer(*setup(name), cfg).run()
+
+    class Crash(CrashChip):
+        pass
+
+    if name == "fo":  # fo measures one vector per step: count those calls instead
+        Crash.measure = lambda self, x, phases=None, *, differentiable=False: (
+            _crash_fo(self, x, phases, differentiable))
+    chip, task, strategy = setup(name, chip_cls=Crash)
+    with pytest.raises(Interrupted):
+        Trainer(chip, task, strategy, cfg, checkpoint_dir=tmp_path).run()
+    assert (tmp_path / CHECKPOINT_FILE).is_file()
+    resumed = Trainer(*setup(name), cfg, checkpoint_dir=tmp_path).run(resume=True)
+    assert torch.equal(resumed.phases, full.phases)
+    assert resumed.ledger == full.ledger and resumed.eval_ledger == full.eval_ledger
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    assert resumed.final == full.final
+
+
+def _crash_fo(chip, x, phases, differentiable):
+    if differentiable:
+        chip.training_calls = getattr(chip, "training_calls", 0) + 1
+        if chip.training_calls == 5:
+            raise Interrupted
+    return Chip.measure(chip, x, phases, differentiable=differentiable)
+
+
+def test_resume_without_checkpoint_raises(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint"):
+        Trainer(*setup("zo-rge"), TrainConfig(steps=2), checkpoint_dir=tmp_path).run(resume=True)
+
+
+def test_early_stopping_on_plateau():
+    """min_delta 1.0: no accuracy can improve by more, so only the first evaluation counts as
+    better; with patience 2 and eval_every 2 the run stops at step 6."""
+    chip, task, strategy = setup("zo-sign-rge")
+    res = Trainer(chip, task, strategy, TrainConfig(steps=50, eval_every=2, patience=2, min_delta=1.0)).run()
+    assert res.stopped.startswith("early stop at step 6")
+    assert len(res.history) == 6 and res.ledger["queries"] == 6 * 5
+
+
+def test_evaluation_is_kept_out_of_the_training_ledger():
+    """fo measures one vector per step, so evaluations (which program the same vector) could
+    hide phase settings; the training ledger must not depend on how often we evaluate."""
+    a = Trainer(*setup("fo"), TrainConfig(steps=6, eval_every=1)).run()
+    b = Trainer(*setup("fo"), TrainConfig(steps=6, eval_every=100)).run()
+    noise_free = lambda led: {k: v for k, v in led.items() if k != "clipped"}  # noqa: E731 (clipping is noise)
+    assert noise_free(a.ledger) == noise_free(b.ledger)
+    assert a.ledger["queries"] == 6 and a.ledger["phase_settings"] == 6
+    assert a.eval_ledger["queries"] == 6 * 2 and b.eval_ledger["queries"] == 2
+
+
+def test_same_seed_same_run():
+    a = Trainer(*setup("spsa", seed=3), TrainConfig(steps=3, seed=3)).run()
+    b = Trainer(*setup("spsa", seed=3), TrainConfig(steps=3, seed=3)).run()
+    assert torch.equal(a.phases, b.phases) and a.final == b.final
+
+
+# ------------------------------------------------------------------ data
+def _write_idx(path, array, gz):
+    codes = {np.uint8: 0x08}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_idx_loader(tmp_path, gz):
+    n = 50
+    labels = (np.arange(n) * 7 % 10).astype(np.uint8)
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0] = labels * 20  # the label is readable from pixel 0
+    images[:, 27, 27] = 255
+    suffix = ".gz" if gz else ""
+    _write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", images, gz)
+    _write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", labels, gz)
+    assert read_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}").tolist() == labels.tolist()
+    ds = load_mnist(tmp_path, seed=1, test_fraction=0.2)
+    assert (len(ds.x_train), len(ds.x_test)) == (40, 10) and ds.num_features == 784
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        assert torch.equal(torch.round(x[:, 0] * 255 / 20).long(), y)
+        assert torch.all(x[:, -1] == 1.0) and x.min() >= 0
+    again = load_mnist(tmp_path, seed=1, test_fraction=0.2)
+    assert torch.equal(again.y_test, ds.y_test)
+    other = load_mnist(tmp_path, seed=2, test_fraction=0.2)
+    assert not torch.equal(other.y_test, ds.y_test)
+    assert sorted(torch.cat([ds.y_train, ds.y_test]).tolist()) == sorted(labels.tolist())
+
+
+def test_idx_errors(tmp_path):
+    bad = tmp_path / "t10k-images-idx3-ubyte"
+    bad.write_bytes(b"\x01\x02\x03\x04rest")
+    with pytest.raises(ValueError, match="bad magic"):
+        read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"abc")
+    with pytest.raises(ValueError, match="header declares"):
+        read_idx(short)
+    with pytest.raises(ValueError, match="no IDX pair"):
+        load_mnist(tmp_path / "..")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_mnist(tmp_path / "nope")
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST IDX files not present at {MNIST_DIR}")
+def test_real_mnist_10k_split():
+    ds = load_mnist(MNIST_DIR, seed=0)
+    assert (len(ds.x_train), len(ds.x_test)) == (8000, 2000)
+    assert ds.x_train.max() == 1.0 and ds.x_train.min() == 0.0
+    counts = torch.bincount(torch.cat([ds.y_train, ds.y_test]), minlength=10)
+    assert counts.sum() == 10000 and counts.min() > 800  # every digit is well represented
+
+
+def test_digits_split_is_seeded():
+    a, b = load_digits(seed=0), load_digits(seed=0)
+    assert torch.equal(a.x_test, b.x_test) and len(a.x_train) + len(a.x_test) == 1797
+    assert abs(len(a.x_test) - 0.25 * 1797) < 1
+
+
+# ------------------------------------------------------------------ comparison and baselines
+RUN = ClassificationRun(model=TINY, steps=3, batch_size=16, eval_every=3, eval_batch_size=512,
+                        options={"zo-sign-rge": {"lr": 0.01, "q": 3}, "fo": {"lr": 0.01},
+                                 "weight-map": {"lr": 0.05, "steps": 5}})
+
+
+def test_compare_rows_and_summary():
+    rows = compare(RUN, ["zo-sign-rge", "no-such-strategy"], [0, 1])
+    assert [(r["strategy"], r["seed"]) for r in rows] == [
+        ("zo-sign-rge", 0), ("zo-sign-rge", 1), ("no-such-strategy", 0), ("no-such-strategy", 1)]
+    good, bad = rows[:2], rows[2:]
+    for r in good:
+        assert r["metric"] == "accuracy" and r["queries"] == 3 * 4 and "error" not in r
+        assert r["training_energy_j"] > 0 and r["training_latency_s"] > 0
+        assert r["history"][-1] == [12, r["metric_final"]]
+    assert all("unknown strategy" in r["error"] and math.isnan(r["metric_final"]) for r in bad)
+    assert good[0]["metric_final"] != good[1]["metric_final"] or good[0]["history"] != good[1]["history"]
+    summary = {s["strategy"]: s for s in summarize(rows)}
+    finals = [r["metric_final"] for r in good]
+    assert summary["zo-sign-rge"]["metric_mean"] == pytest.approx(statistics.fmean(finals))
+    assert summary["zo-sign-rge"]["metric_std"] == pytest.approx(statistics.stdev(finals))
+    assert summary["no-such-strategy"]["failed"] == 2 and math.isnan(summary["no-such-strategy"]["metric_mean"])
+
+
+def test_compare_process_pool_matches_serial():
+    serial = compare(RUN, ["zo-sign-rge"], [0])
+    pooled = compare(RUN, ["zo-sign-rge", "nope"], [0], workers=2)
+    assert pooled[0]["metric_final"] == serial[0]["metric_final"]
+    assert pooled[0]["history"] == serial[0]["history"]
+    assert "error" in pooled[1]
+
+
+def test_linear_cost_equals_training_cost():
+    from photonic_sim.accelerators import training_cost
+
+    ledger = {"queries": 120, "phase_settings": 70, "samples": 3000}
+    price = linear_cost("tonn_space", TINY, CARD)
+    ref = training_cost("tonn_space", TINY, CARD, ledger)
+    assert price(ledger) == pytest.approx((ref["energy_j"], ref["latency_s"]), rel=1e-12)
+
+
+def test_weight_map_exact_on_ideal_chip_and_degraded_by_bias():
+    """Coherent readout: the mapped phases realise the offline weights exactly, so the ideal
+    chip scores what the offline model scored; the biased chip (default card) scores lower."""
+    from photonic_sim.training.baselines import weight_map
+
+    net = TONN(TINY)
+    task = ClassificationTask(tiny_data(300, 150), batch_size=32, eval_batch_size=512)
+    init = net.init_phases(torch.Generator().manual_seed(0))
+    phases, offline = weight_map(net, CARD, task, TrainConfig(steps=60, eval_every=60), init=init, lr=0.05,
+                                 readout="coherent")
+    ideal = Chip(net, CARD, ideal=True, readout="coherent", dtype=torch.float64)
+    assert task.evaluate(ideal, phases)["metric"] == pytest.approx(offline.final["metric"], abs=1e-12)
+    assert offline.final["metric"] > 0.5
+    biased = Chip(net, CARD, seed=0, readout="coherent")
+    assert task.evaluate(biased, phases)["metric"] < offline.final["metric"] - 0.2
