@@ -102,7 +102,8 @@ class Chip:
     noise, no static errors, no crosstalk, no ADC/DAC: the exact network), ``exact_readout``
     (the phase-domain non-idealities of step 1 stay, but E/O and O/E conversion are exact:
     no DAC/ADC quantization, no detector noise — the seed paper's noise model), ``dtype``
-    (float32 → complex64 fields, float64 → complex128), ``device`` (where the simulation
+    (signals: float32 → complex64 fields, float64 → complex128; phases, device errors and
+    the mesh matrices are always computed in float64 and cast), ``device`` (where the simulation
     runs, e.g. "cuda"; static errors are drawn on the CPU and moved there, so a seed gives the
     same chip on every device; the per-query noise generator lives on ``device``).
     """
@@ -205,13 +206,13 @@ class Chip:
         self._account(ph.detach(), x.shape[0])
         grad = torch.enable_grad() if differentiable else torch.no_grad()
         with grad:
-            realised = self._realise(ph.to(self.device, self.dtype), differentiable)
+            realised = self._realise(ph.to(self.device, torch.float64), differentiable)
             out = self._net.forward(
                 x.to(self.device, self.dtype), realised,
                 encode=lambda v: self._encode(v, differentiable),
                 detect=lambda f, final: self._detect(f, final, differentiable),
                 kappa=self._kappa, loss_db=self._loss_db,
-                normalize=not self.exact_readout, final_intensity=self.readout == "intensity",
+                normalize=not self.exact_readout, final_intensity=self.readout == "intensity", dtype=self.dtype,
             )
         return out[0] if single else out
 
@@ -250,10 +251,10 @@ class Chip:
         static = self._shifter.draw_static((nhw, bp), gen)
         uv = ~s_part
         hw = net.hw_block
-        self._gamma = static.gamma_scale[hw].reshape(-1).to(self.device, self.dtype)
-        self._bias = (static.bias * uv).reshape(nhw, bp)[hw].reshape(-1).to(self.device, self.dtype)
+        self._gamma = static.gamma_scale[hw].reshape(-1).to(self.device, torch.float64)
+        self._bias = (static.bias * uv).reshape(nhw, bp)[hw].reshape(-1).to(self.device, torch.float64)
         pos = net.block.positions() * card.waveguide.mzi_pitch
-        self._xtalk = crosstalk_from_card(pos, card).to(self.device, self.dtype)  # block-local [bp, bp]
+        self._xtalk = crosstalk_from_card(pos, card).to(self.device, torch.float64)  # block-local [bp, bp]
         coupler = DirectionalCoupler.from_card(card)
         m = net.block.num_mzis
         self._kappa = None

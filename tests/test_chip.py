@@ -56,6 +56,16 @@ def test_ideal_coherent_chip_equals_weight_domain_network():
     torch.testing.assert_close(out[0], ref, rtol=0, atol=1e-12)
 
 
+def test_ideal_complex64_chip_matches_within_1e_6():
+    """Single-precision signals (float64 controls and meshes): rel. error < 1e-6."""
+    net, ph = network()
+    x = inputs()
+    ref = Chip(net, CARD, ideal=True, readout="coherent", dtype=torch.float64).measure(x, ph)
+    out = Chip(net, CARD, ideal=True, readout="coherent", dtype=torch.float32).measure(x, ph)
+    assert out.dtype == torch.float32
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-6
+
+
 def test_same_seed_bit_identical_different_seed_differs():
     net, ph = network()
     x = inputs()

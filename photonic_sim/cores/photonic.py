@@ -343,6 +343,7 @@ class PhotonicNetwork:
         loss_db: Tensor | float | None = None,
         normalize: bool = False,
         final_intensity: bool = False,
+        dtype: torch.dtype | None = None,
     ) -> Tensor:
         """Network output for inputs x[B, in_features] (real) under realised phases.
 
@@ -368,6 +369,10 @@ class PhotonicNetwork:
           DAC range [−1, 1]) and the detected outputs are multiplied back (by the square for
           the final pass when ``final_intensity``, since a photodiode reads |y|²). Exact for
           the ideal optics; it only changes how DAC/ADC quantization and noise act.
+        * ``dtype``: real dtype of the signals (float32 → complex64 fields); default the
+          dtype of ``phases``. Block matrices are always built in the precision of
+          ``phases`` and then cast, so float64 controls with float32 signals keep the
+          mesh arithmetic exact to float64 and only the signal path in single precision.
         """
         single = phases.ndim == 1
         ph = phases[None] if single else phases
@@ -375,10 +380,11 @@ class PhotonicNetwork:
             raise ValueError(f"phases: need shape [P, {self.num_phases}] or [{self.num_phases}], got {tuple(phases.shape)}")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x: need shape [B, {self.in_features}], got {tuple(x.shape)}")
-        cdt = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
+        fdt = dtype or ph.dtype
+        cdt = torch.complex128 if fdt == torch.float64 else torch.complex64
         encode = encode if encode is not None else (lambda v: v)
         detect = detect if detect is not None else (lambda f, final: f.real)
-        h = x.to(ph.dtype).expand(ph.shape[0], *x.shape)
+        h = x.to(fdt).expand(ph.shape[0], *x.shape)
         last = len(self.spec.layers) - 1
         for li, layer in enumerate(self.spec.layers):
             mats = [m for m in self._mats if m.layer == li]
@@ -390,7 +396,7 @@ class PhotonicNetwork:
 
             h = contract(h, layer.in_modes, layer.out_modes, layer.ranks, run) if layer.kind == "tt" else run(0, h)
             if layer.bias:
-                h = h + ph[:, None, self._bias[li]]
+                h = h + ph[:, None, self._bias[li]].to(fdt)
             h = _ACTIVATIONS[layer.activation](h)
         return h[0] if single else h
 
@@ -422,11 +428,12 @@ class PhotonicNetwork:
         field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
         bph = ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
         bph = bph.reshape(p, m.block_rows, m.block_cols, self.block.num_phases)
-        scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(ph)  # dtype and device of the phases
+        scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(v)  # dtype and device of the signals
         scales = scales.reshape(m.block_rows, m.block_cols, 1, 1)
+        build = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
         mat = self.block.matrix(
-            bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=field.dtype
-        ).transpose(-1, -2)  # [P, br, bc, k, k], transposed for row vectors
+            bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=build
+        ).to(cdt).transpose(-1, -2)  # [P, br, bc, k, k], transposed for row vectors
         step = max(1, _CHUNK_ELEMENTS // max(1, p * m.block_cols * n * k))
         rows = []
         for r in range(0, m.block_rows, step):
