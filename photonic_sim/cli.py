@@ -74,6 +74,8 @@ def _add_run(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory when done")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared or small machine more threads can be far slower)")
     p.set_defaults(func=cmd_run)
 
 
@@ -83,6 +85,8 @@ def cmd_run(args) -> int:
     from photonic_sim.scenarios.execute import run_scenario
     from photonic_sim.training.trainer import CHECKPOINT_FILE
 
+    if args.threads < 1:
+        raise UsageError(f"photonic-sim run: --threads: {args.threads} is out of range (allowed: >= 1)")
     scenario = load_scenario(args.scenario, args.sets)
     out = Path(args.out or Path("runs") / scenario.name)
     work = out.parent / f".{out.name}.work"
@@ -100,6 +104,9 @@ def cmd_run(args) -> int:
         except FileExistsError as exc:
             raise UsageError(f"photonic-sim run: --out: {exc}; use --resume to continue it or --overwrite") from None
         shutil.rmtree(work, ignore_errors=True)
+    import torch
+
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
         record = run_scenario(scenario, checkpoint_dir=work, resume=args.resume, progress=not args.no_progress)
