@@ -220,3 +220,17 @@ def test_list(capsys):
         assert word in text
 
 
+
+
+def test_pinn_scenario_runs_and_reports_pde_metrics(tmp_path):
+    out = tmp_path / "bs"
+    assert main(["run", str(REPO / "scenarios" / "black_scholes_tonn.yaml"), "--out", str(out), "--no-progress",
+                 "--set", "training.steps=2", "--set", "training.eval_every=2", "--set", "task.collocation=2",
+                 "--set", "task.test_points=200", "--set", "task.residual_points=20"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    m = report["metrics"]
+    assert m["name"] == "relative_l2" and m["higher_is_better"] is False
+    assert 0 < m["final"] < 1 and m["mse"] >= 0 and m["residual_rms"] >= 0
+    # 2 steps of zo-rge q=16 one-sided: 17 settings per step; the cost fields match a classification run
+    assert report["training"]["queries"] == 2 * 17
+    assert report["training"]["energy_j"] > 0 and report["training"]["latency_s"] > 0

@@ -62,8 +62,13 @@ def readout_for(scenario: Scenario) -> str:
 
 
 def build_chip(scenario: Scenario, network=None) -> Chip:
+    """PDE tasks run in float64 with the task's ``exact_readout`` choice: Stein estimates
+    amplify per-reading errors (docs/pinn.md)."""
     network = network if network is not None else build_network(scenario)
-    return Chip(network, scenario.device_card, seed=scenario.seed, readout=readout_for(scenario))
+    pde = scenario.task.kind == "pde"
+    return Chip(network, scenario.device_card, seed=scenario.seed, readout=readout_for(scenario),
+                exact_readout=pde and scenario.task.exact_readout,
+                dtype=torch.float64 if pde else torch.float32)
 
 
 def build_task(scenario: Scenario):
@@ -76,8 +81,9 @@ def build_task(scenario: Scenario):
     if task.kind == "pde":
         from photonic_sim.training.pinn import PINNTask
 
-        return PINNTask.from_config(task, batch_size=recipe.batch_size, eval_batch_size=recipe.eval_batch_size,
-                                    seed=scenario.seed)
+        return PINNTask(task.pde, estimator=task.estimator, sigma=task.sigma, level=task.level,
+                        mc_samples=task.mc_samples, collocation=task.collocation, test_points=task.test_points,
+                        residual_points=task.residual_points, eval_level=task.eval_level, seed=scenario.seed)
     raise ValueError(f"task.kind: {task.kind!r} has no training task")
 
 

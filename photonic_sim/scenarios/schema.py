@@ -87,6 +87,9 @@ class PdeTask(_Strict):
     level: int = Field(3, ge=1)
     mc_samples: int = Field(1024, ge=1)
     test_points: int = Field(10000, ge=1)
+    eval_level: int | None = Field(None, ge=1)  # cheaper sparse grid for the test prediction
+    residual_points: int = Field(1000, ge=1)
+    exact_readout: bool = False  # phase errors stay; DAC/ADC/detector exact (the seed paper's model)
 
 
 class NoneTask(_Strict):

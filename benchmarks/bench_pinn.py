@@ -1,0 +1,168 @@
+"""BP-free PINN training on the photonic chip: HJB-20 and Black-Scholes (issue 5, docs/pinn.md).
+
+    python benchmarks/bench_pinn.py [--quick | --paper] [--cases a,b] [--device cpu|cuda]
+                                    [--steps N] [--threads N] [--out FILE.json]
+
+Cases (rows of the table):
+
+* ``hjb_tonn_zo``  HJB-20 on a TONN, ZO-RGE (Adam) + sparse-grid Stein (σ 0.1, level 3);
+* ``hjb_tonn_fo``  the same network, first-order baseline: autograd derivatives, Adam on exact
+  gradients through the (straight-through) chip — not in situ;
+* ``hjb_dense_zo`` the dense ONN of the same layer widths, trained like ``hjb_tonn_zo``;
+* ``bs_tonn_zo``   Black-Scholes on a small TONN (scenarios/black_scholes_tonn.yaml's model),
+  ZO-RGE + sparse-grid Stein.
+
+Chip: the silicon_thermo_optic card's phase-domain non-idealities (8-bit phases, γ-noise,
+thermal crosstalk, manufacturing bias), coherent readout, ``Chip(exact_readout=True)``: no
+DAC/ADC quantization and no detector noise, the seed paper's noise model — with the card's real
+readout, the level-3 sparse grid in d = 21 amplifies each reading's noise by ~3e5 in the
+Laplacian (docs/pinn.md). ``--noisy-readout`` keeps the card's readout chain.
+
+Default (CPU) mode: HJB on ``HJB_SMALL`` (TT 21→64→64→1), 1 collocation point and 1500
+steps per case, prediction u_σ with a level-2 grid on 10 000 points; Black-Scholes 50 points,
+1500 steps (docs/pinn.md has the numbers; ``--steps 4000 --cases hjb_tonn_zo`` is the longer
+HJB run). ``--paper``: the hjb20 preset, 100 points, level 3 everywhere, 2000 steps.
+
+Prints a table (MSE, rel. L2, residual, queries, training energy J, latency s, wall s) and
+writes nothing else unless ``--out`` is given (JSON rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from photonic_sim.accelerators import training_cost
+from photonic_sim.chip import Chip
+from photonic_sim.cores.photonic import DenseONN, TONN
+from photonic_sim.cores.spec import NetworkSpec, dense, preset, tt
+from photonic_sim.devices.cards import load_device_card
+from photonic_sim.training.pinn import PINNTask
+from photonic_sim.training.strategies import make_strategy
+from photonic_sim.training.trainer import TrainConfig, Trainer
+
+CARD = "silicon_thermo_optic"
+HJB_SMALL = NetworkSpec("hjb20_small", (
+    tt((3, 7), (8, 8), 2, "sin"),
+    tt((8, 8), (8, 8), 2, "sin"),
+    dense(64, 1),
+))
+BS_TT = NetworkSpec("bs_tt", (
+    tt((1, 2), (8, 8), (1, 2, 1), "sin"),
+    tt((4, 4, 4), (4, 4, 4), (1, 2, 2, 1), "sin"),
+    dense(64, 1),
+))
+ZO = dict(strategy="zo-rge", lr=0.01, q=16, mu=0.01, optimizer="adam", schedule="cosine")
+FO = dict(strategy="fo", lr=0.01, optimizer="adam", schedule="cosine")
+
+# Per mode: the HJB / BS configuration (network, collocation points per step, steps, test and
+# residual points, sparse-grid level of the evaluation's smoothed prediction).
+MODES = {
+    "cpu": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=1500, bs_points=50, bs_steps=1500,
+                test_points=10000, residual_points=200, hjb_eval_level=2),
+    "quick": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=30, bs_points=20, bs_steps=60,
+                  test_points=1000, residual_points=20, hjb_eval_level=2),
+    "paper": dict(hjb_spec=preset("hjb20"), hjb_points=100, hjb_steps=2000, bs_points=100, bs_steps=2000,
+                  test_points=10000, residual_points=1000, hjb_eval_level=3),
+}
+CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_dense_zo", "bs_tonn_zo")
+
+
+def case_config(case: str, mode: dict) -> dict:
+    """Everything one row needs (pde, network, accelerator, estimator, strategy, sizes)."""
+    hjb = case.startswith("hjb")
+    fo = case.endswith("_fo")
+    return dict(
+        pde="hjb20" if hjb else "black_scholes",
+        spec=mode["hjb_spec"] if hjb else BS_TT,
+        dense="_dense_" in case,
+        estimator="autograd" if fo else "sparse_grid",
+        strategy=dict(FO if fo else ZO),
+        collocation=mode["hjb_points"] if hjb else mode["bs_points"],
+        steps=mode["hjb_steps"] if hjb else mode["bs_steps"],
+        test_points=mode["test_points"],
+        residual_points=mode["residual_points"],
+        eval_level=(mode["hjb_eval_level"] if hjb and not fo else None),
+    )
+
+
+def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bool = False,
+             dtype: torch.dtype = torch.float64, steps: int | None = None) -> dict:
+    """Train one configuration with the Trainer; returns a row of metrics and costs."""
+    card = load_device_card(CARD)
+    net = (DenseONN if cfg["dense"] else TONN)(cfg["spec"])
+    chip = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype,
+                device=device)
+    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], collocation=cfg["collocation"],
+                    test_points=cfg["test_points"], residual_points=cfg["residual_points"],
+                    eval_level=cfg["eval_level"], device=device)
+    params = chip.init_phases(torch.Generator().manual_seed(seed + 1)).to(device)
+    opts = dict(cfg["strategy"])
+    name, lr = opts.pop("strategy"), opts.pop("lr")
+    n_steps = steps or cfg["steps"]
+    if opts.get("schedule") == "cosine":
+        opts["total_steps"] = n_steps
+    gen = torch.Generator().manual_seed(seed + 2)  # strategies draw directions on the CPU
+    strategy = make_strategy(name, params, lr=lr, generator=gen, periods=chip.controls()["periods"], **opts)
+    trainer = Trainer(chip, task, strategy, TrainConfig(steps=n_steps, eval_every=n_steps, seed=seed))
+    result = trainer.run()
+    accelerator = "dense_onn" if cfg["dense"] else "tonn_space"
+    cost = training_cost(accelerator, net.spec, CARD, result.ledger)
+    final = result.final
+    return {
+        "pde": cfg["pde"], "network": net.spec.name, "dense": cfg["dense"], "phases": chip.num_phases,
+        "estimator": cfg["estimator"], "strategy": name, "steps": n_steps, "collocation": cfg["collocation"],
+        "mse": final["mse"], "relative_l2": final["relative_l2"], "residual": final["loss"],
+        "first_loss": result.history[0]["loss"], "last_loss": result.history[-1]["loss"],
+        "queries": result.ledger["queries"], "samples": result.ledger["samples"],
+        "energy_j": cost["energy_j"], "latency_s": cost["latency_s"], "wall_s": result.wall_s,
+        "stopped": result.stopped,
+    }
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="short smoke version (~minutes)")
+    group.add_argument("--paper", action="store_true", help="paper scale (hjb20 preset, 100 points): for a GPU")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {CASES}")
+    ap.add_argument("--steps", type=int, default=None, help="override the steps of every case")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noisy-readout", action="store_true", help="keep the card's detector noise and 8-bit converters")
+    ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mode = MODES["quick" if args.quick else "paper" if args.paper else "cpu"]
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for c in cases:
+        if c not in CASES:
+            raise SystemExit(f"--cases: {c!r} is not one of {CASES}")
+    print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
+          f"mode {'quick' if args.quick else 'paper' if args.paper else 'cpu'}, "
+          f"readout {'card (noisy)' if args.noisy_readout else 'noise-free'}")
+    header = (f"{'case':<14}{'phases':>8}{'steps':>7}{'pts':>5}{'MSE':>11}{'rel L2':>10}{'residual':>11}"
+              f"{'queries':>10}{'energy J':>11}{'latency s':>11}{'wall s':>9}")
+    print(header)
+    rows = []
+    for case in cases:
+        t0 = time.perf_counter()
+        row = {"case": case, **run_case(case_config(case, mode), seed=args.seed, device=args.device,
+                                         noisy_readout=args.noisy_readout, steps=args.steps)}
+        row["total_wall_s"] = time.perf_counter() - t0
+        rows.append(row)
+        print(f"{case:<14}{row['phases']:>8}{row['steps']:>7}{row['collocation']:>5}{row['mse']:>11.3e}"
+              f"{row['relative_l2']:>10.2e}{row['residual']:>11.3e}{row['queries']:>10}{row['energy_j']:>11.3e}"
+              f"{row['latency_s']:>11.3e}{row['total_wall_s']:>9.0f}", flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""PINN task: a physics-informed loss measured through the photonic chip (DESIGN §7).
+
+The network NN: R^d → R is the chip itself. A PDE point x (coordinates in the order of
+``pde.names``, inside the box [lower, upper]) is fed to the modulators through the affine map
+
+    z = a ⊙ x + b,   a_j = 2 / (upper_j − lower_j),   b_j = −(upper_j + lower_j) / (upper_j − lower_j),
+
+which sends the box onto [−1, 1]^d (the modulators' signed range; points pushed slightly
+outside by the derivative stencils are handled by the chip's block floating point). The chip's
+coherent (signed) reading is NN(x) = chip(z(x)). The map is applied *inside* the model
+function handed to the derivative estimator, so every estimate is of the composite x ↦ NN(x):
+the chain rule ∂NN/∂x_j = a_j ∂g/∂z_j, ∂²NN/∂x_j² = a_j² ∂²g/∂z_j² (g the chip as a function
+of z) is folded in exactly, and a Stein smoothing of width σ in x is one of width a_j·σ in z.
+
+Loss of a batch of N collocation points x (for each of P phase settings):
+
+    L = mean_n r(x_n)²,   r = pde.nn_residual(x, estimator.estimate(f, x, need=pde.need))
+
+where f(x[M, d]) = chip.measure(z(x), phases[P, N])[..., 0] → [P, M]. The estimator stacks
+all its shifted copies of all N points into one [M, d] input (M = N·(2K+1) for a K-node
+Stein rule), so one closure call is ONE ``chip.measure`` of P·M rows. Estimators:
+``sparse_grid`` (Smolyak Gauss–Hermite Stein, default σ = 0.1, level 3), ``monte_carlo``
+(Stein with fresh normal draws), ``finite_difference`` (central, step h) and ``autograd``
+(exact derivatives by reverse mode through ``measure(..., differentiable=True)``: the
+first-order baseline only, not in situ).
+
+Evaluation (``evaluate``) on ``test_points`` fixed uniform points: the prediction is the
+smoothed model u_σ (the estimator's "u": the Stein average, or f itself for finite
+differences / autograd) transformed by ``pde.transform``; metric = relative L2 against
+``pde.reference``; also the MSE of u, and the mean squared residual (the loss) on the first
+``residual_points`` test points. All evaluation queries go through the chip in chunks of at
+most ``eval_rows`` input rows (the Trainer books them in its separate evaluation ledger).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
+from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
+
+Tensor = torch.Tensor
+PDES = {"hjb20": HJB, "black_scholes": BlackScholes, "burgers": Burgers, "darcy": Darcy}
+ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")
+
+
+def make_pde(name: str) -> PDE:
+    """A PDE of the library by scenario name (``PDES``), default parameters."""
+    if name not in PDES:
+        raise ValueError(f"pde: {name!r} is not one of {sorted(PDES)}")
+    return PDES[name]()
+
+
+class PINNTask:
+    """Physics-informed training task on a chip (module docstring).
+
+    Parameters: ``pde`` (a ``PDE`` or a name of ``PDES``), ``estimator`` (one of
+    ``ESTIMATORS``), ``sigma`` (Stein smoothing, in PDE coordinates), ``level`` (sparse grid),
+    ``mc_samples`` (Monte-Carlo Stein draws per estimate), ``fd_step`` (finite-difference step
+    h, PDE coordinates), ``collocation`` (points per training batch), ``test_points`` (metric
+    points, uniform, drawn once on the CPU from ``test_seed``), ``residual_points`` (test points on which
+    the evaluation residual is computed; ≤ test_points), ``eval_rows`` (most chip input rows
+    per evaluation call), ``eval_level`` (sparse-grid level of the evaluation's smoothed
+    prediction; default ``level``), ``seed`` (Monte-Carlo draws), ``device`` (where points
+    live; the chip must be on the same device).
+    """
+
+    kind = "pde"
+    metric_name = "relative_l2"
+    higher_is_better = False
+
+    def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float = 0.1, level: int = 3,
+                 mc_samples: int = 1024, fd_step: float = 1e-2, collocation: int = 100,
+                 test_points: int = 10000, residual_points: int = 1000, eval_rows: int = 200_000,
+                 eval_level: int | None = None, test_seed: int = 0, seed: int = 0,
+                 device: torch.device | str = "cpu") -> None:
+        self.pde = make_pde(pde) if isinstance(pde, str) else pde
+        if not isinstance(self.pde, PDE):
+            raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator: {estimator!r} is not one of {ESTIMATORS}")
+        for name, value in (("collocation", collocation), ("test_points", test_points),
+                            ("residual_points", residual_points), ("eval_rows", eval_rows)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name}: {value!r} is out of range (allowed: integer >= 1)")
+        if residual_points > test_points:
+            raise ValueError(f"residual_points: {residual_points} is out of range "
+                             f"(allowed: <= test_points={test_points})")
+        self.device = torch.device(device)
+        self.estimator_name = estimator
+        self.collocation = int(collocation)
+        self.eval_rows = int(eval_rows)
+        self.residual_points = int(residual_points)
+        d = self.pde.dim
+        self.estimator = self._make_estimator(estimator, sigma, level, mc_samples, fd_step, seed)
+        self.eval_estimator = self.estimator
+        if eval_level is not None and eval_level != level:
+            if estimator != "sparse_grid":
+                raise ValueError("eval_level: only for estimator='sparse_grid'")
+            self.eval_estimator = SparseGridStein(d, sigma, int(eval_level))
+        lo = torch.tensor(self.pde.lower, dtype=torch.float64, device=self.device)
+        hi = torch.tensor(self.pde.upper, dtype=torch.float64, device=self.device)
+        self.scale = 2.0 / (hi - lo)  # a
+        self.shift = -(hi + lo) / (hi - lo)  # b
+        gen = torch.Generator().manual_seed(int(test_seed))  # CPU draws: same points on every device
+        self.test_x = self.pde.test_points(int(test_points), gen).to(self.device)
+        self.test_ref = self.pde.reference(self.test_x)
+
+    def _make_estimator(self, name, sigma, level, mc_samples, fd_step, seed):
+        d = self.pde.dim
+        if name == "sparse_grid":
+            return SparseGridStein(d, sigma, int(level))
+        if name == "monte_carlo":
+            gen = torch.Generator(device=self.device).manual_seed(int(seed))
+            return MonteCarloStein(d, sigma, int(mc_samples), gen)
+        if name == "finite_difference":
+            return FiniteDifference(d, fd_step)
+        return Autograd()
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def differentiable_estimator(self) -> bool:
+        """True for ``autograd``: the chip must be measured with ``differentiable=True``."""
+        return self.estimator_name == "autograd"
+
+    def evaluations_per_point(self, estimator=None) -> int:
+        """Chip input rows one collocation point costs per phase setting (loss)."""
+        return (estimator or self.estimator).num_evaluations(1, self.pde.need)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """PDE coordinates x [M, d] → modulator inputs z = a ⊙ x + b (module docstring)."""
+        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+
+    def model(self, chip, phases: Tensor, differentiable: bool = False):
+        """f: x [M, d] → NN [P, M] (float64) through ONE ``chip.measure`` per call."""
+        if chip.readout != "coherent":
+            raise ValueError(f"chip readout: {chip.readout!r}; a PINN needs 'coherent' (signed outputs)")
+        if chip.out_features != 1 or chip.in_features != self.pde.dim:
+            raise ValueError(f"chip: network must map {self.pde.dim} -> 1, "
+                             f"got {chip.in_features} -> {chip.out_features}")
+
+        def f(x: Tensor) -> Tensor:
+            return chip.measure(self.encode(x), phases, differentiable=differentiable)[..., 0].to(x.dtype)
+
+        return f
+
+    def sample_batch(self, generator: torch.Generator) -> Tensor:
+        """``collocation`` points uniform in the PDE box, [N, d] float64 (on ``device``)."""
+        return self.pde.sample_interior(self.collocation, generator).to(self.device)
+
+    def losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
+        """Mean squared residual [P] of phase settings [P, N] at points x [N, d] (one chip call)."""
+        diff = differentiable or self.differentiable_estimator
+        derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
+        return (self.pde.nn_residual(x, derivs) ** 2).mean(-1)
+
+    def closure(self, chip, batch: Tensor, *, differentiable: bool = False):
+        """params [P, N] → losses [P] (float64), ONE chip call per closure call."""
+        if self.differentiable_estimator and not differentiable:
+            raise ValueError("estimator 'autograd' is the first-order baseline only (needs differentiable=True)")
+
+        def closure(params: Tensor) -> Tensor:
+            return self.losses(chip, batch, params, differentiable).to(torch.float64)
+
+        return closure
+
+    def predict(self, chip, phases: Tensor, x: Tensor) -> Tensor:
+        """u at x [n, d] (smoothed model when a Stein estimator is used), in chunks."""
+        est = self.eval_estimator
+        f = self.model(chip, phases[None])  # values only: no autograd graph needed
+        step = max(1, self.eval_rows // est.num_evaluations(1, ("u",)))
+        parts = []
+        for start in range(0, x.shape[0], step):
+            xc = x[start : start + step]
+            with torch.no_grad():
+                parts.append(est.estimate(f, xc, need=("u",))["u"][0].detach())
+        return self.pde.transform(x, torch.cat(parts))
+
+    def evaluate(self, chip, phases: Tensor) -> dict[str, float]:
+        """relative L2 ("metric"), MSE of u, mean squared residual ("loss") and its root."""
+        phases = phases.detach()
+        u = self.predict(chip, phases, self.test_x)
+        err = u - self.test_ref
+        rel = float(torch.linalg.vector_norm(err) / torch.linalg.vector_norm(self.test_ref))
+        xr = self.test_x[: self.residual_points]
+        step = max(1, self.eval_rows // self.evaluations_per_point())
+        total = 0.0
+        for start in range(0, xr.shape[0], step):
+            xc = xr[start : start + step]
+            total += float(self.losses(chip, xc, phases[None])[0].detach()) * xc.shape[0]
+        residual = total / xr.shape[0]
+        return {"metric": rel, "loss": residual, "relative_l2": rel, "mse": float((err**2).mean()),
+                "residual_rms": math.sqrt(residual)}
