@@ -156,7 +156,7 @@ def test_report_rerenders(tiny, tmp_path, capsys):
 def test_sweep_summary_and_restart_skips_finished_jobs(tiny, tmp_path, capsys):
     out = tmp_path / "sweep"
     args = ["sweep", str(tiny), "--grid", "devices.phase_shifter.bits=4,8", "--out", str(out),
-            "--set", "training.steps=1"]
+            "--set", "training.steps=1", "--workers", "2"]
     assert main(args) == 0
     rows = json.loads((out / "sweep.json").read_text())
     assert sorted(r["devices.phase_shifter.bits"] for r in rows) == ["4", "8"]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from photonic_sim.training.compare import pool_map
 from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
 
@@ -112,27 +113,11 @@ def run_jobs(jobs: list[Job], *, results_dir: Path, workers: int = 1, backend: s
     if todo:
         if backend == "ray":
             _run_ray(todo, finish, ray_address)
-        elif workers <= 1:
-            for job in todo:
-                finish(run_job(job))
         else:
-            _run_pool(todo, finish, workers)
+            pool_map(run_job, todo, workers=workers, on_done=finish,
+                     on_error=lambda job, exc: {**job.label, "job": job.id,
+                                                "error": f"worker failed: {type(exc).__name__}: {exc}"})
     return [done[job.id] for job in jobs]
-
-
-def _run_pool(jobs: list[Job], finish, workers: int) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(run_job, job): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                finish(fut.result())
-            except Exception as exc:  # the worker process itself died
-                finish({**job.label, "job": job.id, "error": f"worker failed: {type(exc).__name__}: {exc}"})
 
 
 def _run_ray(jobs: list[Job], finish, address: str | None) -> None:

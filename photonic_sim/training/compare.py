@@ -24,8 +24,9 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from typing import Any
 
@@ -82,13 +83,49 @@ def _job(build_run, strategy: str, seed: int, metric: str) -> dict:
     return row
 
 
+def pool_map(fn: Callable, items: Sequence, *, workers: int = 1, on_error: Callable,
+             on_done: Callable[[dict], None] | None = None) -> list:
+    """``fn(item)`` for every item, results in item order.
+
+    ``workers > 1``: a spawn-context process pool (torch single-threaded in each worker so
+    they do not oversubscribe the cores); ``fn`` and the items must pickle. A worker that
+    dies yields ``on_error(item, exc)`` instead of a result. ``on_done(result)`` is called as
+    each one finishes (completion order), e.g. to save it at once.
+    """
+    results: list = [None] * len(items)
+
+    def finish(i: int, result) -> None:
+        results[i] = result
+        if on_done is not None:
+            on_done(result)
+
+    if workers <= 1:
+        for i, item in enumerate(items):
+            finish(i, fn(item))
+        return results
+    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # the worker itself died (or the job did not pickle)
+                result = on_error(items[i], exc)
+            finish(i, result)
+    return results
+
+
+def _job_item(build_run, metric: str, item: tuple[str, int]) -> dict:
+    return _job(build_run, item[0], item[1], metric)
+
+
 def compare(build_run: Callable[[str, int], dict], strategies: Sequence[str], seeds: Sequence[int],
             workers: int = 1) -> list[dict]:
     """Run ``build_run(strategy, seed)`` for every pair; rows in (strategy, seed) order.
 
-    ``workers > 1``: a spawn-context process pool of that many workers (each job seeds
-    itself through ``seed``; torch runs single-threaded in the workers so they do not
-    oversubscribe the cores). ``workers = 1`` runs in this process.
+    ``workers > 1``: a process pool (:func:`pool_map`; each job seeds itself through
+    ``seed``). ``workers = 1`` runs in this process.
     """
     if int(workers) != workers or workers < 1:
         raise ValueError(f"workers: {workers!r} is out of range (allowed: integer >= 1)")
@@ -96,19 +133,12 @@ def compare(build_run: Callable[[str, int], dict], strategies: Sequence[str], se
         raise ValueError("strategies / seeds: need at least one of each")
     metric = getattr(build_run, "metric", "metric")
     jobs = [(s, int(seed)) for s in strategies for seed in seeds]
-    if workers == 1:
-        return [_job(build_run, s, seed, metric) for s, seed in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = [pool.submit(_job, build_run, s, seed, metric) for s, seed in jobs]
-        rows = []
-        for (s, seed), fut in zip(jobs, futures):
-            try:
-                rows.append(fut.result())
-            except Exception as exc:  # the worker itself died (or the job did not pickle)
-                rows.append({"strategy": s, "seed": seed, "metric": metric, **_NAN_ROW, "history": [],
-                             "error": f"{type(exc).__name__}: {exc}"})
-        return rows
+
+    def died(item, exc):
+        return {"strategy": item[0], "seed": item[1], "metric": metric, **_NAN_ROW, "history": [],
+                "error": f"{type(exc).__name__}: {exc}"}
+
+    return pool_map(partial(_job_item, build_run, metric), jobs, workers=workers, on_error=died)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
