@@ -276,9 +276,10 @@ class Chip:
         quant = torch.where(self._is_sigma, ps.quantize_attenuator(target), ps.quantize(target))
         if differentiable:  # straight-through: the FO baseline sees the quantizer as identity
             quant = target + (quant - target).detach()
-        heater = ps.phase(ps.voltage(quant), self._gamma)
-        if differentiable:
+        if differentiable:  # FO baseline: γ(1+ε)·φ, the drive law without the V_max clamp
             heater = quant * self._gamma
+        else:
+            heater = ps.phase(ps.voltage(quant), self._gamma)
         p, nb = ph.shape[0], self._net.num_blocks
         blocks = heater.reshape(p, nb, -1)
         blocks = blocks + blocks @ self._xtalk.T

@@ -158,9 +158,10 @@ def load_card(
     return card
 
 
-def did_you_mean(word: str, choices: Any) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+def did_you_mean(word: Any, choices: Any, *, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (compared as strings, difflib
+    ratio >= ``cutoff``), or ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

@@ -7,8 +7,9 @@ Every message is ONE line::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+from photonic_sim.devices.cardio import did_you_mean as _did_you_mean
 
 
 class ScenarioError(ValueError):
@@ -29,6 +30,5 @@ class ScenarioError(ValueError):
 
 
 def did_you_mean(word: object, choices: Iterable[object]) -> str:
-    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    """``"; did you mean 'x'?"`` for the closest choice (difflib ratio >= 0.6), or ``""``."""
+    return _did_you_mean(word, choices, cutoff=0.6)

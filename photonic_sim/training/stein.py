@@ -60,6 +60,15 @@ def _needs_second(need: Sequence[str]) -> bool:
     return "diag2" in need or "lap" in need
 
 
+def _put_second(out: dict, diag2: torch.Tensor, need: Sequence[str]) -> None:
+    """Store the second derivatives ``diag2`` [..., N, k] and/or their sum ``lap`` in ``out``,
+    as ``need`` asks."""
+    if "diag2" in need:
+        out["diag2"] = diag2
+    if "lap" in need:
+        out["lap"] = diag2.sum(-1)
+
+
 def _eval_stacked(f: Model, points: torch.Tensor, blocks: int, n: int) -> torch.Tensor:
     """f on [blocks·n, d] points → [..., blocks, n]."""
     out = f(points)
@@ -149,10 +158,7 @@ class _SteinEstimator(DerivativeEstimator):
             coef = w.unsqueeze(1) * (delta[:, dims] ** 2 - self.sigma**2)  # [K, k]
             second = fp + fm - 2 * f0.unsqueeze(-2)
             diag2 = torch.einsum("kj,...kn->...nj", coef, second) / (2 * self.sigma**4)
-            if "diag2" in need:
-                out["diag2"] = diag2
-            if "lap" in need:
-                out["lap"] = diag2.sum(-1)
+            _put_second(out, diag2, need)
         return out
 
     def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
@@ -240,11 +246,7 @@ class FiniteDifference(DerivativeEstimator):
         if "grad" in need:
             out["grad"] = (fp - fm) / (2 * self.h)
         if _needs_second(need):
-            diag2 = (fp + fm - 2 * f0.unsqueeze(-1)) / self.h**2
-            if "diag2" in need:
-                out["diag2"] = diag2
-            if "lap" in need:
-                out["lap"] = diag2.sum(-1)
+            _put_second(out, (fp + fm - 2 * f0.unsqueeze(-1)) / self.h**2, need)
         return out
 
     def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
@@ -299,11 +301,7 @@ class Autograd(DerivativeEstimator):
         if "grad" in need:
             out["grad"] = torch.stack(grads).reshape(*batch, n, len(dims))
         if _needs_second(need):
-            diag2 = torch.stack(diag2s).reshape(*batch, n, len(dims))
-            if "diag2" in need:
-                out["diag2"] = diag2
-            if "lap" in need:
-                out["lap"] = diag2.sum(-1)
+            _put_second(out, torch.stack(diag2s).reshape(*batch, n, len(dims)), need)
         return out
 
     def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):

@@ -1,10 +1,8 @@
 """Coordinate-gradient-estimate strategy ``zo-cge`` (momentum by default)."""
 from __future__ import annotations
 
-import torch
-
 from .base import Strategy, check_positive
-from .estimators import cge, support
+from .estimators import cge, random_coords, support
 
 
 class ZoCGE(Strategy):
@@ -33,9 +31,6 @@ class ZoCGE(Strategy):
 
     def _estimate(self, closure):
         theta, k = self.params.detach(), self.cfg["coords_per_step"]
-        coords = None
-        if k is not None:
-            idx = support(theta, self.mask)
-            coords = idx[torch.randperm(idx.numel(), generator=self.generator)[:k].to(idx.device)]
+        coords = None if k is None else random_coords(support(theta, self.mask), k, self.generator)
         return cge(closure, theta, mu=self.cfg["mu"], central=self.cfg["central"],
                    coords=coords, mask=self.mask, periods=self.periods)

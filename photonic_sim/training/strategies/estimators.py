@@ -104,6 +104,20 @@ def sample_directions(q: int, m: int, *, dist: str, generator: torch.Generator,
     raise ValueError(f"dist must be one of {DISTRIBUTIONS}, got {dist!r}")
 
 
+def random_coords(idx: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """k distinct entries of the coordinate indices ``idx`` (e.g. :func:`support`), drawn at
+    random from ``generator``."""
+    return idx[torch.randperm(idx.numel(), generator=generator)[:k].to(idx.device)]
+
+
+def _coordinate_steps(theta: Tensor, coords: Tensor, size: float) -> Tensor:
+    """[k, d] rows, row i = size·e_{coords[i]} (θ's dtype and device)."""
+    k = coords.numel()
+    steps = theta.new_zeros(k, theta.shape[-1])
+    steps[torch.arange(k, device=theta.device), coords] = size
+    return steps
+
+
 def _scatter(u_sub: Tensor, idx: Tensor, d: int) -> Tensor:
     """[q, m] directions on the support ``idx`` → [q, d] (zeros elsewhere), on idx's device."""
     u = torch.zeros(u_sub.shape[0], d, dtype=u_sub.dtype, device=idx.device)
@@ -156,9 +170,8 @@ def cge(closure: Closure, theta: Tensor, *, mu: float, central: bool = False,
     """
     _check_q_mu(1, mu)
     idx = support(theta, mask) if coords is None else coords.flatten().to(theta.device)
-    k, d = idx.numel(), theta.shape[-1]
-    steps = theta.new_zeros(k, d)
-    steps[torch.arange(k, device=theta.device), idx] = mu
+    k = idx.numel()
+    steps = _coordinate_steps(theta, idx, mu)
     parts = [theta[None], theta + steps] + ([theta - steps] if central else [])
     losses = evaluate(closure, wrap(torch.cat(parts), periods))
     grad = torch.zeros_like(theta)
@@ -200,9 +213,8 @@ def sparse_coordinate_search(closure: Closure, theta: Tensor, *, k: int, step: f
     idx = support(theta, mask)
     if int(k) != k or not 1 <= k <= idx.numel():
         raise ValueError(f"k must be an integer in [1, {idx.numel()}], got {k}")
-    chosen = idx[torch.randperm(idx.numel(), generator=generator)[:k].to(idx.device)]
-    steps = theta.new_zeros(k, theta.shape[-1])
-    steps[torch.arange(k, device=theta.device), chosen] = step
+    chosen = random_coords(idx, k, generator)
+    steps = _coordinate_steps(theta, chosen, step)
     losses = evaluate(closure, wrap(torch.cat([theta[None], theta + steps, theta - steps]), periods))
     base, plus, minus = losses[0], losses[1:k + 1], losses[k + 1:]
     up = (plus <= minus) & (plus < base - min_gain)
