@@ -1,6 +1,8 @@
 """Meshes, decomposition and SVD blocks against independent references (numpy, analytic T)."""
 
 import math
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import torch
 from scipy.stats import unitary_group
 
 from photonic_sim.circuits import ClementsMesh, Mesh, ReckMesh, SVDBlock, attenuator_transmission, decompose
+from photonic_sim.circuits import _fused
 from photonic_sim.circuits import mesh as mesh_module
 from photonic_sim.devices.mzi import coupler_matrix, mzi_matrix
 
@@ -41,6 +44,19 @@ def dense_reference(mesh, phases, kappa=None, loss_db=None):
         e[top : top + 2, top : top + 2] = t_ref(p[k], p[M + k], k1, k2, il)
         u = e @ u
     return np.diag(np.exp(1j * p[2 * M :])) @ u
+
+
+@pytest.fixture
+def torch_build(monkeypatch):
+    """Force the pure-torch fast build (as without a C compiler or on CUDA)."""
+    monkeypatch.setattr(_fused, "kernel", lambda: None)
+
+
+@pytest.fixture
+def fused_kernel():
+    """The fused C kernel; skips when it cannot be built here (see test_fused_kernel_builds)."""
+    if _fused.kernel() is None:
+        pytest.skip(f"fused kernel unavailable: {_fused.unavailable_reason()}")
 
 
 def crossings(mesh):
@@ -204,8 +220,8 @@ def test_gradient_matches_finite_differences(gen):
 @pytest.mark.parametrize("cls", MESHES)
 @pytest.mark.parametrize("n", [2, 5, 8, 9])
 @pytest.mark.parametrize("length", [2, 3, 4, 64])
-def test_fast_build_matches_column_sweep(cls, n, length, gen, monkeypatch):
-    """Grouped band sweep (no autograd) == out-of-place column sweep (taken when phases need
+def test_fast_build_matches_column_sweep(cls, n, length, gen, torch_build, monkeypatch):
+    """Pure-torch grouped band sweep (no autograd) == out-of-place column sweep (taken when phases need
     grad) == dense numpy product, for every group length: partial last groups, odd lengths
     (Clements parities differ → one group), lengths beyond the mesh; nonideal κ and loss."""
     monkeypatch.setattr(mesh_module, "_group_length", lambda batch: length)
@@ -221,8 +237,9 @@ def test_fast_build_matches_column_sweep(cls, n, length, gen, monkeypatch):
 
 
 @pytest.mark.parametrize("batch", [1, 5, 32])
-def test_fast_build_large_mesh_default_groups(batch, gen):
-    """64-mode Clements with the default group length for this batch: equal to the sweep."""
+def test_fast_build_large_mesh_default_groups(batch, gen, torch_build):
+    """64-mode Clements, pure-torch build with the default group length for this batch:
+    equal to the sweep."""
     m = ClementsMesh(64)
     p = rand_phases(m, gen, batch)
     fast = m.unitary(p)
@@ -233,7 +250,7 @@ def test_fast_build_large_mesh_default_groups(batch, gen):
 
 
 @pytest.mark.parametrize(("n", "length", "batch"), [(40, 4, 1), (33, 4, 1), (40, 6, 1), (40, 4, 3)])
-def test_fast_build_banded_first_level(n, length, batch, gen, monkeypatch):
+def test_fast_build_banded_first_level(n, length, batch, gen, torch_build, monkeypatch):
     """Groups narrow next to n: the first tree level multiplies row blocks of the bands
     (checked to be taken) — even and odd group counts, n not a multiple of the block, a
     partial last group (identity pads), a batch (sweep layout copied to matrices) — equal
@@ -252,17 +269,114 @@ def test_fast_build_banded_first_level(n, length, batch, gen, monkeypatch):
     assert (again - fast.flip(0)).abs().max() < 1e-13
 
 
-def test_apply_rule_paths_agree(gen):
-    """apply: B < n/4 rows → column sweep, B ≥ n/4 → U then matmul; both equal the dense
+# ---------------------------------------------------------------------------- fused kernel
+def test_fused_kernel_builds():
+    """Where a C compiler exists (CI, dev machines) the fused kernel must load: a silent
+    fallback to the slower pure-torch build would go unnoticed otherwise."""
+    if _fused._compiler() is None:
+        pytest.skip("no C compiler: the pure-torch build is used")
+    if os.environ.get("PHOTONIC_SIM_NO_FUSED", "") not in ("", "0"):
+        pytest.skip("fused kernel turned off by PHOTONIC_SIM_NO_FUSED")
+    assert _fused.kernel() is not None, _fused.unavailable_reason()
+
+
+@pytest.mark.parametrize("cls", MESHES)
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 9, 16, 17, 33, 64])
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64])
+@pytest.mark.parametrize("ideal", [True, False])
+def test_fused_equals_torch_build(cls, n, dtype, ideal, gen, fused_kernel, monkeypatch):
+    """Fused C kernel == pure-torch grouped build (1e-12 in complex128, float32 rounding in
+    complex64), batched; ideal couplers (entries taken inside the kernel) and nonideal κ and
+    loss (entries from devices.mzi); checked to go through the kernel."""
+    m = cls(n)
+    rdt = torch.float64 if dtype == torch.complex128 else torch.float32
+    p = rand_phases(m, gen, 3).to(rdt)
+    extra = {}
+    if not ideal:
+        extra = {"kappa": 0.5 + 0.05 * torch.randn(3, m.num_mzis, 2, generator=gen, dtype=torch.float64),
+                 "loss_db": torch.rand(m.num_mzis, generator=gen, dtype=torch.float64)}
+    calls = []
+    for name in ("build", "build_ideal"):
+        monkeypatch.setattr(_fused, name, lambda *a, _f=getattr(_fused, name), _n=name: calls.append(_n) or _f(*a))
+    fused = m.unitary(p, dtype=dtype, **extra)
+    assert calls == ["build_ideal" if ideal else "build"]
+    monkeypatch.setattr(_fused, "kernel", lambda: None)
+    pure = m.unitary(p, dtype=dtype, **extra)
+    assert fused.dtype == pure.dtype == dtype and fused.shape == (3, n, n)
+    tol = 1e-12 if dtype == torch.complex128 else 2e-5
+    assert (fused - pure).abs().max() < tol
+    if n <= 9 and dtype == torch.complex128:  # independent reference
+        kappa = None if ideal else extra["kappa"][2].numpy()
+        loss = None if ideal else extra["loss_db"].numpy()
+        np.testing.assert_allclose(fused[2].numpy(), dense_reference(m, p[2].numpy(), kappa, loss), atol=1e-12)
+
+
+def test_fused_broadcast_and_strides(gen, fused_kernel):
+    """Kernel inputs with zero / odd batch strides: two leading dims, κ broadcasting the
+    phases' batch, a non-contiguous phase tensor, an empty batch; == pure-torch build."""
+    m = ClementsMesh(7)
+    p = rand_phases(m, gen, 2, 3)
+    kappa = 0.5 + 0.05 * torch.randn(4, 1, 1, m.num_mzis, 2, generator=gen, dtype=torch.float64)
+    cases = [(p, {}), (p, {"loss_db": 0.4}), (p[0], {"kappa": kappa}), (rand_phases(m, gen, 6)[::2], {}),
+             (rand_phases(m, gen, 5, 2).transpose(0, 1), {"loss_db": torch.rand(5, m.num_mzis, generator=gen,
+                                                                                 dtype=torch.float64)}),
+             (torch.zeros(0, m.num_phases, dtype=torch.float64), {})]
+    fused = [m.unitary(q, **kw) for q, kw in cases]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_fused, "kernel", lambda: None)
+        pure = [m.unitary(q, **kw) for q, kw in cases]
+    for f, q in zip(fused, pure):
+        assert f.shape == q.shape
+        assert f.numel() == 0 or (f - q).abs().max() < 1e-13
+
+
+def test_fused_load_fallbacks(tmp_path, monkeypatch):
+    """_load: a fresh cache dir gets one compiled library (reused on the next load); no
+    compiler, a failing compiler or PHOTONIC_SIM_NO_FUSED give None with a reason (the mesh
+    then uses the pure-torch build)."""
+    monkeypatch.setenv("PHOTONIC_SIM_CACHE", str(tmp_path))
+    monkeypatch.delenv("PHOTONIC_SIM_NO_FUSED", raising=False)
+    if _fused._compiler() is not None:
+        lib, why = _fused._load()
+        assert lib is not None and why is None
+        built = list(tmp_path.glob("*.so"))
+        assert len(built) == 1
+        stamp = built[0].stat().st_mtime_ns
+        assert _fused._load()[0] is not None and built[0].stat().st_mtime_ns == stamp
+    monkeypatch.setenv("CC", shutil.which("false") or "false")
+    monkeypatch.setattr(_fused, "_compiler", lambda: shutil.which("false"))
+    if shutil.which("false"):
+        lib, why = _fused._load()
+        assert lib is None and "failed" in why
+    monkeypatch.setattr(_fused, "_compiler", lambda: None)
+    assert _fused._load() == (None, "no C compiler found ($CC, cc, gcc, clang)")
+    monkeypatch.setenv("PHOTONIC_SIM_NO_FUSED", "1")
+    lib, why = _fused._load()
+    assert lib is None and "PHOTONIC_SIM_NO_FUSED" in why
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_apply_rule_paths_agree(fused, gen, monkeypatch):
+    """apply: with the fused kernel U is always built (n ≤ 256); with the pure-torch build
+    B < n/4 rows → column sweep, B ≥ n/4 → U then matmul. Every path equals the dense
     reference, and a grad-requiring x forces the sweep (same numbers)."""
+    if fused and _fused.kernel() is None:
+        pytest.skip(f"fused kernel unavailable: {_fused.unavailable_reason()}")
+    if not fused:
+        monkeypatch.setattr(_fused, "kernel", lambda: None)
     m = ClementsMesh(16)
+    swept = []
+    monkeypatch.setattr(m, "_sweep", lambda *a, _f=m._sweep: swept.append(1) or _f(*a))
     p = rand_phases(m, gen, 2)
     u_ref = torch.from_numpy(np.stack([dense_reference(m, q.numpy()) for q in p]))
     for rows in (1, 3, 4, 40):
         x = torch.randn(2, rows, 16, generator=gen, dtype=torch.complex128)
         ref = torch.einsum("pij,pbj->pbi", u_ref, x)
+        swept.clear()
         assert (m.apply(p, x) - ref).abs().max() < 1e-12
+        assert bool(swept) == (not fused and 4 * rows < 16)
         assert (m.apply(p, x.clone().requires_grad_(True)).detach() - ref).abs().max() < 1e-12
+        assert swept
 
 
 def test_apply_gradient_matches_finite_differences(gen):
