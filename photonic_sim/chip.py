@@ -311,13 +311,9 @@ class Chip:
         g, r = det.tia_gain, det.responsivity
         if coherent:
             exact = field.real
-            # P± = P_ch|y ± 1|²/2 = P_ch(|y|² + 1 ± 2Re y)/2, without two complex abs (faster)
-            re, im = exact.detach(), field.imag.detach()
-            common = re * re + im * im + 1.0
-            p_plus = 0.5 * pch * (common + 2.0 * re)
-            p_minus = 0.5 * pch * (common - 2.0 * re)
-            volts, clipped = det.balanced_read(p_plus, p_minus, self._gen)
-            reading = volts / (2.0 * g * r * pch)
+            # balanced homodyne, P± = P_ch|y ± 1|²/2 (Photodetector.homodyne_read)
+            volts, clipped = det.homodyne_read(field.detach(), pch, self._gen)
+            reading = volts.mul_(1.0 / (2.0 * g * r * pch))
         else:
             exact = field.real.square() + field.imag.square()  # |y|² without the complex abs' sqrt
             volts, clipped = det.read((pch * exact).detach(), self._gen)

@@ -446,6 +446,42 @@ def test_read_and_balanced_read():
     assert clipped == 0 and volts[1] < 0 < volts[0]
 
 
+def test_balanced_read_noise_statistics():
+    """I₊ − I₋ with noise: mean R(P₊ − P₋), variance σ²(I₊) + σ²(I₋) (independent diodes, each
+    2q|I|B + 4kTB/R_L); a 16-bit ADC with a large TIA gain makes quantization negligible."""
+    pd = Photodetector(tia_gain=2e5, adc_bits=16, full_scale=10.0)
+    n = 200_000
+    pp = torch.full((n,), 2e-5, dtype=F64)
+    pm = torch.full((n,), 1e-5, dtype=F64)
+    volts, clipped = pd.balanced_read(pp, pm, torch.Generator().manual_seed(3))
+    current = volts / pd.tia_gain
+    var = pd.noise_variance(pd.photocurrent(pp[:1])) + pd.noise_variance(pd.photocurrent(pm[:1]))
+    assert clipped == 0
+    assert abs(float(current.mean()) - pd.responsivity * 1e-5) < 4 * float(var.sqrt()) / n**0.5
+    assert float(current.var()) == pytest.approx(float(var), rel=0.02)
+
+
+def test_homodyne_read_is_balanced_read_of_the_two_powers():
+    """homodyne_read(y) ≡ balanced_read(P_ch|y+1|²/2, P_ch|y−1|²/2): equal without noise, and
+    with noise the same mean and variance (the fused path draws the same distribution)."""
+    pd = Photodetector(tia_gain=2e5, adc_bits=16, full_scale=10.0)
+    pch = 1e-4
+    gen = torch.Generator().manual_seed(5)
+    y = torch.complex(torch.randn(6, generator=gen, dtype=F64), torch.randn(6, generator=gen, dtype=F64)) * 0.3
+    pp, pm = pch * (y + 1).abs() ** 2 / 2, pch * (y - 1).abs() ** 2 / 2
+    exact, _ = pd.balanced_read(pp, pm, noisy=False)
+    fused, _ = pd.homodyne_read(y, pch, noisy=False)
+    torch.testing.assert_close(fused, exact, rtol=0, atol=1e-12)
+    n = 200_000
+    yy = y[:2].repeat_interleave(n)
+    a, _ = pd.homodyne_read(yy, pch, torch.Generator().manual_seed(1))
+    b, _ = pd.balanced_read(pch * (yy + 1).abs() ** 2 / 2, pch * (yy - 1).abs() ** 2 / 2, torch.Generator().manual_seed(2))
+    for i in range(2):
+        sa, sb = a[i * n:(i + 1) * n], b[i * n:(i + 1) * n]
+        assert abs(float(sa.mean() - sb.mean())) < 5 * float(sb.std()) * (2 / n) ** 0.5
+        assert float(sa.var()) == pytest.approx(float(sb.var()), rel=0.03)
+
+
 # ------------------------------------------------------------------ modulator / laser
 
 
