@@ -21,6 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from photonic_sim.training.compare import summarize as numeric_summary  # noqa: E402
+
 from .figures import _png  # noqa: E402
 from .units import eng, number  # noqa: E402
 
@@ -28,22 +30,19 @@ ROW_KEYS = ("metric", "metric_final", "queries", "training_energy_j", "training_
 
 
 def summarize(rows: list[dict], group_by: tuple[str, ...]) -> list[dict]:
-    """Per group: mean ± std of the final metric, means of cost fields, and failures."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[tuple(r.get(k) for k in group_by)].append(r)
+    """Per group (``training.compare.summarize``), formatted for the tables: runs "ok/all",
+    final metric "mean ± std", mean queries and engineering-notation costs ("-" when none)."""
     out = []
-    for key, members in groups.items():
-        ok = [r for r in members if "error" not in r and r.get("metric_final") is not None]
-        vals = np.array([r["metric_final"] for r in ok], dtype=float)
-        row = dict(zip(group_by, key))
-        row["runs"] = f"{len(ok)}/{len(members)}"
-        row["metric"] = ok[0]["metric"] if ok else "-"
-        row["final (mean ± std)"] = f"{vals.mean():.4g} ± {vals.std(ddof=1) if len(vals) > 1 else 0.0:.2g}" if len(vals) else "-"
+    for s in numeric_summary(rows, group_by):
+        ok = s["runs"] - s["failed"]
+        row = {k: s[k] for k in group_by}
+        row["runs"] = f"{ok}/{s['runs']}"
+        row["metric"] = s["metric"] if ok else "-"
+        row["final (mean ± std)"] = (f"{s['metric_mean']:.4g} ± {s['metric_std']:.2g}"
+                                     if math.isfinite(s["metric_mean"]) else "-")
         for field, unit in (("queries", ""), ("training_energy_j", "J"), ("training_latency_s", "s"), ("wall_s", "s")):
-            xs = [r[field] for r in ok if r.get(field) is not None]
-            mean = sum(xs) / len(xs) if xs else None
-            row[field] = (f"{mean:.0f}" if field == "queries" else eng(mean, unit)) if mean is not None else "-"
+            v = s[field]
+            row[field] = "-" if not math.isfinite(v) else (f"{v:.0f}" if field == "queries" else eng(v, unit))
         out.append(row)
     return out
 

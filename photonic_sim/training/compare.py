@@ -148,18 +148,23 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(good), (statistics.stdev(good) if len(good) > 1 else 0.0)
 
 
-def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Per strategy (first-appearance order): n runs, failed runs, metric_final mean ± std
-    (sample std, 0 for one run), mean queries / energy / latency / wall over successful runs."""
+def summarize(rows: Sequence[dict], group_by: Sequence[str] = ("strategy",)) -> list[dict]:
+    """Per group of rows sharing the ``group_by`` values (first-appearance order): the group
+    keys, n runs, failed runs (rows with ``error``), metric_final mean ± std (sample std, 0 for
+    one run; NaN when no run has a finite value), mean queries / energy / latency / wall over
+    the successful runs (NaN where none has a finite value)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in group_by), []).append(r)
     out = []
-    for name in dict.fromkeys(r["strategy"] for r in rows):
-        mine = [r for r in rows if r["strategy"] == name]
+    for key, mine in groups.items():
         ok = [r for r in mine if "error" not in r]
-        mean, std = _mean_std([r["metric_final"] for r in ok])
-        entry = {"strategy": name, "metric": mine[0].get("metric", "metric"), "runs": len(mine),
+        metric = next((r["metric"] for r in ok if r.get("metric")), mine[0].get("metric", "metric"))
+        mean, std = _mean_std([r.get("metric_final") for r in ok])
+        entry = {**dict(zip(group_by, key)), "metric": metric, "runs": len(mine),
                  "failed": len(mine) - len(ok), "metric_mean": mean, "metric_std": std}
-        for key in ("queries", "training_energy_j", "training_latency_s", "wall_s"):
-            entry[key] = _mean_std([r[key] for r in ok])[0]
+        for cost in ("queries", "training_energy_j", "training_latency_s", "wall_s"):
+            entry[cost] = _mean_std([r.get(cost) for r in ok])[0]
         out.append(entry)
     return out
 
