@@ -143,6 +143,13 @@ def _presets() -> dict[str, NetworkSpec]:
             tt((4, 4, 4), (4, 4, 4), 4, "relu"),
             dense(64, 10),
         )),
+        # MNIST for the CPU budget: 784 = 28x28 -> 64 -> 10, TT rank 4 (core matrices 8x112 and
+        # 32x28: no padded output rows, so phase bias does not drain the signal) + dense 64 -> 10
+        # (46 blocks of 8x8, 6330 controls).
+        "mnist_small": NetworkSpec("mnist_small", (
+            tt((28, 28), (8, 8), 4, "relu"),
+            dense(64, 10),
+        )),
     }
 
 
