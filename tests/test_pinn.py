@@ -13,7 +13,7 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import HJB, BlackScholes, Burgers
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.stein import Autograd, FiniteDifference, SparseGridStein
+from photonic_sim.training.stein import Autograd, SparseGridStein
 from photonic_sim.training.strategies import make_strategy
 from photonic_sim.training.trainer import TrainConfig, Trainer
 
@@ -182,20 +182,24 @@ def _bench():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="not reached on the CPU configuration: ZO MSE 6.2e-4 after 4000 steps "
-                   "(target 1e-4), dense only 9.7x worse (docs/pinn.md); kept to measure progress")
+@pytest.mark.xfail(strict=False, reason="not robust on the CPU configuration: ZO MSE 6.66e-5 (seed 0) / 2.54e-4 "
+                   "(seed 1) vs FO+AD 2.05e-5, dense ONN 1.26e-4 (docs/pinn.md)")
 def test_acceptance_hjb_zo_sparse_grid_vs_fo_vs_dense():
-    """HJB-20, CPU configuration of benchmarks/bench_pinn.py: ZO + SG-Stein on the TONN reaches
-    MSE ≤ 1e-4 and within 3× of FO + AD; the dense ONN trained the same way is ≥ 5× worse."""
+    """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO lr 0.03, μ 0.03):
+    ZO + SG-Stein on the TONN reaches MSE ≤ 1e-4 and within 3× of FO + AD; the dense ONN of the
+    same widths trained the same way is ≥ 10× worse."""
     bench = _bench()
     rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"]))
             for c in ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_dense_zo")}
     zo, fo, dn = rows["hjb_tonn_zo"]["mse"], rows["hjb_tonn_fo"]["mse"], rows["hjb_dense_zo"]["mse"]
-    assert zo <= 1e-4 and zo <= 3 * fo and dn >= 5 * zo, rows
+    assert zo <= 1e-4 and zo <= 3 * fo and dn >= 10 * zo, rows
 
 
 @pytest.mark.slow
 def test_acceptance_black_scholes_zo_sparse_grid():
+    """Rel. L2 ≤ 5e-2, and training must matter: at least 2× below the built-in transform alone
+    (NN ≡ 0: 4.5e-2, the smoothed payoff) and 4× below the untrained network (1.3e-1)."""
     bench = _bench()
     row = bench.run_case(bench.case_config("bs_tonn_zo", bench.MODES["cpu"]))
-    assert row["relative_l2"] <= 5e-2, row
+    rel = row["relative_l2"]
+    assert rel <= 5e-2 and rel <= row["transform_l2"] / 2 and rel <= row["initial_l2"] / 4, row
