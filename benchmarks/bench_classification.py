@@ -38,7 +38,7 @@ DIGITS_NET = "digits"
 # i.e. ∝ the per-coordinate SNR, as Adam on ĝ itself does (m/√v), so the two reach the same accuracy
 DIGITS_ZO = {"lr": 0.01, "q": 16, "two_sided": True, "mu": 0.05, "optimizer": "adam", "schedule": "cosine"}
 DIGITS = ClassificationRun(
-    dataset="digits", model=DIGITS_NET, steps=6000, batch_size=64, eval_every=500, eval_batch_size=512,
+    dataset="digits", model=DIGITS_NET, steps=8000, batch_size=64, eval_every=500, eval_batch_size=512,
     options={"zo-rge": DIGITS_ZO, "zo-sign-rge": DIGITS_ZO, "fo": {"lr": 0.01}},
 )
 DIGITS_STEPS = {"fo": 600}
@@ -109,7 +109,7 @@ def mnist_part(quick: bool, seeds, workers):
 
 
 def weightmap_part(quick: bool, seeds, workers):
-    base = DIGITS if not quick else replace(DIGITS, steps=40, eval_every=20)
+    base = replace(DIGITS, steps=6000) if not quick else replace(DIGITS, steps=40, eval_every=20)
     wm = {"lr": 0.01, "steps": 600 if not quick else 40}
     base = replace(base, options={**base.options, "weight-map": wm})
     ideal = replace(base, device_overrides={"phase_shifter.bias_range": 0.0, "phase_shifter.gamma_noise_std": 0.0,

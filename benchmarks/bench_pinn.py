@@ -1,7 +1,7 @@
 """BP-free PINN training on the photonic chip: HJB-20 and Black-Scholes (issue 5, docs/pinn.md).
 
     python benchmarks/bench_pinn.py [--quick | --paper] [--cases a,b] [--device cpu|cuda]
-                                    [--steps N] [--threads N] [--out FILE.json]
+                                    [--steps N] [--points N] [--threads N] [--out FILE.json]
 
 Cases (rows of the table):
 
@@ -145,6 +145,7 @@ def main(argv=None) -> None:
     group.add_argument("--paper", action="store_true", help="paper scale (hjb20 preset, 100 points): for a GPU")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {CASES}")
     ap.add_argument("--steps", type=int, default=None, help="override the steps of every case")
+    ap.add_argument("--points", type=int, default=None, help="override the collocation points per step of every case")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -153,7 +154,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    mode = MODES["quick" if args.quick else "paper" if args.paper else "cpu"]
+    mode = dict(MODES["quick" if args.quick else "paper" if args.paper else "cpu"])
+    for flag, value in (("--steps", args.steps), ("--points", args.points)):
+        if value is not None and value < 1:
+            raise SystemExit(f"{flag}: must be an integer >= 1, got {value}")
+    if args.points:
+        mode.update(hjb_points=args.points, bs_points=args.points)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in cases:
         if c not in CASES:
