@@ -275,7 +275,6 @@ def test_periods_wrap_only_periodic_entries(name):
     """Coordinates 0–4 are phases of period 2π starting at 0.3 with the optimum at −0.05 ≡ 2π−0.05
     (descent crosses 0 and must wrap to ~6.23); the rest have period 0/NaN and an optimum at
     8 rad outside [0, 2π), which they must be free to reach."""
-    d = 10
     periods = torch.tensor([2 * math.pi] * 5 + [0.0, math.nan] * 2 + [0.0], dtype=torch.float64)
     star = torch.tensor([2 * math.pi - 0.05] * 5 + [8.0] * 5, dtype=torch.float64)
     loss = lambda x: torch.where(periods > 0, 1 - torch.cos(x - star), 0.5 * (x - star) ** 2).sum(-1)
