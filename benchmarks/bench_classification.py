@@ -48,7 +48,7 @@ DIGITS_STEPS = {"fo": 600}
 # larger lr (0.03 beat 0.01, 0.05 and 0.1 in 600-step trials; rank 4 beat ranks 2 and 8) and batch 16
 MNIST_NET = "mnist_small"
 MNIST = ClassificationRun(
-    dataset="mnist", data_dir=str(MNIST_DIR), model=MNIST_NET, steps=6000, batch_size=16, eval_every=500,
+    dataset="mnist", data_dir=str(MNIST_DIR), model=MNIST_NET, steps=8000, batch_size=16, eval_every=500,
     eval_batch_size=1000,
     options={"zo-rge": {**DIGITS_ZO, "lr": 0.03}, "fo": {"lr": 0.01}},
 )
