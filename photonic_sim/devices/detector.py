@@ -71,20 +71,29 @@ class Photodetector:
         """Mean current R·P + I_d (A) for optical power ``power`` (W)."""
         return self.responsivity * torch.as_tensor(power) + self.dark_current
 
+    @property
+    def thermal_variance(self) -> float:
+        """4kTB/R_L (A²): the load's thermal (Johnson) noise, the same for every diode."""
+        return 4.0 * Boltzmann * self.temperature * self.bandwidth / self.load_resistance
+
     def noise_variance(self, current: Tensor) -> Tensor:
         """σ² = 2q|I|B + 4kTB/R_L (A²); ``current`` includes the dark current."""
         shot = 2.0 * elementary_charge * torch.as_tensor(current).abs() * self.bandwidth
-        thermal = 4.0 * Boltzmann * self.temperature * self.bandwidth / self.load_resistance
-        return shot + thermal
+        return shot + self.thermal_variance
+
+    @staticmethod
+    def _standard_normal(like: Tensor, generator: torch.Generator | None) -> Tensor:
+        """N(0, 1) draws shaped like ``like`` from ``generator`` (required for noisy reads)."""
+        if generator is None:
+            raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
     def detect(self, power: Tensor, generator: torch.Generator | None = None, noisy: bool = True) -> Tensor:
         """Photocurrent (A) with Gaussian shot + thermal noise (``noisy``; needs ``generator``)."""
         current = self.photocurrent(power)
         if not noisy:
             return current
-        if generator is None:
-            raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
-        z = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+        z = self._standard_normal(current, generator)
         return current + torch.sqrt(self.noise_variance(current)) * z
 
     def tia(self, current: Tensor) -> Tensor:
@@ -119,12 +128,9 @@ class Photodetector:
         with half the random draws."""
         current = self.responsivity * (torch.as_tensor(p_plus) - torch.as_tensor(p_minus))
         if noisy:
-            if generator is None:
-                raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
+            z = self._standard_normal(current, generator)
             both = self.photocurrent(p_plus).abs_() + self.photocurrent(p_minus).abs_()
-            thermal = 4.0 * Boltzmann * self.temperature * self.bandwidth / self.load_resistance
-            std = both.mul_(2.0 * elementary_charge * self.bandwidth).add_(2.0 * thermal).sqrt_()
-            z = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
+            std = both.mul_(2.0 * elementary_charge * self.bandwidth).add_(2.0 * self.thermal_variance).sqrt_()
             current = current + std * z
         return self.adc(self.tia(current), bipolar=True)
 
@@ -139,13 +145,10 @@ class Photodetector:
         re, im = field.real, field.imag
         current = re * (2.0 * self.responsivity * channel_power)
         if noisy:
-            if generator is None:
-                raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
+            z = self._standard_normal(current, generator)
             shot = 2.0 * elementary_charge * self.bandwidth
-            thermal = 4.0 * Boltzmann * self.temperature * self.bandwidth / self.load_resistance
             scale = shot * self.responsivity * channel_power
-            floor = shot * (self.responsivity * channel_power + 2.0 * self.dark_current) + 2.0 * thermal
+            floor = shot * (self.responsivity * channel_power + 2.0 * self.dark_current) + 2.0 * self.thermal_variance
             std = torch.addcmul(re * re, im, im).mul_(scale).add_(floor).sqrt_()
-            z = torch.randn(current.shape, generator=generator, dtype=current.dtype, device=current.device)
             current.addcmul_(std, z)
         return self.adc(current.mul_(self.tia_gain), bipolar=True)
