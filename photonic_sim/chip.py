@@ -48,7 +48,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+from scipy.constants import elementary_charge
 
+from photonic_sim.cores._fused_read import Readout
 from photonic_sim.devices import (
     MZI,
     DeviceCard,
@@ -210,7 +212,7 @@ class Chip:
             out = self._net.forward(
                 x.to(self.device, self.dtype), realised,
                 encode=lambda v: self._encode(v, differentiable),
-                detect=lambda f, final: self._detect(f, final, differentiable),
+                detect=_Detect(self, differentiable),
                 kappa=self._kappa, loss_db=self._loss_db,
                 normalize=not self.exact_readout, final_intensity=self.readout == "intensity", dtype=self.dtype,
             )
@@ -323,3 +325,45 @@ class Chip:
         if differentiable:
             reading = exact + (reading - exact).detach()
         return reading
+
+    def _readout(self, final: bool) -> Readout:
+        """``_detect``'s chain as plain numbers for the fused kernel (``cores._fused_read``):
+        the same constants, in the same order, as ``Photodetector.homodyne_read`` / ``read`` /
+        ``adc`` and the conversion to reading units above; exact readout: noise and ADC off."""
+        coherent = not final or self.readout == "coherent"
+        if self.exact_readout:
+            return Readout(coherent, False, False, amp=1.0, responsivity=1.0, dark_current=0.0, shot=0.0,
+                           bandwidth=0.0, floor=0.0, tia_gain=1.0, lsb=1.0, kmin=0.0, kmax=0.0, back=1.0)
+        det, pch = self._detector, self.channel_power
+        g, r, q2b = det.tia_gain, det.responsivity, 2.0 * elementary_charge * det.bandwidth
+        lsb, kmin, kmax = det.adc_grid(bipolar=coherent)
+        if coherent:
+            return Readout(True, True, True, amp=2.0 * r * pch, responsivity=r, dark_current=det.dark_current,
+                           shot=q2b * r * pch, bandwidth=det.bandwidth,
+                           floor=q2b * (r * pch + 2.0 * det.dark_current) + 2.0 * det.thermal_variance,
+                           tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=1.0 / (2.0 * g * r * pch),
+                           generator=self._gen)
+        return Readout(False, True, True, amp=pch, responsivity=r, dark_current=det.dark_current,
+                       shot=2.0 * elementary_charge, bandwidth=det.bandwidth, floor=det.thermal_variance,
+                       tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=r * pch, generator=self._gen)
+
+
+class _Detect:
+    """The chip's O/E conversion as the network sees it (``PhotonicNetwork.forward``):
+    called on block output fields (torch path), or described by ``readout(final)`` as plain
+    numbers for the fused kernel, which reports its conversions and clipped samples back
+    through ``tally`` (same ledger counts as calling it). ``differentiable``: no record, so
+    the straight-through torch path always runs."""
+
+    def __init__(self, chip: Chip, differentiable: bool) -> None:
+        self._chip, self._differentiable = chip, differentiable
+
+    def __call__(self, field: Tensor, final: bool) -> Tensor:
+        return self._chip._detect(field, final, self._differentiable)
+
+    def readout(self, final: bool) -> Readout | None:
+        return None if self._differentiable else self._chip._readout(final)
+
+    def tally(self, conversions: int, clipped: int) -> None:
+        self._chip.ledger.adc_conversions += int(conversions)
+        self._chip.ledger.clipped += int(clipped)

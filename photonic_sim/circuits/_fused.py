@@ -25,7 +25,9 @@ compiler, flags and CPU (model and feature flags), written atomically (concurren
 are safe), and loaded with ctypes (which releases the GIL during the call). If no compiler
 is found or the compile fails, ``kernel()`` returns None and the mesh uses its pure-torch
 build. ``PHOTONIC_SIM_NO_FUSED=1`` turns the kernel off. CPU only; inputs must not need
-autograd (the caller checks).
+autograd (the caller checks). ``compile_and_load(source, name, what)`` is this machinery for
+any C source: other fused kernels (``photonic_sim.cores._fused_read``) build through it too,
+and the per-thread work buffer (``_work``) is shared by them (calls in one thread never overlap).
 """
 
 from __future__ import annotations
@@ -112,24 +114,41 @@ SOURCE = "#include <stdint.h>\n#include <string.h>\n" + "".join(
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
 NATIVE = "-march=native"  # tried first (AVX2/FMA: 0.076 vs 0.135 ms at n = 64 here); dropped if refused
 
-_lock = threading.Lock()
+class LazyLibrary:
+    """A compiled library loaded on first use, once per process (thread-safe): ``get()`` is
+    the library or None, ``reason()`` why it is None. ``reset()`` forgets it (tests)."""
+
+    def __init__(self, load) -> None:
+        self._load, self._lock, self._state = load, threading.Lock(), {}
+
+    def get(self) -> ctypes.CDLL | None:
+        if "lib" not in self._state:
+            with self._lock:
+                if "lib" not in self._state:
+                    self._state["lib"], self._state["why"] = self._load()
+        return self._state["lib"]
+
+    def reason(self) -> str | None:
+        return self._state.get("why")
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state.clear()
+
+
 _local = threading.local()  # per-thread work buffer of the kernel
-_state: dict = {}  # "lib": the loaded library or None, "why": reason when None
+_LIB = LazyLibrary(lambda: _load())
 
 
 def kernel() -> ctypes.CDLL | None:
     """The compiled kernel library (compiled and loaded on first call), or None when it is
     turned off or cannot be built (reason in ``unavailable_reason()``)."""
-    if "lib" not in _state:
-        with _lock:
-            if "lib" not in _state:
-                _state["lib"], _state["why"] = _load()
-    return _state["lib"]
+    return _LIB.get()
 
 
 def unavailable_reason() -> str | None:
     """Why ``kernel()`` is None (None when the kernel is loaded or not tried yet)."""
-    return _state.get("why")
+    return _LIB.reason()
 
 
 def build(tops: Tensor, coefs: tuple[Tensor, ...], alpha: Tensor, n: int) -> Tensor:
@@ -174,36 +193,48 @@ def _work(nbytes: int) -> int:
 
 
 def _load() -> tuple[ctypes.CDLL | None, str | None]:
+    lib, why = compile_and_load(SOURCE, "mesh_kernel", "fused mesh kernel")
+    if lib is not None:
+        for fn in (lib.mesh_build_c128, lib.mesh_build_c64):
+            fn.restype = None
+            fn.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p] * 5 + [ctypes.POINTER(ctypes.c_int64)]
+                           + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p])
+    return lib, why
+
+
+def compile_and_load(source: str, name: str, what: str,
+                     flags: tuple[str, ...] = ()) -> tuple[ctypes.CDLL | None, str | None]:
+    """Compile C99 ``source`` with ``FLAGS`` + ``flags`` (once per source, compiler, flags and
+    CPU; cached as ``<cache>/<name>_<hash>.so``, written atomically) and load it with ctypes → (library,
+    None), or (None, reason) when ``PHOTONIC_SIM_NO_FUSED`` is set, no compiler is found or
+    the compile/load fails (``what`` names the kernel in the reason). Shared by every fused
+    kernel of the package (module docstring, "How it is built"); the caller sets the
+    functions' ctypes signatures."""
     if os.environ.get("PHOTONIC_SIM_NO_FUSED", "") not in ("", "0"):
         return None, "turned off by PHOTONIC_SIM_NO_FUSED"
     compiler = _compiler()
     if compiler is None:
         return None, "no C compiler found ($CC, cc, gcc, clang)"
     # The name pins source, compiler, flags and this CPU (-march=native code must not run elsewhere).
-    tag = hashlib.sha256("\0".join((SOURCE, compiler, NATIVE, *FLAGS, _cpu_id())).encode())
-    path = _cache_dir() / f"mesh_kernel_{tag.hexdigest()[:16]}.so"
+    tag = hashlib.sha256("\0".join((source, compiler, NATIVE, *FLAGS, *flags, _cpu_id())).encode())
+    path = _cache_dir() / f"{name}_{tag.hexdigest()[:16]}.so"
     try:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                src, obj = Path(tmp) / "mesh_kernel.c", Path(tmp) / "mesh_kernel.so"
-                src.write_text(SOURCE)
+                src, obj = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
+                src.write_text(source)
                 for extra in ([NATIVE], []):
-                    done = subprocess.run([compiler, *FLAGS, *extra, str(src), "-o", str(obj)], capture_output=True,
-                                          timeout=120)
+                    done = subprocess.run([compiler, *FLAGS, *flags, *extra, str(src), "-o", str(obj)],
+                                          capture_output=True, timeout=120)
                     if done.returncode == 0:
                         break
                 else:
-                    return None, f"fused mesh kernel: {compiler} failed: {done.stderr.decode(errors='replace')[-500:]}"
+                    return None, f"{what}: {compiler} failed: {done.stderr.decode(errors='replace')[-500:]}"
                 os.replace(obj, path)  # atomic: a concurrent process sees no file or the whole file
-        lib = ctypes.CDLL(str(path))
+        return ctypes.CDLL(str(path)), None
     except (OSError, subprocess.SubprocessError) as err:
-        return None, f"fused mesh kernel could not be built or loaded: {err}"
-    for fn in (lib.mesh_build_c128, lib.mesh_build_c64):
-        fn.restype = None
-        fn.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p] * 5 + [ctypes.POINTER(ctypes.c_int64)]
-                       + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p])
-    return lib, None
+        return None, f"{what} could not be built or loaded: {err}"
 
 
 def _compiler() -> str | None:

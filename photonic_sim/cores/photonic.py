@@ -50,6 +50,7 @@ from typing import NamedTuple
 import torch
 
 from photonic_sim.circuits.svd import SVDBlock
+from photonic_sim.cores import _fused_read
 from photonic_sim.cores.spec import LayerSpec, NetworkSpec, dense
 from photonic_sim.cores.tt import TTMatrix, contract
 
@@ -358,7 +359,12 @@ class PhotonicNetwork:
           [..., k] at every optical→electronic step; ``final`` is True only for the network's
           last optical pass. Default: ideal coherent readout ``field.real`` — the
           intermediates of a TT contraction are signed, so they need coherent/balanced
-          detection; the chip decides the final readout mode.
+          detection; the chip decides the final readout mode. A ``detect`` object may also
+          offer ``readout(final) -> _fused_read.Readout | None`` (its chain as plain numbers)
+          and ``tally(conversions, clipped)`` (its counters): then, on CPU without autograd and
+          with the kernel available, each chunk of block rows runs as ONE fused C call
+          (matvec + readout + gains + block-column sum, ``photonic_sim.cores._fused_read``),
+          with the same random draws as calling ``detect``; otherwise ``detect`` is called.
         * ``kappa`` / ``loss_db``: coupler ratios / MZI insertion loss (dB) passed to
           ``SVDBlock.matrix``; a scalar (every coupler / MZI), or a tensor over hardware
           blocks: kappa [num_hw_blocks, block.num_mzis, 2], loss_db [num_hw_blocks,
@@ -415,7 +421,10 @@ class PhotonicNetwork:
                 power: int = 0) -> Tensor:
         """v[P, ..., C] real → [P, ..., R] real through m's blocks (module docstring).
 
-        ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power."""
+        ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power.
+        Fused path (``detect.readout(final)`` given, CPU, no autograd, kernel loaded and
+        ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read`` over the same chunks of
+        block rows; else the torch path: bmm per chunk, ``detect``, gains, sum over columns."""
         k = self.block_size
         p, lead = ph.shape[0], v.shape[1:-1]
         v = v.reshape(p, -1, m.cols)
@@ -423,23 +432,31 @@ class PhotonicNetwork:
         if power:
             amp = v.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)  # [P, N, 1]
             v = v / amp
-        field = encode(v).to(cdt)
-        field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))
-        field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
+        field = encode(v).to(cdt)  # [P, N, C]
         bph = ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
         bph = bph.reshape(p, m.block_rows, m.block_cols, self.block.num_phases)
         scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(v)  # dtype and device of the signals
-        scales = scales.reshape(m.block_rows, m.block_cols, 1, 1)
+        scales = scales.reshape(m.block_rows, m.block_cols)
         build = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
         mat = self.block.matrix(
             bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=build
-        ).to(cdt).transpose(-1, -2)  # [P, br, bc, k, k], transposed for row vectors
+        ).to(cdt)  # [P, br, bc, k, k]
         step = max(1, _CHUNK_ELEMENTS // max(1, p * m.block_cols * n * k))
-        rows = []
-        for r in range(0, m.block_rows, step):
-            y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
-            rows.append((detect(y, final) * scales[r : r + step]).sum(2))  # [P, rows, N, k]
-        out = torch.cat(rows, 1).transpose(1, 2).reshape(p, n, m.block_rows * k)[..., : m.rows]
+        readout = getattr(detect, "readout", None)
+        readout = readout(final) if readout is not None else None
+        if readout is not None and _fused_read.usable(mat, field):
+            out, clipped = _fused_read.matvec_read(mat, field, scales, readout, step)
+            detect.tally(p * m.num_blocks * n * k, clipped)
+        else:
+            field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))  # padded modes carry no light
+            field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
+            mat = mat.transpose(-1, -2)  # transposed for row vectors
+            rows = []
+            for r in range(0, m.block_rows, step):
+                y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
+                rows.append((detect(y, final) * scales[r : r + step, :, None, None]).sum(2))  # [P, rows, N, k]
+            out = torch.cat(rows, 1).transpose(1, 2).reshape(p, n, m.block_rows * k)
+        out = out[..., : m.rows]
         if power:
             out = out * amp**power
         return out.reshape(p, *lead, m.rows)

@@ -100,14 +100,16 @@ class Photodetector:
         """TIA output voltage G·I (V)."""
         return self.tia_gain * current
 
+    def adc_grid(self, bipolar: bool = False) -> tuple[float, int, int]:
+        """The ADC's code grid: (LSB in volts, lowest code, highest code); bipolar codes are
+        symmetric around 0 V, unipolar codes start at 0 V."""
+        if bipolar:
+            return self.full_scale / 2 ** (self.adc_bits - 1), -(2 ** (self.adc_bits - 1)), 2 ** (self.adc_bits - 1) - 1
+        return self.full_scale / 2**self.adc_bits, 0, 2**self.adc_bits - 1
+
     def adc(self, volts: Tensor, bipolar: bool = False) -> tuple[Tensor, int]:
         """Quantize ``volts`` to the ADC codes (see module doc) → (volts on the code grid, clipped count)."""
-        if bipolar:
-            lsb = self.full_scale / 2 ** (self.adc_bits - 1)
-            kmin, kmax = -(2 ** (self.adc_bits - 1)), 2 ** (self.adc_bits - 1) - 1
-        else:
-            lsb = self.full_scale / 2**self.adc_bits
-            kmin, kmax = 0, 2**self.adc_bits - 1
+        lsb, kmin, kmax = self.adc_grid(bipolar)
         k = torch.round(torch.as_tensor(volts) / lsb)
         kept = k.clamp(kmin, kmax)
         clipped = int(torch.count_nonzero(kept != k))
