@@ -335,13 +335,12 @@ class Chip:
             return Readout(coherent, False, False, amp=1.0, responsivity=1.0, dark_current=0.0, shot=0.0,
                            bandwidth=0.0, floor=0.0, tia_gain=1.0, lsb=1.0, kmin=0.0, kmax=0.0, back=1.0)
         det, pch = self._detector, self.channel_power
-        g, r, q2b = det.tia_gain, det.responsivity, 2.0 * elementary_charge * det.bandwidth
+        g, r = det.tia_gain, det.responsivity
         lsb, kmin, kmax = det.adc_grid(bipolar=coherent)
         if coherent:
+            scale, floor = det.homodyne_noise(pch)
             return Readout(True, True, True, amp=2.0 * r * pch, responsivity=r, dark_current=det.dark_current,
-                           shot=q2b * r * pch, bandwidth=det.bandwidth,
-                           floor=q2b * (r * pch + 2.0 * det.dark_current) + 2.0 * det.thermal_variance,
-                           tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=1.0 / (2.0 * g * r * pch),
+                           shot=scale, bandwidth=det.bandwidth, floor=floor, tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=1.0 / (2.0 * g * r * pch),
                            generator=self._gen)
         return Readout(False, True, True, amp=pch, responsivity=r, dark_current=det.dark_current,
                        shot=2.0 * elementary_charge, bandwidth=det.bandwidth, floor=det.thermal_variance,

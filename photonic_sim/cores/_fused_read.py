@@ -25,9 +25,10 @@ The operations, their order and their constants (rounded to the signal precision
 torch does with Python scalars) follow the torch path, so the readings equal it to float
 rounding: only the matvec's summation order differs from the BLAS bmm (~1 ulp in y), which
 can move a value across an ADC code boundary (one LSB, rare) — the equivalence contract
-tested in tests/test_fused_read.py. The standard normals z are drawn by the caller with torch
-(``draw_normals``: the generator, shape [P, rows, bc, N, k] per chunk and dtype of the torch
-path), so the generator state after a call and a seed's readings are those of the torch path.
+tested in tests/test_fused_read.py. The standard normals z are drawn with torch by
+``Photodetector.standard_normal`` (the generator, shape [P, rows, bc, N, k] per chunk and dtype
+of the torch path), so the generator state after a call and a seed's readings are those of the
+torch path.
 Noise off (``noisy=False``) and no ADC (``quantize=False``) give the exact readout (the
 chip's ``exact_readout``/``ideal``: a = G = back = 1, R = 1, I_d = 0).
 
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 import torch
 
 from photonic_sim.circuits import _fused
+from photonic_sim.devices.detector import Photodetector
 
 Tensor = torch.Tensor
 
@@ -245,17 +247,10 @@ def matvec_read(mat: Tensor, field: Tensor, scales: Tensor, readout: Readout, st
         rows = min(step, br - r)
         z = None
         if readout.noisy:
-            z = draw_normals((p, rows, bc, n, k), real, readout.generator)
+            z = Photodetector.standard_normal((p, rows, bc, n, k), readout.generator, real)
         clipped += fn(p, n, cols, k, br, bc, r, rows, mat.data_ptr(), field.data_ptr(), None if z is None else z.data_ptr(),
                       scales.data_ptr(), out.data_ptr(), params, work)
     return out, clipped
-
-
-def draw_normals(shape: tuple[int, ...], dtype: torch.dtype, generator: torch.Generator | None) -> Tensor:
-    """N(0, 1) draws as ``Photodetector._standard_normal`` makes them (same generator use)."""
-    if generator is None:
-        raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
-    return torch.randn(shape, generator=generator, dtype=dtype)
 
 
 def _load() -> tuple[ctypes.CDLL | None, str | None]:

@@ -82,11 +82,25 @@ class Photodetector:
         return shot + self.thermal_variance
 
     @staticmethod
-    def _standard_normal(like: Tensor, generator: torch.Generator | None) -> Tensor:
-        """N(0, 1) draws shaped like ``like`` from ``generator`` (required for noisy reads)."""
+    def standard_normal(shape, generator: torch.Generator | None, dtype: torch.dtype,
+                        device: torch.device | str = "cpu") -> Tensor:
+        """The N(0, 1) draws of every noisy read, from ``generator`` (required for noisy reads):
+        one ``torch.randn`` of ``shape`` (fused readout kernels draw through this too, so a seed
+        gives the same noise on either path)."""
         if generator is None:
             raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
-        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+    def _standard_normal(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        return self.standard_normal(like.shape, generator, like.dtype, like.device)
+
+    def homodyne_noise(self, channel_power: float) -> tuple[float, float]:
+        """Balanced homodyne noise variance σ² = s·|y|² + f (A²) against a reference of channel
+        power P_ch: (s, f) = (2qB·R·P_ch, 2qB·(R·P_ch + 2I_d) + 2·4kTB/R_L), i.e.
+        2qB(I₊ + I₋) + 2·4kTB/R_L with I₊ + I₋ = R·P_ch(|y|² + 1) + 2I_d."""
+        shot = 2.0 * elementary_charge * self.bandwidth
+        return (shot * self.responsivity * channel_power,
+                shot * (self.responsivity * channel_power + 2.0 * self.dark_current) + 2.0 * self.thermal_variance)
 
     def detect(self, power: Tensor, generator: torch.Generator | None = None, noisy: bool = True) -> Tensor:
         """Photocurrent (A) with Gaussian shot + thermal noise (``noisy``; needs ``generator``)."""
@@ -148,9 +162,7 @@ class Photodetector:
         current = re * (2.0 * self.responsivity * channel_power)
         if noisy:
             z = self._standard_normal(current, generator)
-            shot = 2.0 * elementary_charge * self.bandwidth
-            scale = shot * self.responsivity * channel_power
-            floor = shot * (self.responsivity * channel_power + 2.0 * self.dark_current) + 2.0 * self.thermal_variance
+            scale, floor = self.homodyne_noise(channel_power)
             std = torch.addcmul(re * re, im, im).mul_(scale).add_(floor).sqrt_()
             current.addcmul_(std, z)
         return self.adc(current.mul_(self.tia_gain), bipolar=True)
