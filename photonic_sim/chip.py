@@ -211,7 +211,7 @@ class Chip:
             realised = self._realise(ph.to(self.device, torch.float64), differentiable)
             out = self._net.forward(
                 x.to(self.device, self.dtype), realised,
-                encode=lambda v: self._encode(v, differentiable),
+                encode=_Encode(self, differentiable),
                 detect=_Detect(self, differentiable),
                 kappa=self._kappa, loss_db=self._loss_db,
                 normalize=not self.exact_readout, final_intensity=self.readout == "intensity", dtype=self.dtype,
@@ -345,6 +345,29 @@ class Chip:
         return Readout(False, True, True, amp=pch, responsivity=r, dark_current=det.dark_current,
                        shot=2.0 * elementary_charge, bandwidth=det.bandwidth, floor=det.thermal_variance,
                        tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=r * pch, generator=self._gen)
+
+
+class _Encode:
+    """The chip's E/O conversion as the network sees it (``PhotonicNetwork.forward``): called
+    on real vectors (torch path), or described by ``dac_levels()`` for the fused kernel, which
+    reports its conversions back through ``tally`` (same ledger count as calling it).
+    ``differentiable``: no description, so the straight-through torch path always runs."""
+
+    def __init__(self, chip: Chip, differentiable: bool) -> None:
+        self._chip, self._differentiable = chip, differentiable
+
+    def __call__(self, v: Tensor) -> Tensor:
+        return self._chip._encode(v, self._differentiable)
+
+    def dac_levels(self) -> int | None:
+        """``Modulator.half_levels`` of the DAC, 0 for no quantization (exact readout), None
+        when only the torch path may run (differentiable)."""
+        if self._differentiable:
+            return None
+        return 0 if self._chip.exact_readout else self._chip._modulator.half_levels
+
+    def tally(self, conversions: int) -> None:
+        self._chip.ledger.dac_conversions += int(conversions)
 
 
 class _Detect:

@@ -2,11 +2,13 @@
 
 The reference is the chip's torch path (complex bmm, ``Photodetector.homodyne_read`` /
 ``read`` / ``adc``, gains, sum over block columns), run with the kernel switched off on a
-chip built from the same seeds. Contract (module docstring of ``_fused_read``): readings
-equal to float rounding, except that rounding may move a value across an ADC code boundary
-(≤ one ADC step, a tiny fraction of elements); identical ledger conversions, clipped counts
-within that fraction, identical generator state afterwards; noise-free chips to 1e-5.
+chip built from the same seeds. Contract (module docstring of ``_fused_read``): noise-free
+readings equal to float rounding (1e-5); noisy readings drawn from the same distribution
+(the kernel draws its own Philox normals), reproducible bit for bit from a seed whatever
+the thread count; identical ledger conversions, clipped counts within sampling error. The
+kernel alone is checked against a float64 formula, and its normals against N(0, 1).
 """
+import numpy as np
 import pytest
 import torch
 
@@ -53,52 +55,69 @@ def _measure(net, ph, x, fused, monkeypatch, **chip_kw):
     return out, chip
 
 
-def _adc_step(chip, net, x):
-    """One ADC step of a block reading in the output's units, times the largest block gain
-    and input amplitude (bound on what one flipped code changes)."""
-    bits = CARD.adc.bits
-    step = 2.0 / 2**bits if chip.readout == "intensity" else 1.0 / 2 ** (bits - 1)
-    amp = float(x.abs().max().clamp_min(1.0))
-    return step * float(net.block_scales.abs().max()) * amp ** (2 if chip.readout == "intensity" else 1)
-
-
-CASES = [  # network, real dtype, readout, batch, settings
-    ("digits", torch.float32, "intensity", 64, 5),
-    ("digits", torch.float64, "coherent", 7, 1),
-    ("mnist_small", torch.float32, "coherent", 7, 5),
-    ("mnist_small", torch.float64, "intensity", 1, 1),
-    ("dense", torch.float32, "coherent", 64, 1),
-    ("dense", torch.float64, "intensity", 7, 5),
-    ("small_k3", torch.float32, "intensity", 7, 5),
-    ("small_k4", torch.float64, "coherent", 64, 5),
+CASES = [  # network, real dtype, readout, batch
+    ("digits", torch.float32, "intensity", 16),
+    ("digits", torch.float64, "coherent", 7),
+    ("mnist_small", torch.float32, "coherent", 7),
+    ("mnist_small", torch.float64, "intensity", 1),
+    ("dense", torch.float32, "coherent", 16),
+    ("dense", torch.float64, "intensity", 7),
+    ("small_k3", torch.float32, "intensity", 7),
+    ("small_k4", torch.float64, "coherent", 16),
 ]
 
 
-@pytest.mark.parametrize("name,dtype,readout,batch,settings", CASES)
-def test_fused_equals_torch_path(name, dtype, readout, batch, settings, kernel, spy, monkeypatch):
+@pytest.mark.parametrize("name,dtype,readout,batch", CASES)
+def test_fused_noise_has_the_torch_path_distribution(name, dtype, readout, batch, kernel, spy, monkeypatch):
+    """The fused path draws its own normals (Philox), so a noisy reading is not the torch
+    path's realisation but must have its distribution: one phase setting measured R = 300
+    times (the static non-idealities are fixed, only detector noise differs between rows)
+    on both paths. Per element, the difference of the two means in units of its standard
+    error, z, is ~N(0, 1): mean z² within [0.5, 2] (the elements share hidden-layer noise, so few are independent) and no |z| > 6
+    (the readings are not Gaussian after ReLU and ADC: heavier tails); the RMS spread of the
+    readings agrees within 10 %; ledger counts agree (clipped within sampling error)."""
     net = _net(name)
-    ph = net.init_phases(torch.Generator().manual_seed(1))
-    ph = ph + 0.05 * torch.randn(settings, ph.numel(), generator=torch.Generator().manual_seed(2), dtype=ph.dtype)
+    ph = net.init_phases(torch.Generator().manual_seed(1))[None].repeat(300, 1)
     x = torch.rand(batch, net.in_features, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     fused, cf = _measure(net, ph, x, True, monkeypatch, readout=readout, dtype=dtype)
     assert spy, "the fused kernel was not used"
     n_calls = len(spy)
     ref, ct = _measure(net, ph, x, False, monkeypatch, readout=readout, dtype=dtype)
     assert len(spy) == n_calls and fused.dtype == ref.dtype == dtype and fused.shape == ref.shape
-    diff = (fused - ref).abs()
-    # float rounding of a sum of block readings is relative to the terms, not to a result
-    # that cancels: the scale of an element is max(|ref|, mean |ref|)
-    rel = diff / torch.maximum(ref.abs(), ref.abs().mean())
-    assert float((rel > 1e-6).double().mean()) < 1e-3
-    assert float(diff.max()) <= _adc_step(cf, net, x) + 1e-6
+    r = ph.shape[0]
+    var_f, var_t = fused.double().var(0), ref.double().var(0)
+    assert float(var_t.mean()) > 0, "no detector noise reached the output"
+    z = (fused.double().mean(0) - ref.double().mean(0)) / ((var_f + var_t) / r).sqrt().clamp_min(1e-300)
+    z = torch.where((var_f + var_t) > 0, z, torch.zeros_like(z))
+    assert 0.5 < float(z.square().mean()) < 2.0 and float(z.abs().max()) < 6
+    assert abs(float(var_f.mean().sqrt() / var_t.mean().sqrt()) - 1) < 0.1
     lf, lt = cf.ledger.totals(), ct.ledger.totals()
     assert lf["adc_conversions"] == lt["adc_conversions"] > 0
-    assert abs(lf["clipped"] - lt["clipped"]) <= 1e-3 * lt["adc_conversions"]
+    assert abs(lf["clipped"] - lt["clipped"]) <= 5 * lt["clipped"] ** 0.5 + 1e-3 * lt["adc_conversions"]
     assert {k: v for k, v in lf.items() if k != "clipped"} == {k: v for k, v in lt.items() if k != "clipped"}
-    assert torch.equal(cf._gen.get_state(), ct._gen.get_state())
-    # a seed reproduces the fused readings bit for bit
+    # a seed reproduces the fused readings bit for bit; the next query draws new noise
     again, _ = _measure(net, ph, x, True, monkeypatch, readout=readout, dtype=dtype)
     assert torch.equal(again, fused)
+    assert not torch.equal(cf.measure(x, ph), fused)
+
+
+def test_kernel_normals_are_standard_normal_and_independent(kernel):
+    """The kernel's Philox/Box–Muller normals: moments of N(0, 1) (1e6 draws: mean and
+    skewness within 5 standard errors, variance within 5e-3, excess kurtosis within 0.03),
+    a Kolmogorov–Smirnov test, no correlation between neighbours, streams or keys, and
+    n-prefix consistency (a stream's first n values do not depend on n)."""
+    from scipy import stats
+
+    z = _fused_read.normals(12345, 7, 1_000_000).double().numpy()
+    n = z.size
+    assert abs(z.mean()) < 5 / n**0.5 and abs(z.var() - 1) < 5e-3
+    assert abs(stats.skew(z)) < 5 * (6 / n) ** 0.5 and abs(stats.kurtosis(z)) < 0.03
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(float(np.corrcoef(z[:-1], z[1:])[0, 1])) < 5 / n**0.5
+    near = [_fused_read.normals(12345, 8, 100_000), _fused_read.normals(12346, 7, 100_000)]
+    for w in near:
+        assert abs(float(np.corrcoef(z[:100_000], w.double().numpy())[0, 1])) < 5 / 100_000**0.5
+    assert torch.equal(_fused_read.normals(9, 3, 70), _fused_read.normals(9, 3, 1000)[:70])
 
 
 @pytest.mark.parametrize("name", ["digits", "dense", "small_k3"])
@@ -124,14 +143,14 @@ def test_fallbacks_no_fused_env_and_differentiable(kernel, spy, monkeypatch):
     net = _net("digits")
     ph = net.init_phases(torch.Generator().manual_seed(1))
     x = torch.rand(5, net.in_features, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    fused, _ = _measure(net, ph, x, True, monkeypatch)
+    fused, _ = _measure(net, ph, x, True, monkeypatch, exact_readout=True)
     spy.clear()
     monkeypatch.setenv("PHOTONIC_SIM_NO_FUSED", "1")
     _fused_read._LIB.reset()
     assert _fused_read.kernel() is None and "PHOTONIC_SIM_NO_FUSED" in _fused_read.unavailable_reason()
-    off = Chip(net, CARD, seed=3).measure(x, ph)
+    off = Chip(net, CARD, seed=3, exact_readout=True).measure(x, ph)
     assert not spy
-    assert float(((off - fused).abs() > 1e-6).double().mean()) < 1e-3
+    torch.testing.assert_close(off, fused, rtol=1e-5, atol=1e-5)
     _fused_read._LIB.reset()
     monkeypatch.delenv("PHOTONIC_SIM_NO_FUSED")
     assert _fused_read.kernel() is not None
@@ -142,24 +161,31 @@ def test_fallbacks_no_fused_env_and_differentiable(kernel, spy, monkeypatch):
     assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
-def test_kernel_readout_formula_float64(kernel):
+@pytest.mark.parametrize("power,dac", [(0, 0), (1, 7), (2, 7)])
+def test_kernel_readout_formula_float64(kernel, power, dac):
     """Kernel alone vs a float64 formula written here (one block column, coherent and
-    intensity, noise from the same pre-drawn normals, ADC on a 4-bit grid)."""
+    intensity, noise from the kernel's normals (one stream per setting and block: n < 16
+    vectors, one tile), ADC on a 4-bit grid; inputs encoded
+    with block floating point to ``power`` and a ``dac``-half-level DAC, or as given)."""
     g = torch.Generator().manual_seed(7)
     p, br, bc, k, n = 2, 3, 2, 5, 9
     mat = torch.randn(p, br, bc, k, k, generator=g, dtype=torch.complex128) * 0.4
-    field = torch.randn(p, n, bc * k - 2, generator=g, dtype=torch.complex128)
+    v = torch.randn(p, n, bc * k - 2, generator=g, dtype=torch.float64) * 1.5
     scales = torch.rand(br, bc, generator=g, dtype=torch.float64) + 0.5
-    x = torch.nn.functional.pad(field, (0, 2)).reshape(p, n, bc, k)
+    amp = v.abs().amax(-1, keepdim=True) if power else torch.ones(p, n, 1, dtype=torch.float64)
+    u = v / amp
+    if dac:
+        u = torch.round(u.clamp(-1, 1) * dac) / dac
+    x = torch.nn.functional.pad(u, (0, 2)).reshape(p, n, bc, k).to(torch.complex128)
     y = torch.einsum("prcji,pnci->prcnj", mat, x)  # [P, br, bc, N, k]
     for coherent in (True, False):
         rec = _fused_read.Readout(coherent, True, True, amp=0.9, responsivity=1.1, dark_current=0.01, shot=0.02,
                                   bandwidth=2.0, floor=1e-3, tia_gain=1.3, lsb=0.1, kmin=-8 if coherent else 0,
                                   kmax=7 if coherent else 15, back=0.7, generator=torch.Generator().manual_seed(5))
-        out, clipped = _fused_read.matvec_read(mat, field, scales, rec, 2)
-        gz = torch.Generator().manual_seed(5)  # the kernel's draws: one per chunk of 2 block rows
-        z = torch.cat([torch.randn(p, 2, bc, n, k, generator=gz, dtype=torch.float64),
-                       torch.randn(p, 1, bc, n, k, generator=gz, dtype=torch.float64)], 1)
+        out, clipped = _fused_read.matvec_read(mat, v, scales, rec, 2, dac, power)
+        key = _fused_read.draw_key(torch.Generator().manual_seed(5))  # the kernel's key, one per call
+        z = torch.stack([_fused_read.normals(key, (pi * br + r) * bc + c, n * k).double().reshape(n, k)
+                         for pi in range(p) for r in range(br) for c in range(bc)]).reshape(p, br, bc, n, k)
         e = y.real**2 + y.imag**2
         if coherent:
             cur = 0.9 * y.real + torch.sqrt(0.02 * e + 1e-3) * z
@@ -168,8 +194,37 @@ def test_kernel_readout_formula_float64(kernel):
             cur = cur + torch.sqrt(0.02 * cur.abs() * 2.0 + 1e-3) * z
         code = torch.round(1.3 * cur / 0.1)
         kept = code.clamp(rec.kmin, rec.kmax)
-        v = kept * 0.1
-        reading = v * 0.7 if coherent else (v / 1.3 - 0.01) / 0.7
+        volts = kept * 0.1
+        reading = volts * 0.7 if coherent else (volts / 1.3 - 0.01) / 0.7
         ref = (reading * scales[None, :, :, None, None]).sum(2).transpose(1, 2).reshape(p, n, br * k)
-        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(out, ref * amp**power, rtol=1e-12, atol=1e-12)
         assert clipped == int((kept != code).sum()) > 0
+
+
+def test_kernel_threads_give_identical_readings(kernel):
+    """The (setting, tile) pairs are shared among torch.get_num_threads() threads: readings,
+    clipped counts and generator state do not depend on the thread count."""
+    net = _net("mnist_small")
+    ph = net.init_phases(torch.Generator().manual_seed(1))
+    ph = ph + 0.05 * torch.randn(3, ph.numel(), generator=torch.Generator().manual_seed(2), dtype=ph.dtype)
+    x = torch.rand(37, net.in_features, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            chip = Chip(net, CARD, seed=3, dtype=torch.float32)
+            runs.append((chip.measure(x, ph), chip.ledger.totals(), chip._gen.get_state()))
+    finally:
+        torch.set_num_threads(before)
+    (a, la, ga), (b, lb, gb) = runs
+    assert torch.equal(a, b) and la == lb and la["clipped"] > 0 and torch.equal(ga, gb)
+
+
+def test_kernel_rejects_mismatched_inputs(kernel):
+    mat = torch.zeros(1, 1, 1, 4, 4, dtype=torch.complex64)
+    rec = _fused_read.Readout(True, False, False, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0)
+    for v, power in ((torch.zeros(1, 2, 4, dtype=torch.float64), 0), (torch.zeros(1, 2, 5), 0),
+                     (torch.zeros(1, 2, 4), 3)):
+        with pytest.raises(ValueError, match="do not match"):
+            _fused_read.matvec_read(mat, v, torch.ones(1, 1), rec, 1, 0, power)

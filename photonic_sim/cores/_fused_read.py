@@ -22,20 +22,25 @@ units; y dimensionless, the normalized amplitude):
   (a changed code counts as clipped), V = code·lsb.
 
 The operations, their order and their constants (rounded to the signal precision first, as
-torch does with Python scalars) follow the torch path, so the readings equal it to float
-rounding: only the matvec's summation order differs from the BLAS bmm (~1 ulp in y), which
-can move a value across an ADC code boundary (one LSB, rare) — the equivalence contract
-tested in tests/test_fused_read.py. The standard normals z are drawn with torch by
-``Photodetector.standard_normal`` (the generator, shape [P, rows, bc, N, k] per chunk and dtype
-of the torch path), so the generator state after a call and a seed's readings are those of the
-torch path.
+torch does with Python scalars) follow the torch path, so without noise the readings equal
+it to float rounding: only the matvec's summation order differs from the BLAS bmm (~1 ulp in
+y), which can move a value across an ADC code boundary (one LSB, rare). The standard normals
+z are NOT torch's: drawing them with torch cost as much as the rest of the kernel and runs
+on one thread, so the kernel draws its own from a counter-based generator (Philox4x32-10,
+Box–Muller; ``normals``), keyed by ONE 62-bit draw from the chip's generator per call
+(``draw_key``) and one stream per (setting, block, tile of 16 vectors). So the noisy readings
+have the torch path's distribution but not its realisation; a seed still reproduces them bit
+for bit, whatever the thread count — the contract tested in tests/test_fused_read.py.
 Noise off (``noisy=False``) and no ADC (``quantize=False``) give the exact readout (the
 chip's ``exact_readout``/``ideal``: a = G = back = 1, R = 1, I_d = 0).
 
-Loop order. For each setting p and tile of 16 vectors (their inputs transposed once, so the
-matvec vectorises over the vectors): for each block row r of the chunk, for c, the k×k
-complex matvec of block (r, c), then the readout of those k·16 outputs (their normals are
-contiguous in z), accumulated into the output; k = 4, 8, 16 are compiled with a constant k.
+Loop order. For each setting p and tile of 16 vectors: the E/O step (block floating point,
+DAC) of the tile's real inputs, stored transposed so the matvec vectorises over the vectors;
+then for each block row r of the chunk, for c, the k×k matvec (complex block, real inputs)
+of block (r, c), then the readout of those k·16 outputs (their normals are contiguous in z),
+accumulated into the output; k = 4, 8, 16 are compiled with a constant k. The (setting,
+tile) pairs are shared out among ``torch.get_num_threads()`` POSIX threads; each output is
+computed by one thread in the same order, so readings do not depend on the thread count.
 
 How it is built. ``photonic_sim.circuits._fused.compile_and_load`` (compile on first use,
 cache, ctypes, GIL released during the call; ``PHOTONIC_SIM_NO_FUSED=1`` turns it off),
@@ -52,38 +57,57 @@ from dataclasses import dataclass
 import torch
 
 from photonic_sim.circuits import _fused
-from photonic_sim.devices.detector import Photodetector
 
 Tensor = torch.Tensor
 
 _TEMPLATE = r"""
 /* One chunk of block rows [r0, r0 + nr) of a blocked complex matvec with readout, k = KDIM.
-   b: block matrices [P][br][bc][k][k] (y_j = sum_i b[j][i] x_i); x: fields [P][N][cols],
-   cols <= bc k (the rest zero padding);
-   complex values interleaved (re, im). z: standard normals [P][nr][bc][N][k] or NULL (no
-   noise); s: block gains [br][bc]; out: readings [P][N][br k], columns r0 k .. (r0 + nr) k - 1
-   written. q (doubles): coherent?, quantize?, a, R, I_d, s|q2, B, f, G, lsb, kmin, kmax, back.
-   work: 2 bc k TILE REALs. Returns the number of clipped ADC samples. */
+   b: block matrices [P][br][bc][k][k] (y_j = sum_i b[j][i] x_i), complex values interleaved
+   (re, im); v: real inputs [P][N][cols], cols <= bc k (the rest zero padding), encoded here
+   (q[13], q[14]: block floating point power, DAC half levels); z: standard normals
+   [P][nr][bc][N][k] or NULL (no noise); s: block gains [br][bc]; out: readings [P][N][br k],
+   columns r0 k .. (r0 + nr) k - 1 written. q (doubles): coherent?, quantize?, a, R, I_d,
+   s|q2, B, f, G, lsb, kmin, kmax, back, power, dac. work: bc k TILE REALs. Runs the items
+   [i0, i1) of the P ceil(N / TILE) (setting, tile of vectors) pairs. Returns the number of
+   clipped ADC samples. */
 static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64_t k, int64_t br, int64_t bc,
-                                 int64_t r0, int64_t nr, const REAL *b, const REAL *x, const REAL *z, const REAL *s,
-                                 REAL *out, const double *q, void *work)
+                                 int64_t r0, int64_t nr, const REAL *b, const REAL *v, uint64_t seed, const REAL *s,
+                                 REAL *out, const double *q, void *work, int64_t i0, int64_t i1)
 {
-    const int coherent = q[0] != 0, quantize = q[1] != 0;
+    const int coherent = q[0] != 0, quantize = q[1] != 0, power = (int)q[13], noisy = q[15] != 0;
     const REAL a = (REAL)q[2], resp = (REAL)q[3], dark = (REAL)q[4], shot = (REAL)q[5], bw = (REAL)q[6];
     const REAL floor_ = (REAL)q[7], g = (REAL)q[8], lsb = (REAL)q[9], kmin = (REAL)q[10], kmax = (REAL)q[11];
-    const REAL back = (REAL)q[12];
-    REAL *restrict xs = (REAL *)work; /* a tile of inputs as [c][i][re TILE | im TILE] */
-    REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], sr[TILE], si[TILE];
+    const REAL back = (REAL)q[12], dac = (REAL)q[14];
+    REAL *restrict xs = (REAL *)work; /* a tile of encoded inputs as [c][i][TILE] */
+    REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], sr[TILE], si[TILE], scale[TILE];
+    float zc[TILE * KDIM + 64]; /* this block's normals */
     int64_t clipped = 0;
-    for (int64_t p = 0; p < P; ++p) {
-        for (int64_t n0 = 0; n0 < N; n0 += TILE) { /* a tile of vectors: their outputs are contiguous in z */
+    const int64_t ntiles = (N + TILE - 1) / TILE;
+    for (int64_t item = i0; item < i1; ++item) { /* items (p, tile) = p ntiles + tile, this thread's share */
+        const int64_t p = item / ntiles, n0 = item % ntiles * TILE;
+        { /* a tile of vectors: their outputs are contiguous in z */
             const int64_t nt = N - n0 < TILE ? N - n0 : TILE, m = nt * KDIM;
-            for (int64_t ci = 0; ci < bc * KDIM; ++ci)
-                for (int64_t t = 0; t < TILE; ++t) { /* entries past cols: padding, no light */
-                    const REAL *xv = x + 2 * ((p * N + n0 + (t < nt ? t : 0)) * cols + ci);
-                    xs[2 * ci * TILE + t] = ci < cols ? xv[0] : 0;
-                    xs[(2 * ci + 1) * TILE + t] = ci < cols ? xv[1] : 0;
+            for (int64_t t = 0; t < TILE; ++t) { /* E/O: block floating point, DAC; padding carries no light */
+                const REAL *xv = v + (p * N + n0 + (t < nt ? t : 0)) * cols;
+                REAL amp = 1;
+                if (power) { /* amp = max |v| (NaN propagates), at least the smallest normal */
+                    amp = 0;
+                    for (int64_t ci = 0; ci < cols; ++ci) {
+                        const REAL e = xv[ci] < 0 ? -xv[ci] : xv[ci];
+                        amp = (e > amp || e != e) ? e : amp;
+                    }
+                    amp = amp < TINY ? TINY : amp;
                 }
+                scale[t] = power == 2 ? amp * amp : amp;
+                for (int64_t ci = 0; ci < bc * KDIM; ++ci) {
+                    REAL u = ci < cols ? (power ? xv[ci] / amp : xv[ci]) : 0;
+                    if (dac != 0) {
+                        u = u < -1 ? -1 : (u > 1 ? 1 : u);
+                        u = RINT(u * dac) / dac;
+                    }
+                    xs[ci * TILE + t] = u;
+                }
+            }
             for (int64_t rr = 0; rr < nr; ++rr) {
                 const int64_t r = r0 + rr;
                 for (int64_t e = 0; e < m; ++e) acc[e] = 0;
@@ -91,25 +115,26 @@ static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64
                     const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
                     for (int64_t j = 0; j < KDIM; ++j) { /* y_j of every vector of the tile */
                         for (int64_t t = 0; t < TILE; ++t) sr[t] = si[t] = 0;
-                        for (int64_t i = 0; i < KDIM; ++i) {
+                        for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
                             const REAL cr = bp[2 * (j * KDIM + i)], cim = bp[2 * (j * KDIM + i) + 1];
-                            const REAL *restrict xr = xs + 2 * (c * KDIM + i) * TILE, *restrict xi = xr + TILE;
+                            const REAL *restrict xr = xs + (c * KDIM + i) * TILE;
                             for (int64_t t = 0; t < TILE; ++t) {
-                                sr[t] += cr * xr[t] - cim * xi[t];
-                                si[t] += cr * xi[t] + cim * xr[t];
+                                sr[t] += cr * xr[t];
+                                si[t] += cim * xr[t];
                             }
                         }
                         for (int64_t t = 0; t < nt; ++t) { yr[t * KDIM + j] = sr[t]; yi[t * KDIM + j] = si[t]; }
                     }
-                    const REAL *restrict zc = z ? z + (((p * nr + rr) * bc + c) * N + n0) * KDIM : 0;
-                    if (coherent && zc)
+                    if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
+                        normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, m, zc);
+                    if (coherent && noisy)
                         for (int64_t e = 0; e < m; ++e) {
                             const REAL sd = SQRT((yr[e] * yr[e] + yi[e] * yi[e]) * shot + floor_);
                             rd[e] = (yr[e] * a + sd * zc[e]) * g;
                         }
                     else if (coherent)
                         for (int64_t e = 0; e < m; ++e) rd[e] = yr[e] * a * g;
-                    else if (zc)
+                    else if (noisy)
                         for (int64_t e = 0; e < m; ++e) {
                             const REAL cur = resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark;
                             rd[e] = g * (cur + SQRT(shot * (cur < 0 ? -cur : cur) * bw + floor_) * zc[e]);
@@ -132,8 +157,10 @@ static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64
                     else
                         for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + (rd[e] / g - dark) / back * sc;
                 }
-                for (int64_t t = 0; t < nt; ++t)
-                    for (int64_t j = 0; j < KDIM; ++j) out[(p * N + n0 + t) * br * KDIM + r * KDIM + j] = acc[t * KDIM + j];
+                for (int64_t t = 0; t < nt; ++t) /* undo the block floating point */
+                    for (int64_t j = 0; j < KDIM; ++j)
+                        out[(p * N + n0 + t) * br * KDIM + r * KDIM + j] = power ? acc[t * KDIM + j] * scale[t]
+                                                                                 : acc[t * KDIM + j];
             }
         }
     }
@@ -141,28 +168,143 @@ static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64
 }
 """
 _ENTRY = r"""
+typedef int64_t (*read_fn_SUFFIX)(int64_t, int64_t, int64_t, const int64_t, int64_t, int64_t, int64_t, int64_t,
+                                  const REAL *, const REAL *, uint64_t, const REAL *, REAL *, const double *,
+                                  void *, int64_t, int64_t);
+typedef struct {
+    read_fn_SUFFIX fn;
+    int64_t P, N, cols, k, br, bc, r0, nr, i0, i1, clipped;
+    const REAL *b, *v, *s;
+    uint64_t seed;
+    REAL *out;
+    const double *q;
+    void *work;
+} job_SUFFIX;
+
+static void *run_job_SUFFIX(void *arg)
+{
+    job_SUFFIX *j = (job_SUFFIX *)arg;
+    j->clipped = j->fn(j->P, j->N, j->cols, j->k, j->br, j->bc, j->r0, j->nr, j->b, j->v, j->seed, j->s, j->out, j->q,
+                       j->work, j->i0, j->i1);
+    return 0;
+}
+
+/* k = 4, 8, 16 compiled with a constant k (unrolled, vectorised); other k generic. The
+   (setting, tile) items are split into `threads` contiguous shares (at most MAX_THREADS), one
+   POSIX thread each (the caller's thread runs the first), each with its own `work_bytes` of
+   work; every output element is written by one thread, so results do not depend on threads. */
 int64_t read_matvec_SUFFIX(int64_t P, int64_t N, int64_t cols, int64_t k, int64_t br, int64_t bc, int64_t r0, int64_t nr,
-                           const REAL *b, const REAL *x, const REAL *z, const REAL *s, REAL *out,
-                           const double *q, void *work)
-{   /* k = 4, 8, 16 compiled with a constant k (unrolled, vectorised); other k generic */
-    if (k == 4) return read_k4_SUFFIX(P, N, cols, k, br, bc, r0, nr, b, x, z, s, out, q, work);
-    if (k == 8) return read_k8_SUFFIX(P, N, cols, k, br, bc, r0, nr, b, x, z, s, out, q, work);
-    if (k == 16) return read_k16_SUFFIX(P, N, cols, k, br, bc, r0, nr, b, x, z, s, out, q, work);
-    return read_kn_SUFFIX(P, N, cols, k, br, bc, r0, nr, b, x, z, s, out, q, work);
+                           const REAL *b, const REAL *v, uint64_t seed, const REAL *s, REAL *out,
+                           const double *q, void *work, int64_t work_bytes, int64_t threads)
+{
+    const read_fn_SUFFIX fn = k == 4 ? read_k4_SUFFIX : k == 8 ? read_k8_SUFFIX : k == 16 ? read_k16_SUFFIX
+                                                                                         : read_kn_SUFFIX;
+    const int64_t items = P * ((N + TILE - 1) / TILE);
+    if (threads > items) threads = items;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads < 1) threads = 1;
+    job_SUFFIX jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS];
+    for (int64_t t = 0; t < threads; ++t) {
+        job_SUFFIX j = {fn, P, N, cols, k, br, bc, r0, nr, items * t / threads, items * (t + 1) / threads, 0,
+                        b, v, s, seed, out, q, (char *)work + t * work_bytes};
+        jobs[t] = j;
+        started[t] = t > 0 && pthread_create(&ids[t], 0, run_job_SUFFIX, &jobs[t]) == 0;
+    }
+    int64_t clipped = 0;
+    for (int64_t t = 0; t < threads; ++t) { /* a share whose thread could not start runs here */
+        if (started[t]) pthread_join(ids[t], 0);
+        else run_job_SUFFIX(&jobs[t]);
+        clipped += jobs[t].clipped;
+    }
+    return clipped;
 }
 """
 _TILE = 16  # vectors per tile (the matvec vectorises over them)
 _VARIANTS = (("k4", "4"), ("k8", "8"), ("k16", "16"), ("kn", "k"))
-SOURCE = "#include <stdint.h>\n#include <math.h>\n#define TILE %d\n" % _TILE + "".join(
+_RNG = r"""
+/* Standard normals from Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as
+   1, 2, 3", SC 2011), counter-based: normals(key, stream, n, out) depends only on its
+   arguments, so any thread may draw any stream. Counter (group, 0, stream lo, stream hi),
+   key (key lo, key hi); each counter gives 4 uint32, i.e. two Box-Muller pairs from 24-bit
+   uniforms u in (0, 1] (radius) and v in [0, 1) (angle); ln and sin/cos are polynomials
+   (|error| < 2e-7) so the loops vectorise. out: n rounded up to a multiple of 64 floats,
+   blocks of 16 counters laid out as [cos | sin | cos | sin] planes of 16. Tails are cut at sqrt(-2 ln 2^-24) =
+   5.77 (probability 2e-8). */
+static inline float ln_unit(float u) /* ln u, u in (0, 1] */
+{
+    int32_t bits, mb;
+    float m;
+    memcpy(&bits, &u, 4);
+    int32_t e = ((bits >> 23) & 0xff) - 126; /* u = 2^e m, m in [1/2, 1) */
+    mb = (bits & 0x007fffff) | 0x3f000000;
+    memcpy(&m, &mb, 4);
+    const int low = m < 0.70710678f; /* m into [sqrt(1/2), sqrt(2)) */
+    m = low ? m + m : m;
+    e = low ? e - 1 : e;
+    const float f = (m - 1.0f) / (m + 1.0f), f2 = f * f; /* ln m = 2 atanh f */
+    return (float)e * 0.693147181f
+           + f * (2.0f + f2 * (0.666666667f + f2 * (0.4f + f2 * (0.285714286f + f2 * 0.222222222f))));
+}
+
+static inline void sincos_turn(float v, float *c, float *s) /* cos, sin of 2 pi v, v in [0, 1) */
+{
+    const float w = v * 4.0f;
+    const int32_t quad = (int32_t)w;
+    const float t = (w - (float)quad) * 1.57079633f - 0.785398163f, t2 = t * t; /* angle t + pi/4 + quad pi/2 */
+    const float st = t * (1.0f + t2 * (-0.166666667f + t2 * (0.00833333333f + t2 * (-0.000198412698f + t2 * 2.75573192e-6f))));
+    const float ct = 1.0f + t2 * (-0.5f + t2 * (0.0416666667f + t2 * (-0.00138888889f + t2 * (2.48015873e-5f - t2 * 2.75573192e-7f))));
+    const float h = 0.707106781f, cc = h * (ct - st), ss = h * (ct + st); /* at t + pi/4 */
+    const float c1 = (quad & 1) ? -ss : cc, s1 = (quad & 1) ? cc : ss;
+    *c = (quad & 2) ? -c1 : c1;
+    *s = (quad & 2) ? -s1 : s1;
+}
+
+void normals(uint64_t key, uint64_t stream, int64_t n, float *out)
+{
+    const uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32), s0 = (uint32_t)stream, s1 = (uint32_t)(stream >> 32);
+    uint32_t a[16], b[16], c[16], d[16];
+    for (int64_t g0 = 0; 4 * g0 < n; g0 += 16) { /* 16 counters (64 normals) at a time: fixed trip counts vectorise */
+        for (int i = 0; i < 16; ++i) {
+            uint32_t x0 = (uint32_t)(g0 + i), x1 = 0, x2 = s0, x3 = s1, y0 = k0, y1 = k1;
+            for (int r = 0; r < 10; ++r) {
+                const uint64_t p0 = (uint64_t)0xD2511F53u * x0, p1 = (uint64_t)0xCD9E8D57u * x2;
+                const uint32_t n0 = (uint32_t)(p1 >> 32) ^ x1 ^ y0, n2 = (uint32_t)(p0 >> 32) ^ x3 ^ y1;
+                x1 = (uint32_t)p1;
+                x3 = (uint32_t)p0;
+                x0 = n0;
+                x2 = n2;
+                y0 += 0x9E3779B9u;
+                y1 += 0xBB67AE85u;
+            }
+            a[i] = x0; b[i] = x1; c[i] = x2; d[i] = x3;
+        }
+        float *o = out + 4 * g0;
+        for (int i = 0; i < 16; ++i) {
+            const float scale = 1.0f / 16777216.0f;
+            const float r1 = __builtin_sqrtf(-2.0f * ln_unit((float)((a[i] >> 8) + 1) * scale));
+            const float r2 = __builtin_sqrtf(-2.0f * ln_unit((float)((c[i] >> 8) + 1) * scale));
+            float c1, n1, c2, n2;
+            sincos_turn((float)(b[i] >> 8) * scale, &c1, &n1);
+            sincos_turn((float)(d[i] >> 8) * scale, &c2, &n2);
+            o[i] = r1 * c1; o[16 + i] = r1 * n1; o[32 + i] = r2 * c2; o[48 + i] = r2 * n2;
+        }
+    }
+}
+"""
+SOURCE = ("#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include <float.h>\n#include <pthread.h>\n"
+          "#define TILE %d\n#define MAX_THREADS 64\n" % _TILE) + _RNG + "".join(
     (("".join(_TEMPLATE.replace("KNAME", name).replace("KDIM", dim) for name, dim in _VARIANTS) + _ENTRY)
-     .replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("REAL", real))
-    for suffix, real, f in (("c128", "double", ""), ("c64", "float", "f"))
+     .replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
+     .replace("REAL", real))
+    for suffix, real, f, tiny in (("c128", "double", "", "DBL_MIN"), ("c64", "float", "f", "FLT_MIN"))
 )
 # Added after the shared -O3 flags: -O2 wins (GCC 12 at -O3 fully unrolls the k-loops into
 # spilling shuffles: 50 vs 17 ms on the MNIST workload); errno is never set here (sqrt of a
 # positive variance), and without it sqrt vectorises.
-FLAGS = ("-O2", "-fno-math-errno")
-_PARAMS = 13
+FLAGS = ("-O2", "-fno-math-errno", "-pthread")
+_PARAMS = 16
 
 _LIB = _fused.LazyLibrary(lambda: _load())
 
@@ -172,7 +314,8 @@ class Readout:
     """The O/E chain of one optical pass as plain numbers (SI units; module docstring).
 
     ``coherent``: balanced homodyne (True) or intensity (False) readout; ``noisy``: add
-    σ·z with z ~ N(0, 1) from ``generator``; ``quantize``: apply the ADC. ``amp`` a: A per
+    σ·z with z ~ N(0, 1) (the kernel's Philox normals, keyed by a draw from ``generator``);
+    ``quantize``: apply the ADC. ``amp`` a: A per
     unit Re y (coherent: 2R·P_ch) or W per unit |y|² (intensity: P_ch); ``responsivity``
     R (A/W, intensity); ``dark_current`` I_d (A, intensity); ``shot``: coherent s (A² per
     unit |y|²), intensity 2q (C); ``bandwidth`` B (Hz, intensity); ``floor`` f (A²: noise
@@ -221,36 +364,54 @@ def usable(*tensors: Tensor) -> bool:
     return kernel() is not None
 
 
-def matvec_read(mat: Tensor, field: Tensor, scales: Tensor, readout: Readout, step: int) -> tuple[Tensor, int]:
+def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, step: int, dac: int = 0,
+                power: int = 0) -> tuple[Tensor, int]:
     """Readings out [P, N, br·k] and the clipped count (module docstring).
 
-    ``mat`` [P, br, bc, k, k] block matrices (y = B x), ``field`` [P, N, C] encoded inputs,
-    C ≤ bc·k (the kernel zero pads; complex64 or complex128, same dtype), ``scales`` [br, bc] block
-    gains (real dtype of the signals). Block rows are processed ``step`` at a time, one
-    kernel call and one normal draw ``[P, rows, bc, N, k]`` per chunk (as the torch path).
-    ``usable(mat, field)`` must hold."""
+    ``mat`` [P, br, bc, k, k] block matrices (y = B x; complex64 or complex128), ``v`` [P, N, C]
+    real inputs (float32 or float64 to match), C ≤ bc·k (the kernel zero pads), ``scales``
+    [br, bc] block gains (real dtype of the signals). E/O conversion in the kernel, as
+    ``PhotonicNetwork.forward``'s torch path with the chip's encoder: ``power`` > 0 divides
+    each vector by its largest magnitude and multiplies its readings by that to the
+    ``power`` (block floating point); ``dac`` > 0 quantizes to ``dac`` half levels
+    (``Modulator.quantize``). Block rows are processed ``step`` at a time, one kernel call
+    per chunk; a noisy ``readout`` takes one key from its generator per call (``draw_key``).
+    ``usable(mat, v)`` must hold."""
     p, br, bc, k = mat.shape[:4]
-    n, cols = field.shape[1:]
-    if field.shape[0] != p or cols > bc * k or mat.dtype != field.dtype or scales.shape != (br, bc):
-        raise ValueError(f"mat/field/scales: shapes {tuple(mat.shape)}, {tuple(field.shape)}, {tuple(scales.shape)} "
-                         "or dtypes do not match")
-    real = torch.float64 if field.dtype == torch.complex128 else torch.float32
-    mat, field = mat.resolve_conj().contiguous(), field.resolve_conj().contiguous()
+    n, cols = v.shape[1:]
+    real = torch.float64 if mat.dtype == torch.complex128 else torch.float32
+    if v.shape[0] != p or cols > bc * k or v.dtype != real or scales.shape != (br, bc) or power not in (0, 1, 2):
+        raise ValueError(f"mat/v/scales: shapes {tuple(mat.shape)}, {tuple(v.shape)}, {tuple(scales.shape)}, "
+                         f"dtypes or power {power} do not match")
+    mat, v = mat.resolve_conj().contiguous(), v.contiguous()
     scales = scales.to(real).contiguous()
     lib = kernel()
     fn = lib.read_matvec_c128 if real == torch.float64 else lib.read_matvec_c64
     out = torch.empty(p, n, br * k, dtype=real)
-    params = (ctypes.c_double * _PARAMS)(*readout.params())
-    work = _fused._work(2 * bc * k * _TILE * out.element_size())
+    params = (ctypes.c_double * _PARAMS)(*readout.params(), float(power), float(dac), float(readout.noisy))
+    key = draw_key(readout.generator) if readout.noisy else 0
+    threads = max(1, torch.get_num_threads())
+    share = bc * k * _TILE * out.element_size()
+    work = _fused._work(threads * share)
     clipped = 0
     for r in range(0, br, step):
-        rows = min(step, br - r)
-        z = None
-        if readout.noisy:
-            z = Photodetector.standard_normal((p, rows, bc, n, k), readout.generator, real)
-        clipped += fn(p, n, cols, k, br, bc, r, rows, mat.data_ptr(), field.data_ptr(), None if z is None else z.data_ptr(),
-                      scales.data_ptr(), out.data_ptr(), params, work)
+        clipped += fn(p, n, cols, k, br, bc, r, min(step, br - r), mat.data_ptr(), v.data_ptr(), key,
+                      scales.data_ptr(), out.data_ptr(), params, work, share, threads)
     return out, clipped
+
+
+def draw_key(generator: torch.Generator | None) -> int:
+    """A 62-bit Philox key from ``generator`` (one draw: the chip's generator moves on)."""
+    if generator is None:
+        raise ValueError("generator: a noisy Readout needs a torch.Generator")
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
+def normals(key: int, stream: int, n: int) -> Tensor:
+    """The kernel's standard normals for ``key`` and ``stream`` (n floats; module docstring)."""
+    out = torch.empty(64 * ((n + 63) // 64), dtype=torch.float32)
+    kernel().normals(ctypes.c_uint64(key), ctypes.c_uint64(stream), n, out.data_ptr())
+    return out[:n]
 
 
 def _load() -> tuple[ctypes.CDLL | None, str | None]:
@@ -258,6 +419,8 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
     if lib is not None:
         for fn in (lib.read_matvec_c128, lib.read_matvec_c64):
             fn.restype = ctypes.c_int64
-            fn.argtypes = [ctypes.c_int64] * 8 + [ctypes.c_void_p] * 5 + [ctypes.POINTER(ctypes.c_double),
-                                                                           ctypes.c_void_p]
+            fn.argtypes = ([ctypes.c_int64] * 8 + [ctypes.c_void_p] * 2 + [ctypes.c_uint64] + [ctypes.c_void_p] * 2
+                           + [ctypes.POINTER(ctypes.c_double), ctypes.c_void_p] + [ctypes.c_int64] * 2)
+        lib.normals.restype = None
+        lib.normals.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_void_p]
     return lib, why

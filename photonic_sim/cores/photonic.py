@@ -354,7 +354,10 @@ class PhotonicNetwork:
         differentiable in ``phases``.
 
         * ``encode(v) -> field``: E/O conversion (DAC + modulator) of a real vector
-          [..., C] at every electronic→optical step; default: cast to complex.
+          [..., C] at every electronic→optical step; default: cast to complex. An ``encode``
+          object may also offer ``dac_levels() -> int | None`` (its DAC as
+          ``Modulator.half_levels``, 0 for none; the field is then the real quantized
+          amplitude) and ``tally(conversions)``: the fused path below needs both records.
         * ``detect(field, final) -> real``: O/E conversion of each block's output field
           [..., k] at every optical→electronic step; ``final`` is True only for the network's
           last optical pass. Default: ideal coherent readout ``field.real`` — the
@@ -363,8 +366,9 @@ class PhotonicNetwork:
           offer ``readout(final) -> _fused_read.Readout | None`` (its chain as plain numbers)
           and ``tally(conversions, clipped)`` (its counters): then, on CPU without autograd and
           with the kernel available, each chunk of block rows runs as ONE fused C call
-          (matvec + readout + gains + block-column sum, ``photonic_sim.cores._fused_read``),
-          with the same random draws as calling ``detect``; otherwise ``detect`` is called.
+          (block floating point + DAC + matvec + readout + gains + block-column sum,
+          ``photonic_sim.cores._fused_read``), with the same random draws as calling
+          ``encode`` and ``detect``; otherwise they are called.
         * ``kappa`` / ``loss_db``: coupler ratios / MZI insertion loss (dB) passed to
           ``SVDBlock.matrix``; a scalar (every coupler / MZI), or a tensor over hardware
           blocks: kappa [num_hw_blocks, block.num_mzis, 2], loss_db [num_hw_blocks,
@@ -422,17 +426,14 @@ class PhotonicNetwork:
         """v[P, ..., C] real → [P, ..., R] real through m's blocks (module docstring).
 
         ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power.
-        Fused path (``detect.readout(final)`` given, CPU, no autograd, kernel loaded and
-        ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read`` over the same chunks of
-        block rows; else the torch path: bmm per chunk, ``detect``, gains, sum over columns."""
+        Fused path (``detect.readout(final)`` and ``encode.dac_levels()`` given, CPU, no
+        autograd, kernel loaded and ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read``
+        (encoding included) over the same chunks of block rows; else the torch path: block
+        floating point, ``encode``, bmm per chunk, ``detect``, gains, sum over columns."""
         k = self.block_size
         p, lead = ph.shape[0], v.shape[1:-1]
         v = v.reshape(p, -1, m.cols)
         n = v.shape[1]
-        if power:
-            amp = v.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)  # [P, N, 1]
-            v = v / amp
-        field = encode(v).to(cdt)  # [P, N, C]
         bph = ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
         bph = bph.reshape(p, m.block_rows, m.block_cols, self.block.num_phases)
         scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(v)  # dtype and device of the signals
@@ -442,20 +443,26 @@ class PhotonicNetwork:
             bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=build
         ).to(cdt)  # [P, br, bc, k, k]
         step = max(1, _CHUNK_ELEMENTS // max(1, p * m.block_cols * n * k))
-        readout = getattr(detect, "readout", None)
+        readout, dac = getattr(detect, "readout", None), getattr(encode, "dac_levels", None)
         readout = readout(final) if readout is not None else None
-        if readout is not None and _fused_read.usable(mat, field):
-            out, clipped = _fused_read.matvec_read(mat, field, scales, readout, step)
+        dac = dac() if dac is not None else None
+        if readout is not None and dac is not None and _fused_read.usable(mat, v):
+            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, step, dac, power)
+            encode.tally(v.numel())
             detect.tally(p * m.num_blocks * n * k, clipped)
-        else:
-            field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))  # padded modes carry no light
-            field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
-            mat = mat.transpose(-1, -2)  # transposed for row vectors
-            rows = []
-            for r in range(0, m.block_rows, step):
-                y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
-                rows.append((detect(y, final) * scales[r : r + step, :, None, None]).sum(2))  # [P, rows, N, k]
-            out = torch.cat(rows, 1).transpose(1, 2).reshape(p, n, m.block_rows * k)
+            return out[..., : m.rows].reshape(p, *lead, m.rows)
+        if power:
+            amp = v.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)  # [P, N, 1]
+            v = v / amp
+        field = encode(v).to(cdt)  # [P, N, C]
+        field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))  # padded modes carry no light
+        field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
+        mat = mat.transpose(-1, -2)  # transposed for row vectors
+        rows = []
+        for r in range(0, m.block_rows, step):
+            y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
+            rows.append((detect(y, final) * scales[r : r + step, :, None, None]).sum(2))  # [P, rows, N, k]
+        out = torch.cat(rows, 1).transpose(1, 2).reshape(p, n, m.block_rows * k)
         out = out[..., : m.rows]
         if power:
             out = out * amp**power

@@ -95,9 +95,14 @@ class Modulator:
         """Number of DAC levels actually used, 2^b − 1."""
         return 2**self.bits - 1
 
+    @property
+    def half_levels(self) -> int:
+        """DAC code of full scale +1, 2^(b−1) − 1 (codes −half … +half)."""
+        return 2 ** (self.bits - 1) - 1
+
     def quantize(self, x: Tensor) -> Tensor:
-        """DAC: clip to [−1, 1] and round to the nearest level k/(2^(b−1) − 1)."""
-        half = 2 ** (self.bits - 1) - 1
+        """DAC: clip to [−1, 1] and round (half to even) to the nearest level k/(2^(b−1) − 1)."""
+        half = self.half_levels
         return torch.round(torch.as_tensor(x).clamp(-1.0, 1.0) * half) / half
 
     def encode(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
