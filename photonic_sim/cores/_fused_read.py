@@ -64,10 +64,10 @@ _TEMPLATE = r"""
 /* One chunk of block rows [r0, r0 + nr) of a blocked complex matvec with readout, k = KDIM.
    b: block matrices [P][br][bc][k][k] (y_j = sum_i b[j][i] x_i), complex values interleaved
    (re, im); v: real inputs [P][N][cols], cols <= bc k (the rest zero padding), encoded here
-   (q[13], q[14]: block floating point power, DAC half levels); z: standard normals
-   [P][nr][bc][N][k] or NULL (no noise); s: block gains [br][bc]; out: readings [P][N][br k],
-   columns r0 k .. (r0 + nr) k - 1 written. q (doubles): coherent?, quantize?, a, R, I_d,
-   s|q2, B, f, G, lsb, kmin, kmax, back, power, dac. work: bc k TILE REALs. Runs the items
+   (q[13], q[14]: block floating point power, DAC half levels); seed: Philox key of the
+   detector noise (drawn when q[15] != 0); s: block gains [br][bc]; out: readings
+   [P][N][br k], columns r0 k .. (r0 + nr) k - 1 written. q (doubles): coherent?, quantize?,
+   a, R, I_d, s|q2, B, f, G, lsb, kmin, kmax, back, power, dac, noisy?. work: bc k TILE REALs. Runs the items
    [i0, i1) of the P ceil(N / TILE) (setting, tile of vectors) pairs. Returns the number of
    clipped ADC samples. */
 static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64_t k, int64_t br, int64_t bc,
@@ -85,7 +85,7 @@ static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64
     const int64_t ntiles = (N + TILE - 1) / TILE;
     for (int64_t item = i0; item < i1; ++item) { /* items (p, tile) = p ntiles + tile, this thread's share */
         const int64_t p = item / ntiles, n0 = item % ntiles * TILE;
-        { /* a tile of vectors: their outputs are contiguous in z */
+        { /* a tile of vectors */
             const int64_t nt = N - n0 < TILE ? N - n0 : TILE, m = nt * KDIM;
             for (int64_t t = 0; t < TILE; ++t) { /* E/O: block floating point, DAC; padding carries no light */
                 const REAL *xv = v + (p * N + n0 + (t < nt ? t : 0)) * cols;
