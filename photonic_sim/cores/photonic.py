@@ -367,8 +367,8 @@ class PhotonicNetwork:
           and ``tally(conversions, clipped)`` (its counters): then, on CPU without autograd and
           with the kernel available, each chunk of block rows runs as ONE fused C call
           (block floating point + DAC + matvec + readout + gains + block-column sum,
-          ``photonic_sim.cores._fused_read``), with the same random draws as calling
-          ``encode`` and ``detect``; otherwise they are called.
+          ``photonic_sim.cores._fused_read``), which draws its own detector noise (the
+          distribution of ``detect``'s, another realisation); otherwise they are called.
         * ``kappa`` / ``loss_db``: coupler ratios / MZI insertion loss (dB) passed to
           ``SVDBlock.matrix``; a scalar (every coupler / MZI), or a tensor over hardware
           blocks: kappa [num_hw_blocks, block.num_mzis, 2], loss_db [num_hw_blocks,
