@@ -82,17 +82,13 @@ class Photodetector:
         return shot + self.thermal_variance
 
     @staticmethod
-    def standard_normal(shape, generator: torch.Generator | None, dtype: torch.dtype,
-                        device: torch.device | str = "cpu") -> Tensor:
-        """The N(0, 1) draws of every noisy read, from ``generator`` (required for noisy reads):
-        one ``torch.randn`` of ``shape`` (fused readout kernels draw through this too, so a seed
-        gives the same noise on either path)."""
+    def _standard_normal(like: Tensor, generator: torch.Generator | None) -> Tensor:
+        """The N(0, 1) draws of a noisy read, one ``torch.randn`` shaped like ``like`` from
+        ``generator`` (required for noisy reads). The fused readout kernel
+        (``cores._fused_read``) draws its own (Philox) normals instead."""
         if generator is None:
             raise ValueError("generator: required when noisy=True (allowed: a torch.Generator)")
-        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
-
-    def _standard_normal(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
-        return self.standard_normal(like.shape, generator, like.dtype, like.device)
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
     def homodyne_noise(self, channel_power: float) -> tuple[float, float]:
         """Balanced homodyne noise variance σ² = s·|y|² + f (A²) against a reference of channel
