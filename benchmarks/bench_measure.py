@@ -8,7 +8,7 @@ Workload: P = 32 phase settings (a two-sided q = 16 estimate) × a batch of B = 
 crosstalk, phase bias, noisy detectors and 8-bit ADCs, intensity readout), for the
 ``mnist_small`` and ``digits`` presets. Rows: ``fused`` (``photonic_sim.cores._fused_read``:
 E/O encoding + block matvec + readout with its own Philox noise + block-column sum in one C
-call per chunk, on ``--threads`` threads) and ``torch`` (the same chip with that kernel
+call per matrix, on ``--threads`` threads) and ``torch`` (the same chip with that kernel
 switched off; the mesh-build kernel stays on in both). Each round times one call of each,
 interleaved; the table gives medians and the median of the per-round ratios (the machine
 may be shared: per-round ratios cancel most of the load drift). The two paths draw

@@ -340,8 +340,8 @@ class Chip:
         if coherent:
             scale, floor = det.homodyne_noise(pch)
             return Readout(True, True, True, amp=2.0 * r * pch, responsivity=r, dark_current=det.dark_current,
-                           shot=scale, bandwidth=det.bandwidth, floor=floor, tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=1.0 / (2.0 * g * r * pch),
-                           generator=self._gen)
+                           shot=scale, bandwidth=det.bandwidth, floor=floor, tia_gain=g, lsb=lsb, kmin=kmin,
+                           kmax=kmax, back=1.0 / (2.0 * g * r * pch), generator=self._gen)
         return Readout(False, True, True, amp=pch, responsivity=r, dark_current=det.dark_current,
                        shot=2.0 * elementary_charge, bandwidth=det.bandwidth, floor=det.thermal_variance,
                        tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=r * pch, generator=self._gen)

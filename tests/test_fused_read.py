@@ -182,7 +182,7 @@ def test_kernel_readout_formula_float64(kernel, power, dac):
         rec = _fused_read.Readout(coherent, True, True, amp=0.9, responsivity=1.1, dark_current=0.01, shot=0.02,
                                   bandwidth=2.0, floor=1e-3, tia_gain=1.3, lsb=0.1, kmin=-8 if coherent else 0,
                                   kmax=7 if coherent else 15, back=0.7, generator=torch.Generator().manual_seed(5))
-        out, clipped = _fused_read.matvec_read(mat, v, scales, rec, 2, dac, power)
+        out, clipped = _fused_read.matvec_read(mat, v, scales, rec, dac, power)
         key = _fused_read.draw_key(torch.Generator().manual_seed(5))  # the kernel's key, one per call
         z = torch.stack([_fused_read.normals(key, (pi * br + r) * bc + c, n * k).double().reshape(n, k)
                          for pi in range(p) for r in range(br) for c in range(bc)]).reshape(p, br, bc, n, k)
@@ -227,4 +227,4 @@ def test_kernel_rejects_mismatched_inputs(kernel):
     for v, power in ((torch.zeros(1, 2, 4, dtype=torch.float64), 0), (torch.zeros(1, 2, 5), 0),
                      (torch.zeros(1, 2, 4), 3)):
         with pytest.raises(ValueError, match="do not match"):
-            _fused_read.matvec_read(mat, v, torch.ones(1, 1), rec, 1, 0, power)
+            _fused_read.matvec_read(mat, v, torch.ones(1, 1), rec, 0, power)

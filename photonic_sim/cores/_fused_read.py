@@ -3,10 +3,10 @@
 Why. ``PhotonicNetwork._matvec`` multiplies every k×k block matrix with every input vector
 and hands each block output field to the chip's ``detect`` (noise, TIA, ADC), then scales
 and sums the block columns. In torch that is a complex bmm plus ~15 elementwise passes
-over a [P, rows, bc, N, k] tensor; one C call per chunk of block rows does the same
-arithmetic in cache, with no intermediate tensors.
+over a [P, rows, bc, N, k] tensor; one C call per matrix does the same arithmetic in cache,
+with no intermediate tensors.
 
-What it computes. For every setting p, block row r of the chunk and vector n:
+What it computes. For every setting p, block row r and vector n:
 
     out[p, n, r·k + j] = Σ_c s[r, c] · read(y_j),   y = B[p, r, c] · x[p, n, c-th k entries]
 
@@ -36,7 +36,7 @@ chip's ``exact_readout``/``ideal``: a = G = back = 1, R = 1, I_d = 0).
 
 Loop order. For each setting p and tile of 16 vectors: the E/O step (block floating point,
 DAC) of the tile's real inputs, stored transposed so the matvec vectorises over the vectors;
-then for each block row r of the chunk, for c, the k×k matvec (complex block, real inputs)
+then for each block row r, for c, the k×k matvec (complex block, real inputs)
 of block (r, c), then the readout of those k·16 outputs (their normals are contiguous in z),
 accumulated into the output; k = 4, 8, 16 are compiled with a constant k. The (setting,
 tile) pairs are shared out among ``torch.get_num_threads()`` POSIX threads; each output is
@@ -61,17 +61,17 @@ from photonic_sim.circuits import _fused
 Tensor = torch.Tensor
 
 _TEMPLATE = r"""
-/* One chunk of block rows [r0, r0 + nr) of a blocked complex matvec with readout, k = KDIM.
+/* A blocked complex matvec with readout, k = KDIM.
    b: block matrices [P][br][bc][k][k] (y_j = sum_i b[j][i] x_i), complex values interleaved
    (re, im); v: real inputs [P][N][cols], cols <= bc k (the rest zero padding), encoded here
    (q[13], q[14]: block floating point power, DAC half levels); seed: Philox key of the
    detector noise (drawn when q[15] != 0); s: block gains [br][bc]; out: readings
-   [P][N][br k], columns r0 k .. (r0 + nr) k - 1 written. q (doubles): coherent?, quantize?,
-   a, R, I_d, s|q2, B, f, G, lsb, kmin, kmax, back, power, dac, noisy?. work: bc k TILE REALs. Runs the items
-   [i0, i1) of the P ceil(N / TILE) (setting, tile of vectors) pairs. Returns the number of
-   clipped ADC samples. */
+   [P][N][br k]. q (doubles): coherent?, quantize?, a, R, I_d, s|q2, B, f, G, lsb, kmin, kmax,
+   back, power, dac, noisy?. work: bc k TILE REALs. Runs the items [i0, i1) of the
+   P ceil(N / TILE) (setting, tile of vectors) pairs. Returns the number of clipped ADC
+   samples. */
 static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64_t k, int64_t br, int64_t bc,
-                                 int64_t r0, int64_t nr, const REAL *b, const REAL *v, uint64_t seed, const REAL *s,
+                                 const REAL *b, const REAL *v, uint64_t seed, const REAL *s,
                                  REAL *out, const double *q, void *work, int64_t i0, int64_t i1)
 {
     const int coherent = q[0] != 0, quantize = q[1] != 0, power = (int)q[13], noisy = q[15] != 0;
@@ -85,95 +85,92 @@ static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64
     const int64_t ntiles = (N + TILE - 1) / TILE;
     for (int64_t item = i0; item < i1; ++item) { /* items (p, tile) = p ntiles + tile, this thread's share */
         const int64_t p = item / ntiles, n0 = item % ntiles * TILE;
-        { /* a tile of vectors */
-            const int64_t nt = N - n0 < TILE ? N - n0 : TILE, m = nt * KDIM;
-            for (int64_t t = 0; t < TILE; ++t) { /* E/O: block floating point, DAC; padding carries no light */
-                const REAL *xv = v + (p * N + n0 + (t < nt ? t : 0)) * cols;
-                REAL amp = 1;
-                if (power) { /* amp = max |v| (NaN propagates), at least the smallest normal */
-                    amp = 0;
-                    for (int64_t ci = 0; ci < cols; ++ci) {
-                        const REAL e = xv[ci] < 0 ? -xv[ci] : xv[ci];
-                        amp = (e > amp || e != e) ? e : amp;
-                    }
-                    amp = amp < TINY ? TINY : amp;
+        const int64_t nt = N - n0 < TILE ? N - n0 : TILE, m = nt * KDIM;
+        for (int64_t t = 0; t < TILE; ++t) { /* E/O: block floating point, DAC; padding carries no light */
+            const REAL *xv = v + (p * N + n0 + (t < nt ? t : 0)) * cols;
+            REAL amp = 1;
+            if (power) { /* amp = max |v| (NaN propagates), at least the smallest normal */
+                amp = 0;
+                for (int64_t ci = 0; ci < cols; ++ci) {
+                    const REAL e = xv[ci] < 0 ? -xv[ci] : xv[ci];
+                    amp = (e > amp || e != e) ? e : amp;
                 }
-                scale[t] = power == 2 ? amp * amp : amp;
-                for (int64_t ci = 0; ci < bc * KDIM; ++ci) {
-                    REAL u = ci < cols ? (power ? xv[ci] / amp : xv[ci]) : 0;
-                    if (dac != 0) {
-                        u = u < -1 ? -1 : (u > 1 ? 1 : u);
-                        u = RINT(u * dac) / dac;
-                    }
-                    xs[ci * TILE + t] = u;
-                }
+                amp = amp < TINY ? TINY : amp;
             }
-            for (int64_t rr = 0; rr < nr; ++rr) {
-                const int64_t r = r0 + rr;
-                for (int64_t e = 0; e < m; ++e) acc[e] = 0;
-                for (int64_t c = 0; c < bc; ++c) {
-                    const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
-                    for (int64_t j = 0; j < KDIM; ++j) { /* y_j of every vector of the tile */
-                        for (int64_t t = 0; t < TILE; ++t) sr[t] = si[t] = 0;
-                        for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
-                            const REAL cr = bp[2 * (j * KDIM + i)], cim = bp[2 * (j * KDIM + i) + 1];
-                            const REAL *restrict xr = xs + (c * KDIM + i) * TILE;
-                            for (int64_t t = 0; t < TILE; ++t) {
-                                sr[t] += cr * xr[t];
-                                si[t] += cim * xr[t];
-                            }
-                        }
-                        for (int64_t t = 0; t < nt; ++t) { yr[t * KDIM + j] = sr[t]; yi[t * KDIM + j] = si[t]; }
-                    }
-                    if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
-                        normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, m, zc);
-                    if (coherent && noisy)
-                        for (int64_t e = 0; e < m; ++e) {
-                            const REAL sd = SQRT((yr[e] * yr[e] + yi[e] * yi[e]) * shot + floor_);
-                            rd[e] = (yr[e] * a + sd * zc[e]) * g;
-                        }
-                    else if (coherent)
-                        for (int64_t e = 0; e < m; ++e) rd[e] = yr[e] * a * g;
-                    else if (noisy)
-                        for (int64_t e = 0; e < m; ++e) {
-                            const REAL cur = resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark;
-                            rd[e] = g * (cur + SQRT(shot * (cur < 0 ? -cur : cur) * bw + floor_) * zc[e]);
-                        }
-                    else
-                        for (int64_t e = 0; e < m; ++e) rd[e] = g * (resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark);
-                    if (quantize) {
-                        int64_t clip = 0;
-                        for (int64_t e = 0; e < m; ++e) {
-                            const REAL code = RINT(rd[e] / lsb);
-                            const REAL kept = code < kmin ? kmin : (code > kmax ? kmax : code);
-                            clip += kept != code;
-                            rd[e] = kept * lsb;
-                        }
-                        clipped += clip;
-                    }
-                    const REAL sc = s[r * bc + c];
-                    if (coherent)
-                        for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + rd[e] * back * sc;
-                    else
-                        for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + (rd[e] / g - dark) / back * sc;
+            scale[t] = power == 2 ? amp * amp : amp;
+            for (int64_t ci = 0; ci < bc * KDIM; ++ci) {
+                REAL u = ci < cols ? (power ? xv[ci] / amp : xv[ci]) : 0;
+                if (dac != 0) {
+                    u = u < -1 ? -1 : (u > 1 ? 1 : u);
+                    u = RINT(u * dac) / dac;
                 }
-                for (int64_t t = 0; t < nt; ++t) /* undo the block floating point */
-                    for (int64_t j = 0; j < KDIM; ++j)
-                        out[(p * N + n0 + t) * br * KDIM + r * KDIM + j] = power ? acc[t * KDIM + j] * scale[t]
-                                                                                 : acc[t * KDIM + j];
+                xs[ci * TILE + t] = u;
             }
+        }
+        for (int64_t r = 0; r < br; ++r) {
+            for (int64_t e = 0; e < m; ++e) acc[e] = 0;
+            for (int64_t c = 0; c < bc; ++c) {
+                const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
+                for (int64_t j = 0; j < KDIM; ++j) { /* y_j of every vector of the tile */
+                    for (int64_t t = 0; t < TILE; ++t) sr[t] = si[t] = 0;
+                    for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
+                        const REAL cr = bp[2 * (j * KDIM + i)], cim = bp[2 * (j * KDIM + i) + 1];
+                        const REAL *restrict xr = xs + (c * KDIM + i) * TILE;
+                        for (int64_t t = 0; t < TILE; ++t) {
+                            sr[t] += cr * xr[t];
+                            si[t] += cim * xr[t];
+                        }
+                    }
+                    for (int64_t t = 0; t < nt; ++t) { yr[t * KDIM + j] = sr[t]; yi[t * KDIM + j] = si[t]; }
+                }
+                if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
+                    normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, m, zc);
+                if (coherent && noisy)
+                    for (int64_t e = 0; e < m; ++e) {
+                        const REAL sd = SQRT((yr[e] * yr[e] + yi[e] * yi[e]) * shot + floor_);
+                        rd[e] = (yr[e] * a + sd * zc[e]) * g;
+                    }
+                else if (coherent)
+                    for (int64_t e = 0; e < m; ++e) rd[e] = yr[e] * a * g;
+                else if (noisy)
+                    for (int64_t e = 0; e < m; ++e) {
+                        const REAL cur = resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark;
+                        rd[e] = g * (cur + SQRT(shot * (cur < 0 ? -cur : cur) * bw + floor_) * zc[e]);
+                    }
+                else
+                    for (int64_t e = 0; e < m; ++e) rd[e] = g * (resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark);
+                if (quantize) {
+                    int64_t clip = 0;
+                    for (int64_t e = 0; e < m; ++e) {
+                        const REAL code = RINT(rd[e] / lsb);
+                        const REAL kept = code < kmin ? kmin : (code > kmax ? kmax : code);
+                        clip += kept != code;
+                        rd[e] = kept * lsb;
+                    }
+                    clipped += clip;
+                }
+                const REAL sc = s[r * bc + c];
+                if (coherent)
+                    for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + rd[e] * back * sc;
+                else
+                    for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + (rd[e] / g - dark) / back * sc;
+            }
+            for (int64_t t = 0; t < nt; ++t) /* undo the block floating point */
+                for (int64_t j = 0; j < KDIM; ++j)
+                    out[(p * N + n0 + t) * br * KDIM + r * KDIM + j] = power ? acc[t * KDIM + j] * scale[t]
+                                                                             : acc[t * KDIM + j];
         }
     }
     return clipped;
 }
 """
 _ENTRY = r"""
-typedef int64_t (*read_fn_SUFFIX)(int64_t, int64_t, int64_t, const int64_t, int64_t, int64_t, int64_t, int64_t,
+typedef int64_t (*read_fn_SUFFIX)(int64_t, int64_t, int64_t, const int64_t, int64_t, int64_t,
                                   const REAL *, const REAL *, uint64_t, const REAL *, REAL *, const double *,
                                   void *, int64_t, int64_t);
 typedef struct {
     read_fn_SUFFIX fn;
-    int64_t P, N, cols, k, br, bc, r0, nr, i0, i1, clipped;
+    int64_t P, N, cols, k, br, bc, i0, i1, clipped;
     const REAL *b, *v, *s;
     uint64_t seed;
     REAL *out;
@@ -184,7 +181,7 @@ typedef struct {
 static void *run_job_SUFFIX(void *arg)
 {
     job_SUFFIX *j = (job_SUFFIX *)arg;
-    j->clipped = j->fn(j->P, j->N, j->cols, j->k, j->br, j->bc, j->r0, j->nr, j->b, j->v, j->seed, j->s, j->out, j->q,
+    j->clipped = j->fn(j->P, j->N, j->cols, j->k, j->br, j->bc, j->b, j->v, j->seed, j->s, j->out, j->q,
                        j->work, j->i0, j->i1);
     return 0;
 }
@@ -193,7 +190,7 @@ static void *run_job_SUFFIX(void *arg)
    (setting, tile) items are split into `threads` contiguous shares (at most MAX_THREADS), one
    POSIX thread each (the caller's thread runs the first), each with its own `work_bytes` of
    work; every output element is written by one thread, so results do not depend on threads. */
-int64_t read_matvec_SUFFIX(int64_t P, int64_t N, int64_t cols, int64_t k, int64_t br, int64_t bc, int64_t r0, int64_t nr,
+int64_t read_matvec_SUFFIX(int64_t P, int64_t N, int64_t cols, int64_t k, int64_t br, int64_t bc,
                            const REAL *b, const REAL *v, uint64_t seed, const REAL *s, REAL *out,
                            const double *q, void *work, int64_t work_bytes, int64_t threads)
 {
@@ -207,7 +204,7 @@ int64_t read_matvec_SUFFIX(int64_t P, int64_t N, int64_t cols, int64_t k, int64_
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS];
     for (int64_t t = 0; t < threads; ++t) {
-        job_SUFFIX j = {fn, P, N, cols, k, br, bc, r0, nr, items * t / threads, items * (t + 1) / threads, 0,
+        job_SUFFIX j = {fn, P, N, cols, k, br, bc, items * t / threads, items * (t + 1) / threads, 0,
                         b, v, s, seed, out, q, (char *)work + t * work_bytes};
         jobs[t] = j;
         started[t] = t > 0 && pthread_create(&ids[t], 0, run_job_SUFFIX, &jobs[t]) == 0;
@@ -364,7 +361,7 @@ def usable(*tensors: Tensor) -> bool:
     return kernel() is not None
 
 
-def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, step: int, dac: int = 0,
+def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: int = 0,
                 power: int = 0) -> tuple[Tensor, int]:
     """Readings out [P, N, br·k] and the clipped count (module docstring).
 
@@ -374,8 +371,8 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, step: 
     ``PhotonicNetwork.forward``'s torch path with the chip's encoder: ``power`` > 0 divides
     each vector by its largest magnitude and multiplies its readings by that to the
     ``power`` (block floating point); ``dac`` > 0 quantizes to ``dac`` half levels
-    (``Modulator.quantize``). Block rows are processed ``step`` at a time, one kernel call
-    per chunk; a noisy ``readout`` takes one key from its generator per call (``draw_key``).
+    (``Modulator.quantize``). One kernel call; a noisy ``readout`` takes one key from its
+    generator (``draw_key``).
     ``usable(mat, v)`` must hold."""
     p, br, bc, k = mat.shape[:4]
     n, cols = v.shape[1:]
@@ -393,10 +390,8 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, step: 
     threads = max(1, torch.get_num_threads())
     share = bc * k * _TILE * out.element_size()
     work = _fused._work(threads * share)
-    clipped = 0
-    for r in range(0, br, step):
-        clipped += fn(p, n, cols, k, br, bc, r, min(step, br - r), mat.data_ptr(), v.data_ptr(), key,
-                      scales.data_ptr(), out.data_ptr(), params, work, share, threads)
+    clipped = fn(p, n, cols, k, br, bc, mat.data_ptr(), v.data_ptr(), key, scales.data_ptr(), out.data_ptr(), params,
+                 work, share, threads)
     return out, clipped
 
 
@@ -419,7 +414,7 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
     if lib is not None:
         for fn in (lib.read_matvec_c128, lib.read_matvec_c64):
             fn.restype = ctypes.c_int64
-            fn.argtypes = ([ctypes.c_int64] * 8 + [ctypes.c_void_p] * 2 + [ctypes.c_uint64] + [ctypes.c_void_p] * 2
+            fn.argtypes = ([ctypes.c_int64] * 6 + [ctypes.c_void_p] * 2 + [ctypes.c_uint64] + [ctypes.c_void_p] * 2
                            + [ctypes.POINTER(ctypes.c_double), ctypes.c_void_p] + [ctypes.c_int64] * 2)
         lib.normals.restype = None
         lib.normals.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_void_p]

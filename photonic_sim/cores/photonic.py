@@ -365,7 +365,7 @@ class PhotonicNetwork:
           detection; the chip decides the final readout mode. A ``detect`` object may also
           offer ``readout(final) -> _fused_read.Readout | None`` (its chain as plain numbers)
           and ``tally(conversions, clipped)`` (its counters): then, on CPU without autograd and
-          with the kernel available, each chunk of block rows runs as ONE fused C call
+          with the kernel available, each matrix runs as ONE fused C call
           (block floating point + DAC + matvec + readout + gains + block-column sum,
           ``photonic_sim.cores._fused_read``), which draws its own detector noise (the
           distribution of ``detect``'s, another realisation); otherwise they are called.
@@ -428,8 +428,8 @@ class PhotonicNetwork:
         ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power.
         Fused path (``detect.readout(final)`` and ``encode.dac_levels()`` given, CPU, no
         autograd, kernel loaded and ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read``
-        (encoding included) over the same chunks of block rows; else the torch path: block
-        floating point, ``encode``, bmm per chunk, ``detect``, gains, sum over columns."""
+        (encoding included), one call; else the torch path: block floating point, ``encode``,
+        bmm per chunk of block rows, ``detect``, gains, sum over columns."""
         k = self.block_size
         p, lead = ph.shape[0], v.shape[1:-1]
         v = v.reshape(p, -1, m.cols)
@@ -442,12 +442,11 @@ class PhotonicNetwork:
         mat = self.block.matrix(
             bph, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m), dtype=build
         ).to(cdt)  # [P, br, bc, k, k]
-        step = max(1, _CHUNK_ELEMENTS // max(1, p * m.block_cols * n * k))
         readout, dac = getattr(detect, "readout", None), getattr(encode, "dac_levels", None)
         readout = readout(final) if readout is not None else None
         dac = dac() if dac is not None else None
         if readout is not None and dac is not None and _fused_read.usable(mat, v):
-            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, step, dac, power)
+            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, dac, power)
             encode.tally(v.numel())
             detect.tally(p * m.num_blocks * n * k, clipped)
             return out[..., : m.rows].reshape(p, *lead, m.rows)
@@ -458,6 +457,7 @@ class PhotonicNetwork:
         field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))  # padded modes carry no light
         field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
         mat = mat.transpose(-1, -2)  # transposed for row vectors
+        step = max(1, _CHUNK_ELEMENTS // max(1, p * m.block_cols * n * k))
         rows = []
         for r in range(0, m.block_rows, step):
             y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
