@@ -8,6 +8,8 @@ readings equal to float rounding (1e-5); noisy readings drawn from the same dist
 the thread count; identical ledger conversions, clipped counts within sampling error. The
 kernel alone is checked against a float64 formula, and its normals against N(0, 1).
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,7 @@ def kernel():
 def spy(monkeypatch):
     calls = []
     real = _fused_read.matvec_read
-    monkeypatch.setattr(_fused_read, "matvec_read", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(_fused_read, "matvec_read", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     return calls
 
 
@@ -165,7 +167,7 @@ def test_fallbacks_no_fused_env_and_differentiable(kernel, spy, monkeypatch):
 def test_kernel_readout_formula_float64(kernel, power, dac):
     """Kernel alone vs a float64 formula written here (one block column, coherent and
     intensity, noise from the kernel's normals (one stream per setting and block: n < 16
-    vectors, one tile), ADC on a 4-bit grid; inputs encoded
+    vectors, one tile, normals [j][t]), ADC on a 4-bit grid; inputs encoded
     with block floating point to ``power`` and a ``dac``-half-level DAC, or as given)."""
     g = torch.Generator().manual_seed(7)
     p, br, bc, k, n = 2, 3, 2, 5, 9
@@ -184,7 +186,8 @@ def test_kernel_readout_formula_float64(kernel, power, dac):
                                   kmax=7 if coherent else 15, back=0.7, generator=torch.Generator().manual_seed(5))
         out, clipped = _fused_read.matvec_read(mat, v, scales, rec, dac, power)
         key = _fused_read.draw_key(torch.Generator().manual_seed(5))  # the kernel's key, one per call
-        z = torch.stack([_fused_read.normals(key, (pi * br + r) * bc + c, n * k).double().reshape(n, k)
+        tile = 16  # the kernel's tile of vectors: a block's normals are laid out [j][t], t < 16
+        z = torch.stack([_fused_read.normals(key, (pi * br + r) * bc + c, k * tile).double().reshape(k, tile)[:, :n].T
                          for pi in range(p) for r in range(br) for c in range(bc)]).reshape(p, br, bc, n, k)
         e = y.real**2 + y.imag**2
         if coherent:
@@ -219,6 +222,34 @@ def test_kernel_threads_give_identical_readings(kernel):
         torch.set_num_threads(before)
     (a, la, ga), (b, lb, gb) = runs
     assert torch.equal(a, b) and la == lb and la["clipped"] > 0 and torch.equal(ga, gb)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_reads_strided_inputs_in_place(kernel, dtype):
+    """v with any strides (a transposed view with two lead dims, a setting axis of stride 0
+    from expand) gives the same readings, noise and clipped count as its contiguous copy;
+    ``rows`` keeps the first rows; with two lead dims the output has rows before the last
+    lead dim in memory (so tt.contract's next reshape is a view)."""
+    g = torch.Generator().manual_seed(3)
+    cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
+    p, br, bc, k, b, j, i, cols = 3, 2, 3, 4, 2, 5, 7, 10
+    mat = torch.randn(p, br, bc, k, k, generator=g, dtype=cdt) * 0.5
+    base = torch.rand(b, j, cols, i, generator=g, dtype=dtype)
+    v = base.transpose(-1, -2)[None].expand(p, b, j, i, cols)  # [P, B, J, I, C], not contiguous, stride 0 on P
+    scales = torch.rand(br, bc, generator=g, dtype=dtype) + 0.5
+    outs = []
+    for inp in (v, v.contiguous()):
+        rec = _fused_read.Readout(False, True, True, amp=0.9, responsivity=1.1, dark_current=0.01, shot=0.02,
+                                  bandwidth=2.0, floor=1e-3, tia_gain=1.3, lsb=0.05, kmin=0, kmax=40, back=0.7,
+                                  generator=torch.Generator().manual_seed(5))
+        outs.append(_fused_read.matvec_read(mat, inp, scales, rec, 7, 1, rows=7))
+    (a, ca), (c, cc) = outs
+    assert a.shape == (p, b, j, i, 7) and torch.equal(a, c) and ca == cc > 0
+    assert a.transpose(-1, -2).is_contiguous()
+    rec = dataclasses.replace(rec, generator=torch.Generator().manual_seed(5))  # same key: same normals
+    flat, _ = _fused_read.matvec_read(mat, v.reshape(p, b * j * i, cols), scales, rec, 7, 1)
+    assert flat.shape == (p, b * j * i, br * k) and flat.is_contiguous()
+    assert torch.equal(flat[..., :7], a.reshape(p, b * j * i, 7))
 
 
 def test_kernel_rejects_mismatched_inputs(kernel):

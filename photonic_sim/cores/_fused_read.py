@@ -22,25 +22,31 @@ units; y dimensionless, the normalized amplitude):
   (a changed code counts as clipped), V = code·lsb.
 
 The operations, their order and their constants (rounded to the signal precision first, as
-torch does with Python scalars) follow the torch path, so without noise the readings equal
-it to float rounding: only the matvec's summation order differs from the BLAS bmm (~1 ulp in
-y), which can move a value across an ADC code boundary (one LSB, rare). The standard normals
-z are NOT torch's: drawing them with torch cost as much as the rest of the kernel and runs
-on one thread, so the kernel draws its own from a counter-based generator (Philox4x32-10,
-Box–Muller; ``normals``), keyed by ONE 62-bit draw from the chip's generator per call
-(``draw_key``) and one stream per (setting, block, tile of 16 vectors). So the noisy readings
-have the torch path's distribution but not its realisation; a seed still reproduces them bit
-for bit, whatever the thread count — the contract tested in tests/test_fused_read.py.
+torch does with Python scalars) follow the torch path, except that the divisions by lsb, G
+and back are multiplications by their reciprocals (~1 ulp). So without noise the readings
+equal it to float rounding: the matvec's summation order also differs from the BLAS bmm
+(~1 ulp in y), which can move a value across an ADC code boundary (one LSB, rare). The
+standard normals z are NOT torch's: drawing them with torch cost as much as the rest of the
+kernel and runs on one thread, so the kernel draws its own from a counter-based generator
+(Philox4x32-10, Box–Muller; ``normals``), keyed by ONE 62-bit draw from the chip's generator
+per call (``draw_key``) and one stream per (setting, block, tile of 16 vectors). So the noisy
+readings have the torch path's distribution but not its realisation; a seed still reproduces
+them bit for bit, whatever the thread count — the contract tested in tests/test_fused_read.py.
 Noise off (``noisy=False``) and no ADC (``quantize=False``) give the exact readout (the
 chip's ``exact_readout``/``ideal``: a = G = back = 1, R = 1, I_d = 0).
 
 Loop order. For each setting p and tile of 16 vectors: the E/O step (block floating point,
-DAC) of the tile's real inputs, stored transposed so the matvec vectorises over the vectors;
-then for each block row r, for c, the k×k matvec (complex block, real inputs)
-of block (r, c), then the readout of those k·16 outputs (their normals are contiguous in z),
-accumulated into the output; k = 4, 8, 16 are compiled with a constant k. The (setting,
-tile) pairs are shared out among ``torch.get_num_threads()`` POSIX threads; each output is
-computed by one thread in the same order, so readings do not depend on the thread count.
+DAC) of the tile's real inputs, read in place through their strides (no copy of a
+transposed TT state or of an input expanded over the settings) and stored transposed,
+[column][vector], so the matvec vectorises over the vectors; then for each block row r, for
+c, the k×k matvec (complex block, real inputs) of block (r, c), four output rows at a time
+with their sums in registers (GCC vector extensions: storing the partial sums to memory
+after every term made the matvec latency-bound, ~5× slower), then the readout of those
+k·16 outputs, laid out [row][vector] (their normals are z[j·16 + t]; a tile's padding
+vectors are computed and dropped), accumulated into the output; k = 4, 8, 16 are compiled
+with a constant k. The (setting, tile) pairs are shared out among ``torch.get_num_threads()``
+POSIX threads; each output is computed by one thread in the same order, so readings do not
+depend on the thread count.
 
 How it is built. ``photonic_sim.circuits._fused.compile_and_load`` (compile on first use,
 cache, ctypes, GIL released during the call; ``PHOTONIC_SIM_NO_FUSED=1`` turns it off),
@@ -61,116 +67,147 @@ from photonic_sim.circuits import _fused
 Tensor = torch.Tensor
 
 _TEMPLATE = r"""
-/* A blocked complex matvec with readout, k = KDIM.
+/* A blocked complex matvec with readout, k = KDIM. dims: P, N1, N2, cols, k, br, bc, rows.
    b: block matrices [P][br][bc][k][k] (y_j = sum_i b[j][i] x_i), complex values interleaved
-   (re, im); v: real inputs [P][N][cols], cols <= bc k (the rest zero padding), encoded here
-   (q[13], q[14]: block floating point power, DAC half levels); seed: Philox key of the
-   detector noise (drawn when q[15] != 0); s: block gains [br][bc]; out: readings
-   [P][N][br k]. q (doubles): coherent?, quantize?, a, R, I_d, s|q2, B, f, G, lsb, kmin, kmax,
-   back, power, dac, noisy?. work: bc k TILE REALs. Runs the items [i0, i1) of the
+   (re, im); v: real inputs [P][N1][N2][cols] at element strides vs (vector n = n1 N2 + n2),
+   cols <= bc k (the rest zero padding), encoded here (q[13], q[14]: block floating point
+   power, DAC half levels); seed: Philox key of the detector noise (drawn when q[15] != 0);
+   s: block gains [br][bc]; out: readings [P][N1][N2][rows] at element strides os (rows <= br k;
+   the rest dropped). q (doubles): coherent?, quantize?, a, R, I_d, s|q2, B, f, G, lsb, kmin,
+   kmax, back, power, dac, noisy?. work: bc k TILE REALs. Runs the items [i0, i1) of the
    P ceil(N / TILE) (setting, tile of vectors) pairs. Returns the number of clipped ADC
-   samples. */
-static int64_t read_KNAME_SUFFIX(int64_t P, int64_t N, int64_t cols, const int64_t k, int64_t br, int64_t bc,
-                                 const REAL *b, const REAL *v, uint64_t seed, const REAL *s,
-                                 REAL *out, const double *q, void *work, int64_t i0, int64_t i1)
+   samples (real vectors only). */
+static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL *v, const int64_t *vs,
+                                 uint64_t seed, const REAL *s, REAL *out, const int64_t *os, const double *q,
+                                 void *work, int64_t i0, int64_t i1)
 {
+    const int64_t N1 = dims[1], N2 = dims[2], N = N1 * N2, cols = dims[3], k = dims[4], br = dims[5], bc = dims[6];
+    const int64_t rows = dims[7];
     const int coherent = q[0] != 0, quantize = q[1] != 0, power = (int)q[13], noisy = q[15] != 0;
     const REAL a = (REAL)q[2], resp = (REAL)q[3], dark = (REAL)q[4], shot = (REAL)q[5], bw = (REAL)q[6];
     const REAL floor_ = (REAL)q[7], g = (REAL)q[8], lsb = (REAL)q[9], kmin = (REAL)q[10], kmax = (REAL)q[11];
     const REAL back = (REAL)q[12], dac = (REAL)q[14];
     REAL *restrict xs = (REAL *)work; /* a tile of encoded inputs as [c][i][TILE] */
-    REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], sr[TILE], si[TILE], scale[TILE];
+    const int64_t M = TILE * KDIM; /* outputs of one block for a tile, as [j][t] */
+    REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], scale[TILE], ampt[TILE];
     float zc[TILE * KDIM + 64]; /* this block's normals */
+    const REAL inv_lsb = 1 / lsb, inv_g = 1 / g, inv_back = 1 / back;
     int64_t clipped = 0;
     const int64_t ntiles = (N + TILE - 1) / TILE;
     for (int64_t item = i0; item < i1; ++item) { /* items (p, tile) = p ntiles + tile, this thread's share */
         const int64_t p = item / ntiles, n0 = item % ntiles * TILE;
-        const int64_t nt = N - n0 < TILE ? N - n0 : TILE, m = nt * KDIM;
-        for (int64_t t = 0; t < TILE; ++t) { /* E/O: block floating point, DAC; padding carries no light */
-            const REAL *xv = v + (p * N + n0 + (t < nt ? t : 0)) * cols;
+        const int64_t nt = N - n0 < TILE ? N - n0 : TILE;
+        /* E/O of the tile's vectors (padding vectors t >= nt repeat vector n0, their outputs are
+           dropped): xs[ci][t] = v / amp, amp = max |v| (block floating point; NaN propagates, at
+           least the smallest normal), then the DAC; rows ci >= cols carry no light */
+        for (int64_t t = 0; t < TILE; ++t) {
+            const int64_t n = n0 + (t < nt ? t : 0);
+            const REAL *xv = v + p * vs[0] + n / N2 * vs[1] + n % N2 * vs[2];
             REAL amp = 1;
-            if (power) { /* amp = max |v| (NaN propagates), at least the smallest normal */
+            if (power) {
                 amp = 0;
                 for (int64_t ci = 0; ci < cols; ++ci) {
-                    const REAL e = xv[ci] < 0 ? -xv[ci] : xv[ci];
+                    const REAL x = xv[ci * vs[3]], e = x < 0 ? -x : x;
                     amp = (e > amp || e != e) ? e : amp;
                 }
                 amp = amp < TINY ? TINY : amp;
             }
+            ampt[t] = amp;
             scale[t] = power == 2 ? amp * amp : amp;
-            for (int64_t ci = 0; ci < bc * KDIM; ++ci) {
-                REAL u = ci < cols ? (power ? xv[ci] / amp : xv[ci]) : 0;
-                if (dac != 0) {
-                    u = u < -1 ? -1 : (u > 1 ? 1 : u);
-                    u = RINT(u * dac) / dac;
-                }
-                xs[ci * TILE + t] = u;
-            }
+            for (int64_t ci = 0; ci < cols; ++ci) xs[ci * TILE + t] = xv[ci * vs[3]];
         }
+        for (int64_t e = cols * TILE; e < bc * KDIM * TILE; ++e) xs[e] = 0;
+        if (power)
+            for (int64_t ci = 0; ci < cols; ++ci)
+                for (int64_t t = 0; t < TILE; ++t) xs[ci * TILE + t] = xs[ci * TILE + t] / ampt[t];
+        if (dac != 0)
+            for (int64_t e = 0; e < cols * TILE; ++e) {
+                const REAL u = xs[e] < -1 ? -1 : (xs[e] > 1 ? 1 : xs[e]);
+                xs[e] = RINT(u * dac) / dac;
+            }
         for (int64_t r = 0; r < br; ++r) {
-            for (int64_t e = 0; e < m; ++e) acc[e] = 0;
+            for (int64_t e = 0; e < M; ++e) acc[e] = 0;
             for (int64_t c = 0; c < bc; ++c) {
                 const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
-                for (int64_t j = 0; j < KDIM; ++j) { /* y_j of every vector of the tile */
-                    for (int64_t t = 0; t < TILE; ++t) sr[t] = si[t] = 0;
+                int64_t j = 0;
+                for (; j + 4 <= KDIM; j += 4) { /* y_j .. y_j+3 of every vector of the tile, in registers */
+                    VEC r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, i0 = {0}, i1 = {0}, i2 = {0}, i3 = {0};
                     for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
-                        const REAL cr = bp[2 * (j * KDIM + i)], cim = bp[2 * (j * KDIM + i) + 1];
-                        const REAL *restrict xr = xs + (c * KDIM + i) * TILE;
-                        for (int64_t t = 0; t < TILE; ++t) {
-                            sr[t] += cr * xr[t];
-                            si[t] += cim * xr[t];
-                        }
+                        const REAL *q = bp + 2 * (j * KDIM + i);
+                        VEC x;
+                        memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
+                        r0 += q[0] * x; i0 += q[1] * x;
+                        r1 += q[2 * KDIM] * x; i1 += q[2 * KDIM + 1] * x;
+                        r2 += q[4 * KDIM] * x; i2 += q[4 * KDIM + 1] * x;
+                        r3 += q[6 * KDIM] * x; i3 += q[6 * KDIM + 1] * x;
                     }
-                    for (int64_t t = 0; t < nt; ++t) { yr[t * KDIM + j] = sr[t]; yi[t * KDIM + j] = si[t]; }
+                    memcpy(yr + j * TILE, &r0, sizeof r0); memcpy(yi + j * TILE, &i0, sizeof i0);
+                    memcpy(yr + (j + 1) * TILE, &r1, sizeof r1); memcpy(yi + (j + 1) * TILE, &i1, sizeof i1);
+                    memcpy(yr + (j + 2) * TILE, &r2, sizeof r2); memcpy(yi + (j + 2) * TILE, &i2, sizeof i2);
+                    memcpy(yr + (j + 3) * TILE, &r3, sizeof r3); memcpy(yi + (j + 3) * TILE, &i3, sizeof i3);
+                }
+                for (; j < KDIM; ++j) { /* k not a multiple of 4: the last rows one at a time */
+                    VEC r0 = {0}, i0 = {0};
+                    for (int64_t i = 0; i < KDIM; ++i) {
+                        VEC x;
+                        memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
+                        r0 += bp[2 * (j * KDIM + i)] * x; i0 += bp[2 * (j * KDIM + i) + 1] * x;
+                    }
+                    memcpy(yr + j * TILE, &r0, sizeof r0); memcpy(yi + j * TILE, &i0, sizeof i0);
                 }
                 if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
-                    normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, m, zc);
+                    normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, M, zc);
                 if (coherent && noisy)
-                    for (int64_t e = 0; e < m; ++e) {
+                    for (int64_t e = 0; e < M; ++e) {
                         const REAL sd = SQRT((yr[e] * yr[e] + yi[e] * yi[e]) * shot + floor_);
                         rd[e] = (yr[e] * a + sd * zc[e]) * g;
                     }
                 else if (coherent)
-                    for (int64_t e = 0; e < m; ++e) rd[e] = yr[e] * a * g;
+                    for (int64_t e = 0; e < M; ++e) rd[e] = yr[e] * a * g;
                 else if (noisy)
-                    for (int64_t e = 0; e < m; ++e) {
+                    for (int64_t e = 0; e < M; ++e) {
                         const REAL cur = resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark;
                         rd[e] = g * (cur + SQRT(shot * (cur < 0 ? -cur : cur) * bw + floor_) * zc[e]);
                     }
                 else
-                    for (int64_t e = 0; e < m; ++e) rd[e] = g * (resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark);
+                    for (int64_t e = 0; e < M; ++e) rd[e] = g * (resp * (a * (yr[e] * yr[e] + yi[e] * yi[e])) + dark);
                 if (quantize) {
                     int64_t clip = 0;
-                    for (int64_t e = 0; e < m; ++e) {
-                        const REAL code = RINT(rd[e] / lsb);
+                    for (int64_t e = 0; e < M; ++e) {
+                        const REAL code = RINT(rd[e] * inv_lsb);
                         const REAL kept = code < kmin ? kmin : (code > kmax ? kmax : code);
-                        clip += kept != code;
+                        clip += (kept != code) & ((e & (TILE - 1)) < nt); /* padding vectors not counted */
                         rd[e] = kept * lsb;
                     }
                     clipped += clip;
                 }
                 const REAL sc = s[r * bc + c];
-                if (coherent)
-                    for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + rd[e] * back * sc;
-                else
-                    for (int64_t e = 0; e < m; ++e) acc[e] = acc[e] + (rd[e] / g - dark) / back * sc;
+                if (coherent) {
+                    const REAL w = back * sc;
+                    for (int64_t e = 0; e < M; ++e) acc[e] += rd[e] * w;
+                } else {
+                    const REAL w = inv_back * sc;
+                    for (int64_t e = 0; e < M; ++e) acc[e] += (rd[e] * inv_g - dark) * w;
+                }
             }
-            for (int64_t t = 0; t < nt; ++t) /* undo the block floating point */
-                for (int64_t j = 0; j < KDIM; ++j)
-                    out[(p * N + n0 + t) * br * KDIM + r * KDIM + j] = power ? acc[t * KDIM + j] * scale[t]
-                                                                             : acc[t * KDIM + j];
+            for (int64_t t = 0; t < nt; ++t) { /* undo the block floating point; rows >= `rows` dropped */
+                const int64_t n = n0 + t;
+                REAL *o = out + p * os[0] + n / N2 * os[1] + n % N2 * os[2];
+                for (int64_t j = 0; j < KDIM && r * KDIM + j < rows; ++j)
+                    o[(r * KDIM + j) * os[3]] = power ? acc[j * TILE + t] * scale[t] : acc[j * TILE + t];
+            }
         }
     }
     return clipped;
 }
 """
 _ENTRY = r"""
-typedef int64_t (*read_fn_SUFFIX)(int64_t, int64_t, int64_t, const int64_t, int64_t, int64_t,
-                                  const REAL *, const REAL *, uint64_t, const REAL *, REAL *, const double *,
-                                  void *, int64_t, int64_t);
+typedef int64_t (*read_fn_SUFFIX)(const int64_t *, const REAL *, const REAL *, const int64_t *, uint64_t,
+                                  const REAL *, REAL *, const int64_t *, const double *, void *, int64_t, int64_t);
 typedef struct {
     read_fn_SUFFIX fn;
-    int64_t P, N, cols, k, br, bc, i0, i1, clipped;
+    const int64_t *dims, *vs, *os;
+    int64_t i0, i1, clipped;
     const REAL *b, *v, *s;
     uint64_t seed;
     REAL *out;
@@ -181,8 +218,7 @@ typedef struct {
 static void *run_job_SUFFIX(void *arg)
 {
     job_SUFFIX *j = (job_SUFFIX *)arg;
-    j->clipped = j->fn(j->P, j->N, j->cols, j->k, j->br, j->bc, j->b, j->v, j->seed, j->s, j->out, j->q,
-                       j->work, j->i0, j->i1);
+    j->clipped = j->fn(j->dims, j->b, j->v, j->vs, j->seed, j->s, j->out, j->os, j->q, j->work, j->i0, j->i1);
     return 0;
 }
 
@@ -190,13 +226,14 @@ static void *run_job_SUFFIX(void *arg)
    (setting, tile) items are split into `threads` contiguous shares (at most MAX_THREADS), one
    POSIX thread each (the caller's thread runs the first), each with its own `work_bytes` of
    work; every output element is written by one thread, so results do not depend on threads. */
-int64_t read_matvec_SUFFIX(int64_t P, int64_t N, int64_t cols, int64_t k, int64_t br, int64_t bc,
-                           const REAL *b, const REAL *v, uint64_t seed, const REAL *s, REAL *out,
-                           const double *q, void *work, int64_t work_bytes, int64_t threads)
+int64_t read_matvec_SUFFIX(const int64_t *dims, const REAL *b, const REAL *v, const int64_t *vs, uint64_t seed,
+                           const REAL *s, REAL *out, const int64_t *os, const double *q, void *work,
+                           int64_t work_bytes, int64_t threads)
 {
+    const int64_t k = dims[4];
     const read_fn_SUFFIX fn = k == 4 ? read_k4_SUFFIX : k == 8 ? read_k8_SUFFIX : k == 16 ? read_k16_SUFFIX
                                                                                          : read_kn_SUFFIX;
-    const int64_t items = P * ((N + TILE - 1) / TILE);
+    const int64_t items = dims[0] * ((dims[1] * dims[2] + TILE - 1) / TILE);
     if (threads > items) threads = items;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads < 1) threads = 1;
@@ -204,7 +241,7 @@ int64_t read_matvec_SUFFIX(int64_t P, int64_t N, int64_t cols, int64_t k, int64_
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS];
     for (int64_t t = 0; t < threads; ++t) {
-        job_SUFFIX j = {fn, P, N, cols, k, br, bc, items * t / threads, items * (t + 1) / threads, 0,
+        job_SUFFIX j = {fn, dims, vs, os, items * t / threads, items * (t + 1) / threads, 0,
                         b, v, s, seed, out, q, (char *)work + t * work_bytes};
         jobs[t] = j;
         started[t] = t > 0 && pthread_create(&ids[t], 0, run_job_SUFFIX, &jobs[t]) == 0;
@@ -291,9 +328,11 @@ void normals(uint64_t key, uint64_t stream, int64_t n, float *out)
 }
 """
 SOURCE = ("#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include <float.h>\n#include <pthread.h>\n"
-          "#define TILE %d\n#define MAX_THREADS 64\n" % _TILE) + _RNG + "".join(
+          "#define TILE %d\n#define MAX_THREADS 64\n" % _TILE
+          + "typedef float vec_c64 __attribute__((vector_size(TILE * 4)));\n"
+          + "typedef double vec_c128 __attribute__((vector_size(TILE * 8)));\n") + _RNG + "".join(
     (("".join(_TEMPLATE.replace("KNAME", name).replace("KDIM", dim) for name, dim in _VARIANTS) + _ENTRY)
-     .replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
+     .replace("VEC", "vec_SUFFIX").replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
      .replace("REAL", real))
     for suffix, real, f, tiny in (("c128", "double", "", "DBL_MIN"), ("c64", "float", "f", "FLT_MIN"))
 )
@@ -362,12 +401,16 @@ def usable(*tensors: Tensor) -> bool:
 
 
 def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: int = 0,
-                power: int = 0) -> tuple[Tensor, int]:
-    """Readings out [P, N, br·k] and the clipped count (module docstring).
+                power: int = 0, rows: int | None = None) -> tuple[Tensor, int]:
+    """Readings out [P, *lead, rows] and the clipped count (module docstring).
 
-    ``mat`` [P, br, bc, k, k] block matrices (y = B x; complex64 or complex128), ``v`` [P, N, C]
-    real inputs (float32 or float64 to match), C ≤ bc·k (the kernel zero pads), ``scales``
-    [br, bc] block gains (real dtype of the signals). E/O conversion in the kernel, as
+    ``mat`` [P, br, bc, k, k] block matrices (y = B x; complex64 or complex128), ``v``
+    [P, *lead, C] real inputs (float32 or float64 to match; any strides: the kernel reads
+    them in place), C ≤ bc·k (the kernel zero pads), ``scales`` [br, bc] block gains (real
+    dtype of the signals), ``rows`` ≤ br·k output rows kept (default br·k). With two or more
+    lead dims the output's last lead dim is laid out after the rows in memory (out
+    [P, ..., I, rows] is a transposed view of [P, ..., rows, I]), so the TT contraction's
+    next reshape (``tt.contract``) is a view, not a copy. E/O conversion in the kernel, as
     ``PhotonicNetwork.forward``'s torch path with the chip's encoder: ``power`` > 0 divides
     each vector by its largest magnitude and multiplies its readings by that to the
     ``power`` (block floating point); ``dac`` > 0 quantizes to ``dac`` half levels
@@ -375,24 +418,30 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     generator (``draw_key``).
     ``usable(mat, v)`` must hold."""
     p, br, bc, k = mat.shape[:4]
-    n, cols = v.shape[1:]
+    lead, cols = v.shape[1:-1], v.shape[-1]
+    rows = br * k if rows is None else rows
     real = torch.float64 if mat.dtype == torch.complex128 else torch.float32
-    if v.shape[0] != p or cols > bc * k or v.dtype != real or scales.shape != (br, bc) or power not in (0, 1, 2):
+    if (v.shape[0] != p or cols > bc * k or v.dtype != real or scales.shape != (br, bc) or power not in (0, 1, 2)
+            or not 0 < rows <= br * k):
         raise ValueError(f"mat/v/scales: shapes {tuple(mat.shape)}, {tuple(v.shape)}, {tuple(scales.shape)}, "
-                         f"dtypes or power {power} do not match")
-    mat, v = mat.resolve_conj().contiguous(), v.contiguous()
+                         f"dtypes, rows {rows} or power {power} do not match")
+    v4 = v.flatten(1, -3) if len(lead) >= 2 else v.reshape(p, *lead, 1, cols) if lead else v.reshape(p, 1, 1, cols)
+    n1, n2 = v4.shape[1:3]
+    mat = mat.resolve_conj().contiguous()
     scales = scales.to(real).contiguous()
     lib = kernel()
     fn = lib.read_matvec_c128 if real == torch.float64 else lib.read_matvec_c64
-    out = torch.empty(p, n, br * k, dtype=real)
+    out = torch.empty(p, n1, rows, n2, dtype=real).transpose(2, 3)  # [P, N1, N2, rows], rows before N2
+    dims = (ctypes.c_int64 * 8)(p, n1, n2, cols, k, br, bc, rows)
+    vs, os_ = (ctypes.c_int64 * 4)(*v4.stride()), (ctypes.c_int64 * 4)(*out.stride())
     params = (ctypes.c_double * _PARAMS)(*readout.params(), float(power), float(dac), float(readout.noisy))
     key = draw_key(readout.generator) if readout.noisy else 0
     threads = max(1, torch.get_num_threads())
     share = bc * k * _TILE * out.element_size()
     work = _fused._work(threads * share)
-    clipped = fn(p, n, cols, k, br, bc, mat.data_ptr(), v.data_ptr(), key, scales.data_ptr(), out.data_ptr(), params,
+    clipped = fn(dims, mat.data_ptr(), v4.data_ptr(), vs, key, scales.data_ptr(), out.data_ptr(), os_, params,
                  work, share, threads)
-    return out, clipped
+    return out.reshape(p, *lead, rows), clipped
 
 
 def draw_key(generator: torch.Generator | None) -> int:
@@ -414,7 +463,7 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
     if lib is not None:
         for fn in (lib.read_matvec_c128, lib.read_matvec_c64):
             fn.restype = ctypes.c_int64
-            fn.argtypes = ([ctypes.c_int64] * 6 + [ctypes.c_void_p] * 2 + [ctypes.c_uint64] + [ctypes.c_void_p] * 2
+            fn.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_uint64] + [ctypes.c_void_p] * 3
                            + [ctypes.POINTER(ctypes.c_double), ctypes.c_void_p] + [ctypes.c_int64] * 2)
         lib.normals.restype = None
         lib.normals.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_void_p]

@@ -432,8 +432,7 @@ class PhotonicNetwork:
         bmm per chunk of block rows, ``detect``, gains, sum over columns."""
         k = self.block_size
         p, lead = ph.shape[0], v.shape[1:-1]
-        v = v.reshape(p, -1, m.cols)
-        n = v.shape[1]
+        n = math.prod(lead)
         bph = ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
         bph = bph.reshape(p, m.block_rows, m.block_cols, self.block.num_phases)
         scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(v)  # dtype and device of the signals
@@ -446,10 +445,11 @@ class PhotonicNetwork:
         readout = readout(final) if readout is not None else None
         dac = dac() if dac is not None else None
         if readout is not None and dac is not None and _fused_read.usable(mat, v):
-            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, dac, power)
+            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, dac, power, rows=m.rows)  # v read in place
             encode.tally(v.numel())
             detect.tally(p * m.num_blocks * n * k, clipped)
-            return out[..., : m.rows].reshape(p, *lead, m.rows)
+            return out
+        v = v.reshape(p, n, m.cols)
         if power:
             amp = v.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)  # [P, N, 1]
             v = v / amp
