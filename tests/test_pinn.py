@@ -182,17 +182,25 @@ def _bench():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="not robust on the CPU configuration: ZO MSE 6.66e-5 (seed 0) / 2.54e-4 "
-                   "(seed 1) vs FO+AD 2.05e-5, dense ONN 1.26e-4 (docs/pinn.md)")
-def test_acceptance_hjb_zo_sparse_grid_vs_fo_vs_dense():
-    """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO lr 0.03, μ 0.03):
-    ZO + SG-Stein on the TONN reaches MSE ≤ 1e-4 and within 3× of FO + AD; the dense ONN of the
-    same widths trained the same way is ≥ 10× worse."""
+def test_acceptance_hjb_zo_sparse_grid_vs_dense():
+    """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO q 64, lr 0.03,
+    μ 0.03), seed 0: ZO + SG-Stein on the TONN reaches MSE ≤ 1e-4 (measured 4.8e-5; seeds 1–3:
+    3.2e-5, 6.7e-5, 3.1e-5) and the dense ONN of the same widths trained the same way is
+    ≥ 10× worse (measured 17×; seed 1: 20×)."""
     bench = _bench()
-    rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"]))
-            for c in ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_dense_zo")}
-    zo, fo, dn = rows["hjb_tonn_zo"]["mse"], rows["hjb_tonn_fo"]["mse"], rows["hjb_dense_zo"]["mse"]
-    assert zo <= 1e-4 and zo <= 3 * fo and dn >= 10 * zo, rows
+    rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"])) for c in ("hjb_tonn_zo", "hjb_dense_zo")}
+    zo, dn = rows["hjb_tonn_zo"]["mse"], rows["hjb_dense_zo"]["mse"]
+    assert zo <= 1e-4 and dn >= 10 * zo, rows
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="within 3x of FO + AD holds on seeds 0 and 3 (2.3x, 1.6x) but not on "
+                   "seeds 1 and 2, where FO + AD reaches 3.4e-6 / 2.2e-6 and ZO 3.2e-5 / 6.7e-5 (docs/pinn.md)")
+def test_acceptance_hjb_zo_within_3x_of_fo_seed_1():
+    """Same configuration, seed 1: ZO + SG-Stein within 3× of FO + AD on the same network."""
+    bench = _bench()
+    rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"]), seed=1) for c in ("hjb_tonn_zo", "hjb_tonn_fo")}
+    assert rows["hjb_tonn_zo"]["mse"] <= 3 * rows["hjb_tonn_fo"]["mse"], rows
 
 
 @pytest.mark.slow
