@@ -48,7 +48,7 @@ DIGITS_STEPS = {"fo": 600}
 # Adam-RGE with batch 64 and q = 192 directions per step at lr 0.015, 2000 steps (~18 min with
 # --threads 2 on an idle 2-core machine: 0.53 s per step). At 2000 steps, q 8 / 16 / 32 / 64 at
 # lr 0.03 reach 73.2 / 80.9 / 84.1 / 87.2 % (seed 0); lr 0.015 gives 85.3 % at q 32,
-# 86.9 ± 1.2 % at q 64, 88.0 ± 0.9 % at q 96 and 88.6 ± 0.6 % at q 192 (2 seeds); lr 0.06
+# 86.9 ± 1.2 % at q 64, 88.0 ± 0.9 % at q 96 (2 seeds) and 88.4 ± 0.6 % at q 192 (3 seeds); lr 0.06
 # 79.4 % at q 32; batch 16 / q 16 66.5 %, batch 128 / q 8 75.3 % (docs/classification.md).
 # More directions per step beat more steps: 6000 steps at q 16 (the queries of 1500 steps at
 # q 64) stalled at 83.2 %.
