@@ -83,6 +83,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
 {
     const int64_t N1 = dims[1], N2 = dims[2], N = N1 * N2, cols = dims[3], k = dims[4], br = dims[5], bc = dims[6];
     const int64_t rows = dims[7];
+    (void)k; /* KDIM is k only in the generic variant */
     const int coherent = q[0] != 0, quantize = q[1] != 0, power = (int)q[13], noisy = q[15] != 0;
     const REAL a = (REAL)q[2], resp = (REAL)q[3], dark = (REAL)q[4], shot = (REAL)q[5], bw = (REAL)q[6];
     const REAL floor_ = (REAL)q[7], g = (REAL)q[8], lsb = (REAL)q[9], kmin = (REAL)q[10], kmax = (REAL)q[11];
