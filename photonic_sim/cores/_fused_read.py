@@ -90,7 +90,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
     const REAL back = (REAL)q[12], dac = (REAL)q[14];
     REAL *restrict xs = (REAL *)work; /* a tile of encoded inputs as [c][i][TILE] */
     const int64_t M = TILE * KDIM; /* outputs of one block for a tile, as [j][t] */
-    REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], scale[TILE], ampt[TILE];
+    REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], ampt[TILE];
     float zc[TILE * KDIM + 64]; /* this block's normals */
     const REAL inv_lsb = 1 / lsb, inv_g = 1 / g, inv_back = 1 / back;
     int64_t clipped = 0;
@@ -114,7 +114,6 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                 amp = amp < TINY ? TINY : amp;
             }
             ampt[t] = amp;
-            scale[t] = power == 2 ? amp * amp : amp;
             for (int64_t ci = 0; ci < cols; ++ci) xs[ci * TILE + t] = xv[ci * vs[3]];
         }
         for (int64_t e = cols * TILE; e < bc * KDIM * TILE; ++e) xs[e] = 0;
@@ -132,29 +131,29 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                 const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
                 int64_t j = 0;
                 for (; j + 4 <= KDIM; j += 4) { /* y_j .. y_j+3 of every vector of the tile, in registers */
-                    VEC r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, i0 = {0}, i1 = {0}, i2 = {0}, i3 = {0};
+                    VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, im0 = {0}, im1 = {0}, im2 = {0}, im3 = {0};
                     for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
-                        const REAL *q = bp + 2 * (j * KDIM + i);
+                        const REAL *bj = bp + 2 * (j * KDIM + i); /* b[j][i]; rows j+1.. at 2k apart */
                         VEC x;
                         memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
-                        r0 += q[0] * x; i0 += q[1] * x;
-                        r1 += q[2 * KDIM] * x; i1 += q[2 * KDIM + 1] * x;
-                        r2 += q[4 * KDIM] * x; i2 += q[4 * KDIM + 1] * x;
-                        r3 += q[6 * KDIM] * x; i3 += q[6 * KDIM + 1] * x;
+                        re0 += bj[0] * x; im0 += bj[1] * x;
+                        re1 += bj[2 * KDIM] * x; im1 += bj[2 * KDIM + 1] * x;
+                        re2 += bj[4 * KDIM] * x; im2 += bj[4 * KDIM + 1] * x;
+                        re3 += bj[6 * KDIM] * x; im3 += bj[6 * KDIM + 1] * x;
                     }
-                    memcpy(yr + j * TILE, &r0, sizeof r0); memcpy(yi + j * TILE, &i0, sizeof i0);
-                    memcpy(yr + (j + 1) * TILE, &r1, sizeof r1); memcpy(yi + (j + 1) * TILE, &i1, sizeof i1);
-                    memcpy(yr + (j + 2) * TILE, &r2, sizeof r2); memcpy(yi + (j + 2) * TILE, &i2, sizeof i2);
-                    memcpy(yr + (j + 3) * TILE, &r3, sizeof r3); memcpy(yi + (j + 3) * TILE, &i3, sizeof i3);
+                    memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yi + j * TILE, &im0, sizeof im0);
+                    memcpy(yr + (j + 1) * TILE, &re1, sizeof re1); memcpy(yi + (j + 1) * TILE, &im1, sizeof im1);
+                    memcpy(yr + (j + 2) * TILE, &re2, sizeof re2); memcpy(yi + (j + 2) * TILE, &im2, sizeof im2);
+                    memcpy(yr + (j + 3) * TILE, &re3, sizeof re3); memcpy(yi + (j + 3) * TILE, &im3, sizeof im3);
                 }
                 for (; j < KDIM; ++j) { /* k not a multiple of 4: the last rows one at a time */
-                    VEC r0 = {0}, i0 = {0};
+                    VEC re0 = {0}, im0 = {0};
                     for (int64_t i = 0; i < KDIM; ++i) {
                         VEC x;
                         memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
-                        r0 += bp[2 * (j * KDIM + i)] * x; i0 += bp[2 * (j * KDIM + i) + 1] * x;
+                        re0 += bp[2 * (j * KDIM + i)] * x; im0 += bp[2 * (j * KDIM + i) + 1] * x;
                     }
-                    memcpy(yr + j * TILE, &r0, sizeof r0); memcpy(yi + j * TILE, &i0, sizeof i0);
+                    memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yi + j * TILE, &im0, sizeof im0);
                 }
                 if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
                     normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, M, zc);
@@ -194,8 +193,9 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
             for (int64_t t = 0; t < nt; ++t) { /* undo the block floating point; rows >= `rows` dropped */
                 const int64_t n = n0 + t;
                 REAL *o = out + p * os[0] + n / N2 * os[1] + n % N2 * os[2];
+                const REAL sc = power == 2 ? ampt[t] * ampt[t] : ampt[t];
                 for (int64_t j = 0; j < KDIM && r * KDIM + j < rows; ++j)
-                    o[(r * KDIM + j) * os[3]] = power ? acc[j * TILE + t] * scale[t] : acc[j * TILE + t];
+                    o[(r * KDIM + j) * os[3]] = power ? acc[j * TILE + t] * sc : acc[j * TILE + t];
             }
         }
     }
@@ -426,7 +426,7 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
             or not 0 < rows <= br * k):
         raise ValueError(f"mat/v/scales: shapes {tuple(mat.shape)}, {tuple(v.shape)}, {tuple(scales.shape)}, "
                          f"dtypes, rows {rows} or power {power} do not match")
-    v4 = v.flatten(1, -3) if len(lead) >= 2 else v.reshape(p, *lead, 1, cols) if lead else v.reshape(p, 1, 1, cols)
+    v4 = v.flatten(1, -3) if len(lead) >= 2 else v.reshape(p, -1, 1, cols)  # [P, N1, N2, C], a view where possible
     n1, n2 = v4.shape[1:3]
     mat = mat.resolve_conj().contiguous()
     scales = scales.to(real).contiguous()
