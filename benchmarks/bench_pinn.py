@@ -8,6 +8,9 @@ Cases (rows of the table):
 * ``hjb_tonn_zo``  HJB-20 on a TONN, ZO-RGE (Adam) + sparse-grid Stein (σ 0.1, level 3);
 * ``hjb_tonn_fo``  the same network, first-order baseline: autograd derivatives, Adam on exact
   gradients through the (straight-through) chip — not in situ;
+* ``hjb_tonn_fo_sg`` the same first-order baseline on the ZO rows' loss: sparse-grid Stein
+  derivatives (the seed paper's "FO + SG" row), so ZO vs FO + SG isolates the estimator's noise
+  from the smoothing;
 * ``hjb_dense_zo`` the dense ONN of the same layer widths, trained like ``hjb_tonn_zo``;
 * ``bs_tonn_zo``   Black-Scholes on a small TONN (scenarios/black_scholes_tonn.yaml's model),
   ZO-RGE + sparse-grid Stein;
@@ -81,7 +84,7 @@ MODES = {
     "paper": dict(hjb_spec=preset("hjb20"), hjb_points=100, hjb_steps=2000, bs_points=100, bs_steps=2000,
                   test_points=10000, residual_points=1000, hjb_eval_level=3),
 }
-CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_dense_zo", "bs_tonn_zo",
+CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_tonn_zo",
          "burgers_tonn_zo", "burgers_tonn_fo", "darcy_tonn_zo", "darcy_tonn_fo")
 _PDE = {"hjb": "hjb20", "bs": "black_scholes", "burgers": "burgers", "darcy": "darcy"}
 
@@ -92,18 +95,19 @@ def case_config(case: str, mode: dict) -> dict:
     The 2-d PDEs (Black-Scholes, Burgers, Darcy) share the ``BS_TT`` network, the ZO recipe,
     the points and the steps of the Black-Scholes row."""
     hjb = case.startswith("hjb")
-    fo = case.endswith("_fo")
+    fo = case.endswith(("_fo", "_fo_sg"))
+    stein = not case.endswith("_fo")  # ZO rows and the FO + SG row
     return dict(
         pde=_PDE[case.split("_")[0]],
         spec=mode["hjb_spec"] if hjb else BS_TT,
         dense="_dense_" in case,
-        estimator="autograd" if fo else "sparse_grid",
+        estimator="sparse_grid" if stein else "autograd",
         strategy=dict(FO if fo else ZO_HJB if hjb else ZO),
         collocation=mode["hjb_points"] if hjb else mode["bs_points"],
         steps=mode["hjb_steps"] if hjb else mode["bs_steps"],
         test_points=mode["test_points"],
         residual_points=mode["residual_points"],
-        eval_level=(mode["hjb_eval_level"] if hjb and not fo else None),
+        eval_level=(mode["hjb_eval_level"] if hjb and stein else None),
     )
 
 

@@ -181,6 +181,21 @@ def _bench():
     return module
 
 
+def test_bench_cases_pair_estimator_and_strategy():
+    """bench_pinn rows: ZO rows and ``*_fo_sg`` use sparse-grid Stein derivatives (and the
+    sparse-grid prediction for HJB), ``*_fo`` autograd; only ``*_fo*`` rows train first-order."""
+    bench = _bench()
+    for case in bench.CASES:
+        cfg = bench.case_config(case, bench.MODES["cpu"])
+        first_order = "_fo" in case
+        assert (cfg["strategy"]["strategy"] == "fo") == first_order, case
+        assert cfg["estimator"] == ("autograd" if case.endswith("_fo") else "sparse_grid"), case
+        if case.startswith("hjb"):
+            assert (cfg["eval_level"] is None) == case.endswith("_fo"), case
+    sg, ad = (bench.case_config(c, bench.MODES["cpu"]) for c in ("hjb_tonn_fo_sg", "hjb_tonn_fo"))
+    assert sg["strategy"] == ad["strategy"] and sg["spec"] is ad["spec"] and sg["steps"] == ad["steps"]
+
+
 @pytest.mark.slow
 def test_acceptance_hjb_zo_sparse_grid_vs_dense():
     """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO q 64, lr 0.03,
