@@ -109,24 +109,26 @@ def run_labelled(jobs: list[Labelled], seeds: list[int], workers: int) -> list[d
     return rows
 
 
+def tonn_vs_dense(zo: ClassificationRun, fo: ClassificationRun, seeds, workers, widths: str = ""):
+    """TONN zo-sign-rge, TONN fo, and the dense ONN of the same widths trained like the TONN ZO row."""
+    tag = f" {widths}" if widths else ""
+    dense = replace(zo, network="dense", accelerator="dense_onn")
+    jobs = [Labelled(f"TONN{tag} zo-sign-rge (in situ)", zo, "zo-sign-rge"),
+            Labelled(f"TONN{tag} fo (NOT in situ)", fo, "fo"),
+            Labelled(f"dense ONN{tag} zo-sign-rge (in situ)", dense, "zo-sign-rge")]
+    return run_labelled(jobs, seeds, workers)
+
+
 def digits_part(quick: bool, seeds, workers):
     base = DIGITS if not quick else replace(DIGITS, steps=40, eval_every=20)
     fo = replace(base, steps=DIGITS_STEPS["fo"] if not quick else 20, eval_every=100 if not quick else 20)
-    dense = replace(base, network="dense", accelerator="dense_onn")
-    jobs = [Labelled("TONN zo-sign-rge (in situ)", base, "zo-sign-rge"),
-            Labelled("TONN fo (NOT in situ)", fo, "fo"),
-            Labelled("dense ONN zo-sign-rge (in situ)", dense, "zo-sign-rge")]
-    return run_labelled(jobs, seeds, workers)
+    return tonn_vs_dense(base, fo, seeds, workers)
 
 
 def digits_wide_part(quick: bool, seeds, workers):
     base = DIGITS_WIDE if not quick else replace(DIGITS_WIDE, steps=10, eval_every=10)
-    fo = replace(base, steps=600 if not quick else 10, eval_every=100 if not quick else 10)
-    dense = replace(base, network="dense", accelerator="dense_onn")
-    jobs = [Labelled("TONN 64-256-10 zo-sign-rge (in situ)", base, "zo-sign-rge"),
-            Labelled("TONN 64-256-10 fo (NOT in situ)", fo, "fo"),
-            Labelled("dense ONN 64-256-10 zo-sign-rge (in situ)", dense, "zo-sign-rge")]
-    return run_labelled(jobs, seeds, workers)
+    fo = replace(base, steps=DIGITS_STEPS["fo"] if not quick else 10, eval_every=100 if not quick else 10)
+    return tonn_vs_dense(base, fo, seeds, workers, widths="64-256-10")
 
 
 def mnist_part(quick: bool, seeds, workers):
