@@ -1,0 +1,97 @@
+"""Why the dense ONN is not worse under ZO here: one sign-RGE step on a TONN and on the dense
+ONN of the same widths (docs/classification.md, "Why the dense ONN is not worse under ZO").
+
+    python benchmarks/bench_zo_gain.py            # digits (3.3x controls) and digits-wide (10.4x), seed 0
+    python benchmarks/bench_zo_gain.py --fo-steps 200   # the same at a partly trained point
+    python benchmarks/bench_zo_gain.py --quick    # 2 trials per row, 1 reading (smoke run, ~2 min)
+
+For each network, at its random initial phases (or after ``--fo-steps`` steps of the FO baseline,
+Adam lr 0.01 on batches of 512, to look at a partly trained point) on the default chip (the classification bench's
+chip, intensity readout, detector noise on), on one fixed batch of 512 training digits:
+``photonic_sim.training.diagnostics.sign_rge_step_gain`` with the bench recipe's q, μ 0.05 and
+lr 0.01 against the FO reference gradient (autograd through the simulator, a yardstick that the
+strategies never see). Columns: controls d, loss, |g|₂, cos(g, ĝ) measured / √(q/(q+d+1)),
+first-order gain −lr·g·sign ĝ measured / predicted (−lr Σ|g_j| erf(...)), the measured loss
+change of the step, the change of a random-sign step of the same size (the curvature cost,
+½ lr² tr H), and of the sign step along the true gradient. Losses are cross-entropy (nats),
+each averaged over ``--reps`` readings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_classification import DIGITS, DIGITS_WIDE  # noqa: E402
+
+from photonic_sim.training.diagnostics import reference_gradient, sign_rge_step_gain  # noqa: E402
+from photonic_sim.training.strategies import make_strategy  # noqa: E402
+
+PAIRS = {"digits": DIGITS, "digits-wide": DIGITS_WIDE}
+MU, LR, BATCH = 0.05, 0.01, 512
+
+
+def gain_row(run, network: str, seed: int, trials: int, reps: int, fo_steps: int = 0) -> dict:
+    run = replace(run, network=network, accelerator="dense_onn" if network == "dense" else run.accelerator,
+                  batch_size=BATCH)
+    torch.manual_seed(seed)
+    task = run.task()
+    chip = run.chip(seed)
+    theta = chip.init_phases(torch.Generator().manual_seed(seed))
+    if fo_steps:
+        fo = make_strategy("fo", theta, lr=0.01, optimizer="adam", periods=chip.controls()["periods"])
+        gen = torch.Generator().manual_seed(seed + 13)
+        for _ in range(fo_steps):
+            fo.step(task.closure(chip, task.sample_batch(gen), differentiable=True))
+        theta = fo.params.detach().clone()
+    batch = task.sample_batch(torch.Generator().manual_seed(seed + 11))
+    grad = reference_gradient(task.closure(chip, batch, differentiable=True), theta, reps=reps)
+    q = run.options["zo-sign-rge"]["q"]
+    t0 = time.perf_counter()
+    r = sign_rge_step_gain(task.closure(chip, batch), theta, grad, q=q, mu=MU, lr=LR, trials=trials,
+                           generator=torch.Generator().manual_seed(seed + 12), reps=reps)
+    return {"network": network, "seed": seed, "fo_steps": fo_steps, **r.as_dict(), "wall_s": time.perf_counter() - t0}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pair", choices=sorted(PAIRS), action="append")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=4, help="readings averaged per loss / gradient (detector noise)")
+    ap.add_argument("--fo-steps", type=int, default=0, help="FO steps before measuring (0: the initial phases)")
+    ap.add_argument("--quick", action="store_true", help="2 trials, 1 reading")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    trials, reps = (2, 1) if args.quick else (args.trials, args.reps)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, trials {trials}, reps {reps}, "
+          f"mu {MU}, lr {LR}, batch {BATCH}, fo steps {args.fo_steps}")
+    rows = []
+    for name in args.pair or list(PAIRS):
+        print(f"\n## {name}\n| network | seed | d | q | loss | abs g | cos (theory) | linear (theory) | "
+              "step | random step | sign(g) step |\n|---|---|---|---|---|---|---|---|---|---|---|")
+        for seed in args.seeds:
+            pair = [gain_row(PAIRS[name], net, seed, trials, reps, args.fo_steps) for net in ("tonn", "dense")]
+            for r in pair:
+                print(f"| {r['network']} | {seed} | {r['d']} | {r['q']} | {r['loss']:.4f} | {r['grad_norm']:.3f} | "
+                      f"{r['cos']:.3f} ({r['cos_theory']:.3f}) | {r['linear']:.2e} ({r['linear_theory']:.2e}) | "
+                      f"{r['actual']:.2e} | {r['random']:.2e} | {r['ideal']:.2e} |", flush=True)
+            t, d = pair
+            print(f"dense / TONN: controls {d['d'] / t['d']:.1f}x, step gain {d['actual'] / t['actual']:.2f}x, "
+                  f"random-step cost {d['random'] / t['random']:.2f}x")
+            rows += [{"pair": name, **r} for r in pair]
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
