@@ -42,6 +42,10 @@ from .strategies.estimators import Closure, evaluate, rge
 
 @dataclass(frozen=True)
 class StepGain:
+    """One measurement (module doc): sizes ``d`` (controls), ``q``, ``lr``, ``mu`` (rad), ``trials``;
+    ``loss`` L(θ), ``grad_norm`` |g|₂ of the reference gradient; ``cos`` / ``cos_theory``;
+    ``linear`` / ``linear_theory``; ``actual``, ``random``, ``ideal`` loss changes (loss units)."""
+
     d: int
     q: int
     lr: float
