@@ -3,6 +3,7 @@ ONN of the same widths (docs/classification.md, "Why the dense ONN is not worse 
 
     python benchmarks/bench_zo_gain.py            # digits (3.3x controls) and digits-wide (10.4x), seed 0
     python benchmarks/bench_zo_gain.py --fo-steps 200   # the same at a partly trained point
+    python benchmarks/bench_zo_gain.py --pair mnist-paper --trials 5 --reps 2   # the paper's MNIST pair
     python benchmarks/bench_zo_gain.py --quick    # 2 trials per row, 1 reading (smoke run, ~2 min)
 
 For each network, at its random initial phases (or after ``--fo-steps`` steps of the FO baseline,
@@ -28,12 +29,20 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_classification import DIGITS, DIGITS_WIDE  # noqa: E402
+from bench_classification import DIGITS, DIGITS_WIDE, DIGITS_ZO, MNIST_DIR  # noqa: E402
 
+from photonic_sim.training.compare import ClassificationRun  # noqa: E402
 from photonic_sim.training.diagnostics import reference_gradient, sign_rge_step_gain  # noqa: E402
 from photonic_sim.training.strategies import make_strategy  # noqa: E402
 
-PAIRS = {"digits": DIGITS, "digits-wide": DIGITS_WIDE}
+# The seed paper's MNIST pair: the `mnist` preset (784 → 1024 → 10, TT rank 6, 3962 weights on
+# 8×8 blocks) against the dense ONN of the same widths (~1.74 M controls, 12 800 blocks). Not
+# trained here (a GPU job); at the initial phases the dense row takes ~80 s per trial at q 16
+# (one loaded core), ~10 min for --trials 5 --reps 2.
+MNIST_PAPER = ClassificationRun(dataset="mnist", data_dir=str(MNIST_DIR), model="mnist", steps=1, batch_size=64,
+                                options={"zo-sign-rge": {**DIGITS_ZO, "q": 16}})
+PAIRS = {"digits": DIGITS, "digits-wide": DIGITS_WIDE, "mnist-paper": MNIST_PAPER}
+DEFAULT_PAIRS = ("digits", "digits-wide")
 MU, LR, BATCH = 0.05, 0.01, 512
 
 
@@ -75,7 +84,10 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, trials {trials}, reps {reps}, "
           f"mu {MU}, lr {LR}, batch {BATCH}, fo steps {args.fo_steps}")
     rows = []
-    for name in args.pair or list(PAIRS):
+    for name in args.pair or DEFAULT_PAIRS:
+        if name == "mnist-paper" and not MNIST_DIR.is_dir():
+            print(f"mnist-paper skipped: no IDX files at {MNIST_DIR}")
+            continue
         print(f"\n## {name}\n| network | seed | d | q | loss | abs g | cos (theory) | linear (theory) | "
               "step | random step | sign(g) step |\n|---|---|---|---|---|---|---|---|---|---|---|")
         for seed in args.seeds:
