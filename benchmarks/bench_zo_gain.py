@@ -8,7 +8,7 @@ ONN of the same widths (docs/classification.md, "Why the dense ONN is not worse 
 
 For each network, at its random initial phases (or after ``--fo-steps`` steps of the FO baseline,
 Adam lr 0.01 on batches of 512, to look at a partly trained point) on the default chip (the classification bench's
-chip, intensity readout, detector noise on), on one fixed batch of 512 training digits:
+chip, intensity readout, detector noise on), on one fixed batch of 512 training images:
 ``photonic_sim.training.diagnostics.sign_rge_step_gain`` with the bench recipe's q, μ 0.05 and
 lr 0.01 against the FO reference gradient (autograd through the simulator, a yardstick that the
 strategies never see). Columns: controls d, loss, |g|₂, cos(g, ĝ) measured / √(q/(q+d+1)),
@@ -35,7 +35,7 @@ from photonic_sim.training.compare import ClassificationRun  # noqa: E402
 from photonic_sim.training.diagnostics import reference_gradient, sign_rge_step_gain  # noqa: E402
 from photonic_sim.training.strategies import make_strategy  # noqa: E402
 
-# The seed paper's MNIST pair: the `mnist` preset (784 → 1024 → 10, TT rank 6, 3962 weights on
+# The seed paper's MNIST pair: the `mnist` preset (784 → 1024 → 10, TT rank 6, 8514 controls on
 # 8×8 blocks) against the dense ONN of the same widths (~1.74 M controls, 12 800 blocks). Not
 # trained here (a GPU job); at the initial phases the dense row takes ~80 s per trial at q 16
 # (one loaded core), ~10 min for --trials 5 --reps 2.
