@@ -109,10 +109,15 @@ def run_labelled(jobs: list[Labelled], seeds: list[int], workers: int) -> list[d
     return rows
 
 
+def dense_twin(run: ClassificationRun) -> ClassificationRun:
+    """The same run on the dense ONN of the same layer widths (its own accelerator card)."""
+    return replace(run, network="dense", accelerator="dense_onn")
+
+
 def tonn_vs_dense(zo: ClassificationRun, fo: ClassificationRun, seeds, workers, widths: str = ""):
     """TONN zo-sign-rge, TONN fo, and the dense ONN of the same widths trained like the TONN ZO row."""
     tag = f" {widths}" if widths else ""
-    dense = replace(zo, network="dense", accelerator="dense_onn")
+    dense = dense_twin(zo)
     jobs = [Labelled(f"TONN{tag} zo-sign-rge (in situ)", zo, "zo-sign-rge"),
             Labelled(f"TONN{tag} fo (NOT in situ)", fo, "fo"),
             Labelled(f"dense ONN{tag} zo-sign-rge (in situ)", dense, "zo-sign-rge")]

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_classification import DIGITS, DIGITS_WIDE, DIGITS_ZO, MNIST_DIR  # noqa: E402
+from bench_classification import DIGITS, DIGITS_WIDE, DIGITS_ZO, MNIST_DIR, dense_twin  # noqa: E402
 
 from photonic_sim.training.compare import ClassificationRun  # noqa: E402
 from photonic_sim.training.diagnostics import reference_gradient, sign_rge_step_gain  # noqa: E402
@@ -47,8 +47,7 @@ MU, LR, BATCH = 0.05, 0.01, 512
 
 
 def gain_row(run, network: str, seed: int, trials: int, reps: int, fo_steps: int = 0) -> dict:
-    run = replace(run, network=network, accelerator="dense_onn" if network == "dense" else run.accelerator,
-                  batch_size=BATCH)
+    run = replace(dense_twin(run) if network == "dense" else run, batch_size=BATCH)
     torch.manual_seed(seed)
     task = run.task()
     chip = run.chip(seed)

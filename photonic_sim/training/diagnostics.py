@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from .strategies.estimators import Closure, evaluate, rge
+from .strategies.fo import closure_gradient
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,5 @@ def reference_gradient(closure: Closure, theta: Tensor, *, reps: int = 1) -> Ten
     """Mean over ``reps`` readings of d L/dθ at ``theta`` through a *differentiable* closure
     (e.g. a task's ``closure(chip, batch, differentiable=True)``, the FO baseline's view):
     the yardstick ``sign_rge_step_gain`` compares the estimates with."""
-    grads = []
-    for _ in range(reps):
-        th = theta.detach().to(torch.float64).clone().requires_grad_(True)
-        closure(th[None]).sum().backward()
-        grads.append(th.grad)
-    return torch.stack(grads).mean(0)
+    theta = theta.detach().to(torch.float64)
+    return torch.stack([closure_gradient(closure, theta)[0] for _ in range(reps)]).mean(0)

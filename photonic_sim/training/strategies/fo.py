@@ -29,14 +29,22 @@ class FirstOrder(Strategy):
         return 1
 
     def step(self, closure) -> float:
-        x = self.params.detach().clone()[None].requires_grad_(True)
-        with torch.enable_grad():
-            out = closure(x)
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1,) or not out.requires_grad:
-            raise ValueError("fo needs a differentiable closure returning a Tensor of shape [1] "
-                             "with grad (it is a NOT-in-situ baseline)")
-        (grad,) = torch.autograd.grad(out.sum(), x)
+        grad, loss = closure_gradient(closure, self.params)
         with torch.no_grad():
-            self._apply(self.updater.delta(grad[0].to(self.params.dtype), self.current_lr()))
+            self._apply(self.updater.delta(grad.to(self.params.dtype), self.current_lr()))
         self.step_count += 1
-        return float(out.detach()[0])
+        return float(loss)
+
+
+def closure_gradient(closure, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dL/dθ [d], L) at one control vector ``theta`` through a differentiable closure, called
+    once on theta[None]; the gradient ``fo`` steps along (and the yardstick of
+    ``training.diagnostics``)."""
+    x = theta.detach().clone()[None].requires_grad_(True)
+    with torch.enable_grad():
+        out = closure(x)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1,) or not out.requires_grad:
+        raise ValueError("fo needs a differentiable closure returning a Tensor of shape [1] "
+                         "with grad (it is a NOT-in-situ baseline)")
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    return grad[0], out.detach()[0]
