@@ -299,6 +299,9 @@ def _options(name):
         opts.update(q=4, patience=1, tol=10.0)  # switches to CGE after one step
     if name in ("l2ight-sigma", "tt-subspace"):
         opts["mask"] = None  # filled in below
+    if name == "staged":  # crosses into the second stage in the test's steps
+        opts["stages"] = [dict(strategy="zo-sign-rge", steps=1, q=4),
+                          dict(strategy="zo-rge", steps=5, q=2, dist="rademacher", two_sided=True)]
     return opts
 
 

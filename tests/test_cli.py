@@ -143,6 +143,51 @@ def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, monkeypatch)
     assert a["training"]["queries"] == b["training"]["queries"]
 
 
+STAGED = ('training.strategy=staged',
+          'training.strategy_options={"lr": 0.01, "stages": ['
+          '{"strategy": "zo-sign-rge", "steps": 3, "q": 4}, '
+          '{"strategy": "zo-rge", "steps": 2, "q": 2, "dist": "rademacher", "two_sided": true, '
+          '"optimizer": "adam", "schedule": "cosine"}]}')
+
+
+def test_staged_recipe_runs_its_stages_and_resumes_across_the_switch(tiny, tmp_path, monkeypatch):
+    sets = [a for kv in STAGED for a in ("--set", kv)]
+    straight = tmp_path / "straight"
+    assert main(["run", str(tiny), "--out", str(straight), "--no-progress", *sets]) == 0
+    report = json.loads((straight / "report.json").read_text())
+    # the recipe's 4 steps: 3 one-sided q 4 steps (5 rows), then 1 two-sided q 2 step (4 rows)
+    assert report["training"]["strategy"] == "staged" and report["training"]["queries"] == 3 * 5 + 1 * 4
+    from photonic_sim.training import trainer as trainer_mod
+
+    original = trainer_mod.Trainer._record
+
+    def interrupt(self, row, t0):
+        original(self, row, t0)
+        if self.step == 2:  # last checkpoint inside stage 1, so the resumed run crosses into stage 2
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_record", interrupt)
+    resumed = tmp_path / "resumed"
+    assert main(["run", str(tiny), "--out", str(resumed), "--no-progress", *sets]) == 1
+    monkeypatch.setattr(trainer_mod.Trainer, "_record", original)
+    assert main(["run", str(tiny), "--out", str(resumed), "--no-progress", "--resume", *sets]) == 0
+    assert torch.equal(_final_phases(straight), _final_phases(resumed))
+
+
+@pytest.mark.parametrize("stages,key", [
+    ('[{"strategy": "fo", "steps": 2}]', "strategy_options.stages[0].strategy"),
+    ('[{"strategy": "zo-rge", "steps": 0}]', "strategy_options.stages[0].steps"),
+    ('[{"strategy": "zo-rge", "steps": 2, "muu": 0.1}]', "strategy_options.stages[0].muu"),
+    ('[]', "strategy_options.stages"),
+])
+def test_bad_stage_exits_2_with_one_line_naming_the_key(tiny, tmp_path, capsys, stages, key):
+    out = tmp_path / "run"
+    assert main(["run", str(tiny), "--out", str(out), "--no-progress", "--set", "training.strategy=staged",
+                 "--set", f'training.strategy_options={{"stages": {stages}}}']) == 2
+    line = _err_line(capsys)
+    assert key in line and "allowed" in line and not out.exists()
+
+
 def test_report_rerenders(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", str(tiny), "--out", str(out), "--no-progress", "--set", "training.steps=1"]) == 0

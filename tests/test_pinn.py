@@ -196,6 +196,29 @@ def test_bench_cases_pair_estimator_and_strategy():
     assert sg["strategy"] == ad["strategy"] and sg["spec"] is ad["spec"] and sg["steps"] == ad["steps"]
 
 
+def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe():
+    """The HJB ZO rows' polish steps by exactly one phase LSB of the bench's card (Rademacher,
+    two-sided: central differences at the realised codes); only HJB ZO rows polish; the shipped
+    recipe ``pinn_zo_hjb`` (scenario hjb20_tonn) runs the same two stages as ``--paper``."""
+    from photonic_sim.scenarios.recipes import load_training_recipe
+
+    bench = _bench()
+    lsb = 2 * math.pi / 2 ** load_device_card(bench.CARD).phase_shifter.bits
+    polish = bench.ZO_POLISH
+    assert polish["mu"] == pytest.approx(lsb, rel=1e-15)
+    assert polish["dist"] == "rademacher" and polish["two_sided"] is True
+    for case in bench.CASES:
+        cfg = bench.case_config(case, bench.MODES["cpu"])
+        assert (cfg["polish"] is not None) == (case.startswith("hjb") and case.endswith("_zo")), case
+    first, second = load_training_recipe("pinn_zo_hjb").strategy_options["stages"]
+    paper = bench.case_config("hjb_tonn_zo", bench.MODES["paper"])
+    for stage, recipe, steps in ((first, paper["strategy"], paper["steps"]),
+                                 (second, paper["polish"], paper["polish_steps"])):
+        assert stage["steps"] == steps and set(stage) - {"steps"} == set(recipe)
+        for key, value in recipe.items():
+            assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+
+
 @pytest.mark.slow
 def test_acceptance_hjb_zo_sparse_grid_vs_dense():
     """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO q 64, lr 0.03,

@@ -64,6 +64,9 @@ CFG = {
     "mixedtrain": dict(lr=0.05, schedule="cosine", total_steps=1500, lr_min=0.002),
     "l2ight-sigma": dict(lr=0.02),
     "tt-subspace": dict(lr=0.02),
+    # a 5-step first stage, so the contract tests below cross the stage switch
+    "staged": dict(lr=0.01, stages=[dict(strategy="zo-rge", steps=5, q=4),
+                                    dict(strategy="zo-rge", steps=10_000, dist="rademacher", two_sided=True)]),
 }
 NOISY = {**CFG, "zo-cge": dict(lr=0.005, mu=0.3, central=True),
          "hybrid": dict(lr=0.01, cge_lr=0.005, cge_mu=0.3, cge_central=True)}
@@ -95,6 +98,72 @@ def test_two_sided_rge_unbiased_with_variance_over_q(dist, excess):
         # E‖ĝ−g‖² = (d ± 1)‖g‖²/q  (+1 Gaussian, −1 when ‖u‖² = d); 12 % sampling slack
         assert var[q] == pytest.approx((D + excess) * g2 / q, rel=0.12)
     assert var[1] / var[4] == pytest.approx(4, rel=0.15)
+
+
+def test_sparse_rademacher_rge_keeps_mean_and_variance():
+    """nnz = 3 of 30 coordinates per direction: E ĝ = g and E‖ĝ−g‖² = (d−1)‖g‖²/q, the dense
+    Rademacher values (module docstring of ``estimators``)."""
+    loss, grad, _, _ = quadratic()
+    theta = torch.zeros(D, dtype=torch.float64)
+    g, g2 = grad(theta), grad(theta).pow(2).sum().item()
+    for q, reps in ((1, 4000), (4, 1500)):
+        gr = gen(13)
+        s = torch.stack([est.rge(loss, theta, q=q, mu=0.02, generator=gr, dist="rademacher",
+                                 two_sided=True, nnz=3).grad for _ in range(reps)])
+        mean, tol = mean_and_tol(s)
+        assert (mean - g).norm() < tol
+        assert (s - g).pow(2).sum(1).mean().item() == pytest.approx((D - 1) * g2 / q, rel=0.12)
+
+
+def test_sparse_directions_touch_nnz_coordinates_inside_the_mask():
+    mask = mask_of(D)
+    theta = torch.randn(D, generator=gen(4), dtype=torch.float64)
+    rows = []
+
+    def closure(batch):
+        rows.append(batch.clone())
+        return batch.pow(2).sum(-1)
+
+    e = est.rge(closure, theta, q=8, mu=0.1, generator=gen(5), dist="rademacher",
+                two_sided=True, mask=mask, nnz=4)
+    moved = rows[0] != theta
+    assert moved.sum(1).tolist() == [4] * 16
+    assert not moved[:, ~mask].any()
+    assert (e.grad[~mask] == 0).all()
+    with pytest.raises(ValueError, match=r"nnz must be an integer in \[1, %d\]" % int(mask.sum())):
+        est.rge(closure, theta, q=1, mu=0.1, generator=gen(5), mask=mask, nnz=int(mask.sum()) + 1)
+
+
+def test_lattice_rademacher_is_unbiased_at_the_realised_point():
+    """L(θ) = ½ Σ a_j (Q(θ_j) − c_j)² with Q an 8-bit uniform phase lattice (LSB δ = 2π/256)
+    and c within half an LSB of Q(θ) (near a minimum, where it matters). Rademacher directions
+    with μ = δ move each perturbed coordinate to exactly its neighbouring code, so the mean
+    estimate equals the gradient at the realised point, g = a·(Q(θ) − c), dense or sparse.
+    Gaussian directions with the same μ round to codes asymmetrically: the mean misses g by
+    more than |g| (measured 1.7·|g|)."""
+    d, delta = 10, 2 * math.pi / 256
+    g0 = gen(0)
+    theta = torch.rand(d, generator=g0, dtype=torch.float64) * 2
+    a = torch.rand(d, generator=g0, dtype=torch.float64) + 0.5
+
+    def lattice(x):
+        return torch.round(x / delta) * delta
+
+    c = lattice(theta) + delta * (torch.rand(d, generator=g0, dtype=torch.float64) - 0.5)
+
+    def loss(x):
+        return 0.5 * (a * (lattice(x) - c) ** 2).sum(-1)
+
+    g = a * (lattice(theta) - c)
+    for dist, nnz in (("rademacher", None), ("rademacher", 3), ("gaussian", None)):
+        gr = gen(1)
+        s = torch.stack([est.rge(loss, theta, q=50, mu=delta, generator=gr, dist=dist,
+                                 two_sided=True, nnz=nnz).grad for _ in range(400)])
+        mean, tol = mean_and_tol(s)
+        if dist == "rademacher":
+            assert (mean - g).norm() < tol
+        else:
+            assert (mean - g).norm() > max(3 * tol, g.norm())
 
 
 @pytest.mark.parametrize("dist,factor", [("gaussian", lambda m: math.exp(-m * m / 2)),
@@ -407,9 +476,67 @@ def test_unknown_names_and_bad_options_raise_with_suggestions():
         make_strategy("zo-rge", p, lr=0.1, generator=gen(), dist="gausian")
     with pytest.raises(ValueError, match="q must be an integer > 0"):
         make_strategy("spsa", p, lr=0.1, generator=gen(), q=0)
+    for name in ("zo-rge", "zo-sign-rge", "hybrid"):
+        with pytest.raises(ValueError, match=r"nnz must be null \(all coordinates\) or an integer in \[1, 4\]"):
+            make_strategy(name, p, lr=0.1, generator=gen(), nnz=5)
     with pytest.raises(ValueError, match="lr must be"):
         make_strategy("flops", p, lr=-1.0, generator=gen())
     with pytest.raises(ValueError, match="optimizer"):
         make_strategy("mixedtrain", p, lr=0.1, generator=gen(), optimizer="adam")
     with pytest.raises(ValueError, match="closure must return"):
         make_strategy("zo-rge", p, lr=0.1, generator=gen()).step(lambda x: x.sum())
+
+
+# --- staged -------------------------------------------------------------------------------
+
+def test_staged_equals_its_stages_run_by_hand():
+    """staged [A for 7 steps, B after] gives bit-identical phases to running A for 7 steps and
+    then a fresh B (own Adam state, own cosine over its steps) on the same generator."""
+    loss, _, _, _ = quadratic()
+    a_opts = dict(lr=0.02, q=8, optimizer="adam", schedule="cosine", total_steps=7)
+    b_opts = dict(lr=0.005, q=4, dist="rademacher", two_sided=True, nnz=5, optimizer="adam",
+                  schedule="cosine", total_steps=9)
+    p1 = torch.zeros(D, dtype=torch.float64)
+    staged = make_strategy("staged", p1, lr=1.0, generator=gen(21), stages=[
+        dict(strategy="zo-rge", steps=7, **{k: v for k, v in a_opts.items() if k != "total_steps"}),
+        dict(strategy="zo-rge", steps=9, **{k: v for k, v in b_opts.items() if k != "total_steps"})])
+    rows = [staged.queries_per_step]
+    for _ in range(16):
+        staged.step(loss)
+        rows.append(staged.queries_per_step)
+    p2, g2 = torch.zeros(D, dtype=torch.float64), gen(21)
+    first = make_strategy("zo-rge", p2, generator=g2, **a_opts)
+    for _ in range(7):
+        first.step(loss)
+    second = make_strategy("zo-rge", p2, generator=g2, **b_opts)
+    for _ in range(9):
+        second.step(loss)
+    assert torch.equal(p1, p2)
+    assert rows == [9] * 7 + [8] * 10 and staged.stage == 1 and staged.step_count == 16
+
+
+def test_staged_resume_across_the_stage_switch_is_bit_identical():
+    loss, _, _, _ = quadratic()
+    pa, pb = torch.zeros(D, dtype=torch.float64), torch.zeros(D, dtype=torch.float64)
+    a, b = build("staged", pa), build("staged", pb)
+    for _ in range(3):
+        a.step(loss)
+    saved = a.state_dict()
+    tail_a = [a.step(loss) for _ in range(7)]  # crosses the switch after step 5
+    b.load_state_dict(saved)
+    tail_b = [b.step(loss) for _ in range(7)]
+    assert tail_a == tail_b and torch.equal(pa, pb) and a.stage == b.stage == 1
+
+
+def test_staged_rejects_bad_stages_before_any_query():
+    p = torch.zeros(4)
+    for stages, match in (
+            ([], "non-empty list"),
+            ([dict(strategy="zo-rge")], r"stages\[0\] must be a mapping with keys strategy and steps"),
+            ([dict(strategy="zo-rge", steps=2), dict(strategy="fo", steps=2)], r"stages\[1\]\.strategy must be one of"),
+            ([dict(strategy="staged", steps=2)], r"stages\[0\]\.strategy must be one of"),
+            ([dict(strategy="zo-rge", steps=0)], r"stages\[0\]\.steps must be an integer >= 1"),
+            ([dict(strategy="zo-rge", steps=2, mu_x=1)], r"stages\[0\]: zo-rge: unknown option 'mu_x'.*Did you mean 'mu'"),
+            ([dict(strategy="zo-rge", steps=2, nnz=9)], r"stages\[0\]: nnz must be null")):
+        with pytest.raises(ValueError, match=match):
+            make_strategy("staged", p, lr=0.1, generator=gen(), stages=stages)

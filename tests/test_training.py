@@ -60,6 +60,8 @@ OPTIONS = {
     "l2ight-sigma": dict(lr=0.02, q=4),
     "tt-subspace": dict(lr=0.02, q=4),
     "fo": dict(lr=0.02),
+    "staged": dict(lr=0.02, stages=[dict(strategy="zo-rge", steps=2, q=4),  # then 2q rows per step
+                                    dict(strategy="zo-rge", steps=9, q=3, dist="rademacher", two_sided=True)]),
 }
 
 
@@ -67,6 +69,8 @@ def expected_queries(name, strategy, steps):
     c, n = strategy.cfg, strategy.n_active
     if name == "hybrid":  # two sign-RGE steps, then CGE over every coordinate
         return 2 * (c["q"] + 1) + (steps - 2) * (n + 1)
+    if name == "staged":  # two one-sided q 4 steps, then two-sided q 3
+        return 2 * (4 + 1) + (steps - 2) * 2 * 3
     if name in ("zo-rge", "zo-sign-rge", "flops", "l2ight-sigma", "tt-subspace"):
         per = c["q"] + 1
     elif name == "zo-cge":

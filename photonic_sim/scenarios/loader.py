@@ -160,7 +160,8 @@ def _component(comp: str, loader, ref: str, overrides: dict, file: Path):
         key = key.removeprefix("override ")
         for ok in overrides:
             if key == ok or key.startswith(f"{ok}.") or ok.startswith(f"{key}."):
-                raise ScenarioError(src, f"overrides.{comp}.{ok}", what, allowed) from None
+                inner = key if key.startswith(f"{ok}.") else ok  # the deeper of the two names
+                raise ScenarioError(src, f"overrides.{comp}.{inner}", what, allowed) from None
         if key == "<root>" and what.startswith("no such"):
             raise ScenarioError(src, comp, f"{ref!r}: {what}", allowed) from None
         raise ScenarioError(src, comp, f"in {card_file}: {key}: {what}", allowed) from None

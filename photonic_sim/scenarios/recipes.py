@@ -75,11 +75,37 @@ def load_training_recipe(name_or_path: str | Path, overrides: dict[str, Any] | N
             src, "strategy", f"unknown strategy {recipe.strategy!r}{did_you_mean(recipe.strategy, STRATEGIES)}",
             ", ".join(strategy_names()),
         )
-    options = strategy_options(recipe.strategy)
-    for key in recipe.strategy_options:
-        if key not in options:
-            raise ScenarioError(
-                src, f"strategy_options.{key}",
-                f"unknown option for strategy {recipe.strategy!r}{did_you_mean(key, options)}", ", ".join(options),
-            )
+    _check_options(src, "strategy_options", recipe.strategy, recipe.strategy_options)
+    if recipe.strategy == "staged":
+        _check_stages(src, recipe.strategy_options.get("stages"))
     return recipe
+
+
+def _check_options(src: str, where: str, strategy: str, given: dict) -> None:
+    options = strategy_options(strategy)
+    for key in given:
+        if key not in options:
+            raise ScenarioError(src, f"{where}.{key}",
+                                f"unknown option for strategy {strategy!r}{did_you_mean(key, options)}",
+                                ", ".join(options))
+
+
+def _check_stages(src: str, stages: Any) -> None:
+    """``staged``: a list of {strategy: <in-situ name>, steps: N, <that strategy's options>}."""
+    where = "strategy_options.stages"
+    if not isinstance(stages, list) or not stages:
+        raise ScenarioError(src, where, "must be a non-empty list of stages",
+                            "a list of mappings {strategy: name, steps: N, ...options}")
+    in_situ = sorted(n for n, c in STRATEGIES.items() if c.in_situ and n != "staged")
+    for i, stage in enumerate(stages):
+        here = f"{where}[{i}]"
+        if not isinstance(stage, dict):
+            raise ScenarioError(src, here, "must be a mapping", "{strategy: name, steps: N, ...options}")
+        name = stage.get("strategy")
+        if name not in in_situ:
+            raise ScenarioError(src, f"{here}.strategy", f"{name!r} is not an in-situ strategy"
+                                f"{did_you_mean(name, in_situ)}", ", ".join(in_situ))
+        steps = stage.get("steps")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ScenarioError(src, f"{here}.steps", f"got {steps!r}", "an integer >= 1")
+        _check_options(src, here, name, {k: v for k, v in stage.items() if k not in ("strategy", "steps")})

@@ -16,12 +16,13 @@ from .hybrid import Hybrid
 from .mixedtrain import MixedTrain
 from .rge import ZoRGE, ZoSignRGE
 from .spsa import SPSA
+from .staged import Staged
 from .subspace import L2ightSigma, TTSubspace
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, SPSA, Flops, MixedTrain, L2ightSigma,
-                TTSubspace, FirstOrder)
+                TTSubspace, Staged, FirstOrder)
 }
 
 
@@ -34,4 +35,4 @@ def make_strategy(name: str, params: Tensor, **cfg) -> Strategy:
 
 
 __all__ = ["STRATEGIES", "make_strategy", "Strategy", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid",
-           "SPSA", "Flops", "MixedTrain", "L2ightSigma", "TTSubspace", "FirstOrder"]
+           "SPSA", "Flops", "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder"]

@@ -50,6 +50,17 @@ def check_positive(field: str, value, *, integer: bool = False, allow_zero: bool
         raise ValueError(f"{field} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+def check_nnz(value, params, mask) -> None:
+    """``nnz`` (coordinates per RGE direction): None (all) or an integer in [1, m], m the
+    perturbable coordinates (``mask``'s count, else all of ``params``)."""
+    if value is None:
+        return
+    m = int(mask.sum()) if mask is not None else params.shape[-1]
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= m
+    if not ok:
+        raise ValueError(f"nnz must be null (all coordinates) or an integer in [1, {m}], got {value!r}")
+
+
 def check_fraction(field: str, value, *, closed_right: bool = False) -> None:
     ok = isinstance(value, (int, float)) and (0 <= value <= 1 if closed_right else 0 <= value < 1)
     if not ok:

@@ -12,10 +12,19 @@ Conventions (shared by every function here)
   them (entries with period 0 or NaN are left as they are). The loss of a phase is periodic,
   so wrapping changes no difference quotient.
 * ``mu`` is the smoothing radius (rad), ``q`` the number of random directions.
+* ``nnz`` (RGE only): each direction perturbs ``nnz`` coordinates drawn at random (the others
+  stay), by ``mu``·u_j with u_j from ``dist``; ĝ is rescaled by m/nnz (m perturbable
+  coordinates) so E[ĝ] is unchanged. On a quantized chip, Rademacher directions with ``mu``
+  equal to the phase LSB move every perturbed shifter to exactly its neighbouring code, so a
+  two-sided difference is a central difference at the realised lattice point: unbiased for
+  the loss the chip realises, which Gaussian smoothing off the lattice is not (docs/pinn.md,
+  eighth session). Fewer coordinates per direction keep the perturbation (norm μ√nnz) small,
+  so the higher-order terms of a curved loss stay out of the difference.
 
 Statistics on a quadratic L(θ) = ½(θ−θ*)ᵀA(θ−θ*) with gradient g (tests pin these):
 * two-sided RGE: E ĝ = g exactly; E‖ĝ−g‖² = (d+1)‖g‖²/q (Gaussian) and (d−1)‖g‖²/q
   (Rademacher and sphere, where ‖u‖² = d), with d the number of perturbed coordinates.
+  Sparse Rademacher (``nnz`` = k < d): still E ĝ = g and E‖ĝ−g‖² = (d−1)‖g‖²/q, for any k.
 * one-sided RGE: each sample carries an extra (μ/2)(uᵀAu)u, O(μ) per sample but zero-mean
   for the symmetric distributions used here, so E ĝ = ∇L_μ (the μ-smoothed gradient), whose
   bias is O(μ²) for smooth L (e.g. e^{−μ²/2}·∇L for a sum of cosines, Gaussian u).
@@ -125,28 +134,48 @@ def _scatter(u_sub: Tensor, idx: Tensor, d: int) -> Tensor:
     return u
 
 
+def sparse_directions(q: int, m: int, nnz: int, *, dist: str, generator: torch.Generator,
+                      dtype: torch.dtype = torch.float64) -> Tensor:
+    """q directions in R^m, each with ``nnz`` non-zero entries at random distinct positions
+    (values from ``dist`` over those nnz coordinates); E[uuᵀ] = (nnz/m)·I."""
+    if int(nnz) != nnz or not 1 <= nnz <= m:
+        raise ValueError(f"nnz must be an integer in [1, {m}] (the perturbable coordinates), got {nnz!r}")
+    values = sample_directions(q, int(nnz), dist=dist, generator=generator, dtype=dtype)
+    if nnz == m:
+        return values
+    pos = torch.rand(q, m, generator=generator).topk(int(nnz), dim=1).indices
+    return torch.zeros(q, m, dtype=dtype).scatter_(1, pos, values)
+
+
 def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.Generator,
         dist: str = "gaussian", two_sided: bool = False, mask: Tensor | None = None,
-        periods: Tensor | None = None) -> Estimate:
+        periods: Tensor | None = None, nnz: int | None = None) -> Estimate:
     """Randomized gradient estimate.
 
     one-sided: rows [θ, θ+μu_1, …, θ+μu_q] (q+1 queries), ĝ = (1/q) Σ [L(θ+μu_i) − L(θ)]/μ · u_i.
     two-sided: rows [θ+μu_1..q, θ−μu_1..q] (2q queries), ĝ = (1/q) Σ [L(θ+μu_i) − L(θ−μu_i)]/(2μ) · u_i.
+    ``nnz``: sparse directions (:func:`sparse_directions`), ĝ scaled by m/nnz; None = all m.
     """
     _check_q_mu(q, mu)
     idx = support(theta, mask)
-    d = theta.shape[-1]
-    u = _scatter(sample_directions(q, idx.numel(), dist=dist, generator=generator,
-                                   dtype=theta.dtype), idx, d)
+    d, m = theta.shape[-1], idx.numel()
+    k = m if nnz is None else nnz
+    u = _scatter(sparse_directions(q, m, k, dist=dist, generator=generator, dtype=theta.dtype), idx, d)
+    scale = m / k  # 1 for dense directions
+
+    def estimate(coef: Tensor) -> Tensor:
+        g = coef @ u / q
+        return g if k == m else g * scale
+
     if two_sided:
         batch = torch.cat([theta + mu * u, theta - mu * u])
         losses = evaluate(closure, wrap(batch, periods))
         coef = (losses[:q] - losses[q:]) / (2 * mu)
-        return Estimate(coef @ u / q, losses.mean())
+        return Estimate(estimate(coef), losses.mean())
     batch = torch.cat([theta[None], theta + mu * u])
     losses = evaluate(closure, wrap(batch, periods))
     coef = (losses[1:] - losses[0]) / mu
-    return Estimate(coef @ u / q, losses[0])
+    return Estimate(estimate(coef), losses[0])
 
 
 def gaussian_forward(closure: Closure, theta: Tensor, *, q: int, mu: float,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Strategy, Updater, check_choice, check_fraction, check_positive
+from .base import Strategy, Updater, check_choice, check_fraction, check_nnz, check_positive
 from .estimators import DISTRIBUTIONS, cge, rge
 
 
@@ -45,14 +45,14 @@ class Plateau:
 
 
 class Hybrid(Strategy):
-    """Phase 1 ("rge"): sign-RGE (q, mu, dist, two_sided; step lr·update(sign ĝ) with the common
+    """Phase 1 ("rge"): sign-RGE (q, mu, dist, two_sided, nnz as in ``zo-rge``; step lr·update(sign ĝ) with the common
     ``optimizer``, default sgd). Phase 2 ("cge", one-way switch when the plateau detector fires):
     coordinate estimate (cge_mu, cge_central) with heavy-ball momentum ``cge_momentum`` at
     learning rate ``cge_lr`` (default lr). Plateau options: patience, tol, smooth.
     """
 
     name = "hybrid"
-    defaults = dict(q=16, mu=0.02, dist="gaussian", two_sided=False, patience=20, tol=1e-3,
+    defaults = dict(q=16, mu=0.02, dist="gaussian", two_sided=False, nnz=None, patience=20, tol=1e-3,
                     smooth=0.9, cge_lr=None, cge_mu=None, cge_momentum=0.9, cge_central=False)
 
     def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
@@ -61,6 +61,7 @@ class Hybrid(Strategy):
         check_positive("q", c["q"], integer=True)
         check_positive("mu", c["mu"])
         check_choice("dist", c["dist"], DISTRIBUTIONS)
+        check_nnz(c["nnz"], self.params, self.mask)
         check_positive("patience", c["patience"], integer=True)
         check_positive("tol", c["tol"], allow_zero=True)
         check_fraction("smooth", c["smooth"])
@@ -87,7 +88,7 @@ class Hybrid(Strategy):
             if self.phase == "rge":
                 grad, loss = rge(closure, theta, q=c["q"], mu=c["mu"], generator=self.generator,
                                  dist=c["dist"], two_sided=c["two_sided"], mask=self.mask,
-                                 periods=self.periods)
+                                 periods=self.periods, nnz=c["nnz"])
                 self._apply(self.updater.delta(torch.sign(grad), self.current_lr()))
             else:
                 grad, loss = cge(closure, theta, mu=self.cge_mu, central=c["cge_central"],

@@ -24,11 +24,11 @@ class L2ightSigma(_MaskedRGE):
     """ZO-RGE on the Σ phases only (mask from the caller); default Adam update."""
 
     name = "l2ight-sigma"
-    defaults = dict(optimizer="adam", q=10, mu=0.02, dist="gaussian", two_sided=False)
+    defaults = dict(optimizer="adam", q=10, mu=0.02, dist="gaussian", two_sided=False, nnz=None)
 
 
 class TTSubspace(_MaskedRGE):
     """ZO-RGE on the TT-core phases only (mask from the caller); default Adam update."""
 
     name = "tt-subspace"
-    defaults = dict(optimizer="adam", q=10, mu=0.02, dist="gaussian", two_sided=False)
+    defaults = dict(optimizer="adam", q=10, mu=0.02, dist="gaussian", two_sided=False, nnz=None)

@@ -1,0 +1,91 @@
+"""``staged``: run in-situ strategies one after another on the same phases.
+
+Options: ``stages``, a list of mappings, each ``{strategy: <name>, steps: <int>, ...}`` plus
+that strategy's own options (``lr`` defaults to the staged strategy's ``lr``; a ``cosine``
+schedule without ``total_steps`` anneals over the stage's ``steps``). Stage i+1 starts from
+the phases stage i left, with a fresh optimizer state (momenta, Adam moments, lr schedule),
+and draws its random numbers from the same generator. After the last stage's steps the last
+stage keeps stepping.
+
+The use it was built for (docs/pinn.md, eighth session): Gaussian-smoothed RGE to train, then a
+short lattice polish, Rademacher directions of one phase LSB, whose two-sided differences are
+central differences at the phase codes the chip realises. For example::
+
+    stages:
+      - {strategy: zo-rge, steps: 1000, lr: 0.03, q: 64, mu: 0.03, optimizer: adam, schedule: cosine}
+      - {strategy: zo-rge, steps: 300, lr: 0.003, q: 32, mu: 0.0245436926, dist: rademacher,
+         two_sided: true, optimizer: adam, schedule: cosine}
+
+Every stage is in situ (``fo`` and ``staged`` are not allowed inside), so this is too.
+"""
+from __future__ import annotations
+
+from .base import Strategy
+
+
+class Staged(Strategy):
+    """Stages of in-situ strategies in sequence (module docstring)."""
+
+    name = "staged"
+    defaults = dict(stages=None)
+
+    def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
+        super().__init__(params, lr=lr, generator=generator, mask=mask, periods=periods, **cfg)
+        stages = self.cfg["stages"]
+        if not isinstance(stages, (list, tuple)) or not stages:
+            raise ValueError("stages must be a non-empty list of {strategy: name, steps: N, ...} mappings")
+        self.specs = []
+        for i, spec in enumerate(stages):
+            self.specs.append(self._check_stage(i, spec))
+        self.stage = 0
+        self.inner = self._build(0)
+
+    def _check_stage(self, i: int, spec) -> dict:
+        from . import STRATEGIES
+
+        where = f"stages[{i}]"
+        if not isinstance(spec, dict) or "strategy" not in spec or "steps" not in spec:
+            raise ValueError(f"{where} must be a mapping with keys strategy and steps (plus that strategy's options)")
+        name, steps = spec["strategy"], spec["steps"]
+        if name not in STRATEGIES or not STRATEGIES[name].in_situ or name == self.name:
+            allowed = sorted(n for n, c in STRATEGIES.items() if c.in_situ and n != self.name)
+            raise ValueError(f"{where}.strategy must be one of {allowed} (in-situ strategies), got {name!r}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"{where}.steps must be an integer >= 1, got {steps!r}")
+        opts = {k: v for k, v in spec.items() if k not in ("strategy", "steps")}
+        opts.setdefault("lr", self.lr)
+        if opts.get("schedule") == "cosine":
+            opts.setdefault("total_steps", steps)
+        try:  # validate now, on a scratch copy, so a bad stage fails before any query
+            STRATEGIES[name](self.params.detach().clone(), generator=self.generator, mask=self.mask,
+                             periods=self.periods, **opts)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return {"strategy": name, "steps": steps, "options": opts}
+
+    def _build(self, i: int) -> Strategy:
+        from . import STRATEGIES
+
+        spec = self.specs[i]
+        return STRATEGIES[spec["strategy"]](self.params, generator=self.generator, mask=self.mask,
+                                            periods=self.periods, **spec["options"])
+
+    @property
+    def queries_per_step(self) -> int:
+        return self.inner.queries_per_step
+
+    def step(self, closure) -> float:
+        loss = self.inner.step(closure)
+        self.step_count += 1
+        if self.stage + 1 < len(self.specs) and self.inner.step_count >= self.specs[self.stage]["steps"]:
+            self.stage += 1
+            self.inner = self._build(self.stage)
+        return loss
+
+    def _extra_state(self) -> dict:
+        return {"stage": self.stage, "inner": self.inner.state_dict()}
+
+    def _load_extra_state(self, state: dict) -> None:
+        self.stage = int(state["stage"])
+        self.inner = self._build(self.stage)
+        self.inner.load_state_dict(state["inner"])
