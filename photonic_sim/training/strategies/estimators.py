@@ -160,7 +160,8 @@ def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.
     idx = support(theta, mask)
     d, m = theta.shape[-1], idx.numel()
     k = m if nnz is None else nnz
-    u = _scatter(sparse_directions(q, m, k, dist=dist, generator=generator, dtype=theta.dtype), idx, d)
+    u = _scatter(sparse_directions(q, m, k, dist=dist, generator=generator, dtype=theta.dtype),
+                 idx, d)
     scale = m / k  # 1 for dense directions
 
     def estimate(coef: Tensor) -> Tensor:

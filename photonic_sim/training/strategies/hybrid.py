@@ -45,10 +45,11 @@ class Plateau:
 
 
 class Hybrid(Strategy):
-    """Phase 1 ("rge"): sign-RGE (q, mu, dist, two_sided, nnz as in ``zo-rge``; step lr·update(sign ĝ) with the common
-    ``optimizer``, default sgd). Phase 2 ("cge", one-way switch when the plateau detector fires):
-    coordinate estimate (cge_mu, cge_central) with heavy-ball momentum ``cge_momentum`` at
-    learning rate ``cge_lr`` (default lr). Plateau options: patience, tol, smooth.
+    """Phase 1 ("rge"): sign-RGE (q, mu, dist, two_sided, nnz as in ``zo-rge``; step
+    lr·update(sign ĝ) with the common ``optimizer``, default sgd). Phase 2 ("cge", one-way
+    switch when the plateau detector fires): coordinate estimate (cge_mu, cge_central) with
+    heavy-ball momentum ``cge_momentum`` at learning rate ``cge_lr`` (default lr). Plateau
+    options: patience, tol, smooth.
     """
 
     name = "hybrid"

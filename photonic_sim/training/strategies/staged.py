@@ -45,7 +45,8 @@ class Staged(Strategy):
 
         where = f"stages[{i}]"
         if not isinstance(spec, dict) or "strategy" not in spec or "steps" not in spec:
-            raise ValueError(f"{where} must be a mapping with keys strategy and steps (plus that strategy's options)")
+            raise ValueError(f"{where} must be a mapping with keys strategy and steps "
+                             "(plus that strategy's options)")
         name, steps = spec["strategy"], spec["steps"]
         if name not in STRATEGIES or not STRATEGIES[name].in_situ or name == self.name:
             allowed = sorted(n for n, c in STRATEGIES.items() if c.in_situ and n != self.name)
