@@ -156,7 +156,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
 
     name, result = train(cfg["strategy"], params, n_steps)
     before_polish, first_loss = result.final, result.history[0]["loss"]
-    if cfg.get("polish") and cfg["polish_steps"]:  # second stage on the same chip and ledger
+    if cfg["polish_steps"]:  # second stage on the same chip and ledger
         first_wall = result.wall_s
         _, result = train(cfg["polish"], result.phases.clone(), cfg["polish_steps"])
         result.wall_s += first_wall
@@ -166,7 +166,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     return {
         "pde": cfg["pde"], "network": net.spec.name, "dense": cfg["dense"], "phases": chip.num_phases,
         "estimator": cfg["estimator"], "strategy": name, "steps": n_steps, "collocation": cfg["collocation"],
-        "polish_steps": cfg.get("polish_steps", 0) if cfg.get("polish") else 0,
+        "polish_steps": cfg["polish_steps"],
         "mse": final["mse"], "relative_l2": final["relative_l2"], "residual": final["loss"],
         "mse_before_polish": before_polish["mse"], "relative_l2_before_polish": before_polish["relative_l2"],
         "transform_l2": transform_l2, "initial_l2": initial["relative_l2"], "initial_mse": initial["mse"],

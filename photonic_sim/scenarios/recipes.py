@@ -16,6 +16,7 @@ from typing import Any
 
 from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
+from photonic_sim.training.strategies.staged import stage_strategies
 
 from .errors import ScenarioError, did_you_mean
 from .overrides import set_dotted
@@ -96,7 +97,7 @@ def _check_stages(src: str, stages: Any) -> None:
     if not isinstance(stages, list) or not stages:
         raise ScenarioError(src, where, "must be a non-empty list of stages",
                             "a list of mappings {strategy: name, steps: N, ...options}")
-    in_situ = sorted(n for n, c in STRATEGIES.items() if c.in_situ and n != "staged")
+    in_situ = stage_strategies()
     for i, stage in enumerate(stages):
         here = f"{where}[{i}]"
         if not isinstance(stage, dict):

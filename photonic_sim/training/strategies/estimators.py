@@ -162,11 +162,9 @@ def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.
     k = m if nnz is None else nnz
     u = _scatter(sparse_directions(q, m, k, dist=dist, generator=generator, dtype=theta.dtype),
                  idx, d)
-    scale = m / k  # 1 for dense directions
-
     def estimate(coef: Tensor) -> Tensor:
         g = coef @ u / q
-        return g if k == m else g * scale
+        return g if k == m else g * (m / k)  # sparse: E[uuᵀ] = (k/m)·I
 
     if two_sided:
         batch = torch.cat([theta + mu * u, theta - mu * u])

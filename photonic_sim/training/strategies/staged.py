@@ -23,6 +23,13 @@ from __future__ import annotations
 from .base import Strategy
 
 
+def stage_strategies() -> list[str]:
+    """Names a stage may use: every in-situ strategy except ``staged`` itself."""
+    from . import STRATEGIES
+
+    return sorted(n for n, c in STRATEGIES.items() if c.in_situ and n != Staged.name)
+
+
 class Staged(Strategy):
     """Stages of in-situ strategies in sequence (module docstring)."""
 
@@ -48,8 +55,8 @@ class Staged(Strategy):
             raise ValueError(f"{where} must be a mapping with keys strategy and steps "
                              "(plus that strategy's options)")
         name, steps = spec["strategy"], spec["steps"]
-        if name not in STRATEGIES or not STRATEGIES[name].in_situ or name == self.name:
-            allowed = sorted(n for n, c in STRATEGIES.items() if c.in_situ and n != self.name)
+        allowed = stage_strategies()
+        if name not in allowed:
             raise ValueError(f"{where}.strategy must be one of {allowed} (in-situ strategies), got {name!r}")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"{where}.steps must be an integer >= 1, got {steps!r}")
