@@ -26,7 +26,7 @@ readout, the level-3 sparse grid in d = 21 amplifies each reading's noise by ~3e
 Laplacian (docs/pinn.md). ``--noisy-readout`` keeps the card's readout chain.
 
 Default (CPU) mode: HJB on ``HJB_SMALL`` (TT 21→64→64→1), 1 collocation point and 1000
-steps per case (ZO: q 64, lr 0.03, μ 0.03 rad; then 600 polish steps, q 32 two-sided, lr 0.003,
+steps per case (ZO: q 64, lr 0.03, μ 0.03 rad; then 600 polish steps, q 128 two-sided, lr 0.003,
 μ = one LSB), prediction u_σ with a level-2 grid on 10 000 points; the row reports the MSE
 before the polish too (``MSE pre``);
 Black-Scholes 50 points, 1500 steps (ZO: lr 0.01, μ 0.01 rad); docs/pinn.md has the numbers.
@@ -81,9 +81,13 @@ ZO_HJB = dict(ZO, lr=0.03, mu=0.03, q=64)
 # moves to its neighbouring code and every difference is a central difference at the lattice
 # point the chip realises. The Gaussian μ 0.03 estimate is biased there (its expectation had
 # cosine −0.20 with the gradient at the seed-2 end point; this one 0.78, the unbiased bound
-# being 0.81). Adam restarts at lr 0.003, cosine over the polish steps.
+# being 0.81). Adam restarts at lr 0.003, cosine over the polish steps. Directions per step
+# matter more than steps (ninth session, seed-2 end point, 153 600 polish queries each):
+# q 32 × 2400 steps 1.36e-5, q 64 × 1200 8.2e-6, q 128 × 600 5.4e-6 (q 32 × 600: 1.44e-5).
+# The polish runs as stage 2 of a ``staged`` strategy in the same Trainer (collocation
+# stream and ledger continue).
 PHASE_LSB = 2 * math.pi / 2**8
-ZO_POLISH = dict(strategy="zo-rge", lr=0.003, q=32, mu=PHASE_LSB, dist="rademacher", two_sided=True,
+ZO_POLISH = dict(strategy="zo-rge", lr=0.003, q=128, mu=PHASE_LSB, dist="rademacher", two_sided=True,
                  optimizer="adam", schedule="cosine")
 FO = dict(strategy="fo", lr=0.03, optimizer="adam", schedule="cosine")  # lr 0.01: MSE 4.1e-4, 0.03: 2.0e-5
 
@@ -144,22 +148,23 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     twin = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype, device=device)
     initial = task.evaluate(twin, params)
     n_steps = steps or cfg["steps"]
+
+    recipe, total = dict(cfg["strategy"]), n_steps
+    if cfg["polish_steps"]:  # two stages on the same phases, chip, ledger and collocation stream
+        stages = [dict(recipe, steps=n_steps), dict(cfg["polish"], steps=cfg["polish_steps"])]
+        recipe = dict(strategy="staged", lr=recipe["lr"], stages=stages)
+        total = n_steps + cfg["polish_steps"]
+    name = recipe.pop("strategy")
+    if recipe.get("schedule") == "cosine":
+        recipe["total_steps"] = total
     gen = torch.Generator().manual_seed(seed + 2)  # strategies draw directions on the CPU
-
-    def train(recipe: dict, start: torch.Tensor, n: int):
-        opts = dict(recipe)
-        name = opts.pop("strategy")
-        if opts.get("schedule") == "cosine":
-            opts["total_steps"] = n
-        strategy = make_strategy(name, start, generator=gen, periods=chip.controls()["periods"], **opts)
-        return name, Trainer(chip, task, strategy, TrainConfig(steps=n, eval_every=n, seed=seed)).run()
-
-    name, result = train(cfg["strategy"], params, n_steps)
+    strategy = make_strategy(name, params, generator=gen, periods=chip.controls()["periods"], **recipe)
+    trainer = Trainer(chip, task, strategy, TrainConfig(steps=n_steps, eval_every=n_steps, seed=seed))
+    result = trainer.run()
     before_polish, first_loss = result.final, result.history[0]["loss"]
-    if cfg["polish_steps"]:  # second stage on the same chip and ledger
-        first_wall = result.wall_s
-        _, result = train(cfg["polish"], result.phases.clone(), cfg["polish_steps"])
-        result.wall_s += first_wall
+    if total > n_steps:  # the same Trainer goes on into the polish stage
+        trainer.config = TrainConfig(steps=total, eval_every=total, seed=seed)
+        result = trainer.run()
     accelerator = "dense_onn" if cfg["dense"] else "tonn_space"
     cost = training_cost(accelerator, net.spec, CARD, result.ledger)
     final = result.final

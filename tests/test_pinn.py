@@ -219,6 +219,23 @@ def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe():
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
+def test_bench_polish_continues_the_first_stage_and_books_both():
+    """A polished HJB row is one ``staged`` run: its ``MSE pre`` is, to the last bit, the MSE of
+    the same row without the polish (stage 1 is untouched by stage 2 being queued), the polish
+    then moves the phases, and the ledger holds both stages' queries (one-sided q + 1 per
+    Gaussian step, 2q per two-sided polish step)."""
+    bench = _bench()
+    mode = dict(bench.MODES["quick"], test_points=40, residual_points=4, hjb_steps=2, hjb_polish_steps=1)
+    cfg = bench.case_config("hjb_tonn_zo", mode)
+    polished = bench.run_case(cfg)
+    plain = bench.run_case(dict(cfg, polish_steps=0))
+    assert polished["strategy"] == "staged" and plain["strategy"] == "zo-rge"
+    assert polished["mse_before_polish"] == plain["mse"] == plain["mse_before_polish"]
+    assert polished["mse"] != plain["mse"]
+    assert polished["queries"] == 2 * (cfg["strategy"]["q"] + 1) + 1 * 2 * cfg["polish"]["q"]
+    assert plain["queries"] == 2 * (cfg["strategy"]["q"] + 1)
+
+
 @pytest.mark.slow
 def test_acceptance_hjb_zo_sparse_grid_vs_dense():
     """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO q 64, lr 0.03,

@@ -13,7 +13,7 @@ central differences at the phase codes the chip realises. For example::
 
     stages:
       - {strategy: zo-rge, steps: 1000, lr: 0.03, q: 64, mu: 0.03, optimizer: adam, schedule: cosine}
-      - {strategy: zo-rge, steps: 300, lr: 0.003, q: 32, mu: 0.0245436926, dist: rademacher,
+      - {strategy: zo-rge, steps: 600, lr: 0.003, q: 128, mu: 0.0245436926, dist: rademacher,
          two_sided: true, optimizer: adam, schedule: cosine}
 
 Every stage is in situ (``fo`` and ``staged`` are not allowed inside), so this is too.
