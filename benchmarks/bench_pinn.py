@@ -162,7 +162,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     trainer = Trainer(chip, task, strategy, TrainConfig(steps=n_steps, eval_every=n_steps, seed=seed))
     result = trainer.run()
     before_polish, first_loss = result.final, result.history[0]["loss"]
-    if total > n_steps:  # the same Trainer goes on into the polish stage
+    if cfg["polish_steps"]:  # the same Trainer goes on into the polish stage
         trainer.config = TrainConfig(steps=total, eval_every=total, seed=seed)
         result = trainer.run()
     accelerator = "dense_onn" if cfg["dense"] else "tonn_space"

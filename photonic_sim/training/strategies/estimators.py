@@ -162,6 +162,7 @@ def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.
     k = m if nnz is None else nnz
     u = _scatter(sparse_directions(q, m, k, dist=dist, generator=generator, dtype=theta.dtype),
                  idx, d)
+
     def estimate(coef: Tensor) -> Tensor:
         g = coef @ u / q
         return g if k == m else g * (m / k)  # sparse: E[uuᵀ] = (k/m)·I
