@@ -259,3 +259,49 @@ def test_kernel_rejects_mismatched_inputs(kernel):
                      (torch.zeros(1, 2, 4), 3)):
         with pytest.raises(ValueError, match="do not match"):
             _fused_read.matvec_read(mat, v, torch.ones(1, 1), rec, 0, power)
+
+
+def test_kernel_split_calls_read_what_one_call_reads(kernel):
+    """Settings p0.. of a call, run as their own call with that call's key and ``p0``, get
+    the same readings (noise included) and, summed, the same clipped count; a given key
+    takes no draw from the generator."""
+    g = torch.Generator().manual_seed(11)
+    p, br, bc, k, n = 5, 2, 3, 8, 21
+    mat = torch.randn(p, br, bc, k, k, generator=g, dtype=torch.complex128) * 0.4
+    v = torch.randn(p, n, bc * k, generator=g, dtype=torch.float64)
+    scales = torch.rand(br, bc, generator=g, dtype=torch.float64) + 0.5
+    for coherent in (True, False):
+        rec = _fused_read.Readout(coherent, True, True, amp=0.9, responsivity=1.1, dark_current=0.01, shot=0.02,
+                                  bandwidth=2.0, floor=1e-3, tia_gain=1.3, lsb=0.1, kmin=-8 if coherent else 0,
+                                  kmax=7 if coherent else 15, back=0.7, generator=torch.Generator().manual_seed(5))
+        whole, clipped = _fused_read.matvec_read(mat, v, scales, rec, 7, 1)
+        key = _fused_read.draw_key(torch.Generator().manual_seed(5))
+        state = rec.generator.get_state()
+        parts = [_fused_read.matvec_read(mat[a:b], v[a:b], scales, rec, 7, 1, key=key, p0=a)
+                 for a, b in ((0, 2), (2, 3), (3, 5))]
+        assert torch.equal(torch.cat([o for o, _ in parts]), whole)
+        assert sum(c for _, c in parts) == clipped > 0
+        assert torch.equal(rec.generator.get_state(), state)
+        shifted, _ = _fused_read.matvec_read(mat[2:3], v[2:3], scales, rec, 7, 1, key=key, p0=0)
+        assert not torch.equal(shifted, whole[2:3])  # p0 names the noise stream
+
+
+@pytest.mark.parametrize("name,readout", [("mnist_small", "intensity"), ("digits", "coherent"), ("dense", "intensity")])
+def test_forward_in_chunks_of_settings_equals_one_pass(name, readout, kernel, spy, monkeypatch):
+    """The fused forward runs the settings in chunks (``_FUSED_CHUNK_ELEMENTS``): chunks of
+    one setting give the readings (noise included), ledger and generator state of one pass."""
+    from photonic_sim.cores import photonic
+
+    net = _net(name)
+    ph = net.init_phases(torch.Generator().manual_seed(1))
+    ph = ph + 0.05 * torch.randn(4, ph.numel(), generator=torch.Generator().manual_seed(2), dtype=ph.dtype)
+    x = torch.rand(9, net.in_features, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    runs = []
+    for budget in (1 << 40, 1):
+        monkeypatch.setattr(photonic, "_FUSED_CHUNK_ELEMENTS", budget)
+        spy.clear()
+        chip = Chip(net, CARD, seed=3, readout=readout)
+        runs.append((chip.measure(x, ph), chip.ledger.totals(), chip._gen.get_state(), len(spy)))
+    (a, la, ga, na), (b, lb, gb, nb) = runs
+    assert nb == 4 * na > 0  # one kernel call per matrix and chunk
+    assert torch.equal(a, b) and la == lb and torch.equal(ga, gb)

@@ -41,7 +41,8 @@ transposed TT state or of an input expanded over the settings) and stored transp
 [column][vector], so the matvec vectorises over the vectors; then for each block row r, for
 c, the k×k matvec (complex block, real inputs) of block (r, c), four output rows at a time
 with their sums in registers (GCC vector extensions: storing the partial sums to memory
-after every term made the matvec latency-bound, ~5× slower), then the readout of those
+after every term made the matvec latency-bound, ~5× slower; a noise-free coherent readout
+reads Re y only, so its matvec skips Im y), then the readout of those
 k·16 outputs, laid out [row][vector] (their normals are z[j·16 + t]; a tile's padding
 vectors are computed and dropped), accumulated into the output; k = 4, 8, 16 are compiled
 with a constant k. The (setting, tile) pairs are shared out among ``torch.get_num_threads()``
@@ -67,7 +68,8 @@ from photonic_sim.circuits import _fused
 Tensor = torch.Tensor
 
 _TEMPLATE = r"""
-/* A blocked complex matvec with readout, k = KDIM. dims: P, N1, N2, cols, k, br, bc, rows.
+/* A blocked complex matvec with readout, k = KDIM. dims: P, N1, N2, cols, k, br, bc, rows, p0 (the
+   index of setting 0 among the settings of one logical call, for the noise streams).
    b: block matrices [P][br][bc][k][k] (y_j = sum_i b[j][i] x_i), complex values interleaved
    (re, im); v: real inputs [P][N1][N2][cols] at element strides vs (vector n = n1 N2 + n2),
    cols <= bc k (the rest zero padding), encoded here (q[13], q[14]: block floating point
@@ -82,12 +84,13 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                                  void *work, int64_t i0, int64_t i1)
 {
     const int64_t N1 = dims[1], N2 = dims[2], N = N1 * N2, cols = dims[3], k = dims[4], br = dims[5], bc = dims[6];
-    const int64_t rows = dims[7];
+    const int64_t rows = dims[7], p0 = dims[8];
     (void)k; /* KDIM is k only in the generic variant */
     const int coherent = q[0] != 0, quantize = q[1] != 0, power = (int)q[13], noisy = q[15] != 0;
     const REAL a = (REAL)q[2], resp = (REAL)q[3], dark = (REAL)q[4], shot = (REAL)q[5], bw = (REAL)q[6];
     const REAL floor_ = (REAL)q[7], g = (REAL)q[8], lsb = (REAL)q[9], kmin = (REAL)q[10], kmax = (REAL)q[11];
     const REAL back = (REAL)q[12], dac = (REAL)q[14];
+    const int need_im = !coherent || noisy; /* |y|^2 is read (intensity, or the shot noise) */
     REAL *restrict xs = (REAL *)work; /* a tile of encoded inputs as [c][i][TILE] */
     const int64_t M = TILE * KDIM; /* outputs of one block for a tile, as [j][t] */
     REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], ampt[TILE];
@@ -130,6 +133,18 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
             for (int64_t c = 0; c < bc; ++c) {
                 const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
                 int64_t j = 0;
+                if (!need_im) /* noise-free coherent readout reads Re y only: skip Im y (half the FMAs) */
+                    for (; j + 4 <= KDIM; j += 4) {
+                        VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0};
+                        for (int64_t i = 0; i < KDIM; ++i) {
+                            const REAL *bj = bp + 2 * (j * KDIM + i);
+                            VEC x;
+                            memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
+                            re0 += bj[0] * x; re1 += bj[2 * KDIM] * x; re2 += bj[4 * KDIM] * x; re3 += bj[6 * KDIM] * x;
+                        }
+                        memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yr + (j + 1) * TILE, &re1, sizeof re1);
+                        memcpy(yr + (j + 2) * TILE, &re2, sizeof re2); memcpy(yr + (j + 3) * TILE, &re3, sizeof re3);
+                    }
                 for (; j + 4 <= KDIM; j += 4) { /* y_j .. y_j+3 of every vector of the tile, in registers */
                     VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, im0 = {0}, im1 = {0}, im2 = {0}, im3 = {0};
                     for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
@@ -156,7 +171,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                     memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yi + j * TILE, &im0, sizeof im0);
                 }
                 if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
-                    normals(seed, ((uint64_t)(p * br + r) * bc + c) * ntiles + n0 / TILE, M, zc);
+                    normals(seed, ((uint64_t)((p0 + p) * br + r) * bc + c) * ntiles + n0 / TILE, M, zc);
                 if (coherent && noisy)
                     for (int64_t e = 0; e < M; ++e) {
                         const REAL sd = SQRT((yr[e] * yr[e] + yi[e] * yi[e]) * shot + floor_);
@@ -402,7 +417,8 @@ def usable(*tensors: Tensor) -> bool:
 
 
 def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: int = 0,
-                power: int = 0, rows: int | None = None) -> tuple[Tensor, int]:
+                power: int = 0, rows: int | None = None, *, key: int | None = None,
+                p0: int = 0) -> tuple[Tensor, int]:
     """Readings out [P, *lead, rows] and the clipped count (module docstring).
 
     ``mat`` [P, br, bc, k, k] block matrices (y = B x; complex64 or complex128), ``v``
@@ -416,16 +432,18 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     each vector by its largest magnitude and multiplies its readings by that to the
     ``power`` (block floating point); ``dac`` > 0 quantizes to ``dac`` half levels
     (``Modulator.quantize``). One kernel call; a noisy ``readout`` takes one key from its
-    generator (``draw_key``).
+    generator (``draw_key``) unless ``key`` is given. Split calls: settings ``p0 ..
+    p0 + P − 1`` of a larger call, given that call's ``key``, read exactly what the one call
+    would have read for them (the noise streams are numbered by ``p0 + p``).
     ``usable(mat, v)`` must hold."""
     p, br, bc, k = mat.shape[:4]
     lead, cols = v.shape[1:-1], v.shape[-1]
     rows = br * k if rows is None else rows
     real = torch.float64 if mat.dtype == torch.complex128 else torch.float32
     if (v.shape[0] != p or cols > bc * k or v.dtype != real or scales.shape != (br, bc) or power not in (0, 1, 2)
-            or not 0 < rows <= br * k):
+            or not 0 < rows <= br * k or p0 < 0):
         raise ValueError(f"mat/v/scales: shapes {tuple(mat.shape)}, {tuple(v.shape)}, {tuple(scales.shape)}, "
-                         f"dtypes, rows {rows} or power {power} do not match")
+                         f"dtypes, rows {rows}, power {power} or p0 {p0} do not match")
     v4 = v.flatten(1, -3) if len(lead) >= 2 else v.reshape(p, -1, 1, cols)  # [P, N1, N2, C], a view where possible
     n1, n2 = v4.shape[1:3]
     mat = mat.resolve_conj().contiguous()
@@ -433,10 +451,11 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     lib = kernel()
     fn = lib.read_matvec_c128 if real == torch.float64 else lib.read_matvec_c64
     out = torch.empty(p, n1, rows, n2, dtype=real).transpose(2, 3)  # [P, N1, N2, rows], rows before N2
-    dims = (ctypes.c_int64 * 8)(p, n1, n2, cols, k, br, bc, rows)
+    dims = (ctypes.c_int64 * 9)(p, n1, n2, cols, k, br, bc, rows, p0)
     vs, os_ = (ctypes.c_int64 * 4)(*v4.stride()), (ctypes.c_int64 * 4)(*out.stride())
     params = (ctypes.c_double * _PARAMS)(*readout.params(), float(power), float(dac), float(readout.noisy))
-    key = draw_key(readout.generator) if readout.noisy else 0
+    if key is None:
+        key = draw_key(readout.generator) if readout.noisy else 0
     threads = max(1, torch.get_num_threads())
     share = bc * k * _TILE * out.element_size()
     work = _fused._work(threads * share)
