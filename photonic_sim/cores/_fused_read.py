@@ -133,43 +133,49 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
             for (int64_t c = 0; c < bc; ++c) {
                 const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
                 int64_t j = 0;
-                if (!need_im) /* noise-free coherent readout reads Re y only: skip Im y (half the FMAs) */
-                    for (; j + 4 <= KDIM; j += 4) {
-                        VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0};
-                        for (int64_t i = 0; i < KDIM; ++i) {
-                            const REAL *bj = bp + 2 * (j * KDIM + i);
-                            VEC x;
-                            memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
-                            re0 += bj[0] * x; re1 += bj[2 * KDIM] * x; re2 += bj[4 * KDIM] * x; re3 += bj[6 * KDIM] * x;
+                /* Each VEC holds LANES of the tile's TILE vectors (one 64-byte register): GCC keeps
+                   native-width vector sums in registers, but spilled 128-byte ones (16 doubles) to
+                   the stack after every term. h: the first vector of the lane group. */
+                if (!need_im) /* noise-free coherent readout reads Re y only: skip Im y (half the work) */
+                    for (; j + 4 <= KDIM; j += 4)
+                        for (int64_t h = 0; h < TILE; h += LANES) {
+                            VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0};
+                            for (int64_t i = 0; i < KDIM; ++i) {
+                                const REAL *bj = bp + 2 * (j * KDIM + i);
+                                VEC x;
+                                memcpy(&x, xs + (c * KDIM + i) * TILE + h, sizeof x);
+                                re0 += bj[0] * x; re1 += bj[2 * KDIM] * x; re2 += bj[4 * KDIM] * x; re3 += bj[6 * KDIM] * x;
+                            }
+                            memcpy(yr + j * TILE + h, &re0, sizeof re0); memcpy(yr + (j + 1) * TILE + h, &re1, sizeof re1);
+                            memcpy(yr + (j + 2) * TILE + h, &re2, sizeof re2); memcpy(yr + (j + 3) * TILE + h, &re3, sizeof re3);
                         }
-                        memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yr + (j + 1) * TILE, &re1, sizeof re1);
-                        memcpy(yr + (j + 2) * TILE, &re2, sizeof re2); memcpy(yr + (j + 3) * TILE, &re3, sizeof re3);
+                for (; j + 4 <= KDIM; j += 4) /* y_j .. y_j+3 of every vector of the tile, in registers */
+                    for (int64_t h = 0; h < TILE; h += LANES) {
+                        VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, im0 = {0}, im1 = {0}, im2 = {0}, im3 = {0};
+                        for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
+                            const REAL *bj = bp + 2 * (j * KDIM + i); /* b[j][i]; rows j+1.. at 2k apart */
+                            VEC x;
+                            memcpy(&x, xs + (c * KDIM + i) * TILE + h, sizeof x);
+                            re0 += bj[0] * x; im0 += bj[1] * x;
+                            re1 += bj[2 * KDIM] * x; im1 += bj[2 * KDIM + 1] * x;
+                            re2 += bj[4 * KDIM] * x; im2 += bj[4 * KDIM + 1] * x;
+                            re3 += bj[6 * KDIM] * x; im3 += bj[6 * KDIM + 1] * x;
+                        }
+                        memcpy(yr + j * TILE + h, &re0, sizeof re0); memcpy(yi + j * TILE + h, &im0, sizeof im0);
+                        memcpy(yr + (j + 1) * TILE + h, &re1, sizeof re1); memcpy(yi + (j + 1) * TILE + h, &im1, sizeof im1);
+                        memcpy(yr + (j + 2) * TILE + h, &re2, sizeof re2); memcpy(yi + (j + 2) * TILE + h, &im2, sizeof im2);
+                        memcpy(yr + (j + 3) * TILE + h, &re3, sizeof re3); memcpy(yi + (j + 3) * TILE + h, &im3, sizeof im3);
                     }
-                for (; j + 4 <= KDIM; j += 4) { /* y_j .. y_j+3 of every vector of the tile, in registers */
-                    VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, im0 = {0}, im1 = {0}, im2 = {0}, im3 = {0};
-                    for (int64_t i = 0; i < KDIM; ++i) { /* real inputs: y += b x */
-                        const REAL *bj = bp + 2 * (j * KDIM + i); /* b[j][i]; rows j+1.. at 2k apart */
-                        VEC x;
-                        memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
-                        re0 += bj[0] * x; im0 += bj[1] * x;
-                        re1 += bj[2 * KDIM] * x; im1 += bj[2 * KDIM + 1] * x;
-                        re2 += bj[4 * KDIM] * x; im2 += bj[4 * KDIM + 1] * x;
-                        re3 += bj[6 * KDIM] * x; im3 += bj[6 * KDIM + 1] * x;
+                for (; j < KDIM; ++j) /* k not a multiple of 4: the last rows one at a time */
+                    for (int64_t h = 0; h < TILE; h += LANES) {
+                        VEC re0 = {0}, im0 = {0};
+                        for (int64_t i = 0; i < KDIM; ++i) {
+                            VEC x;
+                            memcpy(&x, xs + (c * KDIM + i) * TILE + h, sizeof x);
+                            re0 += bp[2 * (j * KDIM + i)] * x; im0 += bp[2 * (j * KDIM + i) + 1] * x;
+                        }
+                        memcpy(yr + j * TILE + h, &re0, sizeof re0); memcpy(yi + j * TILE + h, &im0, sizeof im0);
                     }
-                    memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yi + j * TILE, &im0, sizeof im0);
-                    memcpy(yr + (j + 1) * TILE, &re1, sizeof re1); memcpy(yi + (j + 1) * TILE, &im1, sizeof im1);
-                    memcpy(yr + (j + 2) * TILE, &re2, sizeof re2); memcpy(yi + (j + 2) * TILE, &im2, sizeof im2);
-                    memcpy(yr + (j + 3) * TILE, &re3, sizeof re3); memcpy(yi + (j + 3) * TILE, &im3, sizeof im3);
-                }
-                for (; j < KDIM; ++j) { /* k not a multiple of 4: the last rows one at a time */
-                    VEC re0 = {0}, im0 = {0};
-                    for (int64_t i = 0; i < KDIM; ++i) {
-                        VEC x;
-                        memcpy(&x, xs + (c * KDIM + i) * TILE, sizeof x);
-                        re0 += bp[2 * (j * KDIM + i)] * x; im0 += bp[2 * (j * KDIM + i) + 1] * x;
-                    }
-                    memcpy(yr + j * TILE, &re0, sizeof re0); memcpy(yi + j * TILE, &im0, sizeof im0);
-                }
                 if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
                     normals(seed, ((uint64_t)((p0 + p) * br + r) * bc + c) * ntiles + n0 / TILE, M, zc);
                 if (coherent && noisy)
@@ -345,10 +351,10 @@ void normals(uint64_t key, uint64_t stream, int64_t n, float *out)
 """
 SOURCE = ("#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include <float.h>\n#include <pthread.h>\n"
           "#define TILE %d\n#define MAX_THREADS 64\n" % _TILE
-          + "typedef float vec_c64 __attribute__((vector_size(TILE * 4)));\n"
-          + "typedef double vec_c128 __attribute__((vector_size(TILE * 8)));\n") + _RNG + "".join(
+          + "typedef float vec_c64 __attribute__((vector_size(64)));\n#define LANES_c64 16\n"
+          + "typedef double vec_c128 __attribute__((vector_size(64)));\n#define LANES_c128 8\n") + _RNG + "".join(
     (("".join(_TEMPLATE.replace("KNAME", name).replace("KDIM", dim) for name, dim in _VARIANTS) + _ENTRY)
-     .replace("VEC", "vec_SUFFIX").replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
+     .replace("VEC", "vec_SUFFIX").replace("LANES", "LANES_SUFFIX").replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
      .replace("REAL", real))
     for suffix, real, f, tiny in (("c128", "double", "", "DBL_MIN"), ("c64", "float", "f", "FLT_MIN"))
 )
