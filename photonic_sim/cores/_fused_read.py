@@ -40,8 +40,10 @@ DAC) of the tile's real inputs, read in place through their strides (no copy of 
 transposed TT state or of an input expanded over the settings) and stored transposed,
 [column][vector], so the matvec vectorises over the vectors; then for each block row r, for
 c, the k×k matvec (complex block, real inputs) of block (r, c), four output rows at a time
-with their sums in registers (GCC vector extensions: storing the partial sums to memory
-after every term made the matvec latency-bound, ~5× slower; a noise-free coherent readout
+for one lane group of the tile (a 64-byte register: 16 floats or 8 doubles) at a time, with
+their sums in registers (GCC vector extensions: storing the partial sums to memory after
+every term made the matvec latency-bound, ~5× slower; GCC did so for 128-byte vectors of 16
+doubles, hence the lane groups; a noise-free coherent readout
 reads Re y only, so its matvec skips Im y), then the readout of those
 k·16 outputs, laid out [row][vector] (their normals are z[j·16 + t]; a tile's padding
 vectors are computed and dropped), accumulated into the output; k = 4, 8, 16 are compiled

@@ -478,7 +478,10 @@ class PhotonicNetwork:
         Fused path (``detect.readout(final)`` and ``encode.dac_levels()`` given, CPU, no
         autograd, kernel loaded and ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read``
         (encoding included), one call; else the torch path: block floating point, ``encode``,
-        bmm per chunk of block rows, ``detect``, gains, sum over columns."""
+        bmm per chunk of block rows, ``detect``, gains, sum over columns. ``mat`` [P, br, bc,
+        k, k]: m's block matrices; ``keys``: the forward's noise keys by matrix ``index``
+        (drawn by the first chunk of settings, reused by the others); ``p0``: the index of
+        this chunk's first setting in the forward (module docstring, "Batching")."""
         k = self.block_size
         p, lead = mat.shape[0], v.shape[1:-1]
         n = math.prod(lead)
