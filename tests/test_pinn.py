@@ -253,7 +253,8 @@ def test_acceptance_hjb_zo_sparse_grid_vs_dense():
 def test_acceptance_hjb_zo_within_3x_of_fo_on_the_mean_of_seeds_0_and_1():
     """Same configuration, seeds 0 and 1: the mean ZO + SG-Stein MSE within 3× of the mean
     FO + AD MSE on the same network (measured: 1.71e-5 vs 1.20e-5, 1.4×; over seeds 0–7 the
-    ratio of means is 2.3×, docs/pinn.md, tenth session). About 45 min on two cores."""
+    ratio of means is 2.3×, docs/pinn.md, tenth session). About 35 min on two idle cores (two
+    ZO rows of 16 min, two FO + AD rows of 2 min)."""
     bench = _bench()
     mse = {c: [bench.run_case(bench.case_config(c, bench.MODES["cpu"]), seed=s)["mse"] for s in (0, 1)]
            for c in ("hjb_tonn_zo", "hjb_tonn_fo")}
