@@ -55,7 +55,7 @@ from photonic_sim.cores.photonic import DenseONN, TONN
 from photonic_sim.cores.spec import NetworkSpec, dense, preset, tt
 from photonic_sim.devices.cards import load_device_card
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.strategies import make_strategy
+from photonic_sim.training.strategies import fill_schedule_length, make_strategy
 from photonic_sim.training.trainer import TrainConfig, Trainer
 
 CARD = "silicon_thermo_optic"
@@ -155,8 +155,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
         recipe = dict(strategy="staged", lr=recipe["lr"], stages=stages)
         total = n_steps + cfg["polish_steps"]
     name = recipe.pop("strategy")
-    if recipe.get("schedule") == "cosine":
-        recipe["total_steps"] = total
+    fill_schedule_length(recipe, total)
     gen = torch.Generator().manual_seed(seed + 2)  # strategies draw directions on the CPU
     strategy = make_strategy(name, params, generator=gen, periods=chip.controls()["periods"], **recipe)
     trainer = Trainer(chip, task, strategy, TrainConfig(steps=n_steps, eval_every=n_steps, seed=seed))

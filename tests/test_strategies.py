@@ -452,6 +452,23 @@ def test_lr_schedules_match_torch_schedulers():
             ref.step()
 
 
+def test_fill_schedule_length_sets_a_missing_cosine_length_only():
+    from photonic_sim.training.strategies import fill_schedule_length
+
+    assert fill_schedule_length(dict(schedule="cosine"), 40) == dict(schedule="cosine", total_steps=40)
+    assert fill_schedule_length(dict(schedule="cosine", total_steps=None), 40)["total_steps"] == 40
+    assert fill_schedule_length(dict(schedule="cosine", total_steps=7), 40)["total_steps"] == 7
+    assert "total_steps" not in fill_schedule_length(dict(schedule="step"), 40)
+    assert "total_steps" not in fill_schedule_length({}, 40)
+    # the filled length is the one the schedule anneals over: lr reaches lr_min at step 40
+    opts = fill_schedule_length(dict(lr=0.2, schedule="cosine", lr_min=0.01), 40)
+    s = make_strategy("zo-rge", torch.zeros(3), generator=gen(), **opts)
+    s.step_count = 20
+    assert s.current_lr() == pytest.approx(0.01 + 0.19 * 0.5, rel=1e-12)
+    s.step_count = 40
+    assert s.current_lr() == pytest.approx(0.01, rel=1e-12)
+
+
 def test_first_order_baseline_is_exact_gradient_descent_and_not_in_situ():
     loss, grad, _, _ = quadratic()
     p = torch.linspace(-1, 1, D, dtype=torch.float64)

@@ -17,7 +17,7 @@ from photonic_sim.accelerators import estimate, training_cost
 from photonic_sim.chip import Chip
 from photonic_sim.cores import DenseONN, TONN
 from photonic_sim.training.data import load_digits, load_mnist
-from photonic_sim.training.strategies import make_strategy
+from photonic_sim.training.strategies import fill_schedule_length, make_strategy
 from photonic_sim.training.tasks import ClassificationTask
 from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig
 
@@ -98,8 +98,7 @@ def build_strategy(scenario: Scenario, chip: Chip, params: torch.Tensor):
     if recipe.strategy == "tt-subspace":
         mask = mask | controls["masks"]["bias"]
     gen = torch.Generator().manual_seed(scenario.seed + 1)
-    if options.get("schedule") == "cosine":
-        options.setdefault("total_steps", recipe.steps)
+    fill_schedule_length(options, recipe.steps)
     return make_strategy(recipe.strategy, params, lr=lr, generator=gen, mask=mask, periods=controls["periods"],
                          **options)
 

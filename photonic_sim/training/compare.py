@@ -271,7 +271,7 @@ class ClassificationRun:
         return linear_cost(self.accelerator, network.spec, self.card())
 
     def strategy(self, name: str, params: torch.Tensor, chip, seed: int):
-        from photonic_sim.training.strategies import make_strategy
+        from photonic_sim.training.strategies import fill_schedule_length, make_strategy
 
         opts = dict(self.options.get(name, {}))
         ctl = chip.controls()
@@ -281,8 +281,7 @@ class ClassificationRun:
         gen = torch.Generator().manual_seed(seed + 104729)
         if name == "fo":
             gen = None
-        if opts.get("schedule") == "cosine" and opts.get("total_steps") is None:
-            opts["total_steps"] = self.steps
+        fill_schedule_length(opts, self.steps)
         return make_strategy(name, params, generator=gen, periods=ctl["periods"], mask=mask, **opts)
 
     # -------------------------------------------------------------- one run

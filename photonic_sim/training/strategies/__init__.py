@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Strategy, did_you_mean
+from .base import Strategy, did_you_mean, fill_schedule_length
 from .cge import ZoCGE
 from .flops import Flops
 from .fo import FirstOrder
@@ -34,5 +34,5 @@ def make_strategy(name: str, params: Tensor, **cfg) -> Strategy:
     return STRATEGIES[name](params, **cfg)
 
 
-__all__ = ["STRATEGIES", "make_strategy", "Strategy", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid",
+__all__ = ["STRATEGIES", "make_strategy", "fill_schedule_length", "Strategy", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid",
            "SPSA", "Flops", "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder"]

@@ -31,6 +31,15 @@ COMMON = dict(optimizer="sgd", momentum=0.9, betas=(0.9, 0.999), eps=1e-8,
               schedule="constant", total_steps=None, step_size=100, gamma=0.5, lr_min=0.0)
 
 
+def fill_schedule_length(options: dict, steps: int) -> dict:
+    """A cosine schedule with no ``total_steps`` anneals over the run: fill it with ``steps``.
+
+    Changes ``options`` in place (and returns it); an explicit ``total_steps`` is kept."""
+    if options.get("schedule") == "cosine" and options.get("total_steps") is None:
+        options["total_steps"] = steps
+    return options
+
+
 def did_you_mean(word: str, allowed) -> str:
     """' Did you mean 'x'?' for the closest allowed name, or '' when none is close."""
     close = difflib.get_close_matches(str(word), list(allowed), n=1)

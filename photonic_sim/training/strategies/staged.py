@@ -20,7 +20,7 @@ Every stage is in situ (``fo`` and ``staged`` are not allowed inside), so this i
 """
 from __future__ import annotations
 
-from .base import Strategy
+from .base import Strategy, fill_schedule_length
 
 
 def stage_strategies() -> list[str]:
@@ -62,8 +62,7 @@ class Staged(Strategy):
             raise ValueError(f"{where}.steps must be an integer >= 1, got {steps!r}")
         opts = {k: v for k, v in spec.items() if k not in ("strategy", "steps")}
         opts.setdefault("lr", self.lr)
-        if opts.get("schedule") == "cosine":
-            opts.setdefault("total_steps", steps)
+        fill_schedule_length(opts, steps)
         try:  # validate now, on a scratch copy, so a bad stage fails before any query
             STRATEGIES[name](self.params.detach().clone(), generator=self.generator, mask=self.mask,
                              periods=self.periods, **opts)
