@@ -1,7 +1,8 @@
 """BP-free PINN training on the photonic chip: HJB-20 and Black-Scholes (issue 5, docs/pinn.md).
 
     python benchmarks/bench_pinn.py [--quick | --paper] [--cases a,b] [--device cpu|cuda]
-                                    [--steps N] [--points N] [--threads N] [--out FILE.json]
+                                    [--steps N] [--polish-steps N] [--points N] [--sigma S]
+                                    [--threads N] [--out FILE.json]
 
 Cases (rows of the table):
 
@@ -26,7 +27,7 @@ readout, the level-3 sparse grid in d = 21 amplifies each reading's noise by ~3e
 Laplacian (docs/pinn.md). ``--noisy-readout`` keeps the card's readout chain.
 
 Default (CPU) mode: HJB on ``HJB_SMALL`` (TT 21→64→64→1), 1 collocation point and 1000
-steps per case (ZO: q 64, lr 0.03, μ 0.03 rad; then 600 polish steps, q 128 two-sided, lr 0.003,
+steps per case (ZO: q 64, lr 0.03, μ 0.03 rad; then 1200 polish steps, q 128 two-sided, lr 0.003,
 μ = one LSB), prediction u_σ with a level-2 grid on 10 000 points; the row reports the MSE
 before the polish too (``MSE pre``);
 Black-Scholes 50 points, 1500 steps (ZO: lr 0.01, μ 0.01 rad); docs/pinn.md has the numbers.
@@ -59,6 +60,7 @@ from photonic_sim.training.strategies import fill_schedule_length, make_strategy
 from photonic_sim.training.trainer import TrainConfig, Trainer
 
 CARD = "silicon_thermo_optic"
+SIGMA = 0.1  # Stein smoothing width in the PDE's own coordinates (the seed paper's value; --sigma)
 HJB_SMALL = NetworkSpec("hjb20_small", (
     tt((3, 7), (8, 8), 2, "sin"),
     tt((8, 8), (8, 8), 2, "sin"),
@@ -84,6 +86,9 @@ ZO_HJB = dict(ZO, lr=0.03, mu=0.03, q=64)
 # being 0.81). Adam restarts at lr 0.003, cosine over the polish steps. Directions per step
 # matter more than steps (ninth session, seed-2 end point, 153 600 polish queries each):
 # q 32 × 2400 steps 1.36e-5, q 64 × 1200 8.2e-6, q 128 × 600 5.4e-6 (q 32 × 600: 1.44e-5).
+# At q 128 the polish is then limited by how far it travels (tenth/eleventh sessions): q 256
+# does not pay, more steps do. The CPU rows polish for 1200 steps (seed 2: 3.1e-6 against
+# 1.06e-5 after 600; seed 7: 2.0e-5 against 2.2e-5), about 21 min per row on one thread.
 # The polish runs as stage 2 of a ``staged`` strategy in the same Trainer (collocation
 # stream and ledger continue).
 PHASE_LSB = 2 * math.pi / 2**8
@@ -94,7 +99,7 @@ FO = dict(strategy="fo", lr=0.03, optimizer="adam", schedule="cosine")  # lr 0.0
 # Per mode: the HJB / BS configuration (network, collocation points per step, steps, test and
 # residual points, sparse-grid level of the evaluation's smoothed prediction).
 MODES = {
-    "cpu": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=1000, hjb_polish_steps=600, bs_points=50,
+    "cpu": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=1000, hjb_polish_steps=1200, bs_points=50,
                 bs_steps=1500, test_points=10000, residual_points=200, hjb_eval_level=2),
     "quick": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=30, hjb_polish_steps=5, bs_points=20,
                   bs_steps=60, test_points=1000, residual_points=20, hjb_eval_level=2),
@@ -127,6 +132,7 @@ def case_config(case: str, mode: dict) -> dict:
         test_points=mode["test_points"],
         residual_points=mode["residual_points"],
         eval_level=(mode["hjb_eval_level"] if hjb and stein else None),
+        sigma=mode.get("sigma", SIGMA),
     )
 
 
@@ -137,7 +143,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     net = (DenseONN if cfg["dense"] else TONN)(cfg["spec"])
     chip = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype,
                 device=device)
-    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], collocation=cfg["collocation"],
+    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], sigma=cfg.get("sigma", SIGMA), collocation=cfg["collocation"],
                     test_points=cfg["test_points"], residual_points=cfg["residual_points"],
                     eval_level=cfg["eval_level"], device=device)
     params = chip.init_phases(torch.Generator().manual_seed(seed + 1)).to(device)
@@ -188,7 +194,10 @@ def main(argv=None) -> None:
     group.add_argument("--paper", action="store_true", help="paper scale (hjb20 preset, 100 points): for a GPU")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {CASES}")
     ap.add_argument("--steps", type=int, default=None, help="override the steps of every case")
+    ap.add_argument("--polish-steps", type=int, default=None, help="override the HJB ZO rows' polish steps (0: none)")
     ap.add_argument("--points", type=int, default=None, help="override the collocation points per step of every case")
+    ap.add_argument("--sigma", type=float, default=None,
+                    help=f"Stein smoothing width of the sparse-grid rows, in PDE units (default {SIGMA})")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -201,15 +210,23 @@ def main(argv=None) -> None:
     for flag, value in (("--steps", args.steps), ("--points", args.points)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag}: must be an integer >= 1, got {value}")
+    if args.polish_steps is not None and args.polish_steps < 0:
+        raise SystemExit(f"--polish-steps: must be an integer >= 0, got {args.polish_steps}")
+    if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma > 0):
+        raise SystemExit(f"--sigma: must be a finite number > 0, got {args.sigma}")
     if args.points:
         mode.update(hjb_points=args.points, bs_points=args.points)
+    if args.polish_steps is not None:
+        mode.update(hjb_polish_steps=args.polish_steps)
+    if args.sigma is not None:
+        mode.update(sigma=args.sigma)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in cases:
         if c not in CASES:
             raise SystemExit(f"--cases: {c!r} is not one of {CASES}")
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
           f"mode {'quick' if args.quick else 'paper' if args.paper else 'cpu'}, "
-          f"readout {'card (noisy)' if args.noisy_readout else 'noise-free'}")
+          f"readout {'card (noisy)' if args.noisy_readout else 'noise-free'}, Stein sigma {mode.get('sigma', SIGMA)}")
     header = (f"{'case':<14}{'phases':>8}{'steps':>7}{'+pol':>5}{'pts':>5}{'MSE':>11}{'MSE pre':>11}{'rel L2':>10}{'init L2':>10}"
               f"{'NN=0 L2':>10}{'residual':>11}"
               f"{'queries':>10}{'energy J':>11}{'latency s':>11}{'wall s':>9}")
