@@ -88,7 +88,7 @@ ZO_HJB = dict(ZO, lr=0.03, mu=0.03, q=64)
 # q 32 × 2400 steps 1.36e-5, q 64 × 1200 8.2e-6, q 128 × 600 5.4e-6 (q 32 × 600: 1.44e-5).
 # At q 128 the polish is then limited by how far it travels (tenth/eleventh sessions): q 256
 # does not pay, more steps do. The CPU rows polish for 1200 steps (seed 2: 3.1e-6 against
-# 1.06e-5 after 600; seed 7: 2.0e-5 against 2.2e-5), about 21 min per row on one thread.
+# 1.06e-5 after 600; eight seeds in docs/pinn.md), 18–24 min per row on one thread.
 # The polish runs as stage 2 of a ``staged`` strategy in the same Trainer (collocation
 # stream and ledger continue).
 PHASE_LSB = 2 * math.pi / 2**8
@@ -143,9 +143,9 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     net = (DenseONN if cfg["dense"] else TONN)(cfg["spec"])
     chip = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype,
                 device=device)
-    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], sigma=cfg.get("sigma", SIGMA), collocation=cfg["collocation"],
-                    test_points=cfg["test_points"], residual_points=cfg["residual_points"],
-                    eval_level=cfg["eval_level"], device=device)
+    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], sigma=cfg.get("sigma", SIGMA),
+                    collocation=cfg["collocation"], test_points=cfg["test_points"],
+                    residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], device=device)
     params = chip.init_phases(torch.Generator().manual_seed(seed + 1)).to(device)
     # Baselines for the metric, outside the training ledger: the built-in transform alone
     # (NN ≡ 0, no chip) and the untrained network on a twin chip (same seed: same static errors).
