@@ -266,8 +266,8 @@ def test_acceptance_hjb_zo_sparse_grid_vs_dense():
     μ 0.03, then 1200 lattice-polish steps at q 128), seed 0: ZO + SG-Stein on the TONN reaches
     MSE ≤ 1e-4 and the dense ONN of the same widths trained the same way is ≥ 10× worse.
     Measured (docs/pinn.md): TONN 1.1e-5 with the 1200-step polish (eleventh session; 3.1e-6 to
-    3.5e-5 on seeds 0–7); dense ONN 1.5e-3 with the 600-step polish (tenth session, 65× the
-    TONN then; not re-run with 1200). About 21–24 min for the TONN row on one thread."""
+    3.5e-5 on seeds 0–7); dense ONN 1.68e-3 (151×). About 18–24 min for the TONN row and 26 min
+    for the dense row, on one thread each."""
     bench = _bench()
     rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"])) for c in ("hjb_tonn_zo", "hjb_dense_zo")}
     zo, dn = rows["hjb_tonn_zo"]["mse"], rows["hjb_dense_zo"]["mse"]
