@@ -97,14 +97,14 @@ ZO_POLISH = dict(strategy="zo-rge", lr=0.003, q=128, mu=PHASE_LSB, dist="rademac
 FO = dict(strategy="fo", lr=0.03, optimizer="adam", schedule="cosine")  # lr 0.01: MSE 4.1e-4, 0.03: 2.0e-5
 
 # Per mode: the HJB / BS configuration (network, collocation points per step, steps, test and
-# residual points, sparse-grid level of the evaluation's smoothed prediction).
+# residual points, sparse-grid level of the evaluation's smoothed prediction, Stein width).
 MODES = {
     "cpu": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=1000, hjb_polish_steps=1200, bs_points=50,
-                bs_steps=1500, test_points=10000, residual_points=200, hjb_eval_level=2),
+                bs_steps=1500, test_points=10000, residual_points=200, hjb_eval_level=2, sigma=SIGMA),
     "quick": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=30, hjb_polish_steps=5, bs_points=20,
-                  bs_steps=60, test_points=1000, residual_points=20, hjb_eval_level=2),
+                  bs_steps=60, test_points=1000, residual_points=20, hjb_eval_level=2, sigma=SIGMA),
     "paper": dict(hjb_spec=preset("hjb20"), hjb_points=100, hjb_steps=2000, hjb_polish_steps=600,
-                  bs_points=100, bs_steps=2000, test_points=10000, residual_points=1000, hjb_eval_level=3),
+                  bs_points=100, bs_steps=2000, test_points=10000, residual_points=1000, hjb_eval_level=3, sigma=SIGMA),
 }
 CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_tonn_zo",
          "burgers_tonn_zo", "burgers_tonn_fo", "darcy_tonn_zo", "darcy_tonn_fo")
@@ -132,7 +132,7 @@ def case_config(case: str, mode: dict) -> dict:
         test_points=mode["test_points"],
         residual_points=mode["residual_points"],
         eval_level=(mode["hjb_eval_level"] if hjb and stein else None),
-        sigma=mode.get("sigma", SIGMA),
+        sigma=mode["sigma"],
     )
 
 
@@ -143,7 +143,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     net = (DenseONN if cfg["dense"] else TONN)(cfg["spec"])
     chip = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype,
                 device=device)
-    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], sigma=cfg.get("sigma", SIGMA),
+    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], sigma=cfg["sigma"],
                     collocation=cfg["collocation"], test_points=cfg["test_points"],
                     residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], device=device)
     params = chip.init_phases(torch.Generator().manual_seed(seed + 1)).to(device)
@@ -226,7 +226,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"--cases: {c!r} is not one of {CASES}")
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
           f"mode {'quick' if args.quick else 'paper' if args.paper else 'cpu'}, "
-          f"readout {'card (noisy)' if args.noisy_readout else 'noise-free'}, Stein sigma {mode.get('sigma', SIGMA)}")
+          f"readout {'card (noisy)' if args.noisy_readout else 'noise-free'}, Stein sigma {mode['sigma']}")
     header = (f"{'case':<14}{'phases':>8}{'steps':>7}{'+pol':>5}{'pts':>5}{'MSE':>11}{'MSE pre':>11}{'rel L2':>10}{'init L2':>10}"
               f"{'NN=0 L2':>10}{'residual':>11}"
               f"{'queries':>10}{'energy J':>11}{'latency s':>11}{'wall s':>9}")
