@@ -333,3 +333,28 @@ def test_weight_map_exact_on_ideal_chip_and_degraded_by_bias():
     assert offline.final["metric"] > 0.5
     biased = Chip(net, CARD, seed=0, readout="coherent")
     assert task.evaluate(biased, phases)["metric"] < offline.final["metric"] - 0.2
+
+
+def test_bench_digits_sgd_part_runs_the_documented_recipes():
+    """benchmarks/bench_classification.py --part digits-sgd (smoke: 10 steps): TONN and dense ONN
+    under ZO without Adam. Each row is the run its recipe names (the same accuracy as a
+    ClassificationRun built here from explicit options), at 2q queries per step; the dense ONN
+    holds 3.3x the controls, so the same queries cost it more training energy."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classification.py"
+    spec = importlib.util.spec_from_file_location("bench_classification", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = {r["strategy"]: r for r in bench.digits_sgd_part(True, [0], 1)}
+    assert sorted(rows) == sorted(f"{net} {name} SGD (in situ)" for net in ("TONN", "dense ONN")
+                                  for name in ("zo-rge", "zo-sign-rge"))
+    assert all(r["queries"] == 10 * 2 * 64 and r["in_situ"] for r in rows.values())
+    for name in ("zo-rge", "zo-sign-rge"):
+        tonn, dense = rows[f"TONN {name} SGD (in situ)"], rows[f"dense ONN {name} SGD (in situ)"]
+        assert dense["training_energy_j"] > 2 * tonn["training_energy_j"]
+    explicit = ClassificationRun(model="digits", network="dense", accelerator="dense_onn", steps=10, eval_every=10,
+                                 batch_size=64, eval_batch_size=512,
+                                 options={"zo-sign-rge": dict(lr=0.01, q=64, two_sided=True, mu=0.05,
+                                                              optimizer="sgd", schedule="cosine")})
+    assert explicit("zo-sign-rge", 0)["metric_final"] == rows["dense ONN zo-sign-rge SGD (in situ)"]["metric_final"]
