@@ -95,22 +95,11 @@ def test_chip_rge_estimates_follow_the_fo_reference_gradient():
     assert r.actual < 0
 
 
-def test_bench_zo_gain_row_on_the_digits_pair():
+def test_bench_zo_gain_row_on_the_digits_pair(load_bench):
     # Smoke version of benchmarks/bench_zo_gain.py (2 trials, 1 reading): the digits TONN on the
     # default noisy chip at the bench recipe's q; the sign step has a first-order gain (g·sign ĝ
     # > 0 needs the estimates to correlate with the FO gradient) and the row carries the sizes.
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(here))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_zo_gain", here / "bench_zo_gain.py")
-        bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path.remove(str(here))
+    bench = load_bench("bench_zo_gain")
     row = bench.gain_row(bench.DIGITS, "tonn", seed=0, trials=2, reps=1)
     assert (row["network"], row["d"], row["q"], row["trials"]) == ("tonn", 3338, 16, 2)
     assert row["cos"] > 0 and row["linear"] < 0

@@ -1,8 +1,6 @@
 """PINN task on the chip: one chip call per closure, exactness on an ideal chip, the affine input
 map's chain rule, the first-order baseline's gradient, a smoke training and the metric."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -173,18 +171,14 @@ def test_bad_inputs_raise():
 
 
 # ------------------------------------------------------------------ acceptance (slow)
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pinn.py"
-    spec = importlib.util.spec_from_file_location("bench_pinn", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(load_bench):
+    return load_bench("bench_pinn")
 
 
-def test_bench_cases_pair_estimator_and_strategy():
+def test_bench_cases_pair_estimator_and_strategy(bench):
     """bench_pinn rows: ZO rows and ``*_fo_sg`` use sparse-grid Stein derivatives (and the
     sparse-grid prediction for HJB), ``*_fo`` autograd; only ``*_fo*`` rows train first-order."""
-    bench = _bench()
     for case in bench.CASES:
         cfg = bench.case_config(case, bench.MODES["cpu"])
         first_order = "_fo" in case
@@ -196,13 +190,12 @@ def test_bench_cases_pair_estimator_and_strategy():
     assert sg["strategy"] == ad["strategy"] and sg["spec"] is ad["spec"] and sg["steps"] == ad["steps"]
 
 
-def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe():
+def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe(bench):
     """The HJB ZO rows' polish steps by exactly one phase LSB of the bench's card (Rademacher,
     two-sided: central differences at the realised codes); only HJB ZO rows polish; the shipped
     recipe ``pinn_zo_hjb`` (scenario hjb20_tonn) runs the same two stages as ``--paper``."""
     from photonic_sim.scenarios.recipes import load_training_recipe
 
-    bench = _bench()
     lsb = 2 * math.pi / 2 ** load_device_card(bench.CARD).phase_shifter.bits
     polish = bench.ZO_POLISH
     assert polish["mu"] == pytest.approx(lsb, rel=1e-15)
@@ -219,12 +212,11 @@ def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe():
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
-def test_bench_polish_continues_the_first_stage_and_books_both():
+def test_bench_polish_continues_the_first_stage_and_books_both(bench):
     """A polished HJB row is one ``staged`` run: its ``MSE pre`` is, to the last bit, the MSE of
     the same row without the polish (stage 1 is untouched by stage 2 being queued), the polish
     then moves the phases, and the ledger holds both stages' queries (one-sided q + 1 per
     Gaussian step, 2q per two-sided polish step)."""
-    bench = _bench()
     mode = dict(bench.MODES["quick"], test_points=40, residual_points=4, hjb_steps=2, hjb_polish_steps=1)
     cfg = bench.case_config("hjb_tonn_zo", mode)
     polished = bench.run_case(cfg)
@@ -236,10 +228,9 @@ def test_bench_polish_continues_the_first_stage_and_books_both():
     assert plain["queries"] == 2 * (cfg["strategy"]["q"] + 1)
 
 
-def test_bench_flags_reach_the_task_and_bad_values_exit_with_one_line(monkeypatch, capsys):
+def test_bench_flags_reach_the_task_and_bad_values_exit_with_one_line(bench, monkeypatch, capsys):
     """``--sigma`` sets the Stein width of the sparse-grid rows' task and ``--polish-steps`` the
     HJB ZO rows' polish; a bad value exits non-zero with one line naming the flag."""
-    bench = _bench()
     seen = []
     real = bench.PINNTask
 
@@ -261,26 +252,24 @@ def test_bench_flags_reach_the_task_and_bad_values_exit_with_one_line(monkeypatc
 
 
 @pytest.mark.slow
-def test_acceptance_hjb_zo_sparse_grid_vs_dense():
+def test_acceptance_hjb_zo_sparse_grid_vs_dense(bench):
     """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO q 64, lr 0.03,
     μ 0.03, then 1200 lattice-polish steps at q 128), seed 0: ZO + SG-Stein on the TONN reaches
     MSE ≤ 1e-4 and the dense ONN of the same widths trained the same way is ≥ 10× worse.
     Measured (docs/pinn.md): TONN 1.1e-5 with the 1200-step polish (eleventh session; 3.1e-6 to
     3.5e-5 on seeds 0–7); dense ONN 1.68e-3 (151×). About 18–24 min for the TONN row and 26 min
     for the dense row, on one thread each."""
-    bench = _bench()
     rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"])) for c in ("hjb_tonn_zo", "hjb_dense_zo")}
     zo, dn = rows["hjb_tonn_zo"]["mse"], rows["hjb_dense_zo"]["mse"]
     assert zo <= 1e-4 and dn >= 10 * zo, rows
 
 
 @pytest.mark.slow
-def test_acceptance_hjb_zo_within_3x_of_fo_on_the_mean_of_seeds_0_and_1():
+def test_acceptance_hjb_zo_within_3x_of_fo_on_the_mean_of_seeds_0_and_1(bench):
     """Same configuration, seeds 0 and 1: the mean ZO + SG-Stein MSE within 3× of the mean
     FO + AD MSE on the same network (measured with the 1200-step polish: 1.07e-5 vs 1.20e-5,
     0.9×; over seeds 0–7 see docs/pinn.md, eleventh session). About 50 min (two ZO rows of
     21–24 min on one thread, two FO + AD rows of 2 min)."""
-    bench = _bench()
     mse = {c: [bench.run_case(bench.case_config(c, bench.MODES["cpu"]), seed=s)["mse"] for s in (0, 1)]
            for c in ("hjb_tonn_zo", "hjb_tonn_fo")}
     assert sum(mse["hjb_tonn_zo"]) <= 3 * sum(mse["hjb_tonn_fo"]), mse
@@ -289,18 +278,16 @@ def test_acceptance_hjb_zo_within_3x_of_fo_on_the_mean_of_seeds_0_and_1():
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason="per seed the ratio spreads 0.5x to 8.7x over seeds 0-7; seed 1: FO + AD "
                    "3.4e-6, ZO 1.02e-5 (2.96x, at the edge; docs/pinn.md, eleventh session)")
-def test_acceptance_hjb_zo_within_3x_of_fo_seed_1():
+def test_acceptance_hjb_zo_within_3x_of_fo_seed_1(bench):
     """Same configuration, seed 1 alone: ZO + SG-Stein within 3× of FO + AD on the same network."""
-    bench = _bench()
     rows = {c: bench.run_case(bench.case_config(c, bench.MODES["cpu"]), seed=1) for c in ("hjb_tonn_zo", "hjb_tonn_fo")}
     assert rows["hjb_tonn_zo"]["mse"] <= 3 * rows["hjb_tonn_fo"]["mse"], rows
 
 
 @pytest.mark.slow
-def test_acceptance_black_scholes_zo_sparse_grid():
+def test_acceptance_black_scholes_zo_sparse_grid(bench):
     """Rel. L2 ≤ 5e-2, and training must matter: at least 2× below the built-in transform alone
     (NN ≡ 0: 4.5e-2, the smoothed payoff) and 4× below the untrained network (1.3e-1)."""
-    bench = _bench()
     row = bench.run_case(bench.case_config("bs_tonn_zo", bench.MODES["cpu"]))
     rel = row["relative_l2"]
     assert rel <= 5e-2 and rel <= row["transform_l2"] / 2 and rel <= row["initial_l2"] / 4, row

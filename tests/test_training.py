@@ -335,17 +335,12 @@ def test_weight_map_exact_on_ideal_chip_and_degraded_by_bias():
     assert task.evaluate(biased, phases)["metric"] < offline.final["metric"] - 0.2
 
 
-def test_bench_digits_sgd_part_runs_the_documented_recipes():
+def test_bench_digits_sgd_part_runs_the_documented_recipes(load_bench):
     """benchmarks/bench_classification.py --part digits-sgd (smoke: 10 steps): TONN and dense ONN
     under ZO without Adam. Each row is the run its recipe names (the same accuracy as a
     ClassificationRun built here from explicit options), at 2q queries per step; the dense ONN
     holds 3.3x the controls, so the same queries cost it more training energy."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classification.py"
-    spec = importlib.util.spec_from_file_location("bench_classification", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_classification")
     rows = {r["strategy"]: r for r in bench.digits_sgd_part(True, [0], 1)}
     assert sorted(rows) == sorted(f"{net} {name} SGD (in situ)" for net in ("TONN", "dense ONN")
                                   for name in ("zo-rge", "zo-sign-rge"))
