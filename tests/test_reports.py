@@ -223,3 +223,56 @@ def test_render_recreates_md_html_and_figures_from_the_data_files(tmp_path):
     (out / "report.json").write_text(json.dumps({"scenario": "x"}))
     with pytest.raises(ReportError, match="report.json: <root>: 'seed' is a required property"):
         render(out)
+
+
+# ------------------------------------------------------------------ what produced a run (issue 21 items 8, 11, 12)
+
+RESOLVED = {"name": "quickstart", "seed": 0, "devices": {"name": "silicon_thermo_optic", "phase_shifter": {"bits": 8}},
+            "accelerator": {"name": "tonn_time", "architecture": "tonn_time", "block_size": 8, "num_cores": 4},
+            "training": {"name": "zo_rge", "strategy": "zo-rge", "steps": 600}, "model": {"name": "digits"}}
+
+
+def trained_report(stopped: str = "completed") -> dict:
+    report = make_report()
+    report["training"].update(strategy="zo-rge", steps=600 if stopped == "completed" else 41, stopped=stopped)
+    return report
+
+
+def cost_report() -> dict:
+    report = make_report()
+    report["task"] = {"kind": "none"}
+    report["metrics"].update(final=None, best=None, name="none")
+    report["training"].update(queries=0, energy_j=0.0, latency_s=0.0, wall_s=0.0,
+                              breakdown={"energy_j": {"heaters": 0.0, "adc": 0.0}, "latency_s": {"settle": 0.0}})
+    return report
+
+
+def test_summary_rows_name_what_produced_the_run_and_round_the_numbers():
+    from photonic_sim.reports import summary_rows
+
+    rows = dict(summary_rows(trained_report(), RESOLVED))
+    assert rows["device card"] == "silicon_thermo_optic"
+    assert rows["accelerator"] == "tonn_time (8×8 blocks, 4 cores)"
+    assert rows["model"] == "digits" and rows["recipe / strategy"] == "zo_rge / zo-rge"
+    assert rows["steps"] == "600 of 600" and rows["seed"] == "0" and rows["status"] == "completed"
+    assert rows["photonic-sim version"] == collect_versions()["photonic_sim"]
+    assert rows["accuracy final / best"] == "0.91 / 0.93"
+    assert rows["training energy / latency"] == "1.3 J / 1.1 s"
+    assert rows["inference energy / latency"] == "320 pJ / 210 ns"
+    assert rows["area"] == "10.8 mm²" and rows["MZIs (blocked / SVD)"] == "640 / 500"
+    report = trained_report()
+    report["inference"]["energy_j"] = 1.234567e-10
+    assert dict(summary_rows(report))["inference energy / latency"] == "123.5 pJ / 210 ns"  # 4 significant digits
+    assert "device card" not in dict(summary_rows(report))  # no resolved scenario: those rows are left out
+    diverged = dict(summary_rows(trained_report("diverged at step 41: loss nan is not finite")))
+    assert diverged["status"].startswith("diverged at step 41") and diverged["steps"] == "41"
+
+
+def test_summary_rows_of_a_cost_only_run_show_inference_costs_not_training():
+    from photonic_sim.reports import summary_rows
+
+    rows = dict(summary_rows(cost_report(), RESOLVED))
+    assert rows["inference energy"] == "320 pJ" and rows["inference latency"] == "210 ns"
+    assert rows["area"] == "10.8 mm²" and rows["MZIs (blocked / SVD)"] == "640 / 500"
+    assert rows["phase shifters"] == "1,400" and rows["training"] == "none (cost report only)"
+    assert not [k for k in rows if "queries" in k or "final" in k or k in ("status", "steps", "wall time")]

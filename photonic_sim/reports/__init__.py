@@ -3,6 +3,7 @@
     from photonic_sim.reports import write_run_dir, render, validate_report, collect_versions
     write_run_dir("runs/quickstart", report, history, scenario.resolved(), phases_by_mesh, {"state.pt": b"..."})
     render("runs/quickstart")   # re-render md / html / figures from report.json + metrics.csv
+    summary_rows(report, resolved)  # [(label, value)] of the terminal summary, rounded
 
 report.json (SI units except ``area_mm2``; see schema.json)::
 
@@ -17,9 +18,10 @@ report.json (SI units except ``area_mm2``; see schema.json)::
 
 from .files import HISTORY_COLUMNS, ReportError, collect_versions, read_history, validate_report
 from .render import render
+from .summary import summary_rows
 from .writer import check_out_dir, write_run_dir
 
 __all__ = [
     "HISTORY_COLUMNS", "ReportError", "check_out_dir", "collect_versions", "read_history", "render",
-    "validate_report", "write_run_dir",
+    "summary_rows", "validate_report", "write_run_dir",
 ]
