@@ -37,11 +37,12 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, Field
 
 from photonic_sim.devices.cardio import (
-    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, did_you_mean, dim_of, list_cards, load_card,
+    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, did_you_mean, dim_of, load_card,
 )
+from photonic_sim import library
 from photonic_sim.devices.cardio import quantity as _q
 
-ACCELERATORS_DIR = Path(__file__).resolve().parents[2] / "accelerators"
+ACCELERATORS_DIR = library.builtin_dir("accelerators")  # built-in cards; bare names use the search path
 ARCHITECTURES = ("dense_onn", "tonn_space", "tonn_time")
 
 
@@ -66,13 +67,13 @@ class AcceleratorCard(CardBase):
 
 
 def list_accelerator_cards() -> list[str]:
-    """Names of the cards shipped in ``<repo>/accelerators/``."""
-    return list_cards(ACCELERATORS_DIR)
+    """Names of the accelerator cards on the search path (:mod:`photonic_sim.library`)."""
+    return library.names("accelerators")
 
 
 def load_accelerator_card(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> AcceleratorCard:
     """Load, convert to SI and validate an accelerator card (a bare name or a .yaml path)."""
-    card = load_card(name_or_path, AcceleratorCard, ACCELERATORS_DIR, overrides, _WORDING)
+    card = load_card(library.locate("accelerators", name_or_path), AcceleratorCard, ACCELERATORS_DIR, overrides, _WORDING)
     if card.architecture == "tonn_time" and card.num_cores is None:
         raise CardError(f"{card.source}: num_cores: missing for architecture tonn_time (allowed: integer >= 1)")
     if card.architecture != "tonn_time" and card.num_cores is not None:

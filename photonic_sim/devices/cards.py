@@ -31,11 +31,12 @@ import annotated_types as at
 from pydantic import BaseModel
 
 from photonic_sim.devices.cardio import (
-    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, dim_of, list_cards, load_card,
+    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, dim_of, load_card,
 )
+from photonic_sim import library
 from photonic_sim.devices.cardio import quantity as _q
 
-DEVICES_DIR = Path(__file__).resolve().parents[2] / "devices"
+DEVICES_DIR = library.builtin_dir("devices")  # built-in cards; bare names use the search path
 
 
 class PhaseShifterCard(Section):
@@ -140,13 +141,13 @@ class DeviceCard(CardBase):
 
 
 def list_device_cards() -> list[str]:
-    """Names of the cards shipped in ``<repo>/devices/``."""
-    return list_cards(DEVICES_DIR)
+    """Names of the device cards on the search path (:mod:`photonic_sim.library`)."""
+    return library.names("devices")
 
 
 def load_device_card(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> DeviceCard:
     """Load, convert to SI and validate a device card (a bare name or a path to a YAML file)."""
-    return load_card(name_or_path, DeviceCard, DEVICES_DIR, overrides, _WORDING)
+    return load_card(library.locate("devices", name_or_path), DeviceCard, DEVICES_DIR, overrides, _WORDING)
 
 
 # ---------------------------------------------------------------- wording of errors

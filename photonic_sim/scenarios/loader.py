@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from photonic_sim import library
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
 from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
 from photonic_sim.devices.cards import DeviceCard, load_device_card
@@ -36,14 +37,14 @@ from .schema import (
 )
 from .yamlsafe import read_yaml
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS_DIR = library.builtin_dir("scenarios")  # built-in scenarios; bare names use the search path
 _CARD_MESSAGE = re.compile(r"^(?P<file>.+?): (?:override )?(?P<key>\S+): (?P<what>.*)$")
 _MNIST_IMAGES = ("t10k-images-idx3-ubyte", "train-images-idx3-ubyte")
 
 
 def list_scenarios() -> list[str]:
-    """Names of the scenarios shipped in ``<repo>/scenarios/``."""
-    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
+    """Names of the scenarios on the search path (:mod:`photonic_sim.library`)."""
+    return library.names("scenarios")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Scenario:
 
 def load_scenario(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Load, override, validate and resolve a scenario (see module docstring)."""
-    file = resolve_path(path, SCENARIOS_DIR, "scenario", list_scenarios())
+    file = resolve_path(library.locate("scenarios", path), SCENARIOS_DIR, "scenario", list_scenarios())
     src = str(file)
     raw = read_yaml(file)
     if not isinstance(raw, dict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from photonic_sim import library
 from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
 from photonic_sim.training.strategies.staged import stage_strategies
@@ -23,12 +24,12 @@ from .overrides import set_dotted
 from .schema import TrainingRecipe, validate
 from .yamlsafe import read_yaml
 
-TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
+TRAINING_DIR = library.builtin_dir("training")  # built-in recipes; bare names use the search path
 
 
 def list_training_recipes() -> list[str]:
-    """Names of the recipes shipped in ``<repo>/training/``."""
-    return sorted(p.stem for p in TRAINING_DIR.glob("*.yaml"))
+    """Names of the recipes on the search path (:mod:`photonic_sim.library`)."""
+    return library.names("training")
 
 
 def strategy_names() -> list[str]:
@@ -60,7 +61,7 @@ def resolve_path(name_or_path: str | Path, directory: Path, what: str, names: li
 
 def load_training_recipe(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingRecipe:
     """Load and validate a recipe; every mistake is a one-line :class:`ScenarioError`."""
-    path = resolve_path(name_or_path, TRAINING_DIR, "training recipe", list_training_recipes())
+    path = resolve_path(library.locate("training", name_or_path), TRAINING_DIR, "training recipe", list_training_recipes())
     src = str(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
