@@ -1,0 +1,455 @@
+"""The one assembly path: scenario (or the same pieces as Python objects) → chip, network,
+task, strategy, trainer → a run whose report the reports layer writes as it is.
+
+    from photonic_sim import Experiment
+
+    exp = Experiment.from_file("quickstart", sets=["training.steps=20"])   # a scenario name or path
+    exp = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits",
+                     task={"kind": "digits"}, training="hybrid_zo", seed=0)  # the same from Python
+    exp.chip, exp.network, exp.task, exp.strategy, exp.trainer   # the built pieces (built on first use)
+    result = exp.run()                       # ExperimentResult
+    result.report["metrics"]["final"]        # report.json as a dict (schema-valid, with versions)
+    result.write("runs/mine")                # report.json, metrics.csv, report.md/html, figures
+
+Pieces given as Python objects: ``devices`` a :class:`~photonic_sim.devices.DeviceCard` or a
+card name / path (``load_device_card(name, overrides={...})`` for overrides); ``accelerator``
+an :class:`~photonic_sim.accelerators.cards.AcceleratorCard` or a card name / path; ``model`` a
+:class:`~photonic_sim.cores.spec.NetworkSpec` or a preset name; ``task`` a task mapping as in a
+scenario file (``{"kind": "digits"}``, ``{"kind": "pde", "pde": "hjb20", ...}``), its validated
+model, or a kind name; ``training`` a :class:`TrainingRecipe`, a recipe name / path, or a recipe
+mapping (``{"strategy": "zo-rge", "strategy_options": {"lr": 0.01}, "steps": 100}``; ``name``,
+``loss``, ``batch_size``, ``eval_every`` and ``eval_batch_size`` have defaults there). Both ways
+make the same :class:`~photonic_sim.scenarios.Scenario`, so they build and run identically.
+
+Assembly rules (one place, used by ``photonic-sim run/compare/sweep``, the benchmarks and the
+examples):
+
+* network: the accelerator card's architecture (``dense_onn`` → ``DenseONN``, ``tonn_space`` /
+  ``tonn_time`` → ``TONN``) on the card's block size;
+* chip: ``seed`` (manufacturing draws and noise); readout = the recipe's, else the accelerator
+  card's, else the device card's (a PDE task: coherent); PDE tasks (and ``ideal`` chips) run
+  in float64, a PDE task with ``exact_readout`` has exact converters and detectors;
+* initial phases: ``chip.init_phases(Generator(seed))`` (or ``init_phases``);
+* strategy: ``make_strategy(recipe.strategy, params, lr, generator=Generator(seed + 1),
+  mask=SUBSPACE_MASKS[...], periods=chip.controls()["periods"], **options)`` (``fo``: no
+  generator), a cosine schedule without ``total_steps`` anneals over ``steps``;
+* trainer: ``TrainConfig`` from the recipe (steps, eval_every, early stopping, checkpoints),
+  mini-batches from ``seed + 7919`` (the trainer's rule), every history row priced by
+  ``accelerators.training_cost`` of the training ledger.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from photonic_sim.accelerators import estimate, training_cost
+from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
+from photonic_sim.chip import Chip
+from photonic_sim.cores import TONN, DenseONN
+from photonic_sim.cores.spec import NetworkSpec, preset
+from photonic_sim.devices.cards import DeviceCard, load_device_card
+from photonic_sim.training.data import load_digits, load_mnist
+from photonic_sim.training.strategies import fill_schedule_length, make_strategy
+from photonic_sim.training.tasks import ClassificationTask
+from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult
+
+from .errors import ScenarioError
+from .loader import Scenario, _check_fit, load_scenario
+from .recipes import load_training_recipe
+from .schema import TASKS, TrainingRecipe, validate
+
+SUBSPACE_MASKS = {"l2ight-sigma": "S", "tt-subspace": "tt"}
+"""Strategies that train a subspace by default: ``chip.controls()["masks"]`` kind they use
+(``tt-subspace`` adds the electronic biases)."""
+PYTHON_SOURCE = "<python>"
+_RECIPE_DEFAULTS = {"batch_size": 64, "eval_batch_size": 512}
+
+
+def versions() -> dict[str, str]:
+    """The ``versions`` block of a report: photonic_sim, torch, numpy and python versions."""
+    import photonic_sim
+
+    return {"photonic_sim": photonic_sim.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass
+class ExperimentResult:
+    """A finished run, as plain data.
+
+    ``report`` is report.json (valid against ``photonic_sim/reports/schema.json``, with
+    ``versions``); ``history`` the metric rows of metrics.csv; ``phases_by_mesh`` each hardware
+    matrix's phases as [blocks, phases per block] (heatmaps); ``resolved`` the resolved
+    scenario (scenario.resolved.yaml); ``checkpoint`` the trainer's checkpoint bytes when a
+    ``checkpoint_dir`` was given; ``phases`` the final control vector; ``train`` the
+    trainer's :class:`~photonic_sim.training.TrainResult` (None for a cost-only run);
+    ``in_situ`` whether the strategy saw only the black-box closure.
+    """
+
+    report: dict
+    history: list[dict]
+    phases_by_mesh: dict[str, np.ndarray]
+    resolved: dict
+    checkpoint: bytes | None = None
+    phases: torch.Tensor | None = None
+    train: TrainResult | None = None
+    in_situ: bool = True
+
+    def write(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the run directory with :func:`photonic_sim.reports.write_run_dir` (atomic:
+        report.json, metrics.csv, report.md / report.html, figures, checkpoint/)."""
+        from photonic_sim.reports import write_run_dir  # the layer above: imported only here
+
+        files = {CHECKPOINT_FILE: self.checkpoint} if self.checkpoint else None
+        return write_run_dir(out_dir, self.report, self.history, self.resolved, self.phases_by_mesh, files,
+                             overwrite=overwrite)
+
+    def row(self, label: str | None = None) -> dict:
+        """One comparison row (``training.compare.summarize`` reads these): strategy (or
+        ``label``), seed, metric name, metric_final, queries, training energy / latency,
+        wall_s, history ``[[queries, metric], ...]`` at every evaluation, in_situ, stopped."""
+        rep, tr = self.report, self.report["training"]
+        final = rep["metrics"]["final"]
+        return {"strategy": label or tr.get("strategy"), "seed": rep["seed"], "metric": rep["metrics"]["name"],
+                "metric_final": math.nan if final is None else final, "queries": tr["queries"],
+                "training_energy_j": tr["energy_j"], "training_latency_s": tr["latency_s"], "wall_s": tr["wall_s"],
+                "history": [[h["queries"], h["metric"]] for h in self.history if h.get("metric") is not None],
+                "in_situ": self.in_situ, "stopped": tr.get("stopped")}
+
+
+class Experiment:
+    """One training run assembled from a scenario or from Python objects (module docstring).
+
+    Keyword arguments beyond the scenario's pieces: ``name`` (report's scenario name;
+    default the model's name), ``init_phases`` (start from these phases instead of random
+    ones), ``ideal`` (a chip without any non-ideality, float64: the offline model of
+    :meth:`weight_map`), ``torch_device`` (where chip and task tensors live, e.g. "cuda").
+    The pieces are built on first use of ``chip``/``network``/``task``/``strategy``/``trainer``
+    (or :meth:`build`); an Experiment runs once.
+    """
+
+    def __init__(self, *, devices: DeviceCard | str | Path, accelerator: AcceleratorCard | str | Path,
+                 model: NetworkSpec | str, task: Any, training: TrainingRecipe | str | Path | dict,
+                 seed: int = 0, name: str | None = None, init_phases: torch.Tensor | None = None,
+                 ideal: bool = False, torch_device: str | torch.device | None = None) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+            raise ScenarioError(PYTHON_SOURCE, "seed", f"{seed!r} is out of range", "integer 0 <= seed <= 2**32-1")
+        network = model if isinstance(model, NetworkSpec) else _preset(model)
+        task_cfg = _task_config(task)
+        recipe = _recipe(training, task_cfg)
+        _check_fit(network, task_cfg, recipe, {}, PYTHON_SOURCE)
+        scenario = Scenario(
+            path=Path(PYTHON_SOURCE), raw={}, name=name or network.name, description="", seed=seed,
+            device_card=devices if isinstance(devices, DeviceCard) else _load(load_device_card, devices, "devices"),
+            accelerator_card=accelerator if isinstance(accelerator, AcceleratorCard) else
+            _load(load_accelerator_card, accelerator, "accelerator"),
+            recipe=recipe, network=network, task=task_cfg)
+        self._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, *, init_phases: torch.Tensor | None = None, ideal: bool = False,
+                      torch_device: str | torch.device | None = None) -> Experiment:
+        """From a resolved scenario (``load_scenario(path, sets)``)."""
+        exp = cls.__new__(cls)
+        exp._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device)
+        return exp
+
+    @classmethod
+    def from_file(cls, path: str | Path, sets: list[str] | tuple[str, ...] = (), **kwargs) -> Experiment:
+        """From a scenario file or built-in scenario name, with ``--set`` style overrides."""
+        return cls.from_scenario(load_scenario(path, list(sets)), **kwargs)
+
+    def _setup(self, scenario: Scenario, *, init_phases, ideal, torch_device) -> None:
+        self.scenario = scenario
+        self.init_phases = init_phases
+        self.ideal = bool(ideal)
+        self.torch_device = torch_device
+        self._network = self._chip = self._task = self._strategy = self._trainer = None
+        self._params = None
+
+    def variant(self, name: str) -> Experiment:
+        """The experiment of one of the scenario's ``variants:`` entries."""
+        if name not in self.scenario.variants:
+            raise ScenarioError(str(self.scenario.path), "variants", f"no variant {name!r}",
+                                ", ".join(sorted(self.scenario.variants)) or "none defined")
+        return type(self).from_scenario(self.scenario.variants[name], init_phases=self.init_phases,
+                                        ideal=self.ideal, torch_device=self.torch_device)
+
+    # ------------------------------------------------------------------ what it is made of
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+    @property
+    def recipe(self) -> TrainingRecipe:
+        return self.scenario.recipe
+
+    @property
+    def device_card(self) -> DeviceCard:
+        return self.scenario.device_card
+
+    @property
+    def accelerator_card(self) -> AcceleratorCard:
+        return self.scenario.accelerator_card
+
+    @property
+    def spec(self) -> NetworkSpec:
+        return self.scenario.network
+
+    def resolved(self) -> dict:
+        """The resolved scenario (scenario.resolved.yaml)."""
+        return self.scenario.resolved()
+
+    # ------------------------------------------------------------------ built pieces
+    @property
+    def network(self):
+        """TONN (space / time multiplexed) or DenseONN, as the accelerator card says."""
+        if self._network is None:
+            acc, spec = self.accelerator_card, self.spec
+            if acc.architecture == "dense_onn":
+                self._network = DenseONN(spec, acc.block_size)
+            elif acc.architecture == "tonn_time":
+                blocks = TONN(spec, acc.block_size).num_blocks
+                self._network = TONN(spec, acc.block_size, "time", min(acc.num_cores or 1, blocks))
+            else:
+                self._network = TONN(spec, acc.block_size, "space")
+        return self._network
+
+    @property
+    def readout(self) -> str:
+        """Recipe readout, else the accelerator card's, else the device card's; PINNs need
+        signed outputs, so a PDE task defaults to coherent readout."""
+        if self.recipe.readout:
+            return self.recipe.readout
+        if self.scenario.task.kind == "pde":
+            return "coherent"
+        return self.accelerator_card.readout or self.device_card.photodetector.readout
+
+    @property
+    def chip(self) -> Chip:
+        if self._chip is None:
+            pde = self.scenario.task.kind == "pde"
+            kw = {} if self.torch_device is None else {"device": self.torch_device}
+            self._chip = Chip(self.network, self.device_card, seed=self.seed, readout=self.readout, ideal=self.ideal,
+                              exact_readout=pde and self.scenario.task.exact_readout,
+                              dtype=torch.float64 if pde or self.ideal else torch.float32, **kw)
+        return self._chip
+
+    @property
+    def task(self):
+        """ClassificationTask (digits, MNIST) or PINNTask (pde); ValueError for kind none."""
+        if self._task is None:
+            task, recipe, seed = self.scenario.task, self.recipe, self.seed
+            if task.kind in ("digits", "mnist"):
+                data = load_digits(seed, task.test_fraction) if task.kind == "digits" else \
+                    load_mnist(task.data_dir, seed, task.test_fraction)
+                self._task = ClassificationTask(data, batch_size=recipe.batch_size,
+                                                eval_batch_size=recipe.eval_batch_size,
+                                                logit_scale=recipe.logit_scale, loss=recipe.loss)
+            elif task.kind == "pde":
+                from photonic_sim.training.pinn import PINNTask
+
+                kw = {} if self.torch_device is None else {"device": self.torch_device}
+                self._task = PINNTask(task.pde, estimator=task.estimator, sigma=task.sigma, level=task.level,
+                                      mc_samples=task.mc_samples, collocation=task.collocation,
+                                      test_points=task.test_points, residual_points=task.residual_points,
+                                      eval_level=task.eval_level, seed=seed, **kw)
+            else:
+                raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
+        return self._task
+
+    @property
+    def params(self) -> torch.Tensor:
+        """The control vector the strategy trains (initial phases until the run)."""
+        if self._params is None:
+            params = self.chip.init_phases(torch.Generator().manual_seed(self.seed))
+            if self.init_phases is not None:
+                params = self.init_phases.detach().clone().to(dtype=params.dtype)
+            if self.torch_device is not None:
+                params = params.to(self.torch_device)
+            self._params = params
+        return self._params
+
+    @property
+    def strategy(self):
+        if self._strategy is None:
+            recipe, controls = self.recipe, self.chip.controls()
+            options = dict(recipe.strategy_options)
+            lr = options.pop("lr", 0.01)
+            fill_schedule_length(options, recipe.steps)
+            mask = None
+            if recipe.strategy in SUBSPACE_MASKS:
+                mask = controls["masks"][SUBSPACE_MASKS[recipe.strategy]]
+                if recipe.strategy == "tt-subspace":
+                    mask = mask | controls["masks"]["bias"]
+            gen = None if recipe.strategy == "fo" else torch.Generator().manual_seed(self.seed + 1)
+            self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
+                                           periods=controls["periods"], **options)
+        return self._strategy
+
+    @property
+    def trainer(self) -> Trainer:
+        if self._trainer is None:
+            self._trainer = self._make_trainer(None, False)
+        return self._trainer
+
+    def build(self) -> Experiment:
+        """Build every piece now (network, chip, task, strategy, trainer); returns self."""
+        _ = self.trainer
+        return self
+
+    def cost(self, ledger: dict) -> tuple[float, float]:
+        """(training energy J, latency s) of ledger totals (``accelerators.training_cost``)."""
+        c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger)
+        return c["energy_j"], c["latency_s"]
+
+    def _make_trainer(self, checkpoint_dir, progress: bool) -> Trainer:
+        recipe, stop = self.recipe, self.recipe.early_stopping
+        config = TrainConfig(steps=recipe.steps, eval_every=recipe.eval_every, seed=self.seed, progress=progress,
+                             patience=stop.patience if stop else None, min_delta=stop.min_delta if stop else 0.0,
+                             checkpoint_every=recipe.checkpoint_every or None)
+        return Trainer(self.chip, self.task, self.strategy, config, checkpoint_dir=checkpoint_dir, cost=self.cost)
+
+    # ------------------------------------------------------------------ running
+    def run(self, checkpoint_dir: str | Path | None = None, resume: bool = False,
+            progress: bool = False) -> ExperimentResult:
+        """Train (unless ``task.kind`` is none), evaluate and cost the run.
+
+        ``checkpoint_dir``: the trainer writes checkpoints there (every ``checkpoint_every``
+        steps and at the end) and ``resume=True`` continues from the one found there."""
+        t0 = time.perf_counter()
+        scenario, acc, dev, spec = self.scenario, self.accelerator_card, self.device_card, self.spec
+        inference = estimate(acc, spec, dev).to_dict()
+        base = {"scenario": scenario.name, "variant": scenario.variant, "seed": scenario.seed,
+                "task": scenario.task.model_dump(mode="json"), "counts": inference["counts"],
+                "area_mm2": inference["area_mm2"], "inference": inference["inference"]}
+        if scenario.task.kind == "none":
+            zero = training_cost(acc, spec, dev, {"queries": 0, "phase_settings": 0, "samples": 0})
+            report = {**base, "metrics": {"name": "none", "final": None, "best": None, "history_file": "metrics.csv"},
+                      "training": {"queries": 0, "energy_j": 0.0, "latency_s": 0.0,
+                                   "breakdown": zero["breakdown"], "wall_s": 0.0},
+                      "versions": versions(), "wall_s": time.perf_counter() - t0}
+            return ExperimentResult(report, [], {}, self.resolved())
+
+        if self._trainer is None or (self._trainer.step == 0 and (checkpoint_dir is not None or progress)):
+            self._trainer = self._make_trainer(checkpoint_dir, progress)
+        trainer, task, recipe = self._trainer, self.task, self.recipe
+        result = trainer.run(resume=resume)
+        tc = training_cost(acc, spec, dev, result.ledger)
+        report = {**base,
+                  "metrics": {"name": task.metric_name, "final": _finite(result.final.get("metric")),
+                              "best": _finite(result.best), "higher_is_better": task.higher_is_better,
+                              "history_file": "metrics.csv",
+                              **{k: _finite(v) for k, v in result.final.items() if k != "metric"}},
+                  "training": {"queries": int(result.ledger["queries"]), "energy_j": tc["energy_j"],
+                               "latency_s": tc["latency_s"], "breakdown": tc["breakdown"], "wall_s": result.wall_s,
+                               "strategy": recipe.strategy, "steps": trainer.step, "stopped": result.stopped,
+                               "ledger": result.ledger, "eval_ledger": result.eval_ledger},
+                  "versions": versions(), "wall_s": time.perf_counter() - t0}
+        ckpt = None
+        if checkpoint_dir is not None and (Path(checkpoint_dir) / CHECKPOINT_FILE).is_file():
+            ckpt = (Path(checkpoint_dir) / CHECKPOINT_FILE).read_bytes()
+        return ExperimentResult(report, [_history_row(r) for r in result.history],
+                                phases_by_mesh(self.network, result.phases), self.resolved(), ckpt,
+                                result.phases, result, bool(self.strategy.in_situ))
+
+    def weight_map(self, *, lr: float = 0.01, steps: int | None = None) -> tuple[torch.Tensor, ExperimentResult]:
+        """The weight-map baseline (not in situ): first-order training on the *ideal* model of
+        this network (same seed, initial phases and readout; plain SGD at ``lr`` for ``steps``,
+        default the recipe's), then mapping the learned weights back to phases
+        (``network.from_weights``; with intensity readout the last pass depends on the complex
+        block matrices, so the learned phases are kept as they are). Returns (phases to
+        deploy, the offline run's result); deploy with ``task.evaluate(chip, phases)`` or
+        start in-situ training from them (``init_phases=``)."""
+        recipe = self.recipe.model_copy(update={
+            "strategy": "fo", "strategy_options": {"lr": lr}, "steps": steps or self.recipe.steps,
+            "early_stopping": None, "checkpoint_every": 0})
+        offline = type(self).from_scenario(replace(self.scenario, recipe=recipe, variants={}),
+                                           init_phases=self.params, ideal=True, torch_device=self.torch_device)
+        result = offline.run()
+        learned = result.phases
+        if offline.readout == "coherent":
+            learned = offline.network.from_weights(offline.network.weights(learned))
+        return learned, result
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def phases_by_mesh(network, phases: torch.Tensor) -> dict[str, np.ndarray]:
+    """Phases of each hardware matrix as a [blocks, phases-per-block] array (for heatmaps)."""
+    out: dict[str, list] = {}
+    nb = network.block.num_phases
+    ph = phases.detach().to(torch.float64).cpu().numpy()
+    for name, sl in network.slices().items():
+        if not name.endswith(".U"):
+            continue
+        out.setdefault(name.split(".block(")[0], []).append(ph[sl.start : sl.start + nb])
+    return {name: np.stack(rows) for name, rows in out.items()}
+
+
+def _history_row(row: dict) -> dict:
+    return {"step": row["step"], "queries": row["queries"], "loss": _finite(row["loss"]),
+            "metric": _finite(row.get("metric")), "energy_j": row.get("energy_j"),
+            "latency_s": row.get("latency_s")}
+
+
+def _finite(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _load(loader, ref, key: str):
+    try:
+        return loader(ref)
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(PYTHON_SOURCE, key, str(exc).splitlines()[0][:200]) from None
+
+
+def _preset(name) -> NetworkSpec:
+    try:
+        return preset(name)
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(PYTHON_SOURCE, "model", str(exc), "a preset name or a NetworkSpec") from None
+
+
+def _task_config(task: Any):
+    if isinstance(task, BaseModel) and type(task) in TASKS.values():
+        return task
+    if isinstance(task, str):
+        task = {"kind": task}
+    if not isinstance(task, dict) or task.get("kind") not in TASKS:
+        kind = task.get("kind") if isinstance(task, dict) else task
+        raise ScenarioError(PYTHON_SOURCE, "task.kind", f"{kind!r} is not allowed", ", ".join(TASKS))
+    cfg = validate(TASKS[task["kind"]], task, PYTHON_SOURCE, "task")
+    if cfg.kind == "mnist":
+        cfg = cfg.model_copy(update={"data_dir": str(Path(cfg.data_dir).expanduser().resolve())})
+    return cfg
+
+
+def _recipe(training: Any, task) -> TrainingRecipe:
+    if isinstance(training, TrainingRecipe):
+        return training
+    if isinstance(training, (str, Path)):
+        return load_training_recipe(training)
+    if not isinstance(training, dict):
+        raise ScenarioError(PYTHON_SOURCE, "training", f"expected a recipe, got {type(training).__name__}",
+                            "a TrainingRecipe, a recipe name or path, or a mapping")
+    steps = training.get("steps")
+    defaults = {"name": str(training.get("strategy", "recipe")), "loss": "pinn" if task.kind == "pde" else
+                "cross_entropy", "eval_every": steps if isinstance(steps, int) else 1, **_RECIPE_DEFAULTS}
+    return validate(TrainingRecipe, {**defaults, **training}, PYTHON_SOURCE, "training")
