@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("list", help="available cards, recipes, scenarios, strategies, presets")
     p.set_defaults(func=cmd_list)
-    from photonic_sim.accelerators import cli as cost_cli
+    from photonic_sim import cli_cost as cost_cli
 
     cost_cli.add_parser(sub)
     try:

@@ -270,3 +270,220 @@ def test_cli_layers_and_scenario(capsys, tmp_path):
     scen.write_text("task: x\n")
     assert main(["cost", "--accelerator", "dense_onn", "--model", str(scen)]) == 2
     assert "model:" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- converters follow the card
+
+
+def _no_fom_card(tmp_path):
+    """The shipped silicon card without its adc.fom / dac.fom sections."""
+    import yaml
+
+    from photonic_sim.devices.cards import DEVICES_DIR
+
+    raw = yaml.safe_load((DEVICES_DIR / "silicon_thermo_optic.yaml").read_text())
+    del raw["adc"]["fom"], raw["dac"]["fom"]
+    path = tmp_path / "no_fom.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return path
+
+
+def test_converter_energy_follows_bits_walden():
+    acc = card("tonn_space")
+    dev8 = load_device_card("silicon_thermo_optic")
+    rep8 = estimate(acc, SMALL, dev8)
+    symbols = 24  # Σ passes·blocks·k of SMALL on tonn_space (test_inference_energy_by_hand)
+    for part in ("adc", "dac"):
+        dev6 = load_device_card("silicon_thermo_optic", {f"{part}.bits": 6})
+        rep6 = estimate(acc, SMALL, dev6)
+        fom = getattr(dev8, part).fom.walden
+        e8, e6 = rep8.inference["breakdown"]["energy_j"][part], rep6.inference["breakdown"]["energy_j"][part]
+        assert e8 == pytest.approx(symbols * fom * 2**8, rel=1e-12)  # E = FOM_W · 2^bits per conversion
+        assert e6 == pytest.approx(symbols * fom * 2**6, rel=1e-12)
+        assert e8 / e6 == pytest.approx(4.0, rel=1e-12)
+        area = getattr(dev8, part).area * acc.area_overhead
+        assert rep6.area_m2[part + "s"] == pytest.approx(rep8.area_m2[part + "s"] / 4, rel=1e-12)
+        assert rep8.area_m2[part + "s"] == pytest.approx(16 * area, rel=1e-12)  # 16 converters at the card's part
+    # the card's FOM reproduces its part at 8 bits: same energy as power / sample_rate
+    assert dev8.adc.fom.walden * 2**8 == pytest.approx(dev8.adc.power / dev8.adc.sample_rate, rel=1e-12)
+    assert dev8.dac.fom.walden * 2**8 == pytest.approx(dev8.dac.power / dev8.dac.sample_rate, rel=1e-12)
+    assert "Walden" in dev8.ref("adc.fom.walden") and "doi" in dev8.ref("adc.fom.walden")
+
+
+def test_converter_area_follows_sample_rate_energy_does_not():
+    acc = card("tonn_space")
+    base = estimate(acc, SMALL, load_device_card("silicon_thermo_optic"))
+    slow = estimate(acc, SMALL, load_device_card("silicon_thermo_optic", {"adc.sample_rate": 5e9}))
+    assert slow.area_m2["adcs"] == pytest.approx(base.area_m2["adcs"] / 2, rel=1e-12)  # ∝ sample rate
+    assert slow.inference["breakdown"]["energy_j"]["adc"] == pytest.approx(
+        base.inference["breakdown"]["energy_j"]["adc"], rel=1e-12)  # Walden E per conversion: no rate
+    assert slow.schedule["symbol_rate_hz"] == 5e9
+
+
+def test_card_without_fom_keeps_power_over_rate(tmp_path):
+    path = _no_fom_card(tmp_path)
+    d8 = load_device_card(path)
+    d6 = load_device_card(path, {"adc.bits": 6})
+    assert d8.adc.fom is None
+    e8 = estimate(card("tonn_space"), SMALL, d8).inference["breakdown"]["energy_j"]["adc"]
+    e6 = estimate(card("tonn_space"), SMALL, d6).inference["breakdown"]["energy_j"]["adc"]
+    assert e8 == e6 == pytest.approx(24 * d8.adc.power / d8.adc.sample_rate, rel=1e-12)
+
+
+# ---------------------------------------------------------------- a user's nn.Module
+
+
+def _digits_mlp():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).double()
+
+
+def test_estimate_plain_mlp_equals_digits_preset_on_dense_onn():
+    mlp = _digits_mlp()
+    got, want = estimate("dense_onn", mlp), estimate("dense_onn", "digits")
+    assert got.counts == want.counts and got.schedule == want.schedule
+    assert got.inference == want.inference  # same spec (relu read from nn.ReLU), phases unknown → mean π
+    assert got.model == "Sequential"
+
+
+def test_estimate_converted_model_equals_preset_counts():
+    import photonic_sim.nn as pnn
+
+    mlp = _digits_mlp()
+    tt_model = pnn.convert(mlp, mode="tt", tt_shapes={0: ((4, 4, 4), (4, 4, 4))}, ranks=4, block_size=8)
+    dense_model = pnn.convert(mlp, mode="dense", block_size=8)
+    for arch, model in (("tonn_space", tt_model), ("tonn_time", tt_model), ("dense_onn", dense_model),
+                        ("dense_onn", tt_model)):
+        got, want = estimate(arch, model), estimate(arch, "digits")
+        assert got.counts == want.counts, arch
+        assert got.schedule == want.schedule, arch
+        energy, ref = got.inference["breakdown"]["energy_j"], want.inference["breakdown"]["energy_j"]
+        for part in ref:
+            if part != "phase_shifters":  # heaters follow the programmed phases (next test)
+                assert energy[part] == pytest.approx(ref[part], rel=1e-12), (arch, part)
+
+
+def test_heater_power_uses_programmed_phases():
+    import photonic_sim.nn as pnn
+    import torch
+
+    model = pnn.convert(_digits_mlp(), mode="tt", tt_shapes={0: ((4, 4, 4), (4, 4, 4))}, ranks=4, block_size=8)
+    layers = [m for m in model.modules() if isinstance(m, (pnn.PhotonicLinear, pnn.TTPhotonicLinear))]
+    with torch.no_grad():  # known phases: U/V 3.0 rad, Σ 0.5 rad
+        for layer in layers:
+            sigma = layer.phase_periods() == math.pi
+            layer.phases.copy_(torch.where(sigma, 0.5, 3.0))
+    n_sigma = sum(int((layer.phase_periods() == math.pi).sum()) for layer in layers)
+    n_all = sum(layer.phases.numel() for layer in layers)
+    mean = (0.5 * n_sigma + 3.0 * (n_all - n_sigma)) / n_all
+    dev = load_device_card("silicon_thermo_optic")
+    rep = estimate("tonn_space", model, dev)
+    n_ps = rep.counts["phase_shifters"]
+    assert n_all == n_ps  # every phase shifter of tonn_space is programmed once
+    assert rep.link["heater_mean_phase_rad"] == pytest.approx(mean, rel=1e-12)
+    assert rep.link["heater_power_w"] == pytest.approx(n_ps * dev.phase_shifter.p_pi * mean / math.pi, rel=1e-12)
+    assert rep.inference["breakdown"]["energy_j"]["phase_shifters"] == pytest.approx(
+        rep.link["heater_power_w"] * rep.inference["latency_s"], rel=1e-12)
+    # explicit phases win over the model's
+    assert estimate("tonn_space", model, dev, phases=[math.pi]).link["heater_mean_phase_rad"] == pytest.approx(math.pi)
+
+
+def test_spec_from_module_errors_and_nesting():
+    torch = pytest.importorskip("torch")
+    from photonic_sim.accelerators.mapping import spec_from_module
+
+    with pytest.raises(ValueError, match="has no nn.Linear or photonic layer"):
+        spec_from_module(torch.nn.Sequential(torch.nn.ReLU()))
+    with pytest.raises(ValueError, match="do not chain"):
+        spec_from_module(torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Linear(6, 2)))
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh())
+            self.head = torch.nn.Linear(4, 2, bias=False)
+
+    spec = spec_from_module(Net())
+    assert [(l.in_features, l.out_features, l.activation, l.bias) for l in spec.layers] == [
+        (3, 4, "tanh", True), (4, 2, "none", False)]
+    assert spec_from_module(torch.nn.Linear(3, 2)).layers[0].out_features == 2  # a bare layer
+
+
+# ---------------------------------------------------------------- CLI: a user's network
+
+MODEL_PY = '''
+import torch
+import photonic_sim.nn as pnn
+
+def factory():
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    return pnn.convert(mlp, mode="tt", tt_shapes={0: ((4, 4, 4), (4, 4, 4))}, ranks=4)
+
+def plain():
+    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+
+def not_a_model():
+    return 42
+
+def needs_args(x):
+    return x
+
+def boom():
+    raise RuntimeError("no " * 200)
+'''
+
+
+def _cost_json(capsys, *argv):
+    assert main(["cost", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_model_py_factory_and_layer_yaml(capsys, tmp_path):
+    py = tmp_path / "model.py"
+    py.write_text(MODEL_PY)
+    want = _cost_json(capsys, "--accelerator", "tonn_space", "--model", "digits")
+    got = _cost_json(capsys, "--accelerator", "tonn_space", "--model", f"{py}:factory")
+    assert got["counts"] == want["counts"] and got["model"] == "Sequential"
+    assert got["link"]["heater_mean_phase_rad"] != pytest.approx(math.pi)  # the converted phases
+    plain = _cost_json(capsys, "--accelerator", "tonn_space", "--model", f"{py}:plain")
+    dense_want = _cost_json(capsys, "--accelerator", "tonn_space", "--model", "digits", "--layers", "2-2")
+    assert plain["counts"]["mzi_blocked"] == 64 * 64 + dense_want["counts"]["mzi_blocked"]  # 64×64 dense: 64 blocks
+    layers = tmp_path / "layers.yaml"
+    layers.write_text("layers:\n"
+                      "  - {kind: tt, in: 64, out: 64, in_modes: [4, 4, 4], out_modes: [4, 4, 4], ranks: 4,"
+                      " activation: relu}\n"
+                      "  - {kind: dense, in: 64, out: 10}\n")
+    got = _cost_json(capsys, "--accelerator", "tonn_space", "--model", str(layers))
+    assert got["counts"] == want["counts"] and got["inference"] == want["inference"] and got["model"] == "layers"
+
+
+@pytest.mark.parametrize("model,pattern", [
+    ("{py}:nope", "no function 'nope'"),
+    ("{py}:not_a_model", "returned int, not a torch.nn.Module"),
+    ("{py}:needs_args", "needs_args(): raised TypeError"),
+    ("{py}:boom", "boom(): raised RuntimeError"),
+    ("{py}:1x", "is not a Python name"),
+    ("{bad}:factory", "running the file raised SyntaxError"),
+    ("{tmp}/missing.py:factory", "no such .py file"),
+    ("{layers_bad_key}", "layers.0.ranks: missing"),
+    ("{layers_bad_in}", "layers.0.in: 65 is not the product"),
+    ("{layers_chain}", "layers: "),
+    ("{layers_empty}", "neither a scenario"),
+])
+def test_cli_user_model_bad_input(capsys, tmp_path, model, pattern):
+    (tmp_path / "model.py").write_text(MODEL_PY)
+    (tmp_path / "bad.py").write_text("def factory(:\n")
+    files = {"layers_bad_key": "layers:\n  - {kind: tt, in_modes: [4], out_modes: [4], rank: 2}\n",
+             "layers_bad_in": "layers:\n  - {kind: tt, in: 65, in_modes: [8, 8], out_modes: [8, 8], ranks: 2}\n",
+             "layers_chain": "layers:\n  - {kind: dense, in: 4, out: 5}\n  - {kind: dense, in: 6, out: 2}\n",
+             "layers_empty": "name: x\n"}
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    arg = model.format(py=tmp_path / "model.py", bad=tmp_path / "bad.py", tmp=tmp_path,
+                       **{name: tmp_path / f"{name}.yaml" for name in files})
+    assert main(["cost", "--accelerator", "tonn_space", "--model", arg]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and pattern in err, err
+    assert "allowed" in err and len(err) < 400  # user data is cut to a short preview

@@ -26,11 +26,15 @@ top arm it meets 2 phase shifters per mesh MZI, 1 per Σ attenuator and 1 per ou
 Powers and energies per inference:
 
 * phase shifters (static, held during the whole latency): N_ps · P_π · φ̄/π · t, with φ̄ the
-  mean of ``phases`` wrapped to [0, 2π) (default π: an untrained / random chip);
+  mean of the programmed phases wrapped to [0, 2π) (the heater power law P = P_π·φ/π of
+  ``PhaseShifter.power``): the ``phases`` given, else those of the model's photonic layers
+  (``photonic_phases``), else π (an untrained / random chip, or plain nn.Linear layers);
 * laser and TIAs are on while light streams: P_laser,el · t_opt and N_tia · P_tia · t_opt
   (idle stages are not power gated: conservative);
-* DAC, ADC: event driven, energy per conversion = power / sample_rate; conversions per
-  inference = Σ_s n_s · b_s · k each (every block input / output channel, padding included);
+* DAC, ADC: event driven; energy per conversion E = FOM_W · 2^bits when the card gives
+  ``fom`` (Walden figure of merit, J per conversion step: 8 → 6 bits divides E by 4), else
+  power / sample_rate of the card's part; conversions per inference = Σ_s n_s · b_s · k each
+  (every block input / output channel, padding included);
 * modulators: energy_per_symbol · Σ_s n_s · b_s · k;
 * digital ops: energy_per_op · [Σ_s n_s · R_s · (c_s − 1) partial-sum adds
   + Σ_layers out_features · (bias + activation)];
@@ -48,7 +52,14 @@ Latency of Q queries, S settings, N samples (one inference: Q = 1, S = 0, N = 1)
     energy  = N_ps·P_π·φ̄/π · latency + N · (laser + TIA + DAC + ADC + modulator + digital + SRAM)
 
 Area: Σ count · footprint per device type (phase shifters, couplers, modulators, detectors,
-TIAs, ADCs, DACs, lasers), each × area_overhead; m² inside, mm² in ``to_dict``.
+TIAs, ADCs, DACs, lasers), each × area_overhead; m² inside, mm² in ``to_dict``. A converter
+with ``fom`` has the footprint area · 2^(bits − area_bits) · sample_rate / area_rate (its
+card's part measured at area_bits, area_rate; assumed first-order scaling: the SAR capacitor
+array or DAC current-cell array ∝ 2^bits, interleaved channels ∝ sample rate).
+
+``model`` may also be a user's ``torch.nn.Module`` (``nn.Linear`` layers and/or
+``photonic_sim.nn`` layers, read by duck typing in ``mapping.spec_from_module``); the
+accelerator card's block size k and architecture decide the placement, as for a preset.
 """
 
 from __future__ import annotations
@@ -61,7 +72,9 @@ from typing import Any
 import numpy as np
 
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
-from photonic_sim.accelerators.mapping import Stage, hardware_counts, schedule, stages
+from photonic_sim.accelerators.mapping import (
+    Stage, hardware_counts, is_module, module_phases, schedule, spec_from_module, stages,
+)
 from photonic_sim.cores.spec import NetworkSpec, preset
 from photonic_sim.devices.cards import DeviceCard, load_device_card
 
@@ -118,17 +131,23 @@ class CostReport:
         }
 
 
-def estimate(architecture: str | Path | AcceleratorCard, model: str | NetworkSpec,
+def estimate(architecture: str | Path | AcceleratorCard, model: Any,
              devices: str | Path | DeviceCard = "silicon_thermo_optic", phases: Any = None) -> CostReport:
     """Counts, area and one inference's energy / latency (formulas: module docstring).
 
-    ``architecture``: accelerator card name, path or loaded card; ``model``: NetworkSpec or
-    preset name; ``devices``: device card name, path or loaded card; ``phases``: optional
-    array of phases (rad) whose mean sets the heater power (default mean π).
+    ``architecture``: accelerator card name, path or loaded card; ``model``: NetworkSpec,
+    preset name, or a ``torch.nn.Module`` (module docstring); ``devices``: device card name,
+    path or loaded card; ``phases``: optional array (or list of arrays) of the programmed
+    phase-shifter phases (rad) whose mean sets the heater power (default: the model's
+    photonic layers' phases, else mean π).
     """
     acc = architecture if isinstance(architecture, AcceleratorCard) else load_accelerator_card(architecture)
     dev = devices if isinstance(devices, DeviceCard) else load_device_card(devices)
-    net = model if isinstance(model, NetworkSpec) else preset(model)
+    if is_module(model):
+        net = spec_from_module(model)
+        phases = module_phases(model) if phases is None else phases
+    else:
+        net = model if isinstance(model, NetworkSpec) else preset(model)
     k, arch = acc.block_size, acc.architecture
     readout = acc.readout or dev.photodetector.readout
     st = stages(net, arch, k)
@@ -144,14 +163,15 @@ def estimate(architecture: str | Path | AcceleratorCard, model: str | NetworkSpe
     per_sample = {
         "laser": link["laser_electrical_w"] * t_opt,
         "tia": counts["tias"] * dev.tia.power * t_opt,
-        "dac": channel_symbols * dev.dac.power / dev.dac.sample_rate,
-        "adc": channel_symbols * dev.adc.power / dev.adc.sample_rate,
+        "dac": channel_symbols * conversion_energy(dev.dac),
+        "adc": channel_symbols * conversion_energy(dev.adc),
         "modulator": channel_symbols * dev.modulator.energy_per_symbol,
         "digital_ops": _digital_ops(net, st) * acc.digital.energy_per_op,
         "sram": _sram_values(st, arch) * math.ceil(dev.adc.bits / 8) * acc.digital.sram_energy_per_byte,
     }
+    mean_phase = _mean_phase(phases)
     rates = _Rates(
-        heater_power=counts["phase_shifters"] * dev.phase_shifter.p_pi * _mean_phase(phases) / math.pi,
+        heater_power=counts["phase_shifters"] * dev.phase_shifter.p_pi * mean_phase / math.pi,
         settle_time=dev.phase_shifter.settle_time,
         control_overhead=acc.digital.control_overhead,
         programs=programs,
@@ -159,10 +179,13 @@ def estimate(architecture: str | Path | AcceleratorCard, model: str | NetworkSpe
         per_sample=per_sample,
     )
     link["heater_power_w"] = rates.heater_power
+    link["heater_mean_phase_rad"] = mean_phase
+    link["adc_energy_per_conversion_j"] = conversion_energy(dev.adc)
+    link["dac_energy_per_conversion_j"] = conversion_energy(dev.dac)
     footprints = {
         "phase_shifters": dev.phase_shifter.area, "couplers": dev.coupler.area,
         "modulators": dev.modulator.area, "detectors": dev.photodetector.area, "tias": dev.tia.area,
-        "adcs": dev.adc.area, "dacs": dev.dac.area, "lasers": dev.laser.area,
+        "adcs": converter_area(dev.adc), "dacs": converter_area(dev.dac), "lasers": dev.laser.area,
     }
     area = {name: counts[name] * a * acc.area_overhead for name, a in footprints.items()}
     sched = {
@@ -179,7 +202,7 @@ def estimate(architecture: str | Path | AcceleratorCard, model: str | NetworkSpe
     )
 
 
-def training_cost(architecture: str | Path | AcceleratorCard, model: str | NetworkSpec,
+def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
                   devices: str | Path | DeviceCard, ledger: dict[str, float], phases: Any = None) -> dict[str, Any]:
     """Energy (J) and latency (s) of a training run from the chip ledger totals.
 
@@ -187,7 +210,9 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: str | Netwo
     measured), ``phase_settings`` (times phases were programmed), ``samples`` (input vectors
     pushed through, summed over queries); optional ``calls``, ``dac_conversions``,
     ``adc_conversions``, ``clipped`` are echoed, not priced (control overhead is charged per
-    query; conversions per sample follow from the schedule). Linear in the ledger.
+    query; conversions per sample follow from the schedule). Linear in the ledger. ``model``
+    and ``phases`` as in :func:`estimate`: pass the run's programmed phase-shifter phases (the
+    phase entries of the final control vector) so the heater energy follows them.
     """
     allowed = ", ".join(PRICED_KEYS + INFO_KEYS)
     for key in ledger:
@@ -203,6 +228,23 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: str | Netwo
     out = _price(rates, ledger["queries"], ledger["phase_settings"], ledger["samples"])
     out["ledger"] = dict(ledger)
     return out
+
+
+def conversion_energy(converter: Any) -> float:
+    """J per conversion of a card's ``adc`` / ``dac`` section: FOM_W · 2^bits with ``fom``,
+    else power / sample_rate (module docstring)."""
+    if converter.fom is not None:
+        return converter.fom.walden * 2.0**converter.bits
+    return converter.power / converter.sample_rate
+
+
+def converter_area(converter: Any) -> float:
+    """m² of one converter: area · 2^(bits − area_bits) · sample_rate / area_rate with ``fom``,
+    else the card's area (module docstring)."""
+    fom = converter.fom
+    if fom is None:
+        return converter.area
+    return converter.area * 2.0 ** (converter.bits - fom.area_bits) * converter.sample_rate / fom.area_rate
 
 
 # ---------------------------------------------------------------- internals
@@ -264,9 +306,9 @@ def _sram_values(st: list[Stage], arch: str) -> int:
 def _mean_phase(phases: Any) -> float:
     if phases is None:
         return math.pi
-    if hasattr(phases, "detach"):
-        phases = phases.detach().cpu().numpy()
-    arr = np.asarray(phases, dtype=float)
+    parts = phases if isinstance(phases, (list, tuple)) else [phases]
+    arrays = [np.asarray(p.detach().cpu().numpy() if hasattr(p, "detach") else p, dtype=float).ravel() for p in parts]
+    arr = np.concatenate(arrays) if arrays else np.zeros(0)
     if arr.size == 0 or not np.all(np.isfinite(arr)):
         raise ValueError("phases: need a non-empty array of finite phases (allowed: real numbers, rad)")
     return float(np.mod(arr, 2 * math.pi).mean())

@@ -48,9 +48,10 @@ blocks run in parallel and stages one after another: ``Σ_stages passes``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from photonic_sim.cores.spec import NetworkSpec, blocks_for
+from photonic_sim.cores.spec import LayerSpec, NetworkSpec, blocks_for, dense
 
 
 @dataclass(frozen=True)
@@ -137,3 +138,86 @@ def hardware_counts(stage_list: list[Stage], architecture: str, k: int, num_core
         "tias": channels,
         "adcs": channels,
     }
+
+
+# ---------------------------------------------------------------- a user's nn.Module
+
+# activation modules (by class name) → LayerSpec activation of the layer they follow
+MODULE_ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Sin": "sin", "Sine": "sin"}
+
+
+def is_module(model: Any) -> bool:
+    """Whether ``model`` looks like a ``torch.nn.Module`` (duck typing: ``named_children``)."""
+    return callable(getattr(model, "named_children", None)) and callable(getattr(model, "modules", None))
+
+
+def spec_from_module(model: Any, name: str | None = None) -> NetworkSpec:
+    """The chain of linear layers of a user's ``torch.nn.Module`` as a NetworkSpec.
+
+    Duck typed, so this package never imports ``photonic_sim.nn``: a submodule with a
+    ``photonic_spec`` attribute (a LayerSpec: ``photonic_sim.nn`` layers) is taken as it is
+    (its children are not visited); a leaf with integer ``in_features`` / ``out_features`` and
+    a 2-d ``weight`` of shape (out, in) (``nn.Linear``) is a dense layer, with a bias when its
+    ``bias`` is not None. Modules are visited in registration order (``named_children``,
+    depth first); an activation module (class name in ``MODULE_ACTIVATIONS``) right after a
+    layer sets that layer's activation (it only changes the digital-op count). Activations
+    called as functions inside ``forward`` are not seen. Raises ValueError (one line) when no
+    layer is found or the widths do not chain.
+    """
+    layers: list[LayerSpec] = []
+    last_was_layer = False
+
+    def visit(module: Any) -> None:
+        nonlocal last_was_layer
+        for _, child in module.named_children():
+            spec = getattr(child, "photonic_spec", None)
+            if isinstance(spec, LayerSpec):
+                layers.append(spec)
+                last_was_layer = True
+            elif _is_linear(child):
+                layers.append(dense(child.in_features, child.out_features, bias=getattr(child, "bias", None) is not None))
+                last_was_layer = True
+            elif type(child).__name__ in MODULE_ACTIVATIONS and last_was_layer and layers[-1].activation == "none":
+                layers[-1] = replace(layers[-1], activation=MODULE_ACTIVATIONS[type(child).__name__])
+                last_was_layer = False
+            else:
+                visit(child)
+
+    bare = isinstance(getattr(model, "photonic_spec", None), LayerSpec) or _is_linear(model)
+    visit(_Holder(model) if bare else model)
+    label = name or type(model).__name__
+    if not layers:
+        raise ValueError(f"model: {label} has no nn.Linear or photonic layer"
+                         " (allowed: a torch.nn.Module with nn.Linear / photonic_sim.nn layers)")
+    try:
+        return NetworkSpec(label, tuple(layers))
+    except ValueError as exc:
+        raise ValueError(f"model: {exc} (allowed: a chain of linear layers, each out_features = next in_features)") from None
+
+
+class _Holder:
+    """A one-child stand-in so a bare layer is visited like a model holding it."""
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+
+    def named_children(self):
+        return iter((("0", self._child),))
+
+
+def _is_linear(m: Any) -> bool:
+    fin, fout, w = getattr(m, "in_features", None), getattr(m, "out_features", None), getattr(m, "weight", None)
+    return (isinstance(fin, int) and isinstance(fout, int) and getattr(w, "shape", None) is not None
+            and tuple(w.shape) == (fout, fin))
+
+
+def module_phases(model: Any) -> list[Any] | None:
+    """The programmed phases of every photonic layer (``photonic_phases``), or None when a
+    priced layer has none (a plain nn.Linear: its phases are not known)."""
+    found = []
+    for m in model.modules():
+        if isinstance(getattr(m, "photonic_spec", None), LayerSpec):
+            found.append(getattr(m, "photonic_phases", None))
+        elif _is_linear(m):
+            return None
+    return found if found and all(p is not None for p in found) else None

@@ -94,12 +94,23 @@ class TIACard(Section):
     area: float = _q("area", ge=0)
 
 
+class ConverterFOMCard(Section):
+    """Optional ``adc.fom`` / ``dac.fom``: energy per conversion walden · 2^bits (Walden figure
+    of merit, J per conversion step); ``area`` scales by 2^(bits − area_bits) · sample_rate /
+    area_rate from the part it was measured on (the cost model's docstring has the laws)."""
+
+    walden: float = _q("energy", gt=0)
+    area_bits: int = _q("bits", ge=1, le=32)
+    area_rate: float = _q("sample_rate", gt=0)
+
+
 class ADCCard(Section):
     bits: int = _q("bits", ge=1, le=32)
     sample_rate: float = _q("sample_rate", gt=0)
     power: float = _q("power", ge=0)
     area: float = _q("area", ge=0)
     full_scale: float = _q("voltage", gt=0)
+    fom: ConverterFOMCard = None  # optional; absent: power / sample_rate per conversion, area as given
 
 
 class DACCard(Section):
@@ -107,6 +118,7 @@ class DACCard(Section):
     sample_rate: float = _q("sample_rate", gt=0)
     power: float = _q("power", ge=0)
     area: float = _q("area", ge=0)
+    fom: ConverterFOMCard = None  # optional, as adc.fom
 
 
 class ModulatorCard(Section):
