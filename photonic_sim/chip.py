@@ -24,7 +24,8 @@ Physics of one query (all batched over P phase settings and B inputs):
 2. **Couplers**: static κ = 0.5 + δκ per coupler (``coupler.imbalance_std``), drawn once.
    Uniform insertion loss is an overall attenuation that the laser link budget pays for
    (the cost model charges it); it is simulated only with ``insertion_loss=True``.
-3. **Modulators** (E/O): real signed amplitudes in [−1, 1] with DAC quantization. Each
+3. **Modulators** (E/O; steps 3 and 4 are the chip's readout chain, a device-level object
+   it owns: ``photonic_sim.devices.ReadoutChain``): real signed amplitudes in [−1, 1] with DAC quantization. Each
    vector is scaled digitally to the DAC range before conversion and scaled back after
    detection (block floating point, done by the electronic controller; exact for a linear
    optical pass).
@@ -39,30 +40,32 @@ Physics of one query (all batched over P phase settings and B inputs):
    corresponds to a normalized amplitude ``full_scale_amplitude`` (default 1; block floating point keeps DAC inputs within [−1, 1], so block outputs rarely exceed it).
 
 The chip is seeded: the same ``seed`` gives the same static errors and, for the same
-sequence of calls, bit-identical readings.
+sequence of calls, bit-identical readings. ``state_dict`` holds all the state that is not
+drawn again from the seeds (noise generator, ledger, programmed vector, block gains).
+
+Strategies never get the chip: a task hands them ``chip.closure(loss)``, a :class:`ChipClosure`
+that can only be called and counted (see its docstring for what "not reachable" covers).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from scipy.constants import elementary_charge
 
-from photonic_sim.cores._fused_read import Readout
 from photonic_sim.devices import (
     MZI,
     DeviceCard,
     DirectionalCoupler,
-    Modulator,
     PhaseShifter,
-    Photodetector,
+    ReadoutChain,
     crosstalk_from_card,
 )
+from photonic_sim.devices.readout import READOUTS
 
 Tensor = torch.Tensor
-READOUTS = ("intensity", "coherent")
 
 
 @dataclass
@@ -138,18 +141,27 @@ class Chip:
         self.dtype = dtype
         self.device = torch.device(device)
         self.ledger = Ledger()
+        # ONE per-query noise generator: dynamic phase noise here, detector noise in the readout chain
         self._gen = torch.Generator(device=self.device).manual_seed(int(seed))
         self._shifter = PhaseShifter.from_card(card)
-        self._detector = Photodetector.from_card(card)
-        self._modulator = Modulator.from_card(card)
-        r, g, fs = self._detector.responsivity, self._detector.tia_gain, self._detector.full_scale
-        # channel power so that the ADC full scale is `full_scale_amplitude` (coherent, bipolar)
-        self.channel_power = fs / (2.0 * g * r * full_scale_amplitude)
+        self._readout_chain = ReadoutChain.from_card(card, generator=self._gen, readout=readout,
+                                                     exact=self.exact_readout,
+                                                     full_scale_amplitude=full_scale_amplitude)
         self._programmed: Tensor | None = None
         self._current: Tensor | None = None
         self._build_static(int(seed if static_seed is None else static_seed), insertion_loss)
 
     # ------------------------------------------------------------------ controls
+    @property
+    def channel_power(self) -> float:
+        """P_ch (W): the optical power of a full-scale channel (module docstring, 4)."""
+        return self._readout_chain.channel_power
+
+    @property
+    def _detector(self):
+        """The readout chain's photodetector (``Photodetector``: diode, TIA, ADC)."""
+        return self._readout_chain.detector
+
     @property
     def num_phases(self) -> int:
         """Length of the control vector."""
@@ -206,29 +218,53 @@ class Chip:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"inputs: need shape [B, {self.in_features}], got {tuple(x.shape)}")
         self._account(ph.detach(), x.shape[0])
+        chain = self._readout_chain
         grad = torch.enable_grad() if differentiable else torch.no_grad()
-        with grad:
-            realised = self._realise(ph.to(self.device, torch.float64), differentiable)
-            out = self._net.forward(
-                x.to(self.device, self.dtype), realised,
-                encode=_Encode(self, differentiable),
-                detect=_Detect(self, differentiable),
-                kappa=self._kappa, loss_db=self._loss_db,
-                normalize=not self.exact_readout, final_intensity=self.readout == "intensity", dtype=self.dtype,
-            )
+        try:
+            with grad:
+                realised = self._realise(ph.to(self.device, torch.float64), differentiable)
+                out = self._net.forward(
+                    x.to(self.device, self.dtype), realised, readout=chain, differentiable=differentiable,
+                    kappa=self._kappa, loss_db=self._loss_db,
+                    normalize=not self.exact_readout, final_intensity=self.readout == "intensity", dtype=self.dtype,
+                )
+        finally:  # the chain's E/O and O/E conversions of this call land in the ledger
+            for key, value in chain.take_counts().items():
+                setattr(self.ledger, key, getattr(self.ledger, key) + value)
         return out[0] if single else out
 
+    def closure(self, loss: Callable[[Tensor], Tensor]) -> ChipClosure:
+        """``loss`` (phases [P, N] → losses [P], measured on this chip) as the black box a
+        strategy receives (:class:`ChipClosure`): calling it and its query counters only."""
+        return ChipClosure(loss, self.ledger)
+
     def state_dict(self) -> dict:
-        """Noise generator state, programmed phases and ledger (for checkpoints)."""
+        """Everything a chip built with the same arguments needs to continue bit for bit
+        (checkpoints): ``generator`` (the per-query noise generator: dynamic phase noise and
+        the readout chain's detector noise), ``ledger`` (totals), ``current`` / ``programmed``
+        (the vector ``set_phases`` gave / the last one programmed, or None), ``block_scales``
+        (the network's electronic block gains s_b, set when weights are mapped) and
+        ``num_phases`` (checked on load). Static device errors are not stored: they are drawn
+        again from ``static_seed``. Tensors, ints and None only, so
+        ``torch.load(..., weights_only=True)`` reads a saved one."""
         return {"generator": self._gen.get_state(), "ledger": self.ledger.totals(),
                 "current": None if self._current is None else self._current.clone(),
-                "programmed": None if self._programmed is None else self._programmed.clone()}
+                "programmed": None if self._programmed is None else self._programmed.clone(),
+                "block_scales": self._net.block_scales.clone(), "num_phases": self.num_phases}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()`` (``block_scales`` / ``num_phases`` optional, for
+        checkpoints written before they were saved)."""
+        n = state.get("num_phases", self.num_phases)
+        scales = state.get("block_scales")
+        if n != self.num_phases or (scales is not None and tuple(scales.shape) != (self._net.num_blocks,)):
+            raise ValueError(f"state: saved for another network (num_phases {n}, this chip has {self.num_phases})")
         self._gen.set_state(state["generator"])
         self.ledger.load(state["ledger"])
         self._current = state["current"]
         self._programmed = state["programmed"]
+        if scales is not None:
+            self._net.block_scales = scales.to(torch.float64).clone()
 
     # ------------------------------------------------------------------ internals
     def _account(self, ph: Tensor, batch: int) -> None:
@@ -291,101 +327,91 @@ class Chip:
                                                            device=out.device)
         return torch.cat((out, ph[:, span:]), 1)
 
-    def _encode(self, v: Tensor, differentiable: bool) -> Tensor:
-        cdt = torch.complex64 if v.dtype == torch.float32 else torch.complex128
-        self.ledger.dac_conversions += v.numel()
-        if self.exact_readout:
-            return v.to(cdt)
-        # DAC quantization only: the modulator's insertion loss is a uniform attenuation paid
-        # by the laser link budget (cost model), like the mesh insertion loss.
-        q = self._modulator.quantize(v)
-        if differentiable:
-            q = v + (q - v).detach()
-        return q.to(cdt)
 
-    def _detect(self, field: Tensor, final: bool, differentiable: bool) -> Tensor:
-        """O/E conversion of block outputs ``field`` [..., k] (module docstring, 4)."""
-        coherent = not final or self.readout == "coherent"
-        self.ledger.adc_conversions += field.numel()
-        if self.exact_readout:
-            return field.real if coherent else field.real.square() + field.imag.square()
-        det, pch = self._detector, self.channel_power
-        g, r = det.tia_gain, det.responsivity
-        if coherent:
-            exact = field.real
-            # balanced homodyne, P± = P_ch|y ± 1|²/2 (Photodetector.homodyne_read)
-            volts, clipped = det.homodyne_read(field.detach(), pch, self._gen)
-            reading = volts.mul_(1.0 / (2.0 * g * r * pch))
-        else:
-            exact = field.real.square() + field.imag.square()  # |y|² without the complex abs' sqrt
-            volts, clipped = det.read((pch * exact).detach(), self._gen)
-            reading = (volts / g - det.dark_current) / (r * pch)
-        self.ledger.clipped += clipped
-        reading = reading.to(exact.dtype)
-        if differentiable:
-            reading = exact + (reading - exact).detach()
-        return reading
+# ---------------------------------------------------------------------- the black box
+class _ClosureState:
+    """What a :class:`ChipClosure` does and has counted (held only in ``_CLOSURES``)."""
 
-    def _readout(self, final: bool) -> Readout:
-        """``_detect``'s chain as plain numbers for the fused kernel (``cores._fused_read``):
-        the same constants, in the same order, as ``Photodetector.homodyne_read`` / ``read`` /
-        ``adc`` and the conversion to reading units above; exact readout: noise and ADC off."""
-        coherent = not final or self.readout == "coherent"
-        if self.exact_readout:
-            return Readout(coherent, False, False, amp=1.0, responsivity=1.0, dark_current=0.0, shot=0.0,
-                           bandwidth=0.0, floor=0.0, tia_gain=1.0, lsb=1.0, kmin=0.0, kmax=0.0, back=1.0)
-        det, pch = self._detector, self.channel_power
-        g, r = det.tia_gain, det.responsivity
-        lsb, kmin, kmax = det.adc_grid(bipolar=coherent)
-        if coherent:
-            scale, floor = det.homodyne_noise(pch)
-            return Readout(True, True, True, amp=2.0 * r * pch, responsivity=r, dark_current=det.dark_current,
-                           shot=scale, bandwidth=det.bandwidth, floor=floor, tia_gain=g, lsb=lsb, kmin=kmin,
-                           kmax=kmax, back=1.0 / (2.0 * g * r * pch), generator=self._gen)
-        return Readout(False, True, True, amp=pch, responsivity=r, dark_current=det.dark_current,
-                       shot=2.0 * elementary_charge, bandwidth=det.bandwidth, floor=det.thermal_variance,
-                       tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=r * pch, generator=self._gen)
+    __slots__ = ("loss", "ledger", "calls", "queries", "phase_settings")
+
+    def __init__(self, loss: Callable[[Tensor], Tensor], ledger: Ledger) -> None:
+        self.loss, self.ledger = loss, ledger
+        self.calls = self.queries = self.phase_settings = 0
 
 
-class _Encode:
-    """The chip's E/O conversion as the network sees it (``PhotonicNetwork.forward``): called
-    on real vectors (torch path), or described by ``dac_levels()`` for the fused kernel, which
-    reports its conversions back through ``tally`` (same ledger count as calling it).
-    ``differentiable``: no description, so the straight-through torch path always runs."""
-
-    def __init__(self, chip: Chip, differentiable: bool) -> None:
-        self._chip, self._differentiable = chip, differentiable
-
-    def __call__(self, v: Tensor) -> Tensor:
-        return self._chip._encode(v, self._differentiable)
-
-    def dac_levels(self) -> int | None:
-        """``Modulator.half_levels`` of the DAC, 0 for no quantization (exact readout), None
-        when only the torch path may run (differentiable)."""
-        if self._differentiable:
-            return None
-        return 0 if self._chip.exact_readout else self._chip._modulator.half_levels
-
-    def tally(self, conversions: int) -> None:
-        self._chip.ledger.dac_conversions += int(conversions)
+# id(closure) → its state; an entry lives exactly as long as its closure (``ChipClosure.__del__``).
+_CLOSURES: dict[int, _ClosureState] = {}
 
 
-class _Detect:
-    """The chip's O/E conversion as the network sees it (``PhotonicNetwork.forward``):
-    called on block output fields (torch path), or described by ``readout(final)`` as plain
-    numbers for the fused kernel, which reports its conversions and clipped samples back
-    through ``tally`` (same ledger counts as calling it). ``differentiable``: no record, so
-    the straight-through torch path always runs."""
+class ChipClosure:
+    """The loss closure a strategy receives: ``losses = f(phases[P, N])``, and its counters.
 
-    def __init__(self, chip: Chip, differentiable: bool) -> None:
-        self._chip, self._differentiable = chip, differentiable
+    Calling it is the only thing it does: one call measures all P settings on the chip (the
+    task's loss of one batch) and returns losses [P] (float64; with the autograd graph when
+    the task built it ``differentiable`` for the first-order baseline). Read-only counters of
+    the queries spent through THIS closure: ``calls``, ``queries`` (settings measured, the
+    chip ledger's count) and ``phase_settings`` (phase vectors programmed).
 
-    def __call__(self, field: Tensor, final: bool) -> Tensor:
-        return self._chip._detect(field, final, self._differentiable)
+    The chip is not reachable from it by ordinary access: the instance has no attributes
+    (``__slots__ = ()``: no ``__dict__``, no weak references), its class's methods have no
+    closure cells, defaults or bound objects that lead to the chip, and it refuses to be
+    pickled or copied. Its loss function and the chip's ledger live in a module-private
+    table keyed by the instance's id, dropped with the instance. What this does NOT cover —
+    Python has no private memory, and these routes reach anything in the process, not just
+    this closure's chip: the ``gc`` module, frames (``sys._getframe``, a traceback's
+    ``tb_frame.f_locals`` after an exception raised inside a call), module namespaces
+    (``__globals__``, ``sys.modules``, ``inspect.getclosurevars(...).globals``: what any code
+    can ``import``) and ``ctypes``. tests/test_blackbox.py walks the ordinary routes.
+    """
 
-    def readout(self, final: bool) -> Readout | None:
-        return None if self._differentiable else self._chip._readout(final)
+    __slots__ = ()
 
-    def tally(self, conversions: int, clipped: int) -> None:
-        self._chip.ledger.adc_conversions += int(conversions)
-        self._chip.ledger.clipped += int(clipped)
+    def __new__(cls, loss: Callable[[Tensor], Tensor], ledger: Ledger) -> ChipClosure:
+        if not callable(loss):
+            raise TypeError(f"loss: need a callable phases [P, N] -> losses [P], got {type(loss).__name__}")
+        self = super().__new__(cls)
+        _CLOSURES[id(self)] = _ClosureState(loss, ledger)
+        return self
+
+    def __del__(self) -> None:
+        try:
+            _CLOSURES.pop(id(self), None)
+        except (NameError, TypeError, AttributeError):  # interpreter shutdown: the table is gone
+            pass
+
+    def __call__(self, phases: Tensor) -> Tensor:
+        state = _CLOSURES[id(self)]
+        ledger = state.ledger
+        queries, settings = ledger.queries, ledger.phase_settings
+        try:
+            return state.loss(phases)
+        finally:
+            state.calls += 1
+            state.queries += ledger.queries - queries
+            state.phase_settings += ledger.phase_settings - settings
+
+    @property
+    def calls(self) -> int:
+        """Times this closure was called."""
+        return _CLOSURES[id(self)].calls
+
+    @property
+    def queries(self) -> int:
+        """Queries (phase setting × input batch) measured through this closure."""
+        return _CLOSURES[id(self)].queries
+
+    @property
+    def phase_settings(self) -> int:
+        """Phase vectors programmed through this closure (each costs a settle)."""
+        return _CLOSURES[id(self)].phase_settings
+
+    def __repr__(self) -> str:
+        return f"<ChipClosure: {self.calls} calls, {self.queries} queries, {self.phase_settings} phase settings>"
+
+    def __reduce_ex__(self, protocol=None):
+        raise TypeError("ChipClosure: a chip closure cannot be pickled or copied (it is the chip's black box)")
+
+    __reduce__ = __reduce_ex__
+
+    def __init_subclass__(cls, **kwargs):
+        raise TypeError("ChipClosure: cannot be subclassed")

@@ -1,7 +1,7 @@
 """Fused CPU kernel: blocked matrix–vector products with the O/E readout of every block output.
 
 Why. ``PhotonicNetwork._matvec`` multiplies every k×k block matrix with every input vector
-and hands each block output field to the chip's ``detect`` (noise, TIA, ADC), then scales
+and hands each block output field to the readout chain's ``detect`` (noise, TIA, ADC), then scales
 and sums the block columns. In torch that is a complex bmm plus ~15 elementwise passes
 over a [P, rows, bc, N, k] tensor; one C call per matrix does the same arithmetic in cache,
 with no intermediate tensors.
@@ -11,7 +11,8 @@ What it computes. For every setting p, block row r and vector n:
     out[p, n, r·k + j] = Σ_c s[r, c] · read(y_j),   y = B[p, r, c] · x[p, n, c-th k entries]
 
 (c in order, partial sums rounded as torch's ``(readings * scales).sum(2)``), where ``read``
-is the chain described by a :class:`Readout` (plain numbers handed over by the chip; SI
+is the chain described by a :class:`Readout` (plain numbers from the chip's readout chain,
+``photonic_sim.devices.readout.ReadoutChain.kernel_readout``; SI
 units; y dimensionless, the normalized amplitude):
 
 * coherent (balanced homodyne, ``Photodetector.homodyne_read``): I = a·Re y (A);
@@ -28,7 +29,7 @@ equal it to float rounding: the matvec's summation order also differs from the B
 (~1 ulp in y), which can move a value across an ADC code boundary (one LSB, rare). The
 standard normals z are NOT torch's: drawing them with torch cost as much as the rest of the
 kernel and runs on one thread, so the kernel draws its own from a counter-based generator
-(Philox4x32-10, Box–Muller; ``normals``), keyed by ONE 62-bit draw from the chip's generator
+(Philox4x32-10, Box–Muller; ``normals``), keyed by ONE 62-bit draw from the chain's generator
 per call (``draw_key``) and one stream per (setting, block, tile of 16 vectors). So the noisy
 readings have the torch path's distribution but not its realisation; a seed still reproduces
 them bit for bit, whatever the thread count — the contract tested in tests/test_fused_read.py.
@@ -61,11 +62,11 @@ caller checks: see ``usable``).
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 
 import torch
 
 from photonic_sim.circuits import _fused
+from photonic_sim.devices.readout import Readout  # the chain as plain numbers; re-exported here
 
 Tensor = torch.Tensor
 
@@ -369,42 +370,6 @@ _PARAMS = 16
 _LIB = _fused.LazyLibrary(lambda: _load())
 
 
-@dataclass(frozen=True)
-class Readout:
-    """The O/E chain of one optical pass as plain numbers (SI units; module docstring).
-
-    ``coherent``: balanced homodyne (True) or intensity (False) readout; ``noisy``: add
-    σ·z with z ~ N(0, 1) (the kernel's Philox normals, keyed by a draw from ``generator``);
-    ``quantize``: apply the ADC. ``amp`` a: A per
-    unit Re y (coherent: 2R·P_ch) or W per unit |y|² (intensity: P_ch); ``responsivity``
-    R (A/W, intensity); ``dark_current`` I_d (A, intensity); ``shot``: coherent s (A² per
-    unit |y|²), intensity 2q (C); ``bandwidth`` B (Hz, intensity); ``floor`` f (A²: noise
-    variance not proportional to the signal); ``tia_gain`` G (V/A); ``lsb`` (V), ``kmin``,
-    ``kmax`` (ADC code range); ``back``: coherent reading = V·back, intensity reading =
-    (V/G − I_d)/back.
-    """
-
-    coherent: bool
-    noisy: bool
-    quantize: bool
-    amp: float
-    responsivity: float
-    dark_current: float
-    shot: float
-    bandwidth: float
-    floor: float
-    tia_gain: float
-    lsb: float
-    kmin: float
-    kmax: float
-    back: float
-    generator: torch.Generator | None = None
-
-    def params(self) -> tuple[float, ...]:
-        return (float(self.coherent), float(self.quantize), self.amp, self.responsivity, self.dark_current,
-                self.shot, self.bandwidth, self.floor, self.tia_gain, self.lsb, self.kmin, self.kmax, self.back)
-
-
 def kernel() -> ctypes.CDLL | None:
     """The compiled library (built on first call), or None (reason in ``unavailable_reason()``)."""
     return _LIB.get()
@@ -436,7 +401,7 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     lead dims the output's last lead dim is laid out after the rows in memory (out
     [P, ..., I, rows] is a transposed view of [P, ..., rows, I]), so the TT contraction's
     next reshape (``tt.contract``) is a view, not a copy. E/O conversion in the kernel, as
-    ``PhotonicNetwork.forward``'s torch path with the chip's encoder: ``power`` > 0 divides
+    ``PhotonicNetwork.forward``'s torch path with the readout chain's ``encode``: ``power`` > 0 divides
     each vector by its largest magnitude and multiplies its readings by that to the
     ``power`` (block floating point); ``dac`` > 0 quantizes to ``dac`` half levels
     (``Modulator.quantize``). One kernel call; a noisy ``readout`` takes one key from its
@@ -473,7 +438,7 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
 
 
 def draw_key(generator: torch.Generator | None) -> int:
-    """A 62-bit Philox key from ``generator`` (one draw: the chip's generator moves on)."""
+    """A 62-bit Philox key from ``generator`` (one draw: the generator moves on)."""
     if generator is None:
         raise ValueError("generator: a noisy Readout needs a torch.Generator")
     return int(torch.randint(0, 2**62, (1,), generator=generator))

@@ -55,6 +55,7 @@ in per-device imperfections (``kappa``/``loss_db`` are given per hardware block)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -111,6 +112,15 @@ class _Placed(NamedTuple):
     @property
     def num_blocks(self) -> int:
         return self.block_rows * self.block_cols
+
+
+class _Conversion(NamedTuple):
+    """How one forward converts signals: ``encode(v)`` (E/O), ``detect(field, final)`` (O/E),
+    and ``chain``, the readout chain the fused kernel may run instead (None: torch path only)."""
+
+    encode: Callable[[Tensor], Tensor]
+    detect: Callable[[Tensor, bool], Tensor]
+    chain: object | None
 
 
 class PhotonicNetwork:
@@ -354,6 +364,8 @@ class PhotonicNetwork:
         x: Tensor,
         phases: Tensor,
         *,
+        readout=None,
+        differentiable: bool = False,
         encode: Callable[[Tensor], Tensor] | None = None,
         detect: Callable[[Tensor, bool], Tensor] | None = None,
         kappa: Tensor | float | None = None,
@@ -369,22 +381,22 @@ class PhotonicNetwork:
         float32 → complex64). One batched pass over all P settings and B inputs;
         differentiable in ``phases``.
 
-        * ``encode(v) -> field``: E/O conversion (DAC + modulator) of a real vector
-          [..., C] at every electronic→optical step; default: cast to complex. An ``encode``
-          object may also offer ``dac_levels() -> int | None`` (its DAC as
-          ``Modulator.half_levels``, 0 for none; the field is then the real quantized
-          amplitude) and ``tally(conversions)``: the fused path below needs both records.
-        * ``detect(field, final) -> real``: O/E conversion of each block's output field
-          [..., k] at every optical→electronic step; ``final`` is True only for the network's
-          last optical pass. Default: ideal coherent readout ``field.real`` — the
-          intermediates of a TT contraction are signed, so they need coherent/balanced
-          detection; the chip decides the final readout mode. A ``detect`` object may also
-          offer ``readout(final) -> _fused_read.Readout | None`` (its chain as plain numbers)
-          and ``tally(conversions, clipped)`` (its counters): then, on CPU without autograd and
-          with the kernel available, each matrix runs as ONE fused C call
-          (block floating point + DAC + matvec + readout + gains + block-column sum,
+        * ``readout``: the chip's readout chain (``photonic_sim.devices.ReadoutChain``, or an
+          object with its ``encode``, ``detect``, ``kernel_readout``, ``dac_levels`` and
+          ``tally``), which does every electronic→optical step (DAC) and optical→electronic step
+          (detector, TIA, ADC) of this forward and counts them. Then, on CPU without autograd
+          and with the kernel available, each matrix runs as ONE fused C call (block floating
+          point + DAC + matvec + readout + gains + block-column sum,
           ``photonic_sim.cores._fused_read``), which draws its own detector noise (the
-          distribution of ``detect``'s, another realisation); otherwise they are called.
+          distribution of ``readout.detect``'s, another realisation); otherwise the chain's
+          ``encode``/``detect`` are called. ``differentiable``: the chain passes gradients
+          straight through its quantizers, and the torch path always runs.
+        * ``encode(v) -> field`` / ``detect(field, final) -> real`` (only without ``readout``):
+          plain E/O conversion of a real vector [..., C] (default: cast to complex) and O/E
+          conversion of each block's output field [..., k] (default: ideal coherent readout
+          ``field.real`` — the intermediates of a TT contraction are signed, so they need
+          coherent/balanced detection); ``final`` is True only for the network's last optical
+          pass. The torch path runs.
         * ``kappa`` / ``loss_db``: coupler ratios / MZI insertion loss (dB) passed to
           ``SVDBlock.matrix``; a scalar (every coupler / MZI), or a tensor over hardware
           blocks: kappa [num_hw_blocks, block.num_mzis, 2], loss_db [num_hw_blocks,
@@ -408,8 +420,15 @@ class PhotonicNetwork:
             raise ValueError(f"x: need shape [B, {self.in_features}], got {tuple(x.shape)}")
         fdt = dtype or ph.dtype
         cdt = torch.complex128 if fdt == torch.float64 else torch.complex64
-        encode = encode if encode is not None else (lambda v: v)
-        detect = detect if detect is not None else (lambda f, final: f.real)
+        if readout is not None:
+            if encode is not None or detect is not None:
+                raise ValueError("encode/detect: not with readout= (the readout chain converts)")
+            conv = _Conversion(functools.partial(readout.encode, differentiable=differentiable),
+                               functools.partial(readout.detect, differentiable=differentiable),
+                               None if differentiable else readout)
+        else:
+            conv = _Conversion(encode if encode is not None else (lambda v: v),
+                               detect if detect is not None else (lambda f, final: f.real), None)
         build = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
         mats = [self.block.matrix(ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
                                   .reshape(-1, m.block_rows, m.block_cols, self.block.num_phases),
@@ -418,10 +437,10 @@ class PhotonicNetwork:
                 for m in self._mats]  # [P, br, bc, k, k] per hardware matrix
         x = x.to(fdt)
         p, step = ph.shape[0], ph.shape[0]
-        if self._fused(encode, detect, ph, x, *mats):  # settings in chunks (module docstring)
+        if conv.chain is not None and _fused_read.usable(ph, x, *mats):  # settings in chunks (module docstring)
             step = max(1, _FUSED_CHUNK_ELEMENTS // (x.shape[0] * self._widest()))
         keys: dict[int, int] = {}
-        out = [self._layers(x, ph[a : a + step], [mat[a : a + step] for mat in mats], encode, detect, normalize,
+        out = [self._layers(x, ph[a : a + step], [mat[a : a + step] for mat in mats], conv, normalize,
                             final_intensity, keys, a)
                for a in range(0, p, step)]
         h = out[0] if len(out) == 1 else torch.cat(out)
@@ -429,7 +448,7 @@ class PhotonicNetwork:
 
     __call__ = forward
 
-    def _layers(self, x: Tensor, ph: Tensor, mats: list[Tensor], encode, detect, normalize: bool,
+    def _layers(self, x: Tensor, ph: Tensor, mats: list[Tensor], conv: _Conversion, normalize: bool,
                 final_intensity: bool, keys: dict[int, int], p0: int) -> Tensor:
         """The layers for settings ``ph`` [P, num_phases] (``p0``.. of the forward's), whose
         block matrices are ``mats`` (one per ``_mats`` entry) → out [P, B, out_features]."""
@@ -442,20 +461,13 @@ class PhotonicNetwork:
                 final = final_layer and c == 0
                 power = (2 if final and final_intensity else 1) if normalize else 0
                 i = own[c]
-                return self._matvec(self._mats[i], mats[i], v, encode, detect, final, power, keys, i, p0)
+                return self._matvec(self._mats[i], mats[i], v, conv, final, power, keys, i, p0)
 
             h = contract(h, layer.in_modes, layer.out_modes, layer.ranks, run) if layer.kind == "tt" else run(0, h)
             if layer.bias:
                 h = h + ph[:, None, self._bias[li]].to(x.dtype)
             h = _ACTIVATIONS[layer.activation](h)
         return h
-
-    @staticmethod
-    def _fused(encode, detect, *tensors: Tensor) -> bool:
-        """True when every matvec of this forward takes the fused kernel (``_matvec``)."""
-        readout, dac = getattr(detect, "readout", None), getattr(encode, "dac_levels", None)
-        return (readout is not None and dac is not None and readout(False) is not None and dac() is not None
-                and _fused_read.usable(*tensors))
 
     def _widest(self) -> int:
         """Rough per-input size of the largest signal state: max(in, out features) × max rank."""
@@ -470,15 +482,16 @@ class PhotonicNetwork:
         idx = self.hw_block[m.first_block : m.first_block + m.num_blocks]
         return value[idx].reshape(m.block_rows, m.block_cols, *value.shape[1:])
 
-    def _matvec(self, m: _Placed, mat: Tensor, v: Tensor, encode, detect, final: bool, power: int,
+    def _matvec(self, m: _Placed, mat: Tensor, v: Tensor, conv: _Conversion, final: bool, power: int,
                 keys: dict[int, int], index: int, p0: int) -> Tensor:
         """v[P, ..., C] real → [P, ..., R] real through m's blocks (module docstring).
 
         ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power.
-        Fused path (``detect.readout(final)`` and ``encode.dac_levels()`` given, CPU, no
-        autograd, kernel loaded and ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read``
-        (encoding included), one call; else the torch path: block floating point, ``encode``,
-        bmm per chunk of block rows, ``detect``, gains, sum over columns. ``mat`` [P, br, bc,
+        Fused path (a readout chain ``conv.chain``, CPU, no autograd, kernel loaded and
+        ``PHOTONIC_SIM_NO_FUSED`` unset): ``_fused_read.matvec_read`` of the chain's
+        ``kernel_readout(final)`` and ``dac_levels()`` (encoding included), one call, counted by
+        ``chain.tally``; else the torch path: block floating point, ``conv.encode``, bmm per
+        chunk of block rows, ``conv.detect``, gains, sum over columns. ``mat`` [P, br, bc,
         k, k]: m's block matrices; ``keys``: the forward's noise keys by matrix ``index``
         (drawn by the first chunk of settings, reused by the others); ``p0``: the index of
         this chunk's first setting in the forward (module docstring, "Batching")."""
@@ -487,22 +500,20 @@ class PhotonicNetwork:
         n = math.prod(lead)
         scales = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(v)  # dtype and device of the signals
         scales = scales.reshape(m.block_rows, m.block_cols)
-        readout, dac = getattr(detect, "readout", None), getattr(encode, "dac_levels", None)
-        readout = readout(final) if readout is not None else None
-        dac = dac() if dac is not None else None
-        if readout is not None and dac is not None and _fused_read.usable(mat, v):
+        chain = conv.chain
+        if chain is not None and _fused_read.usable(mat, v):
+            readout = chain.kernel_readout(final)
             if readout.noisy and index not in keys:  # one key per matrix per forward, shared by its chunks
                 keys[index] = _fused_read.draw_key(readout.generator)
-            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, dac, power, rows=m.rows,
+            out, clipped = _fused_read.matvec_read(mat, v, scales, readout, chain.dac_levels(), power, rows=m.rows,
                                                    key=keys.get(index), p0=p0)  # v read in place
-            encode.tally(v.numel())
-            detect.tally(p * m.num_blocks * n * k, clipped)
+            chain.tally(dac=v.numel(), adc=p * m.num_blocks * n * k, clipped=clipped)
             return out
         v = v.reshape(p, n, m.cols)
         if power:
             amp = v.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)  # [P, N, 1]
             v = v / amp
-        field = encode(v).to(mat.dtype)  # [P, N, C]
+        field = conv.encode(v).to(mat.dtype)  # [P, N, C]
         field = torch.nn.functional.pad(field, (0, m.block_cols * k - m.cols))  # padded modes carry no light
         field = field.reshape(p, n, m.block_cols, k).transpose(1, 2)[:, None]  # [P, 1, bc, N, k]
         mat = mat.transpose(-1, -2)  # transposed for row vectors
@@ -510,7 +521,7 @@ class PhotonicNetwork:
         rows = []
         for r in range(0, m.block_rows, step):
             y = field @ mat[:, r : r + step]  # [P, rows, bc, N, k]: every block's output field
-            rows.append((detect(y, final) * scales[r : r + step, :, None, None]).sum(2))  # [P, rows, N, k]
+            rows.append((conv.detect(y, final) * scales[r : r + step, :, None, None]).sum(2))  # [P, rows, N, k]
         out = torch.cat(rows, 1).transpose(1, 2).reshape(p, n, m.block_rows * k)
         out = out[..., : m.rows]
         if power:

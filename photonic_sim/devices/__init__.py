@@ -14,6 +14,7 @@ from photonic_sim.devices.detector import Photodetector
 from photonic_sim.devices.mzi import coupler_matrix, db_to_amplitude, mzi_matrix
 from photonic_sim.devices.mzi_device import MZI, MZIStatic
 from photonic_sim.devices.phase_shifter import PhaseShifter, StaticErrors
+from photonic_sim.devices.readout import Readout, ReadoutChain
 from photonic_sim.devices.source import Laser, Modulator, dbm_to_watt, watt_to_dbm
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "Modulator",
     "PhaseShifter",
     "Photodetector",
+    "Readout",
+    "ReadoutChain",
     "StaticErrors",
     "apply_crosstalk",
     "coupler_matrix",

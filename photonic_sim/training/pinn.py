@@ -157,14 +157,15 @@ class PINNTask:
         return (self.pde.nn_residual(x, derivs) ** 2).mean(-1)
 
     def closure(self, chip, batch: Tensor, *, differentiable: bool = False):
-        """params [P, N] → losses [P] (float64), ONE chip call per closure call."""
+        """The black box of one batch (``photonic_sim.chip.ChipClosure``): params [P, N] →
+        losses [P] (float64), ONE chip call per closure call."""
         if self.differentiable_estimator and not differentiable:
             raise ValueError("estimator 'autograd' is the first-order baseline only (needs differentiable=True)")
 
-        def closure(params: Tensor) -> Tensor:
+        def loss(params: Tensor) -> Tensor:
             return self.losses(chip, batch, params, differentiable).to(torch.float64)
 
-        return closure
+        return chip.closure(loss)
 
     def predict(self, chip, phases: Tensor, x: Tensor) -> Tensor:
         """u at x [n, d] (smoothed model when a Stein estimator is used), in chunks."""

@@ -1,7 +1,9 @@
 """Tasks: what a batch is, how detector readings become a loss, and how a run is scored.
 
 A task never sees weights: its closure maps a batch of control vectors [P, N] to P losses
-computed only from ``chip.measure`` readings, in ONE chip call.
+computed only from ``chip.measure`` readings, in ONE chip call. The closure is the chip's
+black box (``Chip.closure`` → ``ChipClosure``): a strategy can call it and read its query
+counters, and cannot reach the chip through it.
 """
 
 from __future__ import annotations
@@ -59,12 +61,14 @@ class ClassificationTask:
         return per.reshape(p, b).mean(1).to(torch.float64)
 
     def closure(self, chip, batch: tuple[Tensor, Tensor], *, differentiable: bool = False):
+        """The black box of one batch (``photonic_sim.chip.ChipClosure``): params [P, N] →
+        losses [P] (float64), ONE chip call per closure call."""
         x, y = batch
 
-        def closure(params: Tensor) -> Tensor:
+        def loss(params: Tensor) -> Tensor:
             return self.losses(chip.measure(x, params, differentiable=differentiable), y)
 
-        return closure
+        return chip.closure(loss)
 
     def evaluate(self, chip, phases: Tensor, split: str = "test") -> dict[str, float]:
         """Accuracy and loss over a whole split, measured through the (noisy) chip."""
