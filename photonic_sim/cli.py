@@ -1,7 +1,7 @@
 """photonic-sim: simulate, train and cost photonic neural-network chips.
 
     photonic-sim run SCENARIO [--out DIR] [--resume] [--overwrite] [--set key.path=value ...]
-    photonic-sim compare SCENARIO --strategies a,b,... --seeds N [--out DIR] [--workers N] [--backend local|ray]
+    photonic-sim compare SCENARIO [--strategies a,b,...] --seeds N [--out DIR] [--workers N] [--backend local|ray]
     photonic-sim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--seeds N] [--out DIR] [--workers N] [--backend local|ray]
     photonic-sim report RUN_DIR
     photonic-sim validate SCENARIO [SCENARIO ...]
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import shutil
 import sys
 import time
@@ -79,65 +80,137 @@ def _add_run(sub) -> None:
 
 
 def cmd_run(args) -> int:
-    from photonic_sim.reports import check_out_dir, collect_versions, write_run_dir
+    from photonic_sim.reports import check_out_dir
+    from photonic_sim.reports.outdir import OutDir, OutDirError
     from photonic_sim.scenarios import load_scenario
-    from photonic_sim.scenarios.execute import run_scenario
-    from photonic_sim.training.trainer import CHECKPOINT_FILE
 
     if args.threads < 1:
         raise UsageError(f"photonic-sim run: --threads: {args.threads} is out of range (allowed: >= 1)")
     scenario = load_scenario(args.scenario, args.sets)
-    out = Path(args.out or Path("runs") / scenario.name)
-    work = out.parent / f".{out.name}.work"
-    finished_ckpt = out / "checkpoint" / CHECKPOINT_FILE
+    try:
+        claim = OutDir(args.out or Path("runs") / scenario.name)
+        if not args.resume:
+            check_out_dir(claim.path, args.overwrite)
+        claim.acquire()  # probe the location and lock it before any training
+    except OutDirError as exc:
+        raise UsageError(f"photonic-sim run: {exc}") from None
+    except FileExistsError as exc:
+        raise UsageError(f"photonic-sim run: --out: {exc}; use --resume to continue it or --overwrite") from None
+    try:
+        return _run_claimed(args, scenario, claim)
+    except KeyboardInterrupt:
+        claim.keep_work()  # the checkpoint there is what --resume continues from
+        raise
+    finally:
+        claim.release()
+
+
+IDENTITY_FILE = "identity.json"
+
+
+def _run_claimed(args, scenario, claim) -> int:
+    """The run itself, with ``claim`` (reports.outdir.OutDir) held: resume checks, training,
+    the run directory; the claim's work directory holds the checkpoint meanwhile."""
+    from photonic_sim.reports import collect_versions, write_run_dir
+    from photonic_sim.scenarios.execute import run_scenario
+    from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError, stop_status
+
+    work, out = claim.work, claim.path
+    identity = _identity(scenario)
     if args.resume:
-        if not (work / CHECKPOINT_FILE).is_file():
-            if not finished_ckpt.is_file():
-                raise UsageError(f"photonic-sim run: --resume: no checkpoint in {work} or {out / 'checkpoint'} "
-                                 "(allowed: a run directory started with `photonic-sim run --out`)")
-            work.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(finished_ckpt, work / CHECKPOINT_FILE)
+        _prepare_resume(claim, scenario, identity)
     else:
-        try:
-            check_out_dir(out, args.overwrite)
-        except FileExistsError as exc:
-            raise UsageError(f"photonic-sim run: --out: {exc}; use --resume to continue it or --overwrite") from None
-        shutil.rmtree(work, ignore_errors=True)
+        claim.clear_work()
+    _write_atomic(work / IDENTITY_FILE, json.dumps(identity, sort_keys=True).encode())
     import torch
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
         record = run_scenario(scenario, checkpoint_dir=work, resume=args.resume, progress=not args.no_progress)
+    except CheckpointError as exc:
+        claim.keep_work()
+        raise UsageError(f"photonic-sim run: --resume: {exc}") from None
     except ValueError as exc:
         print(f"photonic-sim run: {scenario.path}: run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    record.report["versions"] = collect_versions()
-    record.report.setdefault("wall_s", time.perf_counter() - t0)
-    files = {CHECKPOINT_FILE: record.checkpoint} if record.checkpoint else None
-    write_run_dir(out, record.report, record.history, scenario.resolved(), record.phases_by_mesh, files,
+    report = record.report
+    report["versions"] = collect_versions()
+    report.setdefault("wall_s", time.perf_counter() - t0)
+    training = report["training"]
+    if "stopped" in training:
+        training["status"] = stop_status(training["stopped"])
+    files = {IDENTITY_FILE: (work / IDENTITY_FILE).read_bytes()}
+    if record.checkpoint:
+        files[CHECKPOINT_FILE] = record.checkpoint
+    write_run_dir(out, report, record.history, scenario.resolved(), record.phases_by_mesh, files,
                   overwrite=args.resume or args.overwrite)
-    shutil.rmtree(work, ignore_errors=True)
-    _print_summary(record.report, out)
+    _print_summary(report, scenario.resolved(), Path(args.out) if args.out else out)
+    if training.get("status") == "diverged":
+        print(f"photonic-sim run: {scenario.path}: {training['stopped']} (report in {out})", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
-def _print_summary(report: dict, out: Path) -> None:
-    from photonic_sim.reports.units import eng, number
+def _identity(scenario) -> dict:
+    import photonic_sim
+    from photonic_sim.scenarios.jobs import scenario_identity
 
-    m, tr, inf = report["metrics"], report["training"], report["inference"]
-    rows = [
-        ("scenario", f"{report['scenario']} (seed {report['seed']})"),
-        (f"{m['name']} final / best", f"{number(m['final'])} / {number(m['best'])}"),
-        ("training queries", str(tr["queries"])),
-        ("training energy / latency", f"{eng(tr['energy_j'], 'J')} / {eng(tr['latency_s'], 's')}"),
-        ("inference energy / latency", f"{eng(inf['energy_j'], 'J')} / {eng(inf['latency_s'], 's')}"),
-        ("MZIs (blocked / SVD)", f"{report['counts']['mzi_blocked']} / {report['counts']['mzi_svd']}"),
-        ("area", f"{report['area_mm2']['total']:.3g} mm²"),
-        ("wall time", f"{tr['wall_s']:.1f} s"),
-        ("run directory", str(out)),
-    ]
-    _table("summary", ["quantity", "value"], rows)
+    return {"identity": scenario_identity(scenario), "scenario": scenario.name, "seed": scenario.seed,
+            "photonic_sim": photonic_sim.__version__}
+
+
+def _prepare_resume(claim, scenario, identity: dict) -> None:
+    """Check the checkpoint to resume from (data only, same scenario and seed) and put it in
+    the work directory; UsageError (work directory kept) when it does not fit."""
+    from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError, read_checkpoint
+
+    work, out = claim.work, claim.path
+    finished = out / "checkpoint"
+    source = work if (work / CHECKPOINT_FILE).is_file() else finished
+    if not (source / CHECKPOINT_FILE).is_file():
+        raise UsageError(f"photonic-sim run: --resume: no checkpoint in {work} or {finished} "
+                         "(allowed: a run directory started with `photonic-sim run --out`)")
+    claim.keep_work()  # a refused resume leaves an interrupted run's checkpoint where it was
+    try:
+        state = read_checkpoint(source / CHECKPOINT_FILE)
+    except CheckpointError as exc:
+        raise UsageError(f"photonic-sim run: --resume: {exc}") from None
+    made = _read_identity(source / IDENTITY_FILE)
+    allowed = "(allowed: the scenario, --set values and seed the checkpoint was made with, or a new run)"
+    if made is None:
+        raise UsageError(f"photonic-sim run: --resume: {source / IDENTITY_FILE}: missing or unreadable, "
+                         f"so the checkpoint's inputs are unknown {allowed}")
+    if made["seed"] != scenario.seed or state["seed"] != scenario.seed:
+        raise UsageError(f"photonic-sim run: --resume: seed: the checkpoint was made with seed {made['seed']}, "
+                         f"this run has seed {scenario.seed} {allowed}")
+    if made["identity"] != identity["identity"]:
+        raise UsageError(f"photonic-sim run: --resume: {scenario.path}: the resolved scenario (cards, recipe, "
+                         f"overrides) differs from the one checkpoint {source / CHECKPOINT_FILE} was made with {allowed}")
+    if source == finished:
+        shutil.copy2(finished / CHECKPOINT_FILE, work / CHECKPOINT_FILE)
+    claim.keep_work(False)  # accepted: the work directory is the run's again (removed when done)
+
+
+def _read_identity(path: Path) -> dict | None:
+    try:
+        made = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(made, dict) and isinstance(made.get("identity"), str) and isinstance(made.get("seed"), int)
+    return made if ok else None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _print_summary(report: dict, resolved: dict, out: Path) -> None:
+    from photonic_sim.reports import summary_rows
+
+    _table("summary", ["quantity", "value"], [*summary_rows(report, resolved), ("run directory", str(out))])
 
 
 def _table(title: str, header: list[str], rows: list) -> None:
@@ -151,10 +224,11 @@ def _table(title: str, header: list[str], rows: list) -> None:
         return
     t = Table(title=title)
     for h in header:
-        t.add_column(h)
+        t.add_column(h, overflow="fold")
     for r in rows:
         t.add_row(*map(str, r))
-    Console().print(t)
+    # piped or redirected: no terminal width to fit, so never cut names to 80 columns
+    Console(width=None if sys.stdout.isatty() else 10_000).print(t)
 
 
 # ---------------------------------------------------------------------------- compare / sweep
@@ -167,9 +241,10 @@ def _add_pool_options(p) -> None:
 
 
 def _add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="several strategies x seeds on one scenario")
+    p = sub.add_parser("compare", help="several strategies (or the scenario's variants) x seeds on one scenario")
     p.add_argument("scenario")
-    p.add_argument("--strategies", required=True, help="comma-separated strategy names")
+    p.add_argument("--strategies", help="comma-separated strategy names (default: the base scenario and every "
+                                        "entry of its variants:)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1 added to the scenario seed)")
     _add_pool_options(p)
     p.set_defaults(func=cmd_compare)
@@ -197,35 +272,51 @@ def _check_pool(args, command: str) -> None:
                              "(allowed: local, or pip install 'photonic-sim[ray]')") from None
 
 
+BASE_VARIANT = "base"
+
+
 def cmd_compare(args) -> int:
     from photonic_sim.scenarios import load_scenario
-    from photonic_sim.scenarios.jobs import Job, strategy_sets
+    from photonic_sim.scenarios.jobs import job, strategy_sets
 
     _check_pool(args, "compare")
     scenario = load_scenario(args.scenario, args.sets)
-    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if not names:
-        raise UsageError("photonic-sim compare: --strategies: empty (allowed: comma-separated strategy names)")
     jobs = []
-    for name in names:
-        sets = strategy_sets(args.scenario, name, args.sets)
-        load_scenario(args.scenario, [*args.sets, *sets])  # validate before anything runs
-        for i in range(args.seeds):
-            seed = scenario.seed + i
-            jobs.append(Job(str(scenario.path), tuple([*args.sets, *sets, f"seed={seed}"]),
-                            {"strategy": name, "seed": seed}))
-    out = Path(args.out or Path("runs") / f"{scenario.name}-compare")
-    rows = _run_pool(jobs, out, args)
+    if args.strategies is None:  # the base scenario and every variant of the file
+        if not scenario.variants:
+            raise UsageError(f"photonic-sim compare: {scenario.path}: variants: none, and no --strategies given "
+                             "(allowed: --strategies a,b,... or a scenario with variants:)")
+        group_by = ("variant",)
+        for name, sc in [(BASE_VARIANT, scenario), *sorted(scenario.variants.items())]:
+            for i in range(args.seeds):
+                seed = sc.seed + i
+                jobs.append(job(args.scenario, [*args.sets, f"seed={seed}"], {"variant": name, "seed": seed},
+                                variant=None if sc is scenario else name))
+    else:
+        names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        if not names:
+            raise UsageError("photonic-sim compare: --strategies: empty (allowed: comma-separated strategy names)")
+        group_by = ("strategy",)
+        for name in names:
+            sets = strategy_sets(args.scenario, name, args.sets)
+            for i in range(args.seeds):
+                seed = scenario.seed + i
+                jobs.append(job(args.scenario, [*args.sets, *sets, f"seed={seed}"], {"strategy": name, "seed": seed}))
+    rows = _run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-compare", args, "compare",
+                     lambda out, rows: _write_comparison(out, rows, group_by))
+    return _pool_exit(rows)
+
+
+def _write_comparison(out, rows, group_by):
     from photonic_sim.reports.compare import write_comparison
 
-    summary = write_comparison(out, rows, group_by=("strategy",))
+    summary = write_comparison(out, rows, group_by=group_by)
     _table("comparison", list(summary[0].keys()) if summary else [], [list(r.values()) for r in summary])
-    return EXIT_FAILED if any("error" in r for r in rows) else EXIT_OK
 
 
 def cmd_sweep(args) -> int:
     from photonic_sim.scenarios import load_scenario
-    from photonic_sim.scenarios.jobs import Job
+    from photonic_sim.scenarios.jobs import job
 
     _check_pool(args, "sweep")
     scenario = load_scenario(args.scenario, args.sets)
@@ -239,35 +330,67 @@ def cmd_sweep(args) -> int:
     jobs = []
     for combo in itertools.product(*[vals for _, vals in axes]):
         point = [f"{k}={v}" for (k, _), v in zip(axes, combo)]
-        load_scenario(args.scenario, [*args.sets, *point])  # every grid point must validate first
-        for i in range(args.seeds):
+        for i in range(args.seeds):  # every grid point validates (job() loads it) before anything runs
             seed = scenario.seed + i
             label = {k: v for (k, _), v in zip(axes, combo)} | {"seed": seed}
-            jobs.append(Job(str(scenario.path), tuple([*args.sets, *point, f"seed={seed}"]), label))
-    out = Path(args.out or Path("runs") / f"{scenario.name}-sweep")
-    rows = _run_pool(jobs, out, args)
-    from photonic_sim.reports.compare import write_sweep
+            jobs.append(job(args.scenario, [*args.sets, *point, f"seed={seed}"], label))
 
-    summary = write_sweep(out, rows, keys=[k for k, _ in axes])
-    _table("sweep", list(summary[0].keys()) if summary else [], [list(r.values()) for r in summary])
-    return EXIT_FAILED if any("error" in r for r in rows) else EXIT_OK
+    def write(out, rows):
+        from photonic_sim.reports.compare import write_sweep
+
+        summary = write_sweep(out, rows, keys=[k for k, _ in axes])
+        _table("sweep", list(summary[0].keys()) if summary else [], [list(r.values()) for r in summary])
+
+    return _pool_exit(_run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-sweep", args, "sweep", write))
 
 
-def _run_pool(jobs, out: Path, args) -> list[dict]:
+def _pool_exit(rows: list[dict]) -> int:
+    """1 when a job failed or diverged (a diverged run is a failed run), else 0."""
+    bad = any("error" in r or r.get("status") == "diverged" for r in rows)
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _run_pool(jobs, out_arg, args, command: str, write) -> list[dict]:
+    """Run the jobs with the output directory claimed (probed and locked), then ``write(out, rows)``."""
+    from photonic_sim.reports.outdir import OutDir, OutDirError
     from photonic_sim.scenarios.jobs import run_jobs
 
-    def done(row: dict) -> None:
-        state = "FAILED " + row["error"] if "error" in row else f"{row.get('metric')}={row.get('metric_final')}"
-        label = ", ".join(f"{k}={v}" for k, v in row.items() if k not in _ROW_FIELDS)
-        print(f"  job {label}: {state}", file=sys.stderr)
+    try:
+        claim = OutDir(out_arg)
+        claim.acquire()
+    except OutDirError as exc:
+        raise UsageError(f"photonic-sim {command}: {exc}") from None
+    results = claim.path / "jobs"
 
-    return run_jobs(jobs, results_dir=out / "jobs", workers=args.workers, backend=args.backend,
-                    ray_address=args.ray_address, on_done=done)
+    def done(row: dict) -> None:
+        print(f"  job {_job_line(row, results)}", file=sys.stderr)
+
+    try:
+        rows = run_jobs(jobs, results_dir=results, workers=args.workers, backend=args.backend,
+                        ray_address=args.ray_address, on_done=done)
+        write(claim.path, rows)
+    finally:
+        claim.release()
+    return rows
+
+
+def _job_line(row: dict, results: Path) -> str:
+    """``strategy=spsa, seed=0: accuracy=0.8125 (...)``: numbers to 4 significant digits."""
+    label = ", ".join(f"{k}={v}" for k, v in row.items() if k not in _ROW_FIELDS)
+    if "error" in row:
+        return f"{label}: FAILED {row['error']}"
+    value = row.get("metric_final")
+    state = f"{row.get('metric')}={value:.4g}" if isinstance(value, (int, float)) else f"{row.get('metric')}={value}"
+    if row.get("status") == "diverged":
+        state += f" DIVERGED ({row.get('stopped')})"
+    if row.get("cached"):
+        state += f" (reused: same resolved inputs as {results / (row['job'] + '.json')})"
+    return f"{label}: {state}"
 
 
 _ROW_FIELDS = {"job", "metric", "metric_final", "metric_best", "higher_is_better", "queries", "training_energy_j",
                "training_latency_s", "wall_s", "inference_energy_j", "inference_latency_s", "mzi_blocked",
-               "area_mm2", "history", "error", "traceback", "cached"}
+               "area_mm2", "history", "error", "traceback", "cached", "status", "stopped"}
 
 
 # ---------------------------------------------------------------------------- report / validate / list

@@ -1,10 +1,16 @@
 """Many runs of one scenario (strategy comparisons, parameter sweeps) on a local process
 pool (default) or on Ray.
 
-A job is plain data (scenario path + ``--set`` overrides + a label), so it pickles to any
-worker. Each finished job is saved as ``<results_dir>/<job id>.json`` (atomically); a
-restarted sweep skips the jobs whose file exists. A job that fails becomes a row with an
-``error`` field — reported, never dropped, and tried again on restart.
+A job is plain data (scenario path + ``--set`` overrides + a label + the identity of its
+inputs), so it pickles to any worker. Its identity (:func:`scenario_identity`) is a hash of
+the fully resolved scenario — every card and recipe value it pulls in, the overrides, the
+seed — and the package version, not of the path and the ``--set`` strings: editing the
+scenario or a card gives new identities, so the job runs again. Each finished job is saved
+as ``<results_dir>/<job id>.json`` (atomically); a restarted sweep reuses the rows whose
+file exists (``on_done`` sees them with ``cached: True``, so the caller can say so). A job
+that fails becomes a row with an ``error`` field — reported, never dropped, and tried again
+on restart. A worker that finds the scenario changed since the job was planned fails the
+job rather than run other inputs under its name.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 from photonic_sim.training.compare import pool_map
 from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
+from photonic_sim.training.trainer import stop_status
 
 from .errors import ScenarioError
 from .loader import load_scenario
@@ -28,16 +35,44 @@ from .loader import load_scenario
 BACKENDS = ("local", "ray")
 
 
+def scenario_identity(scenario) -> str:
+    """Hash of a scenario's resolved inputs (cards, recipe, model, task, overrides, seed) and
+    the photonic_sim version: equal for runs that compute the same thing."""
+    import photonic_sim
+
+    resolved = {k: v for k, v in scenario.resolved().items() if k not in ("variants", "description")}
+    text = json.dumps({"scenario": resolved, "photonic_sim": photonic_sim.__version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Job:
     scenario: str
     sets: tuple[str, ...]
     label: dict = field(default_factory=dict)
+    identity: str = ""  # scenario_identity of what the job runs; see job()
+    variant: str | None = None  # run this entry of the scenario's variants: instead of the base
 
     @property
     def id(self) -> str:
-        text = json.dumps([self.scenario, list(self.sets), self.label], sort_keys=True)
+        text = json.dumps([self.identity or [self.scenario, list(self.sets)], self.label], sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def job(scenario_path: str | Path, sets: Iterable[str], label: dict, variant: str | None = None) -> Job:
+    """A :class:`Job` whose identity is the hash of its resolved inputs (validates them)."""
+    sets = tuple(sets)
+    scenario = _pick(load_scenario(scenario_path, list(sets)), variant)
+    return Job(str(scenario_path), sets, dict(label), scenario_identity(scenario), variant)
+
+
+def _pick(scenario, variant: str | None):
+    if variant is None:
+        return scenario
+    if variant not in scenario.variants:
+        raise ScenarioError(str(scenario.path), f"variants.{variant}", "no such variant",
+                            ", ".join(sorted(scenario.variants)) or "none")
+    return scenario.variants[variant]
 
 
 def strategy_sets(scenario_path: str, strategy: str, sets: Iterable[str] = ()) -> list[str]:
@@ -66,7 +101,10 @@ def run_job(job: Job) -> dict:
     t0 = time.perf_counter()
     row: dict = {**job.label, "job": job.id}
     try:
-        scenario = load_scenario(job.scenario, list(job.sets))
+        scenario = _pick(load_scenario(job.scenario, list(job.sets)), job.variant)
+        if job.identity and scenario_identity(scenario) != job.identity:
+            raise ScenarioError(job.scenario, "<root>", "the scenario or a card it uses changed since the job "
+                                "was planned", "run the command again")
         record = run_scenario(scenario)
     except Exception as exc:  # a failed job is a row, never a lost job
         row.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=3),
@@ -81,6 +119,8 @@ def run_job(job: Job) -> dict:
         inference_energy_j=rep["inference"]["energy_j"], inference_latency_s=rep["inference"]["latency_s"],
         mzi_blocked=rep["counts"]["mzi_blocked"], area_mm2=rep["area_mm2"]["total"],
         history=[[h["queries"], h["metric"]] for h in record.history if h.get("metric") is not None],
+        stopped=rep["training"].get("stopped", "completed"),
+        status=stop_status(rep["training"].get("stopped", "completed")),
     )
     return row
 
@@ -95,11 +135,13 @@ def run_jobs(jobs: list[Job], *, results_dir: Path, workers: int = 1, backend: s
     done: dict[str, dict] = {}
     todo = []
     for job in jobs:
-        path = results_dir / f"{job.id}.json"
-        if path.is_file():
-            done[job.id] = {**json.loads(path.read_text()), "cached": True}
-        else:
+        cached = _cached_row(results_dir / f"{job.id}.json", job)
+        if cached is None:
             todo.append(job)
+            continue
+        done[job.id] = cached
+        if on_done:
+            on_done(cached)
 
     def finish(row: dict) -> None:
         if "error" not in row:
@@ -118,6 +160,20 @@ def run_jobs(jobs: list[Job], *, results_dir: Path, workers: int = 1, backend: s
                      on_error=lambda job, exc: {**job.label, "job": job.id,
                                                 "error": f"worker failed: {type(exc).__name__}: {exc}"})
     return [done[job.id] for job in jobs]
+
+
+def _cached_row(path: Path, job: Job) -> dict | None:
+    """The saved row of ``job`` (with ``cached: True``), or None when there is none or it is
+    unreadable (then the job runs again)."""
+    if not path.is_file():
+        return None
+    try:
+        row = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(row, dict) or row.get("job") != job.id or "error" in row:
+        return None
+    return {**row, "cached": True}
 
 
 def _run_ray(jobs: list[Job], finish, address: str | None) -> None:

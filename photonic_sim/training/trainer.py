@@ -1,6 +1,13 @@
 """The training loop: strategy ↔ chip closure, evaluation through the chip, early stopping,
 divergence guard, checkpoints and bit-identical resume.
 
+Checkpoints hold data only: tensors, numbers, strings, None, lists, tuples and dicts of
+these (checked when saving), read back with ``torch.load(weights_only=True)``, so a crafted
+file cannot run code; a file that is not such a checkpoint raises :class:`CheckpointError`
+(one line naming the file). A checkpoint never holds non-finite values: a save whose state
+is not finite is skipped, and a run that diverges writes no final checkpoint, so the last
+good one stays.
+
 Every training query lands in ``chip.ledger``. Evaluation queries are measured through the
 same noisy chip but booked in a separate ``eval_ledger``, so the training cost (energy,
 latency) counts only what training needed.
@@ -21,6 +28,71 @@ from photonic_sim.chip import Ledger
 
 Tensor = torch.Tensor
 CHECKPOINT_FILE = "checkpoint.pt"
+_CHECKPOINT_KEYS = {"step": int, "params": torch.Tensor, "strategy": dict, "chip": dict,
+                    "data_gen": torch.Tensor, "history": list, "best": (int, float), "bad_evals": int,
+                    "eval_ledger": dict, "wall_s": (int, float), "last_eval": dict, "seed": int}
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message is one line naming the file."""
+
+
+def stop_status(stopped: str) -> str:
+    """``completed``, ``early-stop`` or ``diverged`` from a :attr:`TrainResult.stopped` reason."""
+    if stopped.startswith("diverged"):
+        return "diverged"
+    if stopped.startswith("early stop"):
+        return "early-stop"
+    return "completed"
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's state (data only, ``weights_only=True``); :class:`CheckpointError` for a
+    missing, truncated, tampered or foreign file."""
+    path = Path(path)
+    allowed = "(allowed: a checkpoint.pt written by photonic-sim)"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file {allowed}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, garbage, or a pickle asking for code: never run it
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}) {allowed}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (a {type(state).__name__}, not a mapping) {allowed}")
+    for key, kind in _CHECKPOINT_KEYS.items():
+        if key not in state:
+            raise CheckpointError(f"{path}: {key}: missing {allowed}")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CheckpointError(f"{path}: {key}: wrong type {type(state[key]).__name__} {allowed}")
+    return state
+
+
+def _check_plain(obj, where: str = "checkpoint") -> None:
+    """Raise TypeError unless ``obj`` is plain data that ``weights_only`` loading accepts."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__} (allowed: str or int keys)")
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, _PLAIN):
+        raise TypeError(f"{where}: a {type(obj).__name__} (allowed: tensors, numbers, strings, lists, dicts)")
+
+
+def _finite(obj) -> bool:
+    """True when every float tensor and float in ``obj`` is finite."""
+    if isinstance(obj, dict):
+        return all(_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_finite(v) for v in obj)
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() and not obj.is_complex() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    return True
 
 
 @dataclass
@@ -89,11 +161,12 @@ class Trainer:
                 batch = self.task.sample_batch(self.data_gen)
                 closure = self.task.closure(self.chip, batch, differentiable=not strategy.in_situ)
                 loss = float(strategy.step(closure))
-                if not math.isfinite(loss) or not bool(torch.isfinite(strategy.params).all()):
+                finite_params = bool(torch.isfinite(strategy.params).all())
+                if not math.isfinite(loss) or not finite_params:
                     with torch.no_grad():
                         strategy.params.copy_(last_good)
-                    stopped = (f"diverged at step {self.step + 1}: loss {loss} is not finite; "
-                               "kept the phases of the last good step")
+                    why = f"loss {loss} is not finite" if not math.isfinite(loss) else "the phases are not finite"
+                    stopped = f"diverged at step {self.step + 1}: {why}; kept the phases of the last good step"
                     break
                 last_good = strategy.params.detach().clone()
                 self.step += 1
@@ -116,7 +189,7 @@ class Trainer:
             evaluated = self._evaluate()
             if self.history:
                 self.history[-1].update(evaluated)
-        if self.checkpoint_dir:
+        if self.checkpoint_dir and stop_status(stopped) != "diverged":  # keep the last good checkpoint
             self._save_checkpoint()
         return TrainResult(
             phases=strategy.params.detach().clone(), history=self.history, final=dict(self.last_eval),
@@ -161,30 +234,43 @@ class Trainer:
             "strategy": self.strategy.state_dict(), "chip": self.chip.state_dict(),
             "data_gen": self.data_gen.get_state(), "history": self.history, "best": self.best,
             "bad_evals": self.bad_evals, "eval_ledger": self.eval_ledger.totals(),
-            "wall_s": self.wall_s, "last_eval": self.last_eval,
+            "wall_s": self.wall_s, "last_eval": self.last_eval, "seed": self.config.seed,
         }
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self) -> bool:
+        """Write the checkpoint atomically; skipped (False) when the state is not finite."""
         if self.checkpoint_dir is None:
-            return
+            return False
+        state = self._state()
+        _check_plain(state)
+        if not _finite({k: v for k, v in state.items() if k not in ("best", "history", "last_eval")}):
+            return False  # never replace the last good checkpoint with a non-finite one
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
-        torch.save(self._state(), tmp)
+        torch.save(state, tmp)
         tmp.replace(self.checkpoint_dir / CHECKPOINT_FILE)
+        return True
 
     def _load_checkpoint(self) -> None:
         path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_FILE
-        if path is None or not path.is_file():
-            raise ValueError(f"resume: no checkpoint at {path}")
-        state = torch.load(path, weights_only=False)
-        with torch.no_grad():
-            self.strategy.params.copy_(state["params"])
-        self.strategy.load_state_dict(state["strategy"])
-        self.chip.load_state_dict(state["chip"])
-        self.data_gen.set_state(state["data_gen"])
+        if path is None:
+            raise CheckpointError("resume: no checkpoint directory (allowed: a Trainer with checkpoint_dir)")
+        state = read_checkpoint(path)
+        if state["seed"] != self.config.seed:
+            raise CheckpointError(f"{path}: seed: made with seed {state['seed']}, this run has seed "
+                                  f"{self.config.seed} (allowed: resume with the checkpoint's scenario and seed)")
+        try:
+            with torch.no_grad():
+                self.strategy.params.copy_(state["params"])
+            self.strategy.load_state_dict(state["strategy"])
+            self.chip.load_state_dict(state["chip"])
+            self.data_gen.set_state(state["data_gen"])
+            self.eval_ledger.load(state["eval_ledger"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: does not fit this run ({type(exc).__name__}) "
+                                  "(allowed: resume with the checkpoint's scenario and seed)") from None
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         self.bad_evals, self.wall_s, self.last_eval = state["bad_evals"], state["wall_s"], state["last_eval"]
-        self.eval_ledger.load(state["eval_ledger"])
 
 
 class _Progress:
