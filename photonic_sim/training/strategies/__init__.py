@@ -1,38 +1,68 @@
-"""Training strategies: zeroth-order in-situ optimizers over a batched loss closure.
+"""Zeroth-order training on ``torch.optim``: gradient estimators and the strategies built on them.
 
-``make_strategy(name, params, lr=..., generator=..., mask=None, periods=None, **cfg)``
-builds one of ``STRATEGIES``; see ``base`` for the common contract and options and
-``estimators`` for the pure estimator functions.
+An *estimator* (:class:`RGE`, :class:`SignRGE`, :class:`CGE`, :class:`SPSA`,
+:class:`GaussianForward`, :class:`CoordinateSearch`; :class:`Autograd` is the not-in-situ
+reference) sees only the black-box loss closure ``closure(phases[P, d]) -> losses[P]`` (one
+row = one chip query; phases in rad), spends its queries in ONE batched call and writes its
+gradient estimate (loss per rad) into ``phases.grad``; any ``torch.optim`` optimizer and
+``lr_scheduler`` then updates the phases::
+
+    est = RGE(q=16, mu=0.05, two_sided=True, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam([phases], lr=0.01)
+    for _ in range(steps):
+        loss = est.estimate_(closure, phases, periods=periods)
+        opt.step()
+        constrain_(phases, periods)   # wrap phases into [0, period)
+
+A *strategy* (``make_strategy(name, params, lr=..., generator=..., mask=..., periods=...,
+**options)``, names in :data:`STRATEGIES`) is that loop packaged for recipes:
+``optimizer: adam``, ``schedule: cosine`` etc. name the torch.optim classes (see
+:mod:`.base`), ``step(closure) -> loss`` does one estimate + update, ``state_dict()`` resumes
+bit-identically. ``estimators`` holds the pure estimator functions.
 """
 from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Strategy, did_you_mean, fill_schedule_length
-from .cge import ZoCGE
-from .flops import Flops
-from .fo import FirstOrder
+from .base import (COMMON, Estimator, Strategy, advance, constrain_, did_you_mean, fill_schedule_length,
+                   make_optimizer, make_scheduler)
+from .cge import CGE, ZoCGE
+from .estimators import Estimate
+from .flops import Flops, GaussianForward
+from .fo import Autograd, FirstOrder
 from .hybrid import Hybrid
-from .mixedtrain import MixedTrain
-from .rge import ZoRGE, ZoSignRGE
-from .spsa import SPSA
+from .mixedtrain import CoordinateSearch, MixedTrain
+from .options import Option, check_options
+from .rge import RGE, SignRGE, ZoRGE, ZoSignRGE
+from .spsa import SPSA, ZoSPSA
 from .staged import Staged
 from .subspace import L2ightSigma, TTSubspace
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, SPSA, Flops, MixedTrain, L2ightSigma,
+    for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, ZoSPSA, Flops, MixedTrain, L2ightSigma,
                 TTSubspace, Staged, FirstOrder)
 }
+"""Strategy classes by recipe name."""
 
 
 def make_strategy(name: str, params: Tensor, **cfg) -> Strategy:
-    """Build strategy ``name`` on ``params``; ValueError on an unknown name or option."""
+    """Build strategy ``name`` on ``params`` (1-D phases, rad, updated in place) with
+    ``lr``, ``generator`` (torch.Generator; all random draws), optional ``mask`` (bool [d])
+    and ``periods`` ([d], rad) and the strategy's options; ValueError (one line) on an unknown
+    name or option, or a value out of range."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; allowed: {sorted(STRATEGIES)}."
                          f"{did_you_mean(name, STRATEGIES)}")
     return STRATEGIES[name](params, **cfg)
 
 
-__all__ = ["STRATEGIES", "make_strategy", "fill_schedule_length", "Strategy", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid",
-           "SPSA", "Flops", "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder"]
+__all__ = [
+    # estimators (write .grad) and their building blocks
+    "Estimator", "RGE", "SignRGE", "CGE", "SPSA", "GaussianForward", "CoordinateSearch", "Autograd",
+    "Estimate", "Option", "check_options", "constrain_",
+    # strategies (estimator + torch.optim optimizer + lr scheduler)
+    "STRATEGIES", "make_strategy", "Strategy", "make_optimizer", "make_scheduler", "advance",
+    "fill_schedule_length", "COMMON", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid", "ZoSPSA", "Flops",
+    "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder",
+]

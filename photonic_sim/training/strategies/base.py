@@ -1,34 +1,70 @@
-"""Strategy base class: torch.optim-like in-situ trainers that see only a batched loss closure.
+"""Gradient estimators on torch.optim, and the strategy object that combines them.
 
-A strategy owns ``params`` (1-D tensor of phases, rad, updated in place), draws every random
-number from its ``generator`` and talks to the chip only through
-``closure(params_batch: Tensor[P, d]) -> Tensor[P]`` — ONE call per ``step`` with
-``queries_per_step`` rows. It never reads weights or gradients (``fo`` is the one exception and
-is flagged ``in_situ = False``).
+Two layers:
 
-Common options (every strategy; each class adds its own in ``defaults``):
-  optimizer  update rule applied to the estimate ĝ: "sgd" (θ −= lr·ĝ), "momentum"
-             (b = momentum·b + ĝ; θ −= lr·b) or "adam" (bias-corrected moments, ``betas``, ``eps``)
-  schedule   lr schedule over the step counter t: "constant"; "cosine" (lr_min + (lr−lr_min)·
-             ½(1+cos(π·min(t,T)/T)), T = ``total_steps``); "step" (lr·gamma^⌊t/step_size⌋)
-``mask`` restricts perturbations and updates to a coordinate subset (entries outside it are
-never changed); ``periods`` wraps updated phases into [0, p) (period 0/NaN: not wrapped).
+* :class:`Estimator` — a zeroth-order *gradient estimator*. It sees only the black-box loss
+  closure ``closure(rows: Tensor[P, d]) -> Tensor[P]`` (one row = one chip query, one phase
+  setting, rad), spends all its queries in ONE batched call, and writes its estimate of
+  dL/dθ (units: loss per rad) into ``phases.grad``::
+
+      est = RGE(q=16, mu=0.05, two_sided=True, generator=torch.Generator().manual_seed(1))
+      opt = torch.optim.Adam([phases], lr=0.01)
+      sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+      for _ in range(steps):
+          loss = est.estimate_(closure, phases, periods=periods)  # writes phases.grad
+          opt.step()
+          sched.step()
+          constrain_(phases, periods)                             # wrap phases into [0, p)
+
+  Any ``torch.optim`` optimizer and ``lr_scheduler`` does the update.
+* :class:`Strategy` — estimator + optimizer + scheduler on one phase vector, built by name
+  from recipe options (``make_strategy``), with ``step(closure) -> loss`` and a
+  ``state_dict`` for bit-identical resume. Common options (every strategy):
+
+  optimizer  "sgd" (``torch.optim.SGD``), "momentum" (``SGD(momentum=momentum)``: b = m·b + ĝ,
+             θ −= lr·b) or "adam" (``torch.optim.Adam(betas, eps)``)
+  schedule   "constant" (no scheduler); "cosine" (``CosineAnnealingLR(T_max=total_steps,
+             eta_min=min(lr_min, lr))``, held at its end after ``total_steps``); "step"
+             (``StepLR(step_size, gamma)``)
+
+``mask`` (bool [d]) restricts perturbations and updates to a coordinate subset: entries
+outside it are never changed, whatever the optimizer does (e.g. weight decay). ``periods``
+([d], rad) wraps updated phases into [0, p) (period 0/NaN: not wrapped).
 """
 from __future__ import annotations
 
-import difflib
-import math
+import copy
+import warnings
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .estimators import Closure, wrap
+from .estimators import Closure, Estimate, wrap
+from .options import (Option, check_options, choice, did_you_mean, integer, interval, nonnegative,
+                      positive)
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "cosine", "step")
 
-COMMON = dict(optimizer="sgd", momentum=0.9, betas=(0.9, 0.999), eps=1e-8,
-              schedule="constant", total_steps=None, step_size=100, gamma=0.5, lr_min=0.0)
+COMMON_OPTIONS: dict[str, Option] = {
+    "optimizer": choice("sgd", OPTIMIZERS, doc="update rule (a torch.optim class)"),
+    "momentum": interval(0.9, 0.0, 1.0, hi_open=True, doc="heavy-ball coefficient of 'momentum'"),
+    "betas": Option((0.9, 0.999), "pair", doc="Adam's (beta1, beta2)"),
+    "eps": positive(1e-8, doc="Adam's eps"),
+    "schedule": choice("constant", SCHEDULES, doc="lr schedule (a torch.optim.lr_scheduler)"),
+    "total_steps": integer(None, nullable=True, doc="cosine length in steps (null: the run's steps)"),
+    "step_size": integer(100, doc="StepLR period in steps"),
+    "gamma": interval(0.5, 0.0, 1.0, doc="StepLR factor"),
+    "lr_min": nonnegative(0.0, doc="cosine floor (same unit as lr)"),
+}
+COMMON = {key: spec.default for key, spec in COMMON_OPTIONS.items()}
+BUILD_ARGS = ("generator", "lr", "mask", "periods")
+
+__all__ = ["Estimator", "Strategy", "make_optimizer", "make_scheduler", "advance", "constrain_",
+           "fill_schedule_length", "did_you_mean", "COMMON", "COMMON_OPTIONS", "OPTIMIZERS",
+           "SCHEDULES"]
 
 
 def fill_schedule_length(options: dict, steps: int) -> dict:
@@ -40,102 +76,151 @@ def fill_schedule_length(options: dict, steps: int) -> dict:
     return options
 
 
-def did_you_mean(word: str, allowed) -> str:
-    """' Did you mean 'x'?' for the closest allowed name, or '' when none is close."""
-    close = difflib.get_close_matches(str(word), list(allowed), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+def make_optimizer(kind: str, params: list[Tensor], lr: float, cfg: dict) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer a recipe's ``optimizer`` names (options from ``cfg``)."""
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg["betas"]), eps=cfg["eps"])
+    if kind == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"])
+    return torch.optim.SGD(params, lr=lr)
 
 
-def check_choice(field: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{field} must be one of {tuple(allowed)}, got {value!r}.{did_you_mean(value, allowed)}")
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: dict):
+    """The ``torch.optim.lr_scheduler`` a recipe's ``schedule`` names, or None ("constant")."""
+    kind = cfg["schedule"]
+    if kind == "cosine":
+        lr = optimizer.param_groups[0]["lr"]
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["total_steps"],
+                                                          eta_min=min(cfg["lr_min"], lr))
+    if kind == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+    return None
 
 
-def check_positive(field: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0) and (not integer or int(value) == value)
-    if not ok:
-        kind = "an integer" if integer else "a finite number"
-        raise ValueError(f"{field} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-
-def check_nnz(value, params, mask) -> None:
-    """``nnz`` (coordinates per RGE direction): None (all) or an integer in [1, m], m the
-    perturbable coordinates (``mask``'s count, else all of ``params``)."""
-    if value is None:
+def advance(scheduler) -> None:
+    """``scheduler.step()``, except that a cosine schedule stays at ``eta_min`` after ``T_max``
+    steps (torch's cosine would climb back up). A no-op for None."""
+    if scheduler is None:
         return
-    m = int(mask.sum()) if mask is not None else params.shape[-1]
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= m
-    if not ok:
-        raise ValueError(f"nnz must be null (all coordinates) or an integer in [1, {m}], got {value!r}")
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) and scheduler.last_epoch >= scheduler.T_max:
+        return
+    with warnings.catch_warnings():  # a scheduler whose optimizer sat out this step (hybrid)
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        scheduler.step()
 
 
-def check_fraction(field: str, value, *, closed_right: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and (0 <= value <= 1 if closed_right else 0 <= value < 1)
-    if not ok:
-        raise ValueError(f"{field} must be in [0, 1{']' if closed_right else ')'}, got {value!r}")
+@torch.no_grad()
+def constrain_(params: Tensor, periods: Tensor | None = None, mask: Tensor | None = None,
+               before: Tensor | None = None) -> Tensor:
+    """After an optimizer step: put back the entries outside ``mask`` (from ``before``, the
+    phases before the step) and wrap periodic entries into [0, p). In place; returns params."""
+    if mask is not None and before is not None:
+        params.copy_(torch.where(mask, params, before))
+    if periods is not None:
+        params.copy_(wrap(params, periods))
+    return params
 
 
-class Updater:
-    """Turns a gradient estimate into a parameter change (sgd / momentum / adam)."""
+def _detached_copy(obj: Any) -> Any:
+    """A deep copy whose tensors are fresh clones (a state_dict must not alias live state)."""
+    return copy.deepcopy(obj)
 
-    def __init__(self, kind: str, like: Tensor, *, momentum: float = 0.9,
-                 betas=(0.9, 0.999), eps: float = 1e-8):
-        check_choice("optimizer", kind, OPTIMIZERS)
-        check_fraction("momentum", momentum)
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2) in [0, 1), got {betas!r}")
-        for i, b in enumerate(betas):
-            check_fraction(f"betas[{i}]", b)
-        check_positive("eps", eps)
-        self.kind, self.momentum, self.betas, self.eps = kind, momentum, tuple(betas), eps
-        self.t = 0
-        self.buf = torch.zeros_like(like)
-        self.sq = torch.zeros_like(like) if kind == "adam" else None
 
-    def delta(self, g: Tensor, lr: float) -> Tensor:
-        """The change to subtract from θ for estimate ``g`` at learning rate ``lr``."""
-        self.t += 1
-        if self.kind == "sgd":
-            return lr * g
-        if self.kind == "momentum":
-            self.buf.mul_(self.momentum).add_(g)
-            return lr * self.buf
-        b1, b2 = self.betas
-        self.buf.mul_(b1).add_((1 - b1) * g)
-        self.sq.mul_(b2).add_((1 - b2) * g * g)
-        m_hat = self.buf / (1 - b1**self.t)
-        v_hat = self.sq / (1 - b2**self.t)
-        return lr * m_hat / (v_hat.sqrt() + self.eps)
+class Estimator:
+    """Base class of the gradient estimators (module docstring for the contract).
+
+    A subclass declares its options ONCE in ``options`` (``{name: Option}``, checked by
+    :func:`check_options`; each becomes an attribute) and implements :meth:`queries` and
+    :meth:`estimate`. Every random number comes from ``generator`` (default: a fresh
+    ``torch.Generator`` seeded 0).
+    """
+
+    options: dict[str, Option] = {}
+    in_situ = True
+
+    def __init__(self, *, generator: torch.Generator | None = None, **options):
+        config = check_options(type(self).__name__, self.options, options, extra_names=("generator",))
+        for key, value in config.items():
+            setattr(self, key, value)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    @property
+    def config(self) -> dict:
+        """The current option values."""
+        return {key: getattr(self, key) for key in self.options}
+
+    def queries(self, n: int) -> int:
+        """Closure rows per estimate when ``n`` coordinates may be perturbed."""
+        raise NotImplementedError
+
+    def estimate(self, closure: Closure, theta: Tensor, *, mask: Tensor | None = None,
+                 periods: Tensor | None = None) -> Estimate:
+        """(ĝ [d], 0 outside ``mask``; loss 0-d) at ``theta`` from ONE closure call; rows are
+        wrapped by ``periods`` before the closure sees them."""
+        raise NotImplementedError
+
+    def estimate_(self, closure: Closure, params: Tensor, *, mask: Tensor | None = None,
+                  periods: Tensor | None = None) -> float:
+        """Estimate the gradient at ``params`` and write it into ``params.grad`` (for any
+        ``torch.optim`` optimizer holding ``params``); returns the loss the batch reports."""
+        with torch.no_grad():
+            grad, loss = self.estimate(closure, params.detach(), mask=mask, periods=periods)
+            grad = grad.to(dtype=params.dtype, device=params.device)
+            if params.grad is None or params.grad.shape != params.shape:
+                params.grad = grad.clone()
+            else:
+                params.grad.copy_(grad)
+        return float(loss)
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
 
     def state_dict(self) -> dict:
-        return {"t": self.t, "buf": self.buf.clone(),
-                "sq": None if self.sq is None else self.sq.clone()}
+        """Generator state and counters (tensors and numbers only)."""
+        return {"generator": self.generator.get_state(), **self._extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.t = int(state["t"])
-        self.buf.copy_(state["buf"])
-        if self.sq is not None:
-            self.sq.copy_(state["sq"])
+        self.generator.set_state(state["generator"])
+        self._load_extra_state(state)
 
 
 class Strategy:
-    """Base class. Subclasses set ``name``, ``defaults`` and implement ``_estimate``.
+    """An :class:`Estimator` + a ``torch.optim`` optimizer (+ lr scheduler) on ``params``.
 
-    ``step(closure) -> float`` returns the loss at the current (pre-update) parameters as the
-    step's batch reports it (see ``Estimate.loss``), for logging.
+    ``params`` (1-D phase vector, rad) is updated in place; ``step(closure) -> float`` returns
+    the loss at the pre-update phases as the step's batch reports it (``Estimate.loss``).
+    A subclass names its ``estimator_class``; its option table is the common options, the
+    estimator's (except ``hide``, which the strategy sets itself), its ``extra_options``,
+    with ``overrides`` (a value: a new default; an :class:`Option`: a new spec). ``defaults``
+    maps every option to its default.
     """
 
     name = ""
     in_situ = True
-    defaults: dict = {}
-    optimizers = OPTIMIZERS
+    estimator_class: type[Estimator] | None = None
+    hide: tuple = ()
+    extra_options: dict[str, Option] = {}
+    overrides: dict[str, Any] = {}
+    table: dict[str, Option] = {}
+    defaults: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = {} if cls.estimator_class is None else {k: v for k, v in cls.estimator_class.options.items() if k not in cls.hide}
+        table = {**COMMON_OPTIONS, **own, **cls.extra_options}
+        for key, value in cls.overrides.items():
+            table[key] = value if isinstance(value, Option) else _with_default(table[key], value)
+        cls.table = table
+        cls.defaults = {key: spec.default for key, spec in table.items()}
 
     def __init__(self, params: Tensor, *, lr: float, generator: torch.Generator | None,
                  mask: Tensor | None = None, periods: Tensor | None = None, **cfg):
         if not isinstance(params, Tensor) or params.dim() != 1 or not params.is_floating_point():
             raise ValueError("params must be a 1-D floating-point Tensor (the phase vector, rad)")
-        check_positive("lr", lr)
+        check_options("lr", {"lr": positive(None)}, {"lr": lr})
         if self.in_situ and not isinstance(generator, torch.Generator):
             raise ValueError("generator must be a torch.Generator (every random draw uses it)")
         d = params.shape[0]
@@ -148,90 +233,86 @@ class Strategy:
             if bool((periods < 0).any()):
                 raise ValueError("periods must be >= 0 (rad; 0 or NaN = not periodic)")
             periods = periods.to(dtype=params.dtype, device=params.device)
-        if mask is not None:
-            mask = mask.to(params.device)
-        allowed = {**COMMON, **self.defaults}
-        for key in cfg:
-            if key not in allowed:
-                raise ValueError(f"{self.name}: unknown option {key!r}; allowed: "
-                                 f"{sorted(allowed) + ['generator', 'lr', 'mask', 'periods']}."
-                                 f"{did_you_mean(key, allowed)}")
-        self.cfg = {**allowed, **cfg}
         self.params, self.lr, self.generator = params, float(lr), generator
-        self.mask, self.periods = mask, periods
+        self.mask = None if mask is None else mask.to(params.device)
+        self.periods = periods
+        self.cfg = check_options(self.name, self.table, cfg, context={"n_active": self.n_active},
+                                 extra_names=BUILD_ARGS)
+        if self.cfg["schedule"] == "cosine" and self.cfg["total_steps"] is None:
+            raise ValueError("total_steps must be an integer >= 1 with schedule 'cosine', got None")
         self.step_count = 0
-        c = self.cfg
-        check_choice("optimizer", c["optimizer"], self.optimizers)
-        check_choice("schedule", c["schedule"], SCHEDULES)
-        if c["schedule"] == "cosine":
-            check_positive("total_steps", c["total_steps"], integer=True)
-        check_positive("step_size", c["step_size"], integer=True)
-        check_fraction("gamma", c["gamma"], closed_right=True)
-        check_positive("lr_min", c["lr_min"], allow_zero=True)
-        self.updater = Updater(c["optimizer"], params.detach(), momentum=c["momentum"],
-                               betas=c["betas"], eps=c["eps"])
+        self._build()
 
-    # --- subclass interface -------------------------------------------------------------
+    def _build(self) -> None:
+        """Estimator, optimizer and scheduler from ``cfg``."""
+        self.estimator = self.estimator_class(
+            generator=self.generator, **{k: self.cfg[k] for k in self.estimator_class.options if k not in self.hide},
+            **self._hidden())
+        self.optimizer = make_optimizer(self.cfg["optimizer"], [self.params], self.lr, self.cfg)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg)
+
+    def _hidden(self) -> dict:
+        """Values of the ``hide`` options (set by the strategy, not the recipe)."""
+        return {}
+
+    # --- the loop ------------------------------------------------------------------------
+    @property
+    def n_active(self) -> int:
+        """Number of coordinates a strategy may perturb (mask size, or d)."""
+        return int(self.mask.sum()) if self.mask is not None else self.params.shape[0]
+
     @property
     def queries_per_step(self) -> int:
         """Closure rows per step (all in one call)."""
-        raise NotImplementedError
+        return self.estimator.queries(self.n_active)
 
-    def _estimate(self, closure: Closure):
-        """Return (ĝ: Tensor[d], loss: 0-d Tensor) from ONE closure call."""
-        raise NotImplementedError
+    def current_lr(self) -> float:
+        """The learning rate the next update uses (the optimizer's, as scheduled)."""
+        return float(self.optimizer.param_groups[0]["lr"])
 
+    def _update(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()`` on the written ``.grad``, then mask and wrap (:func:`constrain_`)."""
+        before = None if self.mask is None else self.params.detach().clone()
+        optimizer.step()
+        constrain_(self.params, self.periods, self.mask, before)
+
+    def step(self, closure: Closure) -> float:
+        loss = self.estimator.estimate_(closure, self.params, mask=self.mask, periods=self.periods)
+        self._update(self.optimizer)
+        advance(self.scheduler)
+        self.step_count += 1
+        return loss
+
+    # --- resume ----------------------------------------------------------------------------
     def _extra_state(self) -> dict:
         return {}
 
     def _load_extra_state(self, state: dict) -> None:
         pass
 
-    # --- shared machinery ---------------------------------------------------------------
-    @property
-    def n_active(self) -> int:
-        """Number of coordinates a strategy may perturb (mask size, or d)."""
-        return int(self.mask.sum()) if self.mask is not None else self.params.shape[0]
-
-    def current_lr(self, base: float | None = None) -> float:
-        """Scheduled learning rate at the current step counter (``base`` defaults to ``lr``)."""
-        lr, c, t = self.lr if base is None else base, self.cfg, self.step_count
-        if c["schedule"] == "cosine":
-            frac = min(t, c["total_steps"]) / c["total_steps"]
-            lr_min = min(c["lr_min"], lr)
-            return lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * frac))
-        if c["schedule"] == "step":
-            return lr * c["gamma"] ** (t // c["step_size"])
-        return lr
-
-    def _apply(self, delta: Tensor) -> None:
-        """θ −= delta on the mask, then wrap periodic entries."""
-        if self.mask is not None:
-            delta = torch.where(self.mask, delta, torch.zeros_like(delta))
-        self.params.sub_(delta.to(self.params.dtype))
-        self.params.copy_(wrap(self.params, self.periods))
-
-    def step(self, closure: Closure) -> float:
-        with torch.no_grad():
-            grad, loss = self._estimate(closure)
-            self._apply(self.updater.delta(grad, self.current_lr()))
-        self.step_count += 1
-        return float(loss)
-
     def state_dict(self) -> dict:
-        """Everything needed for a bit-identical resume (params, moments, counters, RNG)."""
-        return {"name": self.name, "params": self.params.detach().clone(),
-                "step_count": self.step_count, "updater": self.updater.state_dict(),
-                "generator": None if self.generator is None else self.generator.get_state(),
-                **self._extra_state()}
+        """Everything needed for a bit-identical resume: phases, optimizer and scheduler
+        state, estimator state (generator, counters). Tensors, numbers, strings, lists and
+        dicts only (loads with ``torch.load(weights_only=True)``)."""
+        return _detached_copy({
+            "name": self.name, "params": self.params.detach(), "step_count": self.step_count,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "estimator": self.estimator.state_dict(), **self._extra_state()})
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("name") != self.name:
             raise ValueError(f"state_dict is for strategy {state.get('name')!r}, not {self.name!r}")
+        state = _detached_copy(state)
         with torch.no_grad():
             self.params.copy_(state["params"])
         self.step_count = int(state["step_count"])
-        self.updater.load_state_dict(state["updater"])
-        if self.generator is not None and state["generator"] is not None:
-            self.generator.set_state(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.estimator.load_state_dict(state["estimator"])
         self._load_extra_state(state)
+
+
+def _with_default(spec: Option, default) -> Option:
+    return replace(spec, default=default)

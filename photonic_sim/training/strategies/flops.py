@@ -1,38 +1,54 @@
-"""FLOPS-style strategy ``flops`` (after Gu et al., DAC 2020)."""
+"""FLOPS-style Gaussian forward differences (after Gu et al., DAC 2020): estimator
+:class:`GaussianForward` and strategy ``flops``."""
 from __future__ import annotations
 
-from .base import Strategy, check_fraction, check_positive
+from .base import Estimator, Strategy
 from .estimators import gaussian_forward
+from .options import integer, interval, positive
+
+
+class GaussianForward(Estimator):
+    """Gaussian forward-difference estimate with many samples and a shrinking radius.
+
+    μ_t = max(mu_min, mu · mu_decay^t), t = estimates made so far: a wide search early, a
+    sharper estimate late. q+1 rows [θ, θ+μ_t u_1..q]; ĝ in loss units per rad. Options: q,
+    mu, mu_decay ∈ (0, 1], mu_min (rad).
+    """
+
+    options = {
+        "q": integer(40, doc="Gaussian samples per estimate"),
+        "mu": positive(0.05, doc="initial sampling radius (rad)"),
+        "mu_decay": interval(0.998, 0.0, 1.0, lo_open=True, doc="radius factor per estimate"),
+        "mu_min": positive(0.005, doc="smallest radius (rad)"),
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.t = 0
+
+    def queries(self, n: int) -> int:
+        return self.q + 1
+
+    def radius(self) -> float:
+        """μ of the next estimate (rad)."""
+        return max(self.mu_min, self.mu * self.mu_decay ** self.t)
+
+    def estimate(self, closure, theta, *, mask=None, periods=None):
+        out = gaussian_forward(closure, theta, q=self.q, mu=self.radius(), generator=self.generator,
+                               mask=mask, periods=periods)
+        self.t += 1
+        return out
+
+    def _extra_state(self) -> dict:
+        return {"t": self.t}
+
+    def _load_extra_state(self, state: dict) -> None:
+        self.t = int(state["t"])
 
 
 class Flops(Strategy):
-    """Gaussian forward-difference ZO with many samples and a shrinking sampling radius.
-
-    μ_t = max(mu_min, mu · mu_decay^t): a wide search early, a sharper estimate late.
-    Options: q (samples, default 40), mu, mu_decay ∈ (0, 1], mu_min (rad); "momentum" update
-    by default. The direction distribution is always Gaussian and one-sided (q+1 rows).
-    """
+    """:class:`GaussianForward` + the common optimizer/schedule (default Adam)."""
 
     name = "flops"
-    defaults = dict(optimizer="momentum", q=40, mu=0.05, mu_decay=0.998, mu_min=0.005)
-
-    def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
-        super().__init__(params, lr=lr, generator=generator, mask=mask, periods=periods, **cfg)
-        check_positive("q", self.cfg["q"], integer=True)
-        check_positive("mu", self.cfg["mu"])
-        check_fraction("mu_decay", self.cfg["mu_decay"], closed_right=True)
-        if self.cfg["mu_decay"] == 0:
-            raise ValueError("mu_decay must be in (0, 1], got 0")
-        check_positive("mu_min", self.cfg["mu_min"])
-
-    @property
-    def queries_per_step(self) -> int:
-        return self.cfg["q"] + 1
-
-    def _mu(self) -> float:
-        c = self.cfg
-        return max(c["mu_min"], c["mu"] * c["mu_decay"] ** self.step_count)
-
-    def _estimate(self, closure):
-        return gaussian_forward(closure, self.params.detach(), q=self.cfg["q"], mu=self._mu(),
-                                generator=self.generator, mask=self.mask, periods=self.periods)
+    estimator_class = GaussianForward
+    overrides = {"optimizer": "adam"}

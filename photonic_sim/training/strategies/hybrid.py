@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import Strategy, Updater, check_choice, check_fraction, check_nnz, check_positive
-from .estimators import DISTRIBUTIONS, cge, rge
+from .base import Strategy, advance, make_scheduler
+from .cge import CGE
+from .options import flag, integer, interval, nonnegative, positive
+from .rge import SignRGE
 
 
 class Plateau:
@@ -45,66 +47,66 @@ class Plateau:
 
 
 class Hybrid(Strategy):
-    """Phase 1 ("rge"): sign-RGE (q, mu, dist, two_sided, nnz as in ``zo-rge``; step
-    lr·update(sign ĝ) with the common ``optimizer``, default sgd). Phase 2 ("cge", one-way
-    switch when the plateau detector fires): coordinate estimate (cge_mu, cge_central) with
-    heavy-ball momentum ``cge_momentum`` at learning rate ``cge_lr`` (default lr). Plateau
-    options: patience, tol, smooth.
+    """Phase 1 ("rge"): :class:`SignRGE` (q, mu, dist, two_sided, nnz) with the common
+    optimizer (default sgd: each coordinate moves ±lr). Phase 2 ("cge", one-way switch when
+    the plateau detector fires): :class:`CGE` (cge_mu, default mu; cge_central) with
+    ``torch.optim.SGD(momentum=cge_momentum)`` at ``cge_lr`` (default lr), under the same kind
+    of schedule, stepped from step 0. Plateau options: patience, tol, smooth.
     """
 
     name = "hybrid"
-    defaults = dict(q=16, mu=0.02, dist="gaussian", two_sided=False, nnz=None, patience=20, tol=1e-3,
-                    smooth=0.9, cge_lr=None, cge_mu=None, cge_momentum=0.9, cge_central=False)
+    estimator_class = SignRGE
+    extra_options = {
+        "patience": integer(20, doc="steps without progress before the switch"),
+        "tol": nonnegative(1e-3, doc="relative improvement counted as progress"),
+        "smooth": interval(0.9, 0.0, 1.0, hi_open=True, doc="EMA factor of the plateau detector"),
+        "cge_lr": positive(None, nullable=True, doc="phase-2 learning rate (null: lr)"),
+        "cge_mu": positive(None, nullable=True, doc="phase-2 difference step, rad (null: mu)"),
+        "cge_momentum": interval(0.9, 0.0, 1.0, hi_open=True, doc="phase-2 heavy-ball coefficient"),
+        "cge_central": flag(False, doc="phase-2 central differences"),
+    }
 
-    def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
-        super().__init__(params, lr=lr, generator=generator, mask=mask, periods=periods, **cfg)
+    def _build(self) -> None:
+        super()._build()
         c = self.cfg
-        check_positive("q", c["q"], integer=True)
-        check_positive("mu", c["mu"])
-        check_choice("dist", c["dist"], DISTRIBUTIONS)
-        check_nnz(c["nnz"], self.params, self.mask)
-        check_positive("patience", c["patience"], integer=True)
-        check_positive("tol", c["tol"], allow_zero=True)
-        check_fraction("smooth", c["smooth"])
-        for key in ("cge_lr", "cge_mu"):
-            if c[key] is not None:
-                check_positive(key, c[key])
-        self.cge_lr = float(c["cge_lr"] or lr)
-        self.cge_mu = float(c["cge_mu"] or c["mu"])
-        self.cge_updater = Updater("momentum", params.detach(), momentum=c["cge_momentum"])
+        self.cge_lr = float(c["cge_lr"] or self.lr)
+        self.cge = CGE(generator=self.generator, mu=float(c["cge_mu"] or c["mu"]), central=c["cge_central"])
+        self.cge_optimizer = torch.optim.SGD([self.params], lr=self.cge_lr, momentum=c["cge_momentum"])
+        self.cge_scheduler = make_scheduler(self.cge_optimizer, c)
         self.plateau = Plateau(patience=c["patience"], tol=c["tol"], smooth=c["smooth"])
         self.phase = "rge"
         self.switched_at: int | None = None
 
     @property
     def queries_per_step(self) -> int:
-        c = self.cfg
-        if self.phase == "cge":
-            return (2 * self.n_active if c["cge_central"] else self.n_active) + 1
-        return 2 * c["q"] if c["two_sided"] else c["q"] + 1
+        return (self.cge if self.phase == "cge" else self.estimator).queries(self.n_active)
+
+    def current_lr(self) -> float:
+        opt = self.cge_optimizer if self.phase == "cge" else self.optimizer
+        return float(opt.param_groups[0]["lr"])
 
     def step(self, closure) -> float:
-        c, theta = self.cfg, self.params.detach()
-        with torch.no_grad():
-            if self.phase == "rge":
-                grad, loss = rge(closure, theta, q=c["q"], mu=c["mu"], generator=self.generator,
-                                 dist=c["dist"], two_sided=c["two_sided"], mask=self.mask,
-                                 periods=self.periods, nnz=c["nnz"])
-                self._apply(self.updater.delta(torch.sign(grad), self.current_lr()))
-            else:
-                grad, loss = cge(closure, theta, mu=self.cge_mu, central=c["cge_central"],
-                                 mask=self.mask, periods=self.periods)
-                self._apply(self.cge_updater.delta(grad, self.current_lr(self.cge_lr)))
+        if self.phase == "rge":
+            loss = self.estimator.estimate_(closure, self.params, mask=self.mask, periods=self.periods)
+            self._update(self.optimizer)
+        else:
+            loss = self.cge.estimate_(closure, self.params, mask=self.mask, periods=self.periods)
+            self._update(self.cge_optimizer)
+        advance(self.scheduler)
+        advance(self.cge_scheduler)
         self.step_count += 1
-        if self.phase == "rge" and self.plateau.update(float(loss)):
+        if self.phase == "rge" and self.plateau.update(loss):
             self.phase, self.switched_at = "cge", self.step_count
-        return float(loss)
+        return loss
 
     def _extra_state(self) -> dict:
-        return {"phase": self.phase, "switched_at": self.switched_at,
-                "plateau": self.plateau.state_dict(), "cge_updater": self.cge_updater.state_dict()}
+        return {"phase": self.phase, "switched_at": self.switched_at, "plateau": self.plateau.state_dict(),
+                "cge_optimizer": self.cge_optimizer.state_dict(),
+                "cge_scheduler": None if self.cge_scheduler is None else self.cge_scheduler.state_dict()}
 
     def _load_extra_state(self, state: dict) -> None:
         self.phase, self.switched_at = state["phase"], state["switched_at"]
         self.plateau.load_state_dict(state["plateau"])
-        self.cge_updater.load_state_dict(state["cge_updater"])
+        self.cge_optimizer.load_state_dict(state["cge_optimizer"])
+        if self.cge_scheduler is not None:
+            self.cge_scheduler.load_state_dict(state["cge_scheduler"])

@@ -1,48 +1,59 @@
-"""MixedTrain-style sparse coordinate search, strategy ``mixedtrain`` (after Gu et al., AAAI 2021)."""
+"""MixedTrain-style sparse coordinate search (after Gu et al., AAAI 2021): estimator
+:class:`CoordinateSearch` and strategy ``mixedtrain``."""
 from __future__ import annotations
 
-import torch
+from .base import Estimator, Strategy
+from .estimators import Estimate, sparse_coordinate_search
+from .options import choice, interval, nonnegative, positive
 
-from .base import Strategy, check_fraction, check_positive
-from .estimators import sparse_coordinate_search
+
+class CoordinateSearch(Estimator):
+    """Sparse accept/reject coordinate search (``estimators.sparse_coordinate_search``).
+
+    Each estimate draws k = max(1, round(coord_fraction · n)) coordinates, tries ±step on each
+    (rad) and keeps a trial move only where it lowers the loss by more than ``min_gain``.
+    2k+1 rows. No gradient is formed: the "gradient" written is −move (entries in {−1, 0, +1}),
+    so ``torch.optim.SGD`` at lr = ``step`` applies exactly the accepted moves.
+    """
+
+    options = {
+        "coord_fraction": interval(0.1, 0.0, 1.0, lo_open=True, doc="share of coordinates tried per estimate"),
+        "min_gain": nonnegative(0.0, doc="loss decrease a move must beat"),
+        "step": positive(0.05, doc="trial step (rad); the strategy sets it to the scheduled lr"),
+    }
+
+    def coords(self, n: int) -> int:
+        """Coordinates tried per estimate when ``n`` may be perturbed."""
+        return max(1, min(n, int(round(self.coord_fraction * n))))
+
+    def queries(self, n: int) -> int:
+        return 2 * self.coords(n) + 1
+
+    def estimate(self, closure, theta, *, mask=None, periods=None):
+        n = theta.shape[-1] if mask is None else int(mask.sum())
+        move, loss = sparse_coordinate_search(closure, theta, k=self.coords(n), step=self.step,
+                                              generator=self.generator, mask=mask, periods=periods,
+                                              min_gain=self.min_gain)
+        return Estimate(-move, loss)
 
 
 class MixedTrain(Strategy):
-    """Sparse accept/reject coordinate search.
-
-    Each step draws k = max(1, round(coord_fraction · n_active)) coordinates, tries ±δ on each
-    (δ = the scheduled lr, in rad) and keeps a trial move only where it lowers the loss by more
-    than ``min_gain`` (see ``estimators.sparse_coordinate_search``); accepted moves are applied
-    together. 2k+1 rows per step. No gradient estimate is formed, so the only optimizer is
-    "sgd" (the step is the trial step itself); use a schedule to shrink δ.
-    """
+    """:class:`CoordinateSearch` with plain SGD: the trial step δ is the scheduled lr (rad), so
+    the only optimizer is "sgd"; use a schedule to shrink δ (cosine needs lr_min > 0)."""
 
     name = "mixedtrain"
-    optimizers = ("sgd",)
-    defaults = dict(coord_fraction=0.1, min_gain=0.0)
+    estimator_class = CoordinateSearch
+    hide = ("step",)
+    overrides = {"optimizer": choice("sgd", ("sgd",), doc="only sgd: the step is the trial step")}
 
     def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
         super().__init__(params, lr=lr, generator=generator, mask=mask, periods=periods, **cfg)
-        frac = self.cfg["coord_fraction"]
-        check_fraction("coord_fraction", frac, closed_right=True)
-        if frac == 0:
-            raise ValueError("coord_fraction must be in (0, 1], got 0")
-        check_positive("min_gain", self.cfg["min_gain"], allow_zero=True)
         if self.cfg["schedule"] == "cosine" and not self.cfg["lr_min"] > 0:
-            raise ValueError("mixedtrain with schedule 'cosine' needs lr_min > 0 (the trial step, rad)")
-        self.k = max(1, min(self.n_active, int(round(frac * self.n_active))))
+            raise ValueError("lr_min must be > 0 for mixedtrain with schedule 'cosine' (the trial step, rad)")
 
-    @property
-    def queries_per_step(self) -> int:
-        return 2 * self.k + 1
+    def _hidden(self) -> dict:
+        return {"step": self.lr}
 
     def step(self, closure) -> float:
-        step = self.current_lr()
-        with torch.no_grad():
-            move, loss = sparse_coordinate_search(
-                closure, self.params.detach(), k=self.k, step=step, generator=self.generator,
-                mask=self.mask, periods=self.periods, min_gain=self.cfg["min_gain"])
-            self._apply(-step * move)
-        self.step_count += 1
-        return float(loss)
-
+        self.estimator.step = self.current_lr()
+        return super().step(closure)

@@ -1,28 +1,30 @@
-"""Simultaneous-perturbation stochastic approximation, strategy ``spsa``."""
+"""Simultaneous-perturbation stochastic approximation: estimator :class:`SPSA`, strategy ``spsa``."""
 from __future__ import annotations
 
-from .base import Strategy, check_positive
+from .base import Estimator, Strategy
 from .estimators import spsa
+from .options import integer, positive
 
 
-class SPSA(Strategy):
-    """SPSA: ĝ averaged over q Rademacher perturbation pairs (2q rows per step).
+class SPSA(Estimator):
+    """SPSA (Spall): ĝ averaged over q Rademacher perturbation pairs, 2q rows [θ±μΔ]
+    (``estimators.spsa``), in loss units per rad. Options: q (pairs), mu (rad)."""
 
-    Options: q (pairs per step), mu (perturbation size, rad).
-    """
+    options = {
+        "q": integer(8, doc="perturbation pairs per estimate"),
+        "mu": positive(0.02, doc="perturbation size (rad)"),
+    }
+
+    def queries(self, n: int) -> int:
+        return 2 * self.q
+
+    def estimate(self, closure, theta, *, mask=None, periods=None):
+        return spsa(closure, theta, q=self.q, mu=self.mu, generator=self.generator, mask=mask,
+                    periods=periods)
+
+
+class ZoSPSA(Strategy):
+    """SPSA + the common optimizer/schedule (default plain SGD)."""
 
     name = "spsa"
-    defaults = dict(q=8, mu=0.02)
-
-    def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
-        super().__init__(params, lr=lr, generator=generator, mask=mask, periods=periods, **cfg)
-        check_positive("q", self.cfg["q"], integer=True)
-        check_positive("mu", self.cfg["mu"])
-
-    @property
-    def queries_per_step(self) -> int:
-        return 2 * self.cfg["q"]
-
-    def _estimate(self, closure):
-        return spsa(closure, self.params.detach(), q=self.cfg["q"], mu=self.cfg["mu"],
-                    generator=self.generator, mask=self.mask, periods=self.periods)
+    estimator_class = SPSA

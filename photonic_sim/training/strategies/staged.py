@@ -4,8 +4,9 @@ Options: ``stages``, a list of mappings, each ``{strategy: <name>, steps: <int>,
 that strategy's own options (``lr`` defaults to the staged strategy's ``lr``; a ``cosine``
 schedule without ``total_steps`` anneals over the stage's ``steps``). Stage i+1 starts from
 the phases stage i left, with a fresh optimizer state (momenta, Adam moments, lr schedule),
-and draws its random numbers from the same generator. After the last stage's steps the last
-stage keeps stepping.
+and draws its random numbers from the same generator (each stage builds its own
+``torch.optim`` optimizer and scheduler). After the last stage's steps the last stage keeps
+stepping.
 
 The use it was built for (docs/pinn.md, eighth session): Gaussian-smoothed RGE to train, then a
 short lattice polish, Rademacher directions of one phase LSB, whose two-sided differences are
@@ -20,7 +21,10 @@ Every stage is in situ (``fo`` and ``staged`` are not allowed inside), so this i
 """
 from __future__ import annotations
 
+import torch
+
 from .base import Strategy, fill_schedule_length
+from .options import Option, preview
 
 
 def stage_strategies() -> list[str]:
@@ -34,18 +38,12 @@ class Staged(Strategy):
     """Stages of in-situ strategies in sequence (module docstring)."""
 
     name = "staged"
-    defaults = dict(stages=None)
+    extra_options = {"stages": Option(None, "list", doc="[{strategy: name, steps: N, ...options}]")}
 
-    def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
-        super().__init__(params, lr=lr, generator=generator, mask=mask, periods=periods, **cfg)
-        stages = self.cfg["stages"]
-        if not isinstance(stages, (list, tuple)) or not stages:
-            raise ValueError("stages must be a non-empty list of {strategy: name, steps: N, ...} mappings")
-        self.specs = []
-        for i, spec in enumerate(stages):
-            self.specs.append(self._check_stage(i, spec))
+    def _build(self) -> None:
+        self.specs = [self._check_stage(i, spec) for i, spec in enumerate(self.cfg["stages"])]
         self.stage = 0
-        self.inner = self._build(0)
+        self.inner = self._stage(0)
 
     def _check_stage(self, i: int, spec) -> dict:
         from . import STRATEGIES
@@ -57,9 +55,9 @@ class Staged(Strategy):
         name, steps = spec["strategy"], spec["steps"]
         allowed = stage_strategies()
         if name not in allowed:
-            raise ValueError(f"{where}.strategy must be one of {allowed} (in-situ strategies), got {name!r}")
+            raise ValueError(f"{where}.strategy must be one of {allowed} (in-situ strategies), got {preview(name)}")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"{where}.steps must be an integer >= 1, got {steps!r}")
+            raise ValueError(f"{where}.steps must be an integer >= 1, got {preview(steps)}")
         opts = {k: v for k, v in spec.items() if k not in ("strategy", "steps")}
         opts.setdefault("lr", self.lr)
         fill_schedule_length(opts, steps)
@@ -70,7 +68,7 @@ class Staged(Strategy):
             raise ValueError(f"{where}: {exc}") from None
         return {"strategy": name, "steps": steps, "options": opts}
 
-    def _build(self, i: int) -> Strategy:
+    def _stage(self, i: int) -> Strategy:
         from . import STRATEGIES
 
         spec = self.specs[i]
@@ -81,18 +79,27 @@ class Staged(Strategy):
     def queries_per_step(self) -> int:
         return self.inner.queries_per_step
 
+    def current_lr(self) -> float:
+        return self.inner.current_lr()
+
     def step(self, closure) -> float:
         loss = self.inner.step(closure)
         self.step_count += 1
         if self.stage + 1 < len(self.specs) and self.inner.step_count >= self.specs[self.stage]["steps"]:
             self.stage += 1
-            self.inner = self._build(self.stage)
+            self.inner = self._stage(self.stage)
         return loss
 
-    def _extra_state(self) -> dict:
-        return {"stage": self.stage, "inner": self.inner.state_dict()}
+    def state_dict(self) -> dict:
+        return {"name": self.name, "params": self.params.detach().clone(), "step_count": self.step_count,
+                "stage": self.stage, "inner": self.inner.state_dict()}
 
-    def _load_extra_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("name") != self.name:
+            raise ValueError(f"state_dict is for strategy {state.get('name')!r}, not {self.name!r}")
+        with torch.no_grad():
+            self.params.copy_(state["params"])
+        self.step_count = int(state["step_count"])
         self.stage = int(state["stage"])
-        self.inner = self._build(self.stage)
+        self.inner = self._stage(self.stage)
         self.inner.load_state_dict(state["inner"])

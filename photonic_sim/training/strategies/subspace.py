@@ -5,15 +5,20 @@ the unitaries fixed (the subspace idea of Gu et al., NeurIPS 2021 "L2ight", run 
 estimate on the chip instead of in-situ gradients).
 ``tt-subspace``: only the phases of the photonic blocks that realise TT cores.
 
-Both are ZO-RGE restricted to ``mask`` (required: the caller knows which phases are which);
-with n_active ≪ d the estimate's variance (∝ n_active/q) is much lower than full-space RGE.
+Both are :class:`RGE` restricted to ``mask`` (required: the caller knows which phases are
+which), default Adam; with n_active ≪ d the estimate's variance (∝ n_active/q) is much lower
+than full-space RGE.
 """
 from __future__ import annotations
 
-from .rge import ZoRGE
+from .base import Strategy
+from .rge import RGE
 
 
-class _MaskedRGE(ZoRGE):
+class _MaskedRGE(Strategy):
+    estimator_class = RGE
+    overrides = {"optimizer": "adam", "q": 10}
+
     def __init__(self, params, *, lr, generator, mask=None, periods=None, **cfg):
         if mask is None:
             raise ValueError(f"{self.name} needs mask (bool [d]: the phases it may tune)")
@@ -21,14 +26,12 @@ class _MaskedRGE(ZoRGE):
 
 
 class L2ightSigma(_MaskedRGE):
-    """ZO-RGE on the Σ phases only (mask from the caller); default Adam update."""
+    """RGE on the Σ phases only (mask from the caller); default Adam update."""
 
     name = "l2ight-sigma"
-    defaults = dict(optimizer="adam", q=10, mu=0.02, dist="gaussian", two_sided=False, nnz=None)
 
 
 class TTSubspace(_MaskedRGE):
-    """ZO-RGE on the TT-core phases only (mask from the caller); default Adam update."""
+    """RGE on the TT-core phases only (mask from the caller); default Adam update."""
 
     name = "tt-subspace"
-    defaults = dict(optimizer="adam", q=10, mu=0.02, dist="gaussian", two_sided=False, nnz=None)
