@@ -229,7 +229,7 @@ def test_render_recreates_md_html_and_figures_from_the_data_files(tmp_path):
 
 RESOLVED = {"name": "quickstart", "seed": 0, "devices": {"name": "silicon_thermo_optic", "phase_shifter": {"bits": 8}},
             "accelerator": {"name": "tonn_time", "architecture": "tonn_time", "block_size": 8, "num_cores": 4},
-            "training": {"name": "zo_rge", "strategy": "zo-rge", "steps": 600}, "model": {"name": "digits"}}
+            "training": {"name": "zo_rge", "strategy": "zo-rge", "steps": 600}, "model": {"name": "digits", "layers": [{"kind": "tt"}, {"kind": "dense"}]}}
 
 
 def trained_report(stopped: str = "completed") -> dict:
@@ -276,3 +276,170 @@ def test_summary_rows_of_a_cost_only_run_show_inference_costs_not_training():
     assert rows["area"] == "10.8 mm²" and rows["MZIs (blocked / SVD)"] == "640 / 500"
     assert rows["phase shifters"] == "1,400" and rows["training"] == "none (cost report only)"
     assert not [k for k in rows if "queries" in k or "final" in k or k in ("status", "steps", "wall time")]
+
+
+# ------------------------------------------------------------------ reports a person can read (issue 21 items 8, 11, 12, 13)
+
+
+def png_dpi(data: bytes) -> float:
+    """Horizontal resolution from the PNG pHYs chunk (pixels per metre → dots per inch)."""
+    pos = 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"pHYs":
+            ppm_x, _ppm_y, unit = struct.unpack(">IIB", data[pos + 8 : pos + 17])
+            assert unit == 1  # metres
+            return ppm_x * 0.0254
+        pos += 12 + length
+    raise AssertionError("no pHYs chunk")
+
+
+def test_figures_are_at_least_150_dpi(run_dir):
+    for p in (run_dir / "figures").iterdir():
+        assert png_dpi(p.read_bytes()) >= 149.9, p.name
+
+
+def test_captions_say_what_a_figure_shows_not_its_file_name(run_dir):
+    md = (run_dir / "report.md").read_text()
+    html = (run_dir / "report.html").read_text()
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert len(captions) == 6
+    for caption in captions:
+        assert ".png" not in caption and len(caption.split()) >= 8, caption
+    assert re.search(r"<figcaption>Figure 1\. Training progress against chip queries", html)
+    assert "![training_curve.png]" not in md and "*Figure 1. Training progress against chip queries" in md
+    assert "Energy by component for one inference pass (left) and the whole training run (right)" in md
+
+
+def test_report_top_names_what_produced_it(tmp_path):
+    out = write(tmp_path / "run", report=trained_report(), resolved_scenario=RESOLVED)
+    md = (out / "report.md").read_text()
+    head = md.split("## Results")[0]
+    for row in ("| device card | silicon_thermo_optic |", "| accelerator | tonn_time (8×8 blocks, 4 cores) |",
+                "| model | digits |", "| recipe / strategy | zo_rge / zo-rge |", "| steps | 600 of 600 |",
+                "| seed | 0 |", f"| photonic-sim version | {collect_versions()['photonic_sim']} |",
+                "| status | completed |"):
+        assert row in head, row
+    assert md.index("## Run") < md.index("## Results") < md.index("## Hardware counts")
+    html = (out / "report.html").read_text()
+    assert html.index("<td>device card</td><td>silicon_thermo_optic</td>") < html.index("<h2>Results</h2>")
+    assert "Training stopped early" not in md and 'class="status"' not in html
+    # phase heatmaps name the layer kind from the resolved scenario's model
+    assert "Programmed phases of layer 0 (TT), TT core 0 after training" not in md  # PHASES has no block layout
+    assert "Programmed phases of layer 0 (TT), TT core 0" in md
+
+
+def test_a_diverged_run_says_where_and_why_at_the_top(tmp_path):
+    report = trained_report("diverged at step 41: loss nan is not finite; kept the phases of the last good step")
+    report["training"]["status"] = "diverged"
+    out = write(tmp_path / "run", report=report, history=make_history(40), resolved_scenario=RESOLVED)
+    md = (out / "report.md").read_text()
+    line = ("Run failed: training diverged after 41 steps and 3,200 chip queries: diverged at step 41: loss nan is "
+            "not finite; kept the phases of the last good step.")
+    assert md.startswith(f"# photonic-sim run report: quickstart\n\n> **{line}**\n")
+    assert "| status | diverged at step 41" in md
+    html = (out / "report.html").read_text()
+    assert html.index(f'<p class="status">{line}</p>') < html.index("<h2>Run</h2>")
+    report["training"].update(stopped="early stop at step 300: no improvement in 5 evaluations", status="early-stop")
+    from photonic_sim.reports.render import status_line
+
+    assert status_line(report).startswith("Training stopped early after 41 steps")
+
+
+def test_a_cost_only_report_shows_inference_costs_and_no_training(tmp_path):
+    out = write(tmp_path / "cost", report=cost_report(), history=[], phases_by_mesh=None, resolved_scenario=RESOLVED)
+    md = (out / "report.md").read_text()
+    assert md.startswith("# photonic-sim cost report: quickstart")
+    for row in ("| inference energy | 320 pJ |", "| inference latency | 210 ns |", "| area | 10.8 mm² |",
+                "| MZIs (blocked / SVD) | 640 / 500 |", "| training | none (cost report only) |"):
+        assert row in md, row
+    assert "## Training" not in md and "chip queries" not in md and "none (final)" not in md
+    assert "metrics.csv" not in md and "training_curve" not in md
+    html = (out / "report.html").read_text()
+    assert "<h2>Training</h2>" not in html and "training energy" not in html
+    # the energy and latency figures show only the inference panel
+    assert "whole training run" not in md
+    w_cost, _ = png_size((out / "figures/energy_breakdown.png").read_bytes())
+    w_run, _ = png_size(figures_mod.energy_breakdown(trained_report()).png)
+    assert w_cost < 0.7 * w_run
+
+
+def test_training_curve_starts_at_query_zero():
+    from photonic_sim.reports.figures import metric_points, training_curve_figure
+
+    history, report = make_history(), trained_report()
+    fig, caption = training_curve_figure(history, report)
+    ax_loss, ax_metric = fig.axes[:2]
+    assert ax_loss.get_xlim()[0] == 0 and ax_metric.get_xlim()[0] == 0
+    assert ax_metric.get_xlim()[1] >= history[-1]["queries"]
+    assert "the axis starts at query 0" in caption
+    assert metric_points(history, report)[0] == (160.0, 0.1 + 0.02 * 10)  # the first evaluation of make_history
+    report["metrics"]["initial"] = 0.1
+    validate_report(report)
+    pts = metric_points(history, report)
+    assert pts[0] == (0.0, 0.1) and pts[1] == (160.0, 0.1 + 0.02 * 10)
+    fig, caption = training_curve_figure(history, report)
+    xs, ys = fig.axes[1].lines[0].get_data()
+    assert xs[0] == 0 and ys[0] == pytest.approx(10.0)  # accuracy drawn in %
+    assert "from the initial evaluation at query 0" in caption
+    with_zero = [{"step": 0, "queries": 0, "loss": 2.3, "metric": 0.12, "energy_j": 0.0, "latency_s": 0.0}, *history]
+    assert metric_points(with_zero, report)[0] == (0.0, 0.12)  # a history row at query 0 wins
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 8, 9])
+def test_block_segments_match_the_svd_block_layout(k):
+    from photonic_sim.circuits.svd import SVDBlock
+    from photonic_sim.reports.figures import block_segments
+
+    block = SVDBlock(k, k)
+    seg = {label: (a, b) for label, a, b in block_segments(block.num_phases)}
+    m = block.u.num_mzis
+    u, s, v = block.slices["U"], block.slices["S"], block.slices["V"]
+    assert seg["Σ"] == (s.start, s.stop)
+    assert seg["U α"] == (u.start + 2 * m, u.stop) and seg["V α"] == (v.start + 2 * m, v.stop)
+    if k > 1:
+        assert seg["U θ"] == (u.start, u.start + m) and seg["U φ"] == (u.start + m, u.start + 2 * m)
+        assert seg["V θ"] == (v.start, v.start + m) and seg["V φ"] == (v.start + m, v.start + 2 * m)
+    else:
+        assert set(seg) == {"U α", "Σ", "V α"}
+    assert block_segments(block.num_phases + 1) is None
+
+
+def test_phase_heatmap_labels_blocks_parts_and_axes():
+    from photonic_sim.reports.figures import phase_heatmap_figure
+
+    phases = np.random.default_rng(0).uniform(0, 7, size=(3, 2 * 8 * 8 + 8))
+    fig, caption = phase_heatmap_figure("layer1.core0", phases, ["tt", "dense"])
+    ax = fig.axes[0]
+    assert ax.get_title() == "layer 1 (dense), core 0: 3 blocks of 8×8"
+    assert ax.get_ylabel() == "SVD block" and ax.get_xlabel().startswith("phase shifter within the block")
+    top = ax.child_axes[0]  # the secondary x axis on top
+    assert [t.get_text() for t in top.get_xticklabels()] == ["U θ", "U φ", "U α", "Σ", "V θ", "V φ", "V α"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
+    assert np.allclose(ax.images[0].get_array(), np.mod(phases, 2 * np.pi))
+    assert caption.startswith("Programmed phases of layer 1 (dense), core 0 after training: one row per 8×8 SVD block")
+
+
+def test_energy_bars_use_a_log_axis_when_one_part_dominates():
+    from matplotlib.figure import Figure
+
+    from photonic_sim.reports.figures import _bars
+
+    dominated = {"phase_shifters": 3.9481344e-05, "tia": 5.94432e-08, "modulator": 1.4652e-09}
+    ax = Figure().subplots()
+    _bars(ax, dominated, "J", "inference energy, one pass")
+    assert ax.get_xscale() == "log" and ax.get_xlim()[0] < 1.4652e-09
+    texts = [t.get_text().strip() for t in ax.texts]
+    total = sum(dominated.values())
+    assert f"39.5 µJ ({100 * 3.9481344e-05 / total:.3g} %)" in texts and "1.47 nJ (0.0037 %)" in texts
+    even = Figure().subplots()
+    _bars(even, {"a": 1e-9, "b": 3e-9}, "J", "inference energy, one pass")
+    assert even.get_xscale() == "linear" and even.get_xlabel() == "nJ"
+
+
+def test_html_uses_the_page_width(run_dir):
+    html = (run_dir / "report.html").read_text()
+    css = html.split("<style>")[1].split("</style>")[0]
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "max-width:1000px" not in css and re.search(r"img\{[^}]*max-width:100%", css)
+    assert "grid-template-columns:repeat(auto-fit" in css
