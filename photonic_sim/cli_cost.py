@@ -11,7 +11,8 @@
   ranks: 4, activation: relu}, {kind: dense, in: 64, out: 10}]`` (optional ``name:``;
   ``in``/``out`` stand for ``in_features``/``out_features``; ``ranks`` an integer or the
   full list [1, r, ..., 1]);
-* ``path/to/model.py:factory``: the Python file is EXECUTED (imported as a module) and
+* ``path/to/model.py:factory``: the Python file is EXECUTED (imported as a module, its folder
+  on ``sys.path`` so it can import its neighbours) and
   ``factory()`` is called with no arguments; it must return a ``torch.nn.Module`` whose
   ``nn.Linear`` and ``photonic_sim.nn`` layers are priced in registration order (activation
   modules such as ``nn.ReLU`` right after a layer count as its activation). Only give files
@@ -175,15 +176,24 @@ def _factory_model(text: str) -> Any:
         raise _UsageError(f"--model: {_preview(file)}: no such .py file ({form})")
     if not factory.isidentifier():
         raise _UsageError(f"--model: {path}: factory {_preview(factory)} is not a Python name ({form})")
-    spec = importlib.util.spec_from_file_location(f"_photonic_sim_user_model_{abs(hash(str(path.resolve())))}", path)
+    # imported like a script: its folder on sys.path (sibling modules), registered in sys.modules
+    name = f"_photonic_sim_user_model_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except BaseException as exc:  # the user's file: report, never trace back
+        sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise _UsageError(f"--model: {path}: running the file raised {type(exc).__name__}: "
                           f"{_preview(str(exc), 80)} (allowed: a file that imports cleanly)") from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
     fn = getattr(module, factory, None)
     if not callable(fn):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:8]

@@ -487,3 +487,15 @@ def test_cli_user_model_bad_input(capsys, tmp_path, model, pattern):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and pattern in err, err
     assert "allowed" in err and len(err) < 400  # user data is cut to a short preview
+
+
+def test_cli_model_py_imports_its_neighbours(capsys, tmp_path):
+    # a dataclass with string annotations needs the module in sys.modules; a sibling import
+    # needs the file's folder on sys.path: both as when the user runs the file as a script
+    (tmp_path / "mylayers.py").write_text("import torch\nWIDTH = 16\n")
+    (tmp_path / "net.py").write_text(
+        "from __future__ import annotations\nimport dataclasses\nimport torch\nfrom mylayers import WIDTH\n"
+        "@dataclasses.dataclass\nclass Cfg:\n    width: int = WIDTH\n"
+        "def make():\n    return torch.nn.Sequential(torch.nn.Linear(8, Cfg().width), torch.nn.Linear(WIDTH, 2))\n")
+    got = _cost_json(capsys, "--accelerator", "dense_onn", "--model", f"{tmp_path / 'net.py'}:make")
+    assert got["counts"]["blocks"] == 2 * 1 + 1 * 2  # 16×8: 2 blocks, 2×16: 2 blocks (k = 8)
