@@ -38,6 +38,8 @@ from photonic_sim.devices.cards import DeviceCard
 from photonic_sim.nn.layers import PhotonicLinear, TTPhotonicLinear
 
 MODES = ("dense", "tt")
+"""The ``mode`` values of :func:`convert`: every Linear dense (``PhotonicLinear``), or the
+layers named in ``tt_shapes`` as ``TTPhotonicLinear`` and the rest dense."""
 
 
 def convert(model: nn.Module, mode: str = "dense", *, block_size: int = 8,
