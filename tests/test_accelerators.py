@@ -499,3 +499,18 @@ def test_cli_model_py_imports_its_neighbours(capsys, tmp_path):
         "def make():\n    return torch.nn.Sequential(torch.nn.Linear(8, Cfg().width), torch.nn.Linear(WIDTH, 2))\n")
     got = _cost_json(capsys, "--accelerator", "dense_onn", "--model", f"{tmp_path / 'net.py'}:make")
     assert got["counts"]["blocks"] == 2 * 1 + 1 * 2  # 16×8: 2 blocks, 2×16: 2 blocks (k = 8)
+
+
+def test_training_cost_heater_energy_from_programmed_phases():
+    # a run's heaters hold the programmed phases for the whole chip time: E = N_ps·P_π·φ̄/π·T
+    dev = load_device_card("silicon_thermo_optic")
+    ledger = {"queries": 40, "phase_settings": 40, "samples": 40 * 32}
+    phases = [0.25, 1.0, 2.0, 6.0 + 2 * math.pi]  # the last wraps to 6.0
+    run = training_cost(card("tonn_space"), SMALL, dev, ledger, phases=phases)
+    n_ps = estimate(card("tonn_space"), SMALL).counts["phase_shifters"]
+    mean = (0.25 + 1.0 + 2.0 + 6.0) / 4
+    assert run["breakdown"]["energy_j"]["phase_shifters"] == pytest.approx(
+        n_ps * dev.phase_shifter.p_pi * mean / math.pi * run["latency_s"], rel=1e-12)
+    default = training_cost(card("tonn_space"), SMALL, dev, ledger)  # no phases: mean π
+    assert default["breakdown"]["energy_j"]["phase_shifters"] == pytest.approx(
+        n_ps * dev.phase_shifter.p_pi * default["latency_s"], rel=1e-12)
