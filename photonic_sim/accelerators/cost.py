@@ -212,7 +212,8 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
     ``adc_conversions``, ``clipped`` are echoed, not priced (control overhead is charged per
     query; conversions per sample follow from the schedule). Linear in the ledger. ``model``
     and ``phases`` as in :func:`estimate`: pass the run's programmed phase-shifter phases (the
-    phase entries of the final control vector) so the heater energy follows them.
+    phase entries of the final control vector; Σ attenuator entries folded into [0, π] as the
+    device realises them) so the heater energy follows them.
     """
     allowed = ", ".join(PRICED_KEYS + INFO_KEYS)
     for key in ledger:
