@@ -395,6 +395,8 @@ def test_spec_from_module_errors_and_nesting():
 
     with pytest.raises(ValueError, match="has no nn.Linear or photonic layer"):
         spec_from_module(torch.nn.Sequential(torch.nn.ReLU()))
+    with pytest.raises(ValueError, match="Conv2d \\(a convolution\\) cannot be priced"):
+        spec_from_module(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2)))
     with pytest.raises(ValueError, match="do not chain"):
         spec_from_module(torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Linear(6, 2)))
 

@@ -161,8 +161,9 @@ def spec_from_module(model: Any, name: str | None = None) -> NetworkSpec:
     ``bias`` is not None. Modules are visited in registration order (``named_children``,
     depth first); an activation module (class name in ``MODULE_ACTIVATIONS``) right after a
     layer sets that layer's activation (it only changes the digital-op count). Activations
-    called as functions inside ``forward`` are not seen. Raises ValueError (one line) when no
-    layer is found or the widths do not chain.
+    called as functions inside ``forward`` are not seen; other modules (dropout, norms) run
+    electronically and are not priced. Raises ValueError (one line) when no layer is found,
+    a module is a convolution (weight of 3 or more dimensions) or the widths do not chain.
     """
     layers: list[LayerSpec] = []
     last_was_layer = False
@@ -180,6 +181,9 @@ def spec_from_module(model: Any, name: str | None = None) -> NetworkSpec:
             elif type(child).__name__ in MODULE_ACTIVATIONS and last_was_layer and layers[-1].activation == "none":
                 layers[-1] = replace(layers[-1], activation=MODULE_ACTIVATIONS[type(child).__name__])
                 last_was_layer = False
+            elif getattr(getattr(child, "weight", None), "ndim", 0) >= 3:
+                raise ValueError(f"model: {type(child).__name__} (a convolution) cannot be priced"
+                                 " (allowed: nn.Linear, photonic_sim.nn layers, activations)")
             else:
                 visit(child)
 
