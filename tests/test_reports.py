@@ -141,7 +141,7 @@ def test_reports_show_engineering_units(run_dir):
     md = (run_dir / "report.md").read_text()
     assert "| energy per inference | 320 pJ |" in md
     assert "| latency per inference | 210 ns |" in md
-    assert "| average power | 1.18 W |" in md  # 1.3 J / 1.1 s
+    assert "| average power | 1.182 W |" in md  # 1.3 J / 1.1 s, 4 significant digits
     assert "| total | 10.8 mm² |" in md
     assert eng(0.03, "W") == "30 mW" and eng(1e-5, "s") == "10 µs" and eng(None, "J") == "—"
     assert scale([2e-7, 5e-6], "s") == (1e6, "µs")
@@ -443,3 +443,5 @@ def test_html_uses_the_page_width(run_dir):
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert "max-width:1000px" not in css and re.search(r"img\{[^}]*max-width:100%", css)
     assert "grid-template-columns:repeat(auto-fit" in css
+    # two-panel figures and heatmaps take a whole row; the area chart shares one
+    assert html.count('<figure class="wide">') == 5 and html.count("<figure><img") == 1

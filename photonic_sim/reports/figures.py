@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import EngFormatter
+from matplotlib.ticker import EngFormatter, FuncFormatter
 
 from .units import eng, scale
 
@@ -185,8 +185,7 @@ def _bars(ax, parts: dict[str, float], unit: str, title: str, fixed: tuple[float
         low = min(v for v in vals if v > 0)
         ax.set_xscale("log")
         ax.set_xlim(low / 3, top * 40)
-        if not fixed:
-            ax.xaxis.set_major_formatter(EngFormatter(unit=unit, sep=" "))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}") if fixed else EngFormatter(unit=unit, sep=" "))
         label += " (log scale)"
     else:
         ax.set_xlim(0, top * 1.45 if top > 0 else 1)
@@ -229,13 +228,12 @@ def latency_breakdown(report: dict) -> Figure:
 def area_breakdown(report: dict) -> Figure:
     parts = report["area_mm2"]["breakdown"]
     total = report["area_mm2"]["total"]
-    fig = MplFigure(figsize=(7, 1.1 + 0.38 * max(len(parts), 3)))
+    fig = MplFigure(figsize=(6, 1.1 + 0.38 * max(len(parts), 3)))
     ax = fig.subplots()
     _bars(ax, parts, "mm²", f"chip area (total {total:.4g} mm²)", fixed=(1.0, "mm²"))
     fig.tight_layout()
     note = "; log axis because one part dominates" if _log_axis(parts) else ""
-    return Figure(_png(fig), f"Chip area by component in mm² (total {total:.4g} mm², after the accelerator's "
-                             f"layout overhead), with each part's share{note}.")
+    return Figure(_png(fig), f"Chip area by component in mm² (total {total:.4g} mm²), with each part's share{note}.")
 
 
 # ------------------------------------------------------------------ phase heatmaps

@@ -27,7 +27,7 @@ import yaml
 
 from .figures import Figure, make_figures
 from .files import PHASES_FILE, ReportError, load_phases, read_history, validate_report
-from .summary import COMPLETED, cost_only, numbers, provenance, stopped
+from .summary import COMPLETED, DIGITS, cost_only, numbers, provenance, stopped
 from .units import eng, number
 
 Table = tuple[list[str], list[list[str]]]  # header, rows
@@ -61,7 +61,7 @@ def layer_kinds(resolved: dict | None) -> list[str] | None:
 
 def _parts_table(energy: dict[str, float], latency: dict[str, float]) -> Table:
     names = list(dict.fromkeys([*energy, *latency]))
-    return ["component", "energy", "latency"], [[n, eng(energy.get(n), "J"), eng(latency.get(n), "s")] for n in names]
+    return ["component", "energy", "latency"], [[n, eng(energy.get(n), "J", DIGITS), eng(latency.get(n), "s", DIGITS)] for n in names]
 
 
 def status_line(report: dict) -> str | None:
@@ -80,12 +80,12 @@ def sections(report: dict, resolved: dict | None = None) -> list[tuple[str, list
     inf, tr, area = report["inference"], report["training"], report["area_mm2"]
     train = [
         ["chip queries", number(tr["queries"])],
-        ["energy", eng(tr["energy_j"], "J")],
-        ["chip time (latency)", eng(tr["latency_s"], "s")],
-        ["average power", eng(tr["energy_j"] / tr["latency_s"], "W") if tr["latency_s"] > 0 else "—"],
-        ["simulation wall time", eng(tr["wall_s"], "s")],
+        ["energy", eng(tr["energy_j"], "J", DIGITS)],
+        ["chip time (latency)", eng(tr["latency_s"], "s", DIGITS)],
+        ["average power", eng(tr["energy_j"] / tr["latency_s"], "W", DIGITS) if tr["latency_s"] > 0 else "—"],
+        ["simulation wall time", eng(tr["wall_s"], "s", DIGITS)],
     ]
-    inference = [["energy per inference", eng(inf["energy_j"], "J")], ["latency per inference", eng(inf["latency_s"], "s")]]
+    inference = [["energy per inference", eng(inf["energy_j"], "J", DIGITS)], ["latency per inference", eng(inf["latency_s"], "s", DIGITS)]]
     area_rows = [[k, f"{v:.4g} mm²"] for k, v in area["breakdown"].items()] + [["total", f"{area['total']:.4g} mm²"]]
     out = [
         ("Run", [(["item", "value"], [list(r) for r in provenance(report, resolved)])]),
@@ -134,7 +134,15 @@ h1{font-size:1.6em;margin:.2em 0 .6em}h2{margin:1.2em 0 .4em;border-bottom:1px s
 table{border-collapse:collapse;margin:.5em 0 1em;max-width:100%}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f3f3f3}td:last-child{font-variant-numeric:tabular-nums}
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,640px),1fr));gap:1.5em}
-figure{margin:0}img{max-width:100%;height:auto;display:block}figcaption{font-size:.92em;color:#444;margin-top:.3em}"""
+figure{margin:0}figure.wide{grid-column:1/-1}img{max-width:100%;height:auto;display:block}figcaption{font-size:.92em;color:#444;margin-top:.3em}"""
+
+
+WIDE_PX = 1100  # figures wider than this (two panels, heatmaps) take a whole row of the figure grid
+
+
+def _png_width(png: bytes) -> int:
+    """Pixel width from the PNG header (0 if it is not a PNG)."""
+    return int.from_bytes(png[16:20], "big") if png[12:16] == b"IHDR" else 0
 
 
 def to_html(report: dict, figures: dict[str, Figure], resolved: dict | None = None) -> str:
@@ -158,7 +166,8 @@ def to_html(report: dict, figures: dict[str, Figure], resolved: dict | None = No
         out.append('<h2>Figures</h2><div class="figures">')
         for i, fig in enumerate(figures.values(), 1):
             data = base64.b64encode(fig.png).decode("ascii")
-            out.append(f'<figure><img alt="{e(fig.caption)}" src="data:image/png;base64,{data}">'
+            wide = ' class="wide"' if _png_width(fig.png) > WIDE_PX else ""
+            out.append(f'<figure{wide}><img alt="{e(fig.caption)}" src="data:image/png;base64,{data}">'
                        f"<figcaption>Figure {i}. {e(fig.caption)}</figcaption></figure>")
         out.append("</div>")
     if not cost_only(report):
