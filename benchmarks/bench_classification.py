@@ -8,11 +8,14 @@
     python benchmarks/bench_classification.py --part weightmap
     python benchmarks/bench_classification.py --quick        # short smoke version of each part
 
-Every run goes through ``photonic_sim.training.compare`` (``ClassificationRun``): the chip is
-the default silicon card (8-bit phases, γ-noise 0.002, crosstalk 0.005, phase bias U(−1, 1)
-rad, intensity readout), the test metric is measured through the noisy chip, queries and
-training energy/latency come from the training ledger only. ``--workers N`` runs jobs in N
-processes (torch single-threaded in each); ``--json FILE`` writes all rows.
+Every run is a :class:`photonic_sim.Experiment` (the assembly ``photonic-sim run`` uses; a
+:class:`Setup` holds one part's plain data and builds it per strategy and seed), compared with
+``photonic_sim.training.compare``: the chip is the default silicon card (8-bit phases, γ-noise
+0.002, crosstalk 0.005, phase bias U(−1, 1) rad, intensity readout), the test metric is measured
+through the noisy chip, queries and training energy/latency come from the training ledger only.
+A run's seed sets the chip, the train/test split, the initial phases, the strategy's generator
+(seed + 1) and the mini-batch order. ``--workers N`` runs jobs in N processes (torch
+single-threaded in each); ``--json FILE`` writes all rows.
 """
 
 from __future__ import annotations
@@ -22,15 +25,70 @@ import json
 import math
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from photonic_sim import Experiment
 from photonic_sim.cores.spec import NetworkSpec, tt
-from photonic_sim.training.compare import ClassificationRun, compare, summarize
+from photonic_sim.devices import load_device_card
+from photonic_sim.training import compare, summarize
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One classification setup, run per ``(strategy, seed)`` (picklable plain data).
+
+    ``task`` a scenario task mapping; ``model`` a preset name or ``NetworkSpec``;
+    ``accelerator`` card name (its architecture picks TONN or the dense ONN, and it prices the
+    run); ``devices`` card name with ``device_overrides`` (dotted keys); the recipe's
+    ``steps``, ``batch_size``, ``eval_every``, ``eval_batch_size``, ``logit_scale``, ``loss``;
+    ``options[strategy]`` the strategy's options (``lr`` included). ``"weight-map"`` (not in
+    situ): ``Experiment.weight_map`` with ``options["weight-map"]`` (lr, steps), deployed on the
+    chip; ``"weight-map+<strategy>"`` trains in situ from the mapped phases.
+    """
+
+    task: dict = field(default_factory=lambda: {"kind": "digits"})
+    model: Any = "digits"
+    accelerator: str = "tonn_space"
+    devices: str = "silicon_thermo_optic"
+    device_overrides: dict = field(default_factory=dict)
+    steps: int = 300
+    batch_size: int = 64
+    eval_every: int = 25
+    eval_batch_size: int = 512
+    logit_scale: float = 10.0
+    loss: str = "cross_entropy"
+    options: dict = field(default_factory=dict)
+    metric: str = "accuracy"
+
+    def experiment(self, strategy: str, seed: int, **kwargs) -> Experiment:
+        recipe = {"name": "bench", "strategy": strategy, "strategy_options": dict(self.options.get(strategy, {})),
+                  "steps": self.steps, "batch_size": self.batch_size, "eval_every": self.eval_every,
+                  "eval_batch_size": self.eval_batch_size, "logit_scale": self.logit_scale, "loss": self.loss}
+        return Experiment(devices=load_device_card(self.devices, overrides=dict(self.device_overrides)),
+                          accelerator=self.accelerator, model=self.model, task=dict(self.task), training=recipe,
+                          seed=seed, **kwargs)
+
+    def __call__(self, strategy: str, seed: int) -> dict:
+        base, _, insitu = strategy.partition("+")
+        if base != "weight-map":
+            return self.experiment(strategy, seed).run().row(strategy)
+        wm = dict(self.options.get("weight-map", {}))
+        exp = self.experiment(insitu or "fo", seed)
+        t0 = time.perf_counter()
+        phases, _ = exp.weight_map(lr=wm.get("lr", 0.01), steps=wm.get("steps"))
+        if insitu:
+            return exp.run().row(strategy)
+        deployed = exp.task.evaluate(exp.chip, phases)["metric"]
+        return {"strategy": strategy, "seed": int(seed), "metric": self.metric, "metric_final": deployed,
+                "queries": 0, "training_energy_j": 0.0, "training_latency_s": 0.0,
+                "wall_s": time.perf_counter() - t0, "history": [[0, deployed]], "in_situ": False,
+                "stopped": "offline training on the ideal model, mapped, deployed"}
 
 # digits: the `digits` preset (64 → 64 TT rank 4 + dense 64 → 10: 24 blocks, 3338 controls);
 # docs/classification.md compares smaller all-TT networks (fewer controls, weaker gradients)
@@ -40,8 +98,8 @@ DIGITS_NET = "digits"
 # zo-sign-rge uses the same recipe on sign(ĝ): Adam then moves each coordinate by ≈ lr·E[sign ĝ_i],
 # i.e. ∝ the per-coordinate SNR, as Adam on ĝ itself does (m/√v), so the two reach the same accuracy
 DIGITS_ZO = {"lr": 0.01, "q": 16, "two_sided": True, "mu": 0.05, "optimizer": "adam", "schedule": "cosine"}
-DIGITS = ClassificationRun(
-    dataset="digits", model=DIGITS_NET, steps=8000, batch_size=64, eval_every=500, eval_batch_size=512,
+DIGITS = Setup(
+    model=DIGITS_NET, steps=8000, batch_size=64, eval_every=500, eval_batch_size=512,
     options={"zo-rge": DIGITS_ZO, "zo-sign-rge": DIGITS_ZO, "fo": {"lr": 0.01}},
 )
 DIGITS_STEPS = {"fo": 600}
@@ -54,8 +112,8 @@ DIGITS_WIDE_NET = NetworkSpec("digits_wide", (
     tt((4, 4, 4), (4, 8, 8), 4, "relu"),
     tt((4, 8, 8), (2, 5, 1), 4, "none"),
 ))
-DIGITS_WIDE = ClassificationRun(
-    dataset="digits", model=DIGITS_WIDE_NET, steps=2000, batch_size=64, eval_every=250, eval_batch_size=512,
+DIGITS_WIDE = Setup(
+    model=DIGITS_WIDE_NET, steps=2000, batch_size=64, eval_every=250, eval_batch_size=512,
     options={"zo-sign-rge": {**DIGITS_ZO, "q": 64}, "fo": {"lr": 0.01}},
 )
 
@@ -79,8 +137,8 @@ DIGITS_SGD = replace(DIGITS, steps=2000, eval_every=250, options={
 # More directions per step beat more steps: 6000 steps at q 16 (the queries of 1500 steps at
 # q 64) stalled at 83.2 %.
 MNIST_NET = "mnist_small"
-MNIST = ClassificationRun(
-    dataset="mnist", data_dir=str(MNIST_DIR), model=MNIST_NET, steps=2000, batch_size=64, eval_every=250,
+MNIST = Setup(
+    task={"kind": "mnist", "data_dir": str(MNIST_DIR)}, model=MNIST_NET, steps=2000, batch_size=64, eval_every=250,
     eval_batch_size=1000,
     options={"zo-rge": {**DIGITS_ZO, "lr": 0.015, "q": 192}, "fo": {"lr": 0.01}},
 )
@@ -104,7 +162,7 @@ def table(title: str, rows: list[dict]) -> str:
 class Labelled:
     """Runs ``run`` but reports under ``label`` (several setups in one table)."""
 
-    def __init__(self, label: str, run: ClassificationRun, strategy: str):
+    def __init__(self, label: str, run: Setup, strategy: str):
         self.label, self.run, self.strategy, self.metric = label, run, strategy, run.metric
 
     def __call__(self, _strategy: str, seed: int) -> dict:
@@ -120,12 +178,12 @@ def run_labelled(jobs: list[Labelled], seeds: list[int], workers: int) -> list[d
     return rows
 
 
-def dense_twin(run: ClassificationRun) -> ClassificationRun:
+def dense_twin(run: Setup) -> Setup:
     """The same run on the dense ONN of the same layer widths (its own accelerator card)."""
-    return replace(run, network="dense", accelerator="dense_onn")
+    return replace(run, accelerator="dense_onn")
 
 
-def tonn_vs_dense(zo: ClassificationRun, fo: ClassificationRun, seeds, workers, widths: str = ""):
+def tonn_vs_dense(zo: Setup, fo: Setup, seeds, workers, widths: str = ""):
     """TONN zo-sign-rge, TONN fo, and the dense ONN of the same widths trained like the TONN ZO row."""
     tag = f" {widths}" if widths else ""
     dense = dense_twin(zo)
@@ -159,7 +217,7 @@ def mnist_part(quick: bool, seeds, workers):
     if not MNIST_DIR.is_dir():
         print(f"MNIST part skipped: no IDX files at {MNIST_DIR}")
         return []
-    base = MNIST if not quick else replace(MNIST, steps=10, eval_every=10, test_fraction=0.05)
+    base = MNIST if not quick else replace(MNIST, steps=10, eval_every=10, task={**MNIST.task, "test_fraction": 0.05})
     fo = replace(base, steps=600 if not quick else 10, eval_every=100 if not quick else 10)
     jobs = [Labelled("TT zo-rge (in situ)", base, "zo-rge"), Labelled("TT fo (NOT in situ)", fo, "fo")]
     return run_labelled(jobs, seeds, workers)

@@ -60,7 +60,7 @@ from photonic_sim.devices.cards import DeviceCard, load_device_card
 from photonic_sim.training.data import load_digits, load_mnist
 from photonic_sim.training.strategies import fill_schedule_length, make_strategy
 from photonic_sim.training.tasks import ClassificationTask
-from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult
+from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult, stop_status
 
 from .errors import ScenarioError
 from .loader import Scenario, _check_fit, load_scenario
@@ -354,7 +354,7 @@ class Experiment:
                   "training": {"queries": int(result.ledger["queries"]), "energy_j": tc["energy_j"],
                                "latency_s": tc["latency_s"], "breakdown": tc["breakdown"], "wall_s": result.wall_s,
                                "strategy": recipe.strategy, "steps": trainer.step, "stopped": result.stopped,
-                               "ledger": result.ledger, "eval_ledger": result.eval_ledger},
+                               "status": stop_status(result.stopped), "ledger": result.ledger, "eval_ledger": result.eval_ledger},
                   "versions": versions(), "wall_s": time.perf_counter() - t0}
         ckpt = None
         if checkpoint_dir is not None and (Path(checkpoint_dir) / CHECKPOINT_FILE).is_file():
@@ -367,20 +367,25 @@ class Experiment:
         """The weight-map baseline (not in situ): first-order training on the *ideal* model of
         this network (same seed, initial phases and readout; plain SGD at ``lr`` for ``steps``,
         default the recipe's), then mapping the learned weights back to phases
-        (``network.from_weights``; with intensity readout the last pass depends on the complex
-        block matrices, so the learned phases are kept as they are). Returns (phases to
-        deploy, the offline run's result); deploy with ``task.evaluate(chip, phases)`` or
-        start in-situ training from them (``init_phases=``)."""
+        (``network.from_weights``, which also sets the network's block scales; with intensity
+        readout the last pass depends on the complex block matrices, so the learned phases are
+        kept as they are). This experiment then starts from the mapped phases: deploy them with
+        ``task.evaluate(chip, params)`` or train in situ from them with :meth:`run`. Returns
+        (the mapped phases, the offline run's result). Call it before the strategy is built."""
+        if self._strategy is not None:
+            raise RuntimeError("weight_map: the strategy is already built (call weight_map first)")
         recipe = self.recipe.model_copy(update={
             "strategy": "fo", "strategy_options": {"lr": lr}, "steps": steps or self.recipe.steps,
             "early_stopping": None, "checkpoint_every": 0})
         offline = type(self).from_scenario(replace(self.scenario, recipe=recipe, variants={}),
                                            init_phases=self.params, ideal=True, torch_device=self.torch_device)
+        offline._network = self.network  # one network object: the mapping's block scales reach this chip
         result = offline.run()
         learned = result.phases
         if offline.readout == "coherent":
-            learned = offline.network.from_weights(offline.network.weights(learned))
-        return learned, result
+            learned = self.network.from_weights(self.network.weights(learned))
+        self._params = learned.detach().clone().to(dtype=self._params.dtype, device=self._params.device)
+        return self._params, result
 
 
 # ------------------------------------------------------------------ helpers
