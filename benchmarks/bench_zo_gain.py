@@ -6,8 +6,9 @@ ONN of the same widths (docs/classification.md, "Why the dense ONN is not worse 
     python benchmarks/bench_zo_gain.py --pair mnist-paper --trials 5 --reps 2   # the paper's MNIST pair
     python benchmarks/bench_zo_gain.py --quick    # 2 trials per row, 1 reading (smoke run, ~2 min)
 
-For each network, at its random initial phases (or after ``--fo-steps`` steps of the FO baseline,
-Adam lr 0.01 on batches of 512, to look at a partly trained point) on the default chip (the classification bench's
+For each network (a :class:`photonic_sim.Experiment`), at its random initial phases (or after
+``--fo-steps`` steps of the FO baseline, Adam lr 0.01 on batches of 512, trained by the
+experiment, to look at a partly trained point) on the default chip (the classification bench's
 chip, intensity readout, detector noise on), on one fixed batch of 512 training images:
 ``photonic_sim.training.diagnostics.sign_rge_step_gain`` with the bench recipe's q, μ 0.05 and
 lr 0.01 against the FO reference gradient (autograd through the simulator, a yardstick that the
@@ -23,44 +24,50 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_classification import DIGITS, DIGITS_WIDE, DIGITS_ZO, MNIST_DIR, dense_twin  # noqa: E402
+from photonic_sim import Experiment
+from photonic_sim.cores.spec import NetworkSpec, tt
+from photonic_sim.training import reference_gradient, sign_rge_step_gain
 
-from photonic_sim.training.compare import ClassificationRun  # noqa: E402
-from photonic_sim.training.diagnostics import reference_gradient, sign_rge_step_gain  # noqa: E402
-from photonic_sim.training.strategies import make_strategy  # noqa: E402
-
-# The seed paper's MNIST pair: the `mnist` preset (784 → 1024 → 10, TT rank 6, 8514 controls on
-# 8×8 blocks) against the dense ONN of the same widths (~1.74 M controls, 12 800 blocks). Not
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+# The networks of bench_classification.py's parts and the q of their sign-RGE recipe:
+# digits (the `digits` preset, q 16), digits-wide (64 -> 256 -> 10, TT rank 4, q 64), and the
+# seed paper's MNIST pair, the `mnist` preset (784 -> 1024 -> 10, TT rank 6, 8514 controls on
+# 8x8 blocks) against the dense ONN of the same widths (~1.74 M controls, 12 800 blocks); not
 # trained here (a GPU job); at the initial phases the dense row takes ~80 s per trial at q 16
 # (one loaded core), ~10 min for --trials 5 --reps 2.
-MNIST_PAPER = ClassificationRun(dataset="mnist", data_dir=str(MNIST_DIR), model="mnist", steps=1, batch_size=64,
-                                options={"zo-sign-rge": {**DIGITS_ZO, "q": 16}})
-PAIRS = {"digits": DIGITS, "digits-wide": DIGITS_WIDE, "mnist-paper": MNIST_PAPER}
+DIGITS_WIDE_NET = NetworkSpec("digits_wide", (
+    tt((4, 4, 4), (4, 8, 8), 4, "relu"),
+    tt((4, 8, 8), (2, 5, 1), 4, "none"),
+))
+PAIRS = {"digits": ("digits", {"kind": "digits"}, 16),
+         "digits-wide": (DIGITS_WIDE_NET, {"kind": "digits"}, 64),
+         "mnist-paper": ("mnist", {"kind": "mnist", "data_dir": str(MNIST_DIR)}, 16)}
 DEFAULT_PAIRS = ("digits", "digits-wide")
 MU, LR, BATCH = 0.05, 0.01, 512
+ACCELERATOR = {"tonn": "tonn_space", "dense": "dense_onn"}
 
 
-def gain_row(run, network: str, seed: int, trials: int, reps: int, fo_steps: int = 0) -> dict:
-    run = replace(dense_twin(run) if network == "dense" else run, batch_size=BATCH)
-    torch.manual_seed(seed)
-    task = run.task()
-    chip = run.chip(seed)
-    theta = chip.init_phases(torch.Generator().manual_seed(seed))
-    if fo_steps:
-        fo = make_strategy("fo", theta, lr=0.01, optimizer="adam", periods=chip.controls()["periods"])
-        gen = torch.Generator().manual_seed(seed + 13)
-        for _ in range(fo_steps):
-            fo.step(task.closure(chip, task.sample_batch(gen), differentiable=True))
-        theta = fo.params.detach().clone()
+def experiment(pair: str, network: str, seed: int, fo_steps: int = 0) -> Experiment:
+    """The pair's network (TONN or its dense twin) on the default chip, batches of 512; with
+    ``fo_steps`` the FO baseline (Adam lr 0.01) trains it that many steps."""
+    model, task, _ = PAIRS[pair]
+    recipe = {"strategy": "fo", "strategy_options": {"lr": 0.01, "optimizer": "adam"}, "steps": max(fo_steps, 1),
+              "batch_size": BATCH, "logit_scale": 10.0}
+    return Experiment(devices="silicon_thermo_optic", accelerator=ACCELERATOR[network], model=model, task=task,
+                      training=recipe, seed=seed)
+
+
+def gain_row(pair: str, network: str, seed: int, trials: int, reps: int, fo_steps: int = 0) -> dict:
+    exp = experiment(pair, network, seed, fo_steps)
+    chip, task = exp.chip, exp.task
+    theta = exp.run().phases if fo_steps else exp.params
     batch = task.sample_batch(torch.Generator().manual_seed(seed + 11))
     grad = reference_gradient(task.closure(chip, batch, differentiable=True), theta, reps=reps)
-    q = run.options["zo-sign-rge"]["q"]
+    q = PAIRS[pair][2]
     t0 = time.perf_counter()
     r = sign_rge_step_gain(task.closure(chip, batch), theta, grad, q=q, mu=MU, lr=LR, trials=trials,
                            generator=torch.Generator().manual_seed(seed + 12), reps=reps)
@@ -90,7 +97,7 @@ def main(argv=None) -> int:
         print(f"\n## {name}\n| network | seed | d | q | loss | abs g | cos (theory) | linear (theory) | "
               "step | random step | sign(g) step |\n|---|---|---|---|---|---|---|---|---|---|---|")
         for seed in args.seeds:
-            pair = [gain_row(PAIRS[name], net, seed, trials, reps, args.fo_steps) for net in ("tonn", "dense")]
+            pair = [gain_row(name, net, seed, trials, reps, args.fo_steps) for net in ("tonn", "dense")]
             for r in pair:
                 print(f"| {r['network']} | {seed} | {r['d']} | {r['q']} | {r['loss']:.4f} | {r['grad_norm']:.3f} | "
                       f"{r['cos']:.3f} ({r['cos_theory']:.3f}) | {r['linear']:.2e} ({r['linear_theory']:.2e}) | "

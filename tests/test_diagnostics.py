@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from photonic_sim.training.diagnostics import linear_gain_theory, sign_rge_step_gain
+from photonic_sim.training.diagnostics import linear_gain_theory, reference_gradient, sign_rge_step_gain
 
 
 def quadratic(h: torch.Tensor, b: torch.Tensor):
@@ -78,7 +78,6 @@ def test_chip_rge_estimates_follow_the_fo_reference_gradient():
     from photonic_sim.cores.spec import preset
     from photonic_sim.devices import load_device_card
     from photonic_sim.training.data import load_digits
-    from photonic_sim.training.diagnostics import reference_gradient
     from photonic_sim.training.tasks import ClassificationTask
 
     chip = Chip(TONN(preset("digits")), load_device_card("silicon_thermo_optic"), seed=0, ideal=True,
@@ -95,12 +94,20 @@ def test_chip_rge_estimates_follow_the_fo_reference_gradient():
     assert r.actual < 0
 
 
-def test_bench_zo_gain_row_on_the_digits_pair(load_bench):
-    # Smoke version of benchmarks/bench_zo_gain.py (2 trials, 1 reading): the digits TONN on the
-    # default noisy chip at the bench recipe's q; the sign step has a first-order gain (g·sign ĝ
-    # > 0 needs the estimates to correlate with the FO gradient) and the row carries the sizes.
-    bench = load_bench("bench_zo_gain")
-    row = bench.gain_row(bench.DIGITS, "tonn", seed=0, trials=2, reps=1)
-    assert (row["network"], row["d"], row["q"], row["trials"]) == ("tonn", 3338, 16, 2)
-    assert row["cos"] > 0 and row["linear"] < 0
-    assert row["linear_theory"] < 0 and row["cos_theory"] == pytest.approx((16 / (16 + 3339)) ** 0.5)
+def test_zo_gain_row_on_the_digits_tonn():
+    # What benchmarks/bench_zo_gain.py measures, at smoke size (2 trials, 1 reading), on the chip
+    # the builder assembles: the digits TONN on the default noisy chip at the bench recipe's
+    # q 16; the sign step has a first-order gain (g·sign ĝ > 0 needs the estimates to correlate
+    # with the FO gradient) and the sizes are the network's.
+    from photonic_sim import Experiment
+
+    exp = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task="digits",
+                     training={"strategy": "fo", "steps": 1, "batch_size": 512, "logit_scale": 10.0}, seed=0)
+    chip, task, theta = exp.chip, exp.task, exp.params
+    batch = task.sample_batch(torch.Generator().manual_seed(11))
+    grad = reference_gradient(task.closure(chip, batch, differentiable=True), theta)
+    r = sign_rge_step_gain(task.closure(chip, batch), theta, grad, q=16, mu=0.05, lr=0.01, trials=2,
+                           generator=torch.Generator().manual_seed(12))
+    assert (r.d, r.q, r.trials) == (3338, 16, 2)
+    assert r.cos > 0 and r.linear < 0
+    assert r.linear_theory < 0 and r.cos_theory == pytest.approx((16 / (16 + 3339)) ** 0.5)
