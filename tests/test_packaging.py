@@ -251,3 +251,29 @@ def test_names_paths_and_kinds():
     assert library.find("training", "no_such_recipe") is None
     with pytest.raises(ValueError, match="unknown library kind 'cards'"):
         library.names("cards")
+
+
+# ----------------------------------------------------------------- install commands
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [line for line in text.splitlines() if line.startswith("python3 -m venv .venv")]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    quickstart, tests = _readme_commands()[:2]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("python3 -m venv")]
+    assert ci == [tests]
+    assert tests.endswith("python -m pytest -q") and '-e ".[dev]"' in tests
+    # the quickstart installs no extra (no Ray, simphony, JAX) and runs the built-in scenario by name
+    assert "pip install -q -c constraints.txt -e . &&" in quickstart and "[" not in quickstart
+    assert "photonic-sim run quickstart " in quickstart
+
+
+def test_dev_extra_installs_the_docs_build():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras["docs"]) <= set(extras["dev"])
+    assert not any(name.split(">")[0].split("=")[0] in {"ray", "simphony", "jax"}
+                   for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
