@@ -204,7 +204,7 @@ def test_sweep_summary_and_restart_skips_finished_jobs(tiny, tmp_path, capsys):
             "--set", "training.steps=1", "--workers", "2"]
     assert main(args) == 0
     rows = json.loads((out / "sweep.json").read_text())
-    assert sorted(r["devices.phase_shifter.bits"] for r in rows) == ["4", "8"]
+    assert sorted(r["devices.phase_shifter.bits"] for r in rows) == [4, 8]  # numbers stay numbers
     assert all("error" not in r and r["queries"] == 5 for r in rows)
     assert (out / "figures" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "sweep.md").read_text()

@@ -445,3 +445,61 @@ def test_html_uses_the_page_width(run_dir):
     assert "grid-template-columns:repeat(auto-fit" in css
     # two-panel figures and heatmaps take a whole row; the area chart shares one
     assert html.count('<figure class="wide">') == 5 and html.count("<figure><img") == 1
+
+
+# ------------------------------------------------------------------ sweeps and comparisons (issue 21 items 11, 15)
+
+
+def job_row(label: dict, *, cost: bool = False, metric: float = 0.5, energy: float = 3.2e-10) -> dict:
+    row = {**label, "job": "x" * 16, "metric": "none" if cost else "accuracy", "metric_final": None if cost else metric,
+           "metric_best": None if cost else metric, "higher_is_better": True, "queries": 0 if cost else 160,
+           "training_energy_j": 0.0 if cost else 0.02, "training_latency_s": 0.0 if cost else 1e-3, "wall_s": 0.0,
+           "inference_energy_j": energy, "inference_latency_s": 2.1e-7, "mzi_blocked": 640, "area_mm2": 10.8,
+           "history": [] if cost else [[80, metric / 2], [160, metric]], "stopped": "completed", "status": "completed"}
+    return row
+
+
+def test_sweep_json_keeps_numbers_as_numbers(tmp_path):
+    from photonic_sim.reports.compare import as_number, write_sweep
+
+    assert [as_number(v) for v in ("8", "-3", "1e-3", "0.25", ".5", "nan", "inf", "abc", "1,2", "true", 7)] == \
+        [8, -3, 1e-3, 0.25, 0.5, "nan", "inf", "abc", "1,2", "true", 7]
+    rows = [job_row({"devices.phase_shifter.bits": b, "training.strategy_options.lr": lr, "devices": d, "seed": 0},
+                    metric=0.1 * i)
+            for i, (b, lr, d) in enumerate([("4", "1e-3", "mems"), ("8", "1e-3", "mems"), ("4", "0.01", "thermo")])]
+    rows.append({"devices.phase_shifter.bits": "8", "training.strategy_options.lr": "0.01", "devices": "thermo",
+                 "seed": 0, "job": "y" * 16, "metric": "accuracy", "metric_final": float("nan"), "wall_s": 1.0,
+                 "error": "RuntimeError: boom"})
+    keys = ["devices.phase_shifter.bits", "training.strategy_options.lr", "devices"]
+    summary = write_sweep(tmp_path, rows, keys)
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["devices.phase_shifter.bits"] for r in data] == [4, 8, 4, 8]
+    assert [r["training.strategy_options.lr"] for r in data] == [1e-3, 1e-3, 0.01, 0.01]
+    assert [r["devices"] for r in data] == ["mems", "mems", "thermo", "thermo"]
+    assert data[0]["inference_energy_j"] == 3.2e-10 and data[1]["metric_final"] == pytest.approx(0.1, rel=1e-15)
+    assert data[3]["metric_final"] is None  # NaN is not JSON
+    assert [s["devices.phase_shifter.bits"] for s in summary] == [4, 8, 4, 8]
+    assert summary[0]["training_energy_j"] == "20 mJ"  # rounded for display only
+    assert "| 8 | 0.01 | thermo | 0 |" in (tmp_path / "sweep.md").read_text()
+
+
+def test_cost_only_sweep_and_comparison_summarise_inference_costs(tmp_path):
+    from photonic_sim.reports.compare import write_comparison, write_sweep
+
+    rows = [job_row({"accelerator.block_size": k, "seed": 0}, cost=True, energy=e) for k, e in (("4", 1e-9), ("8", 4e-9))]
+    summary = write_sweep(tmp_path / "sweep", rows, ["accelerator.block_size"])
+    assert summary == [
+        {"accelerator.block_size": 4, "runs": "1/1", "inference energy": "1 nJ", "inference latency": "210 ns",
+         "area": "10.8 mm²", "MZIs": "640"},
+        {"accelerator.block_size": 8, "runs": "1/1", "inference energy": "4 nJ", "inference latency": "210 ns",
+         "area": "10.8 mm²", "MZIs": "640"}]
+    md = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert "| 8 | 0 | 4 nJ | 210 ns | 10.8 mm² | 640 | ok |" in md
+    assert "metric_final" not in md and "training energy" not in md and "queries" not in md
+    assert "Inference energy per pass (left) and chip area (right) against the first grid key" in md
+    assert png_dpi((tmp_path / "sweep" / "figures" / "sweep.png").read_bytes()) >= 149.9
+    variants = [job_row({"variant": v, "seed": 0}, cost=True, energy=e) for v, e in (("base", 4e-5), ("mems", 2e-7))]
+    summary = write_comparison(tmp_path / "cmp", variants, group_by=("variant",))
+    assert [(s["variant"], s["inference energy"]) for s in summary] == [("base", "40 µJ"), ("mems", "200 nJ")]
+    names = {p.name for p in (tmp_path / "cmp" / "figures").iterdir()}
+    assert names == {"costs.png"} and "# Cost comparison" in (tmp_path / "cmp" / "comparison.md").read_text()

@@ -1,10 +1,21 @@
-"""Summaries of many runs: strategy comparisons and parameter sweeps.
+"""Summaries of many runs: strategy / variant comparisons and parameter sweeps.
 
-``write_comparison`` writes ``comparison.json`` (one row per job: strategy, seed, metric,
-metric_final, queries, training_energy_j, training_latency_s, wall_s, …), ``comparison.md``
-(mean ± std per strategy, then every job) and ``figures/convergence.png`` (metric vs
-queries, mean with a min–max band across seeds). ``write_sweep`` writes ``sweep.json``,
-``sweep.md`` and ``figures/sweep.png``. Files are written to temporaries and renamed.
+``write_comparison`` writes ``comparison.json`` (one row per job: strategy or variant, seed,
+metric, metric_final, queries, training_energy_j, training_latency_s, inference_energy_j,
+inference_latency_s, area_mm2, mzi_blocked, wall_s, …), ``comparison.md`` (mean ± std per
+group, then every job) and ``figures/convergence.png`` (metric vs queries, mean with a
+min–max band across seeds). ``write_sweep`` writes ``sweep.json``, ``sweep.md`` and
+``figures/sweep.png`` (final metric vs the first grid key). Files are written to
+temporaries and renamed.
+
+The JSON keeps numbers as numbers: grid values that arrive as ``--grid`` strings and look
+like numbers (``8``, ``1e-3``) are stored as numbers, non-finite values as null; only the
+markdown and the returned summary round them for display.
+
+Cost-only jobs (``task.kind: none``: no training, metric "none") are summarised by what
+they compute: inference energy and latency, area and MZI count per group; their figure is
+``figures/costs.png`` (comparison) or ``figures/sweep.png`` showing inference energy and
+area (sweep), never an empty training plot.
 """
 
 from __future__ import annotations
@@ -12,48 +23,100 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from photonic_sim.training.compare import summarize as numeric_summary
 
-from photonic_sim.training.compare import summarize as numeric_summary  # noqa: E402
-
-from .figures import _png  # noqa: E402
-from .units import eng, number  # noqa: E402
+from .figures import _png
+from .units import eng, number
 
 ROW_KEYS = ("metric", "metric_final", "queries", "training_energy_j", "training_latency_s", "wall_s")
+COST_FIELDS = (("inference_energy_j", "inference energy", "J"), ("inference_latency_s", "inference latency", "s"),
+               ("area_mm2", "area", "mm²"), ("mzi_blocked", "MZIs", ""))
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def as_number(value):
+    """``value`` as an int or float when it is a string that looks like a finite number
+    (``"8"`` → 8, ``"1e-3"`` → 0.001); anything else unchanged."""
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value.strip()):
+        return value
+    text = value.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    number_ = float(text)
+    return number_ if math.isfinite(number_) else value
+
+
+def typed_rows(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """Copies of ``rows`` with the values of ``keys`` (grid keys, group keys) as numbers where
+    they look like numbers (:func:`as_number`)."""
+    return [{k: (as_number(v) if k in keys else v) for k, v in r.items()} for r in rows]
+
+
+def cost_only(rows: list[dict]) -> bool:
+    """True when every job that ran was a cost-only job (no training, metric "none")."""
+    ok = [r for r in rows if "error" not in r]
+    return bool(ok) and all(r.get("metric") == "none" for r in ok)
+
+
+def _mean(values) -> float:
+    good = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return statistics.fmean(good) if good else math.nan
+
+
+def _cost_text(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if unit == "mm²":
+        return f"{number(value, 4)} mm²"
+    return eng(value, unit, 4) if unit else number(round(value))
 
 
 def summarize(rows: list[dict], group_by: tuple[str, ...]) -> list[dict]:
     """Per group (``training.compare.summarize``), formatted for the tables: runs "ok/all",
-    final metric "mean ± std", mean queries and engineering-notation costs ("-" when none)."""
+    final metric "mean ± std", mean queries and engineering-notation costs ("-" when none).
+    Cost-only groups show mean inference energy, latency, area and MZI count instead."""
+    rows = typed_rows(rows, tuple(group_by))
+    only_costs = cost_only(rows)
     out = []
     for s in numeric_summary(rows, group_by):
         ok = s["runs"] - s["failed"]
         row = {k: s[k] for k in group_by}
         row["runs"] = f"{ok}/{s['runs']}"
+        members = [r for r in rows if "error" not in r and all(r.get(k) == s[k] for k in group_by)]
+        if only_costs:
+            for field, label, unit in COST_FIELDS:
+                row[label] = _cost_text(_mean(r.get(field) for r in members), unit)
+            out.append(row)
+            continue
         row["metric"] = s["metric"] if ok else "-"
         row["final (mean ± std)"] = (f"{s['metric_mean']:.4g} ± {s['metric_std']:.2g}"
                                      if math.isfinite(s["metric_mean"]) else "-")
         for field, unit in (("queries", ""), ("training_energy_j", "J"), ("training_latency_s", "s"), ("wall_s", "s")):
             v = s[field]
-            row[field] = "-" if not math.isfinite(v) else (f"{v:.0f}" if field == "queries" else eng(v, unit))
+            row[field] = "-" if not math.isfinite(v) else (f"{v:.0f}" if field == "queries" else eng(v, unit, 4))
         out.append(row)
     return out
 
 
 def write_comparison(out_dir: str | Path, rows: list[dict], group_by: tuple[str, ...] = ("strategy",)) -> list[dict]:
     out = Path(out_dir)
+    rows = typed_rows(rows, tuple(group_by))
     summary = summarize(rows, group_by)
+    figure = "figures/costs.png" if cost_only(rows) else "figures/convergence.png"
     files = {
-        "comparison.json": json.dumps([_public(r) for r in rows], indent=2),
-        "comparison.md": _markdown("Strategy comparison", summary, rows, group_by),
-        "figures/convergence.png": convergence_figure(rows, group_by),
+        "comparison.json": _json(rows),
+        "comparison.md": _markdown("Cost comparison" if cost_only(rows) else "Strategy comparison", summary, rows,
+                                   group_by, figure),
+        figure: costs_figure(rows, group_by) if cost_only(rows) else convergence_figure(rows, group_by),
     }
     _write_all(out, files)
     return summary
@@ -61,23 +124,30 @@ def write_comparison(out_dir: str | Path, rows: list[dict], group_by: tuple[str,
 
 def write_sweep(out_dir: str | Path, rows: list[dict], keys: list[str]) -> list[dict]:
     out = Path(out_dir)
+    rows = typed_rows(rows, tuple(keys))
     summary = summarize(rows, tuple(keys))
     files = {
-        "sweep.json": json.dumps([_public(r) for r in rows], indent=2),
-        "sweep.md": _markdown("Parameter sweep", summary, rows, tuple(keys)),
+        "sweep.json": _json(rows),
+        "sweep.md": _markdown("Parameter sweep (costs only)" if cost_only(rows) else "Parameter sweep", summary, rows,
+                              tuple(keys), "figures/sweep.png"),
         "figures/sweep.png": sweep_figure(rows, keys),
     }
     _write_all(out, files)
     return summary
 
 
+def _group_label(r: dict, group_by: tuple[str, ...]) -> str:
+    return " / ".join(str(r.get(k)) for k in group_by)
+
+
 def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
     """Metric vs queries per group: mean across seeds on a common query grid, min–max band."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         if "error" not in r and r.get("history"):
-            groups[" / ".join(str(r.get(k)) for k in group_by)].append(r)
+            groups[_group_label(r, group_by)].append(r)
     metric = next((r["metric"] for r in rows if "metric" in r), "metric")
     for label, members in groups.items():
         curves = [np.asarray(r["history"], dtype=float) for r in members]
@@ -89,6 +159,7 @@ def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
             ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("chip queries")
     ax.set_ylabel(metric)
+    ax.set_xlim(left=0)
     if metric in ("rel_l2", "mse"):
         ax.set_yscale("log")
     ax.set_title("convergence (mean, band = min-max over seeds)")
@@ -98,61 +169,147 @@ def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
     return _png(fig)
 
 
-def sweep_figure(rows: list[dict], keys: list[str]) -> bytes:
-    """Final metric vs the first grid key, one line per value of the other keys."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ok = [r for r in rows if "error" not in r and r.get("metric_final") is not None]
+def costs_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
+    """Cost-only comparison: mean inference energy and area per group, as bars."""
+    ok = [r for r in rows if "error" not in r]
+    labels = list(dict.fromkeys(_group_label(r, group_by) for r in ok))
+    fig = Figure(figsize=(10, 1.2 + 0.45 * max(len(labels), 2)))
+    for ax, (field, what, unit) in zip(fig.subplots(1, 2), (COST_FIELDS[0], COST_FIELDS[2])):
+        values = [_mean(r.get(field) for r in ok if _group_label(r, group_by) == lbl) for lbl in labels]
+        ax.barh(labels, values, color="tab:orange")
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {_cost_text(v, unit)}", va="center", fontsize=8)
+        finite = [v for v in values if math.isfinite(v)]
+        if finite and max(finite) > 0:
+            ax.set_xlim(0, max(finite) * 1.4)
+        if unit != "mm²":
+            ax.xaxis.set_major_formatter(EngFormatter(unit=unit, sep=" "))
+        ax.set(title=f"{what} per {' / '.join(group_by)}", xlabel=f"{what} ({unit})" if unit == "mm²" else what)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _sweep_panel(ax, ok: list[dict], keys: list[str], field: str, ylabel: str) -> None:
+    """Mean of ``field`` vs the first grid key, one line per value of the other keys."""
     first, rest = keys[0], keys[1:]
     lines: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
     for r in ok:
-        lines[tuple(r.get(k) for k in rest)][r.get(first)].append(r["metric_final"])
+        if isinstance(r.get(field), (int, float)):
+            lines[tuple(r.get(k) for k in rest)][r.get(first)].append(r[field])
     for key, points in lines.items():
         xs = list(points)
         xv = [_num(x) for x in xs]
         order = sorted(range(len(xs)), key=lambda i: (xv[i] is None, xv[i] if xv[i] is not None else str(xs[i])))
         ys = [float(np.mean(points[xs[i]])) for i in order]
-        labels = [xs[i] for i in order]
+        labels = [str(xs[i]) for i in order]
         pos = [xv[i] for i in order] if all(v is not None for v in xv) else list(range(len(order)))
         ax.plot(pos, ys, marker="o", label=", ".join(f"{k}={v}" for k, v in zip(rest, key)) or None)
-        if pos == list(range(len(order))):
+        if pos == list(range(len(order))) and any(v is None for v in xv):
             ax.set_xticks(pos, labels)
     ax.set_xlabel(first)
-    ax.set_ylabel(ok[0]["metric"] if ok else "metric")
-    if rest and ok:
+    ax.set_ylabel(ylabel)
+    if rest and lines:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+
+
+def sweep_figure(rows: list[dict], keys: list[str]) -> bytes:
+    """Final metric (or, for cost-only jobs, inference energy and area) vs the first grid key."""
+    ok = [r for r in rows if "error" not in r]
+    if cost_only(rows):
+        fig = Figure(figsize=(11, 4.2))
+        ax_e, ax_a = fig.subplots(1, 2)
+        _sweep_panel(ax_e, ok, keys, "inference_energy_j", "inference energy (J)")
+        ax_e.set_title("inference energy per pass")
+        _sweep_panel(ax_a, ok, keys, "area_mm2", "area (mm²)")
+        ax_a.set_title("chip area")
+        fig.tight_layout()
+        return _png(fig)
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    ok = [r for r in ok if r.get("metric_final") is not None]
+    _sweep_panel(ax, ok, keys, "metric_final", ok[0]["metric"] if ok else "metric")
     ax.set_title("sweep: final metric (mean over seeds)")
     return _png(fig)
 
 
 def _num(x):
+    if isinstance(x, bool):
+        return None
     try:
         return float(x)
     except (TypeError, ValueError):
         return None
 
 
+def _finite(value):
+    """JSON-safe: non-finite floats become null (the JSON standard has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json(rows: list[dict]) -> str:
+    return json.dumps([_finite(_public(r)) for r in rows], indent=2, allow_nan=False)
+
+
 def _public(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("traceback",)}
 
 
-def _markdown(title: str, summary: list[dict], rows: list[dict], group_by: tuple[str, ...]) -> str:
+def _status(r: dict) -> str:
+    if "error" in r:
+        return "FAILED: " + r["error"].replace("|", "/")
+    if r.get("status") == "diverged" or str(r.get("stopped", "")).startswith("diverged"):
+        return "DIVERGED: " + str(r.get("stopped", "")).replace("|", "/")
+    return "cached" if r.get("cached") else "ok"
+
+
+def _wall(r: dict) -> str:
+    w = r.get("wall_s")
+    return eng(w, "s", 3) if isinstance(w, (int, float)) and math.isfinite(w) else "-"
+
+
+CAPTIONS = {
+    "convergence": "Metric against chip queries per group: the mean over seeds, the band spans min to max.",
+    "costs": "Mean inference energy per pass (left) and chip area (right) per group.",
+    "sweep": "Final metric (mean over seeds) against the first grid key, one line per value of the other keys.",
+    "sweep-costs": "Inference energy per pass (left) and chip area (right) against the first grid key, one line per "
+                   "value of the other keys.",
+}
+
+
+def _markdown(title: str, summary: list[dict], rows: list[dict], group_by: tuple[str, ...], figure: str) -> str:
     lines = [f"# {title}", ""]
     if summary:
         head = list(summary[0])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in summary]
     lines += ["", "## Every run", ""]
-    head = [*group_by, "seed", "metric_final", "queries", "training energy", "training latency", "wall", "status"]
-    head = list(dict.fromkeys(head))
+    keys = list(dict.fromkeys([*group_by, "seed"]))
+    if cost_only(rows):
+        head = [*keys, *(label for _, label, _ in COST_FIELDS), "status"]
+    else:
+        head = [*keys, "metric_final", "queries", "training energy", "training latency", "wall", "status"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [str(r.get(k)) for k in dict.fromkeys([*group_by, "seed"])]
-        cells += [number(r.get("metric_final")), str(r.get("queries", "-")), eng(r.get("training_energy_j"), "J"),
-                  eng(r.get("training_latency_s"), "s"), f"{r.get('wall_s', math.nan):.1f} s",
-                  ("FAILED: " + r["error"].replace("|", "/")) if "error" in r else ("cached" if r.get("cached") else "ok")]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "![convergence](figures/convergence.png)" if title.startswith("Strategy") else "![sweep](figures/sweep.png)", ""]
+        cells = [str(r.get(k)) for k in keys]
+        if cost_only(rows):
+            cells += [_cost_text(_mean([r.get(field)]), unit) for field, _, unit in COST_FIELDS]
+        else:
+            queries = r.get("queries")
+            cells += [number(r.get("metric_final"), 4),
+                      number(queries) if isinstance(queries, int) else "-",
+                      _cost_text(_mean([r.get("training_energy_j")]), "J"),
+                      _cost_text(_mean([r.get("training_latency_s")]), "s"), _wall(r)]
+        lines.append("| " + " | ".join([*cells, _status(r)]) + " |")
+    name = Path(figure).stem + ("-costs" if Path(figure).stem == "sweep" and cost_only(rows) else "")
+    lines += ["", f"![{CAPTIONS[name]}]({figure})", "", f"*{CAPTIONS[name]}*", ""]
     return "\n".join(lines)
 
 
