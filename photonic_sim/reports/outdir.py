@@ -48,6 +48,15 @@ class OutDirError(ValueError):
     """The output location cannot be used; the message is one line naming it."""
 
 
+def short(path: str | Path, limit: int = 80) -> str:
+    """``path`` as text, cut in the middle when longer than ``limit`` (never echo a path at length)."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]}[...]{text[-keep:]}"
+
+
 def _reason(exc: OSError) -> str:
     if exc.errno == errno.ENAMETOOLONG:
         return "a name in the path is too long for the file system"
@@ -121,7 +130,7 @@ class OutDir:
 
     # ------------------------------------------------------------------ internals
     def _error(self, what: str) -> OutDirError:
-        return OutDirError(f"{self.flag}: {self.given}: {what} (allowed: {ALLOWED})")
+        return OutDirError(f"{self.flag}: {short(self.given)}: {what} (allowed: {ALLOWED})")
 
     def _resolve(self) -> Path:
         out = self.given
@@ -129,9 +138,9 @@ class OutDir:
             if out.is_symlink():
                 target = out.resolve()
                 if not target.exists():
-                    raise self._error(f"a symbolic link to {target}, which does not exist")
+                    raise self._error(f"a symbolic link to {short(target)}, which does not exist")
                 if not target.is_dir():
-                    raise self._error(f"a symbolic link to {target}, which is not a directory")
+                    raise self._error(f"a symbolic link to {short(target)}, which is not a directory")
                 return target
             if out.exists() and not out.is_dir():
                 raise self._error("exists and is not a directory")
@@ -150,12 +159,12 @@ class OutDir:
                 missing.append(current)
                 current = current.parent
             if not current.is_dir():
-                raise self._error(f"{current} is not a directory")
+                raise self._error(f"{short(current)} is not a directory")
             for current in reversed(missing):
                 current.mkdir()
                 self._made.append(current)
         except OSError as exc:
-            raise self._error(f"cannot create {current}: {_reason(exc)}") from None
+            raise self._error(f"cannot create {short(current.name, 40)}: {_reason(exc)}") from None
 
     def _lock(self) -> None:
         for _ in range(10):  # another process may remove the work directory while we open it
@@ -165,7 +174,7 @@ class OutDir:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise self._error(f"cannot create {self.work}: {_reason(exc)}") from None
+                raise self._error(f"cannot create {short(self.work.name, 40)}: {_reason(exc)}") from None
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -174,9 +183,9 @@ class OutDir:
                     os.close(fd)
                     if exc.errno in (errno.EAGAIN, errno.EACCES):
                         who = f" (pid {holder})" if holder else ""
-                        raise OutDirError(f"{self.flag}: {self.given}: in use by another photonic-sim "
+                        raise OutDirError(f"{self.flag}: {short(self.given)}: in use by another photonic-sim "
                                           f"command{who} (allowed: one command per output directory at a time)") from None
-                    raise self._error(f"cannot lock {self.work / LOCK_FILE}: {_reason(exc)}") from None
+                    raise self._error(f"cannot lock {short(self.work / LOCK_FILE)}: {_reason(exc)}") from None
             try:  # the lock must be on the file that is at the path now
                 same = os.fstat(fd).st_ino == os.stat(self.work / LOCK_FILE).st_ino
             except FileNotFoundError:

@@ -36,11 +36,14 @@ BACKENDS = ("local", "ray")
 
 
 def scenario_identity(scenario) -> str:
-    """Hash of a scenario's resolved inputs (cards, recipe, model, task, overrides, seed) and
-    the photonic_sim version: equal for runs that compute the same thing."""
+    """Hash of a scenario's resolved inputs (card and recipe values, model, task, overrides,
+    seed) and the photonic_sim version: equal for runs that compute the same thing, wherever
+    the files lie."""
     import photonic_sim
 
-    resolved = {k: v for k, v in scenario.resolved().items() if k not in ("variants", "description")}
+    resolved = {k: v for k, v in scenario.resolved().items() if k not in ("variants", "description", "source")}
+    for card in ("devices", "accelerator"):  # where a file lies is no input; its content is
+        resolved[card] = {k: v for k, v in resolved[card].items() if k != "source"}
     text = json.dumps({"scenario": resolved, "photonic_sim": photonic_sim.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -22,14 +22,14 @@ PR_SET_PDEATHSIG = 1
 def init_worker(threads: int = 1, parent: int | None = None) -> None:
     """Pool initializer: ``torch.set_num_threads(threads)``; end with the parent process
     ``parent`` (default: this process's parent now)."""
-    import torch
-
-    torch.set_num_threads(threads)
     parent = os.getppid() if parent is None else parent
     if not _death_signal():
         threading.Thread(target=_watch, args=(parent,), daemon=True, name="parent-watch").start()
     if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
+    import torch  # after arming: importing torch takes seconds on a busy machine
+
+    torch.set_num_threads(threads)
 
 
 def _death_signal() -> bool:
