@@ -338,3 +338,28 @@ def test_network_converts_through_the_readout_chain_only(setup):
     counts = chip._readout_chain.take_counts()
     assert counts["adc_conversions"] > 0 and counts["dac_conversions"] > 0
     assert chip._readout_chain.take_counts() == dict.fromkeys(counts, 0)
+
+
+def test_imports_point_one_way():
+    """devices → circuits → cores → chip: no module of devices/, circuits/ or cores/ imports
+    the chip (or anything above it), so the network cannot call back into the chip."""
+    import ast
+    from pathlib import Path
+
+    root = Path(chip_module.__file__).parent
+    above = ("photonic_sim.chip", "photonic_sim.training", "photonic_sim.scenarios", "photonic_sim.reports",
+             "photonic_sim.cli", "photonic_sim.accelerators", "photonic_sim.nn")
+    files = [f for sub in ("devices", "circuits", "cores") for f in sorted((root / sub).glob("*.py"))]
+    assert len(files) > 10
+    bad = []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):  # from photonic_sim import chip → photonic_sim.chip
+                names = [f"{node.module}.{a.name}" if node.module == "photonic_sim" else node.module or ""
+                         for a in node.names]
+            else:
+                continue
+            bad += [f"{f.name}: {n}" for n in names if n.startswith(above)]
+    assert bad == []

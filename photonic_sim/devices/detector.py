@@ -14,6 +14,9 @@ Readout modes: ``read`` is intensity detection (one diode reads |y|²). ``balanc
 balanced detection: two diodes on the outputs of a 50:50 coupler mixing the signal y with a
 reference field r read P± = |y ± r|²/2, and I₊ − I₋ = 2R·Re(y r*) is signed, which is how a
 coherent (signed) output is recovered; the dark currents cancel on average, their noises add.
+
+A chip reads its network through ``photonic_sim.devices.readout.ReadoutChain``, which
+combines this detector with the modulator's DAC and the chip's channel power.
 """
 
 from __future__ import annotations
