@@ -431,7 +431,7 @@ def test_energy_bars_use_a_log_axis_when_one_part_dominates():
     assert ax.get_xscale() == "log" and ax.get_xlim()[0] < 1.4652e-09
     texts = [t.get_text().strip() for t in ax.texts]
     total = sum(dominated.values())
-    assert f"39.5 µJ ({100 * 3.9481344e-05 / total:.3g} %)" in texts and "1.47 nJ (0.0037 %)" in texts
+    assert f"39.48 µJ ({100 * 3.9481344e-05 / total:.3g} %)" in texts and "1.465 nJ (0.0037 %)" in texts
     even = Figure().subplots()
     _bars(even, {"a": 1e-9, "b": 3e-9}, "J", "inference energy, one pass")
     assert even.get_xscale() == "linear" and even.get_xlabel() == "nJ"

@@ -34,7 +34,7 @@ from matplotlib.ticker import EngFormatter
 
 from photonic_sim.training.compare import summarize as numeric_summary
 
-from .figures import _png
+from .figures import _bars, _png
 from .units import eng, number
 
 ROW_KEYS = ("metric", "metric_final", "queries", "training_energy_j", "training_latency_s", "wall_s")
@@ -170,22 +170,16 @@ def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
 
 
 def costs_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
-    """Cost-only comparison: mean inference energy and area per group, as bars."""
+    """Cost-only comparison: mean inference energy and area per group, as bars (log axis when
+    one group is over 100× another)."""
     ok = [r for r in rows if "error" not in r]
     labels = list(dict.fromkeys(_group_label(r, group_by) for r in ok))
-    fig = Figure(figsize=(10, 1.2 + 0.45 * max(len(labels), 2)))
+    per = " / ".join(group_by)
+    fig = Figure(figsize=(11, 1.2 + 0.45 * max(len(labels), 2)))
     for ax, (field, what, unit) in zip(fig.subplots(1, 2), (COST_FIELDS[0], COST_FIELDS[2])):
-        values = [_mean(r.get(field) for r in ok if _group_label(r, group_by) == lbl) for lbl in labels]
-        ax.barh(labels, values, color="tab:orange")
-        for y, v in enumerate(values):
-            ax.text(v, y, f" {_cost_text(v, unit)}", va="center", fontsize=8)
-        finite = [v for v in values if math.isfinite(v)]
-        if finite and max(finite) > 0:
-            ax.set_xlim(0, max(finite) * 1.4)
-        if unit != "mm²":
-            ax.xaxis.set_major_formatter(EngFormatter(unit=unit, sep=" "))
-        ax.set(title=f"{what} per {' / '.join(group_by)}", xlabel=f"{what} ({unit})" if unit == "mm²" else what)
-        ax.grid(axis="x", alpha=0.3)
+        parts = {lbl: _mean(r.get(field) for r in ok if _group_label(r, group_by) == lbl) for lbl in labels}
+        parts = {k: v for k, v in parts.items() if math.isfinite(v)}
+        _bars(ax, parts, unit, f"{what} per {per}", fixed=(1.0, "mm²") if unit == "mm²" else None, shares=False)
     fig.tight_layout()
     return _png(fig)
 
@@ -220,7 +214,8 @@ def sweep_figure(rows: list[dict], keys: list[str]) -> bytes:
     if cost_only(rows):
         fig = Figure(figsize=(11, 4.2))
         ax_e, ax_a = fig.subplots(1, 2)
-        _sweep_panel(ax_e, ok, keys, "inference_energy_j", "inference energy (J)")
+        _sweep_panel(ax_e, ok, keys, "inference_energy_j", "inference energy")
+        ax_e.yaxis.set_major_formatter(EngFormatter(unit="J", sep=" "))
         ax_e.set_title("inference energy per pass")
         _sweep_panel(ax_a, ok, keys, "area_mm2", "area (mm²)")
         ax_a.set_title("chip area")

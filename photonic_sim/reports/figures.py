@@ -162,8 +162,9 @@ def what_of(title: str) -> str:
     return title.split(",")[0].split("(")[0].strip()
 
 
-def _bars(ax, parts: dict[str, float], unit: str, title: str, fixed: tuple[float, str] | None = None) -> None:
-    """Horizontal bars of ``parts`` (SI), largest on top, each labelled with its value and share;
+def _bars(ax, parts: dict[str, float], unit: str, title: str, fixed: tuple[float, str] | None = None,
+          shares: bool = True) -> None:
+    """Horizontal bars of ``parts`` (SI), largest on top, each labelled with its value and (``shares``) share;
     one engineering unit on the axis (or ``fixed`` = (multiplier, label)), log when :func:`_log_axis`."""
     if not parts:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -173,12 +174,12 @@ def _bars(ax, parts: dict[str, float], unit: str, title: str, fixed: tuple[float
     log = _log_axis(parts)
     # a log axis stays in SI with prefixed tick labels (1 nJ, 10 nJ, …); a linear one takes one prefix
     mult, label = fixed or ((1.0, what_of(title)) if log else scale((v for _, v in items), unit))
-    names = [k.replace("_", " ") for k, _ in items]
+    names = [k.replace("_", " ") if shares else k for k, _ in items]
     vals = [v * mult for _, v in items]
     total = sum(v for _, v in items)
     ax.barh(names, vals, color="tab:orange")
     for y, (_, v) in enumerate(items):
-        text = (f"{v * mult:.3g} {label}" if fixed else eng(v, unit)) + _share(v, total)
+        text = (f"{v * mult:.4g} {label}" if fixed else eng(v, unit, 4)) + (_share(v, total) if shares else "")
         ax.text(v * mult if v > 0 else 0, y, f" {text}", va="center", fontsize=8)
     top = max(vals)
     if log:
