@@ -363,3 +363,55 @@ def test_imports_point_one_way():
                 continue
             bad += [f"{f.name}: {n}" for n in names if n.startswith(above)]
     assert bad == []
+
+
+# ------------------------------------------------------------------ the readout chain as a device
+def test_readout_chain_conversions_and_counts():
+    """E/O: the DAC rounds to k/(2^(b−1) − 1) (a hand-computed level); exact conversion reads
+    Re y (coherent) or |y|² (intensity). O/E: a noisy coherent read of y is 2R·P_ch·Re y
+    within 6σ of its analytic homodyne noise plus an LSB. Counts collect and reset."""
+    chain = ReadoutChain.from_card(CARD, generator=torch.Generator().manual_seed(0), readout="intensity")
+    half = 2 ** (CARD.dac.bits - 1) - 1
+    v = torch.tensor([[0.3, -1.7, 1.0]], dtype=torch.float64)
+    assert torch.equal(chain.encode(v), torch.tensor([[round(0.3 * half) / half, -1.0, 1.0]],
+                                                     dtype=torch.complex128))
+    y = torch.tensor([[0.6 + 0.2j, -0.3 - 0.4j]], dtype=torch.complex128)
+    exact = ReadoutChain.from_card(CARD, readout="intensity", exact=True)
+    torch.testing.assert_close(exact.detect(y, final=True), torch.tensor([[0.4, 0.25]], dtype=torch.float64),
+                               rtol=0, atol=1e-15)
+    assert torch.equal(exact.detect(y, final=False), y.real)
+    many = y.expand(20000, 2)
+    reading = chain.detect(many, final=False)  # intermediate: coherent whatever the final mode
+    det, pch = chain.detector, chain.channel_power
+    scale, floor = det.homodyne_noise(pch)
+    sigma = torch.sqrt(scale * y.abs() ** 2 + floor) / (2 * det.responsivity * pch)  # reading units
+    lsb = det.adc_grid(bipolar=True)[0] / (2 * det.tia_gain * det.responsivity * pch)
+    assert ((reading - y.real).abs() <= 6 * sigma + lsb).all()
+    torch.testing.assert_close(reading.std(0), sigma[0], rtol=0.05, atol=lsb)
+    assert chain.take_counts() == {"dac_conversions": 3, "adc_conversions": 40000, "clipped": 0}
+    assert chain.take_counts() == {"dac_conversions": 0, "adc_conversions": 0, "clipped": 0}
+
+
+def test_readout_chain_differentiable_is_straight_through():
+    """differentiable=True: the noisy, quantized reading with the gradient of the exact one
+    (d Re y = 1 coherent, d |y|² = 2 Re y and 2 Im y intensity)."""
+    chain = ReadoutChain.from_card(CARD, generator=torch.Generator().manual_seed(1))
+    re = torch.tensor([0.5, -0.2], dtype=torch.float64, requires_grad=True)
+    im = torch.tensor([0.1, 0.3], dtype=torch.float64, requires_grad=True)
+    for final, want in ((False, (torch.ones(2), torch.zeros(2))), (True, (2 * re.detach(), 2 * im.detach()))):
+        reading = chain.detect(torch.complex(re, im), final=final, differentiable=True)
+        gre, gim = torch.autograd.grad(reading.sum(), (re, im))
+        assert torch.equal(gre, want[0].double()) and torch.equal(gim, want[1].double())
+        exact = re.detach() if not final else re.detach() ** 2 + im.detach() ** 2
+        assert not torch.equal(reading.detach(), exact)  # the value is the noisy reading
+
+
+@pytest.mark.parametrize("kw,match", [({"final_readout": "phase"}, "readout"),
+                                      ({"full_scale_amplitude": 0.0}, "full_scale_amplitude"),
+                                      ({"generator": None}, "generator")])
+def test_readout_chain_rejects_bad_settings(kw, match):
+    from photonic_sim.devices import Modulator, Photodetector
+
+    args = {"generator": torch.Generator(), **kw}
+    with pytest.raises(ValueError, match=match):
+        ReadoutChain(Modulator.from_card(CARD), Photodetector.from_card(CARD), **args)
