@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pinn.py [--quick | --paper] [--cases a,b] [--device cpu|cuda]
                                     [--steps N] [--polish-steps N] [--points N] [--sigma S]
+                                    [--test-points N] [--residual-points N] [--dry-run]
                                     [--threads N] [--out FILE.json]
 
 Cases (rows of the table):
@@ -33,12 +34,16 @@ before the polish too (``MSE pre``);
 Black-Scholes 50 points, 1500 steps (ZO: lr 0.01, μ 0.01 rad); docs/pinn.md has the numbers.
 ``--paper``: the hjb20 preset, 100 points, level 3 everywhere, 2000 steps (+ 600 polish steps).
 
+Every row is a :class:`photonic_sim.Experiment` (the assembly ``photonic-sim run`` uses): its
+seed sets the chip, the initial phases and (seed + 1) the strategy's generator.
+
 Each row also reports, outside the training ledger, the metric of the untrained network (on a
 twin chip with the same static errors: ``init L2``) and of the built-in transform alone
 (NN ≡ 0: ``NN=0 L2``), so a trained rel. L2 can be judged against both.
 
 Prints a table (MSE, rel. L2, residual, queries, training energy J, latency s, wall s) and
-writes nothing else unless ``--out`` is given (JSON rows).
+writes nothing else unless ``--out`` is given (JSON rows). ``--dry-run`` prints each case's
+configuration (JSON; with ``--out`` written there) and trains nothing.
 """
 
 from __future__ import annotations
@@ -47,17 +52,12 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 
 import torch
 
-from photonic_sim.accelerators import training_cost
-from photonic_sim.chip import Chip
-from photonic_sim.cores.photonic import DenseONN, TONN
+from photonic_sim import Experiment
 from photonic_sim.cores.spec import NetworkSpec, dense, preset, tt
-from photonic_sim.devices.cards import load_device_card
-from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.strategies import fill_schedule_length, make_strategy
-from photonic_sim.training.trainer import TrainConfig, Trainer
 
 CARD = "silicon_thermo_optic"
 SIGMA = 0.1  # Stein smoothing width in the PDE's own coordinates (the seed paper's value; --sigma)
@@ -136,54 +136,58 @@ def case_config(case: str, mode: dict) -> dict:
     )
 
 
+def experiment(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bool = False,
+               steps: int | None = None) -> Experiment:
+    """One configuration as a :class:`photonic_sim.Experiment`: a PDE task on the card's chip
+    (coherent readout, float64; exact converters and detectors unless ``noisy_readout``), the
+    TONN or dense ONN on its accelerator card, and the row's strategy; HJB ZO rows run the ZO
+    stage and the polish as one ``staged`` strategy. The recipe's steps are the first stage's
+    (the run is continued into the polish by :func:`run_case`)."""
+    n_steps = steps or cfg["steps"]
+    options = dict(cfg["strategy"])
+    if cfg["polish_steps"]:  # two stages on the same phases, chip, ledger and collocation stream
+        stages = [dict(options, steps=n_steps), dict(cfg["polish"], steps=cfg["polish_steps"])]
+        options = dict(strategy="staged", lr=options["lr"], stages=stages)
+    name = options.pop("strategy")
+    task = dict(kind="pde", pde=cfg["pde"], estimator=cfg["estimator"], sigma=cfg["sigma"],
+                collocation=cfg["collocation"], test_points=cfg["test_points"],
+                residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], exact_readout=not noisy_readout)
+    recipe = dict(name="bench_pinn", strategy=name, strategy_options=options, steps=n_steps, eval_every=n_steps,
+                  loss="pinn")
+    return Experiment(devices=CARD, accelerator="dense_onn" if cfg["dense"] else "tonn_space", model=cfg["spec"],
+                      task=task, training=recipe, seed=seed, torch_device=device)
+
+
 def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bool = False,
-             dtype: torch.dtype = torch.float64, steps: int | None = None) -> dict:
-    """Train one configuration with the Trainer; returns a row of metrics and costs."""
-    card = load_device_card(CARD)
-    net = (DenseONN if cfg["dense"] else TONN)(cfg["spec"])
-    chip = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype,
-                device=device)
-    task = PINNTask(cfg["pde"], estimator=cfg["estimator"], sigma=cfg["sigma"],
-                    collocation=cfg["collocation"], test_points=cfg["test_points"],
-                    residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], device=device)
-    params = chip.init_phases(torch.Generator().manual_seed(seed + 1)).to(device)
+             steps: int | None = None) -> dict:
+    """Train one configuration (:func:`experiment`); returns a row of metrics and costs."""
+    exp = experiment(cfg, seed=seed, device=device, noisy_readout=noisy_readout, steps=steps)
+    task, params = exp.task, exp.params
     # Baselines for the metric, outside the training ledger: the built-in transform alone
     # (NN ≡ 0, no chip) and the untrained network on a twin chip (same seed: same static errors).
     zero = torch.zeros(task.test_x.shape[0], dtype=torch.float64, device=task.test_x.device)
     transform_l2 = float(task.pde.relative_l2(task.pde.transform(task.test_x, zero), task.test_x))
-    twin = Chip(net, card, seed=seed, readout="coherent", exact_readout=not noisy_readout, dtype=dtype, device=device)
-    initial = task.evaluate(twin, params)
-    n_steps = steps or cfg["steps"]
-
-    recipe, total = dict(cfg["strategy"]), n_steps
-    if cfg["polish_steps"]:  # two stages on the same phases, chip, ledger and collocation stream
-        stages = [dict(recipe, steps=n_steps), dict(cfg["polish"], steps=cfg["polish_steps"])]
-        recipe = dict(strategy="staged", lr=recipe["lr"], stages=stages)
-        total = n_steps + cfg["polish_steps"]
-    name = recipe.pop("strategy")
-    fill_schedule_length(recipe, total)
-    gen = torch.Generator().manual_seed(seed + 2)  # strategies draw directions on the CPU
-    strategy = make_strategy(name, params, generator=gen, periods=chip.controls()["periods"], **recipe)
-    trainer = Trainer(chip, task, strategy, TrainConfig(steps=n_steps, eval_every=n_steps, seed=seed))
-    result = trainer.run()
+    initial = task.evaluate(Experiment.from_scenario(exp.scenario, torch_device=device).chip, params)
+    n_steps = exp.recipe.steps
+    first = exp.run()
+    result = first.train
     before_polish, first_loss = result.final, result.history[0]["loss"]
-    if cfg["polish_steps"]:  # the same Trainer goes on into the polish stage
-        trainer.config = TrainConfig(steps=total, eval_every=total, seed=seed)
-        result = trainer.run()
-    accelerator = "dense_onn" if cfg["dense"] else "tonn_space"
-    cost = training_cost(accelerator, net.spec, CARD, result.ledger)
+    if cfg["polish_steps"]:  # the same trainer goes on into the polish stage
+        total = n_steps + cfg["polish_steps"]
+        exp.trainer.config = replace(exp.trainer.config, steps=total, eval_every=total)
+        result = exp.trainer.run()
+    energy, latency = exp.cost(result.ledger)
     final = result.final
     return {
-        "pde": cfg["pde"], "network": net.spec.name, "dense": cfg["dense"], "phases": chip.num_phases,
-        "estimator": cfg["estimator"], "strategy": name, "steps": n_steps, "collocation": cfg["collocation"],
-        "polish_steps": cfg["polish_steps"],
+        "pde": cfg["pde"], "network": exp.spec.name, "dense": cfg["dense"], "phases": exp.chip.num_phases,
+        "estimator": cfg["estimator"], "sigma": exp.scenario.task.sigma, "strategy": exp.recipe.strategy,
+        "steps": n_steps, "collocation": cfg["collocation"], "polish_steps": cfg["polish_steps"],
         "mse": final["mse"], "relative_l2": final["relative_l2"], "residual": final["loss"],
         "mse_before_polish": before_polish["mse"], "relative_l2_before_polish": before_polish["relative_l2"],
         "transform_l2": transform_l2, "initial_l2": initial["relative_l2"], "initial_mse": initial["mse"],
         "first_loss": first_loss, "last_loss": result.history[-1]["loss"],
         "queries": result.ledger["queries"], "samples": result.ledger["samples"],
-        "energy_j": cost["energy_j"], "latency_s": cost["latency_s"], "wall_s": result.wall_s,
-        "stopped": result.stopped,
+        "energy_j": energy, "latency_s": latency, "wall_s": result.wall_s, "stopped": result.stopped,
     }
 
 
@@ -198,6 +202,10 @@ def main(argv=None) -> None:
     ap.add_argument("--points", type=int, default=None, help="override the collocation points per step of every case")
     ap.add_argument("--sigma", type=float, default=None,
                     help=f"Stein smoothing width of the sparse-grid rows, in PDE units (default {SIGMA})")
+    ap.add_argument("--test-points", type=int, default=None, help="override the test points of every case")
+    ap.add_argument("--residual-points", type=int, default=None, help="override the residual test points of every case")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="print (and with --out write) each case's configuration as JSON; train nothing")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -207,7 +215,8 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     mode = dict(MODES["quick" if args.quick else "paper" if args.paper else "cpu"])
-    for flag, value in (("--steps", args.steps), ("--points", args.points)):
+    for flag, value in (("--steps", args.steps), ("--points", args.points), ("--test-points", args.test_points),
+                        ("--residual-points", args.residual_points)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag}: must be an integer >= 1, got {value}")
     if args.polish_steps is not None and args.polish_steps < 0:
@@ -220,10 +229,23 @@ def main(argv=None) -> None:
         mode.update(hjb_polish_steps=args.polish_steps)
     if args.sigma is not None:
         mode.update(sigma=args.sigma)
+    for key in ("test_points", "residual_points"):
+        if getattr(args, key) is not None:
+            mode[key] = getattr(args, key)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in cases:
         if c not in CASES:
             raise SystemExit(f"--cases: {c!r} is not one of {CASES}")
+    if args.dry_run:
+        configs = [{"case": c, **case_config(c, mode)} for c in cases]
+        for cfg in configs:
+            cfg["spec"] = cfg["spec"].name
+            cfg["steps"] = args.steps or cfg["steps"]
+        print(json.dumps(configs, indent=1))
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(configs, fh, indent=1)
+        return
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
           f"mode {'quick' if args.quick else 'paper' if args.paper else 'cpu'}, "
           f"readout {'card (noisy)' if args.noisy_readout else 'noise-free'}, Stein sigma {mode['sigma']}")
