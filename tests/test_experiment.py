@@ -1,0 +1,153 @@
+"""photonic_sim.Experiment, the one assembly path: from a scenario and from Python objects alike,
+its report written by the reports layer as it is, training from Python, and the CLI's `run`
+giving the same numbers (short runs: a few steps each)."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import photonic_sim
+from photonic_sim import Experiment, ExperimentResult
+from photonic_sim.accelerators.cards import load_accelerator_card
+from photonic_sim.cores.spec import preset
+from photonic_sim.devices import load_device_card
+from photonic_sim.reports import read_history, validate_report
+from photonic_sim.scenarios import ScenarioError, load_scenario, load_training_recipe
+from photonic_sim.scenarios.execute import run_scenario
+
+SHORT = ["training.steps=3", "training.eval_every=3", "training.checkpoint_every=0"]
+
+
+def same_numbers(a: dict, b: dict) -> None:
+    """Two reports agree on everything but wall-clock times and versions."""
+    def strip(report):
+        out = json.loads(json.dumps(report))
+        out.pop("wall_s", None)
+        out.pop("versions", None)
+        out["training"].pop("wall_s", None)
+        return out
+
+    assert strip(a) == strip(b)
+
+
+def test_from_scenario_and_from_python_objects_are_bit_identical():
+    scenario = load_scenario("quickstart", SHORT)
+    from_file = Experiment.from_scenario(scenario).run()
+    python = Experiment(
+        devices=load_device_card("silicon_thermo_optic"), accelerator=load_accelerator_card("tonn_space"),
+        model=preset("digits"), task={"kind": "digits", "test_fraction": 0.25},
+        training=load_training_recipe("zo_rge", overrides={"steps": 3, "eval_every": 3, "checkpoint_every": 0}),
+        seed=0, name="quickstart").run()
+    by_name = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task="digits",
+                         training=scenario.recipe, seed=0, name="quickstart").run()
+    for other in (python, by_name):
+        assert torch.equal(other.phases, from_file.phases)
+        assert other.history == from_file.history
+        same_numbers(other.report, from_file.report)
+    assert from_file.report["training"]["queries"] == 3 * 2 * 16  # two-sided q 16
+    other_seed = Experiment.from_file("quickstart", sets=[*SHORT, "seed=1"]).run()
+    assert not torch.equal(other_seed.phases, from_file.phases)
+
+
+def test_built_pieces_follow_the_cards_and_the_seed_rule():
+    exp = Experiment.from_file("quickstart", sets=SHORT)
+    assert exp.chip.num_phases == exp.network.num_phases == exp.params.numel()
+    assert exp.readout == "intensity"  # neither recipe nor accelerator card names one: the device card's
+    assert type(exp.network).__name__ == "TONN"
+    assert torch.equal(exp.params, exp.chip.init_phases(torch.Generator().manual_seed(0)))
+    assert exp.build() is exp and exp.trainer.strategy is exp.strategy and exp.trainer.chip is exp.chip
+    dense = Experiment.from_file("quickstart", sets=[*SHORT, "accelerator=dense_onn"])
+    assert type(dense.network).__name__ == "DenseONN" and dense.network.num_phases > exp.network.num_phases
+
+
+def test_report_validates_and_writes_through_reports_as_it_is(tmp_path):
+    result = Experiment.from_file("quickstart", sets=SHORT).run()
+    assert isinstance(result, ExperimentResult)
+    validate_report(result.report)
+    assert set(result.report["versions"]) == {"photonic_sim", "torch", "numpy", "python"}
+    out = result.write(tmp_path / "run")
+    written = json.loads((out / "report.json").read_text())
+    assert written == json.loads(json.dumps(result.report))
+    assert [r["step"] for r in read_history(out / "metrics.csv")] == [1, 2, 3]
+    assert (out / "report.md").is_file() and (out / "scenario.resolved.yaml").is_file()
+    with pytest.raises(FileExistsError):
+        result.write(out)
+
+
+def test_cost_only_scenario_has_a_valid_report(tmp_path):
+    result = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="hjb20", task="none",
+                        training="zo_rge").run()
+    validate_report(result.report)
+    assert result.report["training"]["queries"] == 0 and result.report["counts"]["mzi_blocked"] > 0
+    result.write(tmp_path / "cost")
+
+
+def test_training_from_python_beats_chance_on_digits():
+    """60 steps of the quickstart recipe (two-sided Adam-RGE, q 16) from Python: accuracy on the
+    450 test digits, measured through the noisy chip, at least 10 points above chance (10 %);
+    measured 25.2 %."""
+    result = Experiment.from_file("quickstart", sets=["training.steps=60", "training.eval_every=60",
+                                                      "training.checkpoint_every=0"]).run()
+    assert result.report["metrics"]["name"] == "accuracy"
+    assert result.report["metrics"]["final"] >= 0.10 + 0.10
+    assert result.in_situ and result.report["training"]["status"] == "completed"
+
+
+def test_cli_run_and_the_builder_give_the_same_report(tmp_path):
+    from photonic_sim.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["run", "quickstart", "--out", str(out), "--no-progress", *sum((["--set", s] for s in SHORT), [])]) == 0
+    cli = json.loads((out / "report.json").read_text())
+    mine = Experiment.from_file("quickstart", sets=SHORT).run()
+    assert cli["metrics"] == mine.report["metrics"]
+    for key in ("queries", "energy_j", "latency_s", "breakdown", "strategy", "steps", "stopped", "ledger"):
+        assert cli["training"][key] == mine.report["training"][key], key
+    record = run_scenario(load_scenario("quickstart", SHORT))  # the thin wrapper the CLI and jobs call
+    same_numbers(record.report, mine.report)
+    assert record.history == mine.history
+
+
+def test_weight_map_then_in_situ_from_the_mapped_phases():
+    """Experiment.weight_map: offline first-order training on the ideal twin (not in situ, no
+    chip training queries), then this experiment starts from the mapped phases."""
+    exp = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task="digits",
+                     training={"strategy": "zo-sign-rge", "strategy_options": {"lr": 0.01, "q": 2}, "steps": 1,
+                               "logit_scale": 10.0}, seed=0)
+    phases, offline = exp.weight_map(lr=0.01, steps=2)
+    assert not offline.in_situ and offline.report["training"]["strategy"] == "fo"
+    assert torch.equal(exp.params, phases)
+    result = exp.run()
+    assert result.in_situ and result.report["training"]["queries"] == 3  # one-sided q + 1, nothing else booked
+    with pytest.raises(RuntimeError, match="weight_map"):
+        exp.weight_map()
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    (dict(model="no_such_preset"), "model"),
+    (dict(task={"kind": "images"}), "task.kind"),
+    (dict(task={"kind": "digits", "test_fraction": 2}), "task.test_fraction"),
+    (dict(training={"strategy": "zo-rge", "steps": 0}), "training.steps"),
+    (dict(seed=-1), "seed"),
+    (dict(model="hjb20"), "model"),  # 21 -> 1 features do not fit digits
+])
+def test_bad_python_pieces_give_one_line_naming_the_key(kwargs, key):
+    base = dict(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task="digits",
+                training="zo_rge", seed=0)
+    with pytest.raises(ScenarioError) as exc:
+        Experiment(**{**base, **kwargs})
+    assert exc.value.key == key and "\n" not in str(exc.value)
+
+
+def test_import_photonic_sim_stays_light():
+    """``photonic_sim.Experiment`` is exported lazily: importing the package does not import torch."""
+    code = "import sys, photonic_sim; assert 'torch' not in sys.modules; print(sorted(photonic_sim.__all__))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(sorted(photonic_sim.__all__))
+    assert all(getattr(photonic_sim, name).__doc__ for name in photonic_sim.__all__)
+    import photonic_sim.training as training
+
+    assert all(getattr(training, name).__doc__ for name in training.__all__ if not name.isupper())
