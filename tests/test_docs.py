@@ -114,3 +114,18 @@ def test_site_builds_strict_and_the_api_reference_lists_every_public_name(site):
                 if f"{name}.{public}" not in ids and where not in ids and not any(i.endswith(f".{public}") for i in ids):
                     missing.append(public)
             assert not missing, f"docs/api/{page}.md lacks {name}: {missing}"
+
+
+def test_the_strategy_guide_code_runs_and_its_estimator_trains_the_quadratic():
+    """docs/howto/strategy.md's estimator and its check on a quadratic, run as written (the
+    third block, a full training run, is what examples/ cover)."""
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "howto" / "strategy.md").read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    scope: dict = {}
+    exec(compile(blocks[0] + blocks[1], "docs/howto/strategy.md", "exec"), scope)  # our own docs, not data
+    torch = scope["torch"]
+    start = float(scope["closure"](torch.zeros(1, 50, dtype=torch.float64)))
+    end = float(scope["closure"](scope["phases"].detach()[None]))
+    assert start > 100 and end < 0.1, (start, end)  # the page says ~1.5e2 -> ~2e-2
+    with pytest.raises(ValueError, match="q"):
+        scope["Antithetic"](q=0)
