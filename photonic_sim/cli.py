@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="train/evaluate one scenario and write its run directory")
     p.add_argument("scenario")
-    p.add_argument("--out", help="run directory (default runs/<scenario name>)")
+    p.add_argument("--out", help="run directory (default runs/<scenario name>); a symbolic link to a directory is "
+                                 "followed, one command at a time may use it (locked), and it is checked before training")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory when done")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -96,13 +97,16 @@ def cmd_run(args) -> int:
         raise UsageError(f"photonic-sim run: {exc}") from None
     except FileExistsError as exc:
         raise UsageError(f"photonic-sim run: --out: {exc}; use --resume to continue it or --overwrite") from None
+    failed = True  # bad input found after the claim: remove the parent folders it created too
     try:
-        return _run_claimed(args, scenario, claim)
+        code = _run_claimed(args, scenario, claim)
+        failed = False
+        return code
     except KeyboardInterrupt:
         claim.keep_work()  # the checkpoint there is what --resume continues from
         raise
     finally:
-        claim.release()
+        claim.release(failed=failed)
 
 
 IDENTITY_FILE = "identity.json"

@@ -114,7 +114,7 @@ def test_run_writes_everything_and_set_overrides(tiny, tmp_path):
 
 
 def _final_phases(run_dir: Path) -> torch.Tensor:
-    return torch.load(run_dir / "checkpoint" / "checkpoint.pt", weights_only=False)["params"]
+    return torch.load(run_dir / "checkpoint" / "checkpoint.pt", weights_only=True)["params"]
 
 
 def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, monkeypatch):

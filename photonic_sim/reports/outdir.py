@@ -15,9 +15,10 @@ Policy:
 * Everything is probed up front: the missing parent folders are created (and removed
   again if the probe fails), then the hidden work directory ``.<name>.work`` next to the
   output directory, a test file inside it, and a sibling with the writer's temporary name
-  (``.<name>.tmp-XXXXXXXX``). A read-only or pseudo file system (``/proc``, ``/sys``), a
-  name too long for the file system or a missing permission is an :class:`OutDirError`
-  (one line, a ``ValueError``) before anything has run.
+  (``.<name>.tmp-XXXXXXXX``). A read-only or pseudo file system (``/proc``, ``/sys``,
+  cgroup, …: :data:`PSEUDO_FS`, looked up in ``/proc/self/mountinfo``), a name too long for
+  the file system or a missing permission is an :class:`OutDirError` (one line, a
+  ``ValueError``) before anything has run, and what the probe created is removed again.
 * The lock is ``fcntl.flock`` on ``.<name>.work/lock``, taken without waiting and held
   until the claim is released: a second claim on the same output directory (another
   process, or another claim in this one) gets an :class:`OutDirError` at once.
@@ -41,6 +42,8 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
 LOCK_FILE = "lock"
+PSEUDO_FS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs", "tracefs", "securityfs",
+                       "pstore", "bpf", "configfs", "fusectl", "mqueue", "binfmt_misc", "efivarfs", "autofs"})
 ALLOWED = "a new or existing directory path that this user can write, on a real file system"
 
 
@@ -73,6 +76,7 @@ class OutDir:
         self.work = self.path.parent / f".{self.path.name}.work"
         self._fd: int | None = None
         self._made: list[Path] = []
+        self._made_work = False
         self._keep = False
 
     # ------------------------------------------------------------------ public
@@ -108,7 +112,8 @@ class OutDir:
                 entry.unlink(missing_ok=True)
 
     def release(self, failed: bool = False) -> None:
-        """Remove the work directory (unless kept), then drop the lock."""
+        """Remove the work directory (unless kept), then drop the lock; ``failed``: also
+        remove the parent folders :meth:`acquire` created, when they are empty."""
         if self._fd is not None:
             if not self._keep:
                 shutil.rmtree(self.work, ignore_errors=True)
@@ -120,6 +125,12 @@ class OutDir:
                     pass
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+        elif self._made_work:  # the lock was never taken: remove the work directory we made
+            try:
+                self.work.rmdir()
+            except OSError:
+                pass
+        self._made_work = False
         if failed:
             for d in reversed(self._made):
                 try:
@@ -160,6 +171,9 @@ class OutDir:
                 current = current.parent
             if not current.is_dir():
                 raise self._error(f"{short(current)} is not a directory")
+            kind = _fs_type(current)
+            if kind in PSEUDO_FS:
+                raise self._error(f"on the {kind} pseudo file system, not a place for files")
             for current in reversed(missing):
                 current.mkdir()
                 self._made.append(current)
@@ -169,7 +183,11 @@ class OutDir:
     def _lock(self) -> None:
         for _ in range(10):  # another process may remove the work directory while we open it
             try:
-                self.work.mkdir(exist_ok=True)
+                try:
+                    self.work.mkdir()
+                    self._made_work = True
+                except FileExistsError:
+                    pass
                 fd = os.open(self.work / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:
                 continue
@@ -211,6 +229,26 @@ class OutDir:
             shutil.rmtree(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         except OSError as exc:
             raise self._error(f"cannot write there: {_reason(exc)}") from None
+
+
+def _fs_type(path: Path) -> str | None:
+    """The file system type of the mount holding ``path`` (Linux ``/proc/self/mountinfo``), else None."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        real = os.path.realpath(path)
+    except OSError:
+        return None
+    best, kind = -1, None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        mount = fields[4].encode().decode("unicode_escape")  # mountinfo writes spaces as \040
+        inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > best:
+            best, kind = len(mount), right.split()[0]
+    return kind
 
 
 def _read_pid(fd: int) -> int | None:
