@@ -329,20 +329,19 @@ def test_report_top_names_what_produced_it(tmp_path):
     assert "Programmed phases of layer 0 (TT), TT core 0" in md
 
 
-def test_a_diverged_run_says_where_and_why_at_the_top(tmp_path):
+def test_a_diverged_run_says_where_and_why_at_the_top():
     report = trained_report("diverged at step 41: loss nan is not finite; kept the phases of the last good step")
     report["training"]["status"] = "diverged"
-    out = write(tmp_path / "run", report=report, history=make_history(40), resolved_scenario=RESOLVED)
-    md = (out / "report.md").read_text()
+    from photonic_sim.reports.render import status_line, to_html, to_markdown
+
+    md = to_markdown(report, {}, RESOLVED)
     line = ("Run failed: training diverged after 41 steps and 3,200 chip queries: diverged at step 41: loss nan is "
             "not finite; kept the phases of the last good step.")
     assert md.startswith(f"# photonic-sim run report: quickstart\n\n> **{line}**\n")
     assert "| status | diverged at step 41" in md
-    html = (out / "report.html").read_text()
+    html = to_html(report, {}, RESOLVED)
     assert html.index(f'<p class="status">{line}</p>') < html.index("<h2>Run</h2>")
     report["training"].update(stopped="early stop at step 300: no improvement in 5 evaluations", status="early-stop")
-    from photonic_sim.reports.render import status_line
-
     assert status_line(report).startswith("Training stopped early after 41 steps")
 
 
@@ -409,7 +408,7 @@ def test_phase_heatmap_labels_blocks_parts_and_axes():
     from photonic_sim.reports.figures import phase_heatmap_figure
 
     phases = np.random.default_rng(0).uniform(0, 7, size=(3, 2 * 8 * 8 + 8))
-    fig, caption = phase_heatmap_figure("layer1.core0", phases, ["tt", "dense"])
+    fig, caption = phase_heatmap_figure("layer1.core0", phases, {"kind": "dense"})
     ax = fig.axes[0]
     assert ax.get_title() == "layer 1 (dense), core 0: 3 blocks of 8×8"
     assert ax.get_ylabel() == "SVD block" and ax.get_xlabel().startswith("phase shifter within the block")
@@ -418,6 +417,28 @@ def test_phase_heatmap_labels_blocks_parts_and_axes():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
     assert np.allclose(ax.images[0].get_array(), np.mod(phases, 2 * np.pi))
     assert caption.startswith("Programmed phases of layer 1 (dense), core 0 after training: one row per 8×8 SVD block")
+    # with the matrix shape, blocks are named by (block row, block column)
+    fig, caption = phase_heatmap_figure("layer0.core2", phases, {"kind": "tt", "shape": (20, 7)})
+    ax = fig.axes[0]
+    assert ax.get_title() == "layer 0 (TT), TT core 2: 20×7 matrix on 3×1 blocks of 8×8"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["(0,0)", "(1,0)", "(2,0)"]
+    assert "(labelled (block row, block column))" in caption
+
+
+@pytest.mark.parametrize("model", ["digits", "hjb20"])
+def test_mesh_info_matches_the_hardware_matrices(model):
+    import dataclasses
+
+    from photonic_sim.cores import TONN
+    from photonic_sim.cores.spec import preset
+    from photonic_sim.reports.render import mesh_info
+
+    spec = preset(model)
+    info = mesh_info({"model": json.loads(json.dumps(dataclasses.asdict(spec)))})  # as scenario.resolved.yaml holds it
+    hw = TONN(spec, 8).hardware_matrices()
+    assert info == {f"layer{m.layer}.core{m.core}": {"kind": spec.layers[m.layer].kind, "shape": (m.rows, m.cols)}
+                    for m in hw}
+    assert mesh_info(None) == {} and mesh_info({"model": "digits"}) == {}
 
 
 def test_energy_bars_use_a_log_axis_when_one_part_dominates():

@@ -1,7 +1,7 @@
 """Report figures as PNG bytes with a caption that says what each shows (matplotlib, Agg
 canvas; no pyplot global state; 150 dpi).
 
-``make_figures(report, history, phases_by_mesh, layer_kinds)`` → ``{"training_curve.png":
+``make_figures(report, history, phases_by_mesh, meshes)`` → ``{"training_curve.png":
 Figure(png, caption), …}``:
 
 * ``training_curve.png`` (runs that trained): training loss per step (raw and running mean)
@@ -12,7 +12,7 @@ Figure(png, caption), …}``:
   100× the smallest, every bar labelled with its value and share;
 * ``area_breakdown.png``: per-component area in mm²;
 * ``phases_<mesh>.png``: the programmed phases of each hardware matrix, one row per k×k SVD
-  block, columns split and labelled by :func:`block_segments` (U mesh θ | φ | output screen
+  block (labelled (block row, column) when ``meshes`` gives the matrix shape), columns split and labelled by :func:`block_segments` (U mesh θ | φ | output screen
   α, Σ attenuators, V mesh θ | φ | α), wrapped to [0, 2π).
 """
 
@@ -258,23 +258,34 @@ def block_segments(width: int) -> list[tuple[str, int, int]] | None:
     return out
 
 
-def mesh_title(mesh: str, layer_kinds: list[str] | None = None) -> str:
-    """``layer0.core1`` → ``layer 0 (TT), core 1``; other names unchanged."""
+def mesh_title(mesh: str, info: dict | None = None) -> str:
+    """``layer0.core1`` → ``layer 0 (TT), TT core 1`` (the kind from ``info``); other names unchanged."""
     m = re.fullmatch(r"layer(\d+)\.core(\d+)", mesh)
     if not m:
         return mesh
-    layer, core = int(m.group(1)), int(m.group(2))
-    kind = layer_kinds[layer] if layer_kinds and layer < len(layer_kinds) else None
+    kind = (info or {}).get("kind")
     kind_text = {"tt": " (TT)", "dense": " (dense)"}.get(kind or "", f" ({kind})" if kind else "")
-    return f"layer {layer}{kind_text}, " + (f"TT core {core}" if kind == "tt" else f"core {core}")
+    return f"layer {m.group(1)}{kind_text}, " + (f"TT core {m.group(2)}" if kind == "tt" else f"core {m.group(2)}")
 
 
-def phase_heatmap(mesh: str, phases: np.ndarray, layer_kinds: list[str] | None = None) -> Figure:
-    return Figure(*_rendered(phase_heatmap_figure(mesh, phases, layer_kinds)))
+def block_grid(info: dict | None, k: int, blocks: int) -> tuple[int, int] | None:
+    """(block rows, block columns) of the matrix ``info["shape"]`` = (rows, cols) on k×k blocks,
+    when that grid has ``blocks`` blocks (else None)."""
+    shape = (info or {}).get("shape")
+    if not shape or k < 1:
+        return None
+    grid = (math.ceil(shape[0] / k), math.ceil(shape[1] / k))
+    return grid if grid[0] * grid[1] == blocks else None
 
 
-def phase_heatmap_figure(mesh: str, phases: np.ndarray, layer_kinds: list[str] | None = None) -> tuple[MplFigure, str]:
-    """The matplotlib figure of :func:`phase_heatmap` and its caption."""
+def phase_heatmap(mesh: str, phases: np.ndarray, info: dict | None = None) -> Figure:
+    return Figure(*_rendered(phase_heatmap_figure(mesh, phases, info)))
+
+
+def phase_heatmap_figure(mesh: str, phases: np.ndarray, info: dict | None = None) -> tuple[MplFigure, str]:
+    """The matplotlib figure of :func:`phase_heatmap` and its caption. ``info`` (optional):
+    ``{"kind": "tt" | "dense", "shape": (rows, cols)}`` of the hardware matrix, to name the
+    layer and label each block by its (block row, block column)."""
     a = np.asarray(phases, dtype=float)
     a = a.reshape(1, -1) if a.ndim <= 1 else a.reshape(a.shape[0], -1)
     rows, width = a.shape
@@ -284,40 +295,50 @@ def phase_heatmap_figure(mesh: str, phases: np.ndarray, layer_kinds: list[str] |
     ax = fig.subplots()
     im = ax.imshow(wrapped, aspect="auto", cmap="twilight", vmin=0, vmax=2 * math.pi, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, pad=0.01)
-    cbar.set_ticks([0, math.pi / 2, math.pi, 3 * math.pi / 2, 2 * math.pi], labels=["0", "π/2", "π", "3π/2", "2π"])
+    ticks = [(0, "0"), (math.pi, "π"), (2 * math.pi, "2π")] if rows <= 3 else \
+        [(0, "0"), (math.pi / 2, "π/2"), (math.pi, "π"), (3 * math.pi / 2, "3π/2"), (2 * math.pi, "2π")]
+    cbar.set_ticks([t for t, _ in ticks], labels=[lbl for _, lbl in ticks])
     cbar.set_label("phase mod 2π (rad)")
-    title = mesh_title(mesh, layer_kinds)
+    name = mesh_title(mesh, info)
+    title, grid, k = name, None, 0
     if segments:
         k = segments[-1][2] - segments[-1][1]
+        grid = block_grid(info, k, rows)
         for _, start, _stop in segments[1:]:
             ax.axvline(start - 0.5, color="black", lw=1.2)
         top = ax.secondary_xaxis("top")
         top.set_xticks([(s + e - 1) / 2 for _, s, e in segments], labels=[lbl for lbl, _, _ in segments], fontsize=9)
         top.tick_params(length=0)
         ax.set_xlabel("phase shifter within the block (U mesh θ, φ, output screen α | Σ attenuators | V mesh θ, φ, α)")
-        ax.set_ylabel("SVD block")
-        title += f": {rows} block{'s' * (rows != 1)} of {k}×{k}"
+        if grid:
+            shape = info["shape"]
+            title += f": {shape[0]}×{shape[1]} matrix on {grid[0]}×{grid[1]} blocks of {k}×{k}"
+            ax.set_ylabel("SVD block (block row, column)")
+        else:
+            title += f": {rows} block{'s' * (rows != 1)} of {k}×{k}"
+            ax.set_ylabel("SVD block")
     else:
         ax.set_xlabel("phase index")
         ax.set_ylabel("row")
     if rows <= 24:
-        ax.set_yticks(range(rows), labels=[str(i) for i in range(rows)], fontsize=8 if rows > 12 else 9)
+        labels = [f"({i // grid[1]},{i % grid[1]})" for i in range(rows)] if grid else [str(i) for i in range(rows)]
+        ax.set_yticks(range(rows), labels=labels, fontsize=8 if rows > 12 else 9)
     ax.set_title(title, pad=22 if segments else 6)
     fig.tight_layout()
     if segments:
-        caption = (f"Programmed phases of {title.split(':')[0]} after training: one row per {k}×{k} SVD block "
-                   f"(blocks in row-major order over the matrix), one column per phase shifter of the block in the "
-                   f"order U mesh (MZI θ, MZI φ, output screen α), Σ attenuators, V mesh (θ, φ, α); colour is the "
-                   f"phase mod 2π.")
+        order = "labelled (block row, block column)" if grid else "in row-major order over the matrix"
+        caption = (f"Programmed phases of {name} after training: one row per {k}×{k} SVD block ({order}), one "
+                   f"column per phase shifter of the block in the order U mesh (MZI θ, MZI φ, output screen α), "
+                   f"Σ attenuators, V mesh (θ, φ, α); colour is the phase mod 2π.")
     else:
-        caption = f"Programmed phases of {title} (array {tuple(np.shape(phases))}), wrapped to [0, 2π)."
+        caption = f"Programmed phases of {name} (array {tuple(np.shape(phases))}), wrapped to [0, 2π)."
     return fig, caption
 
 
 def make_figures(report: dict, history: list[dict], phases_by_mesh: dict[str, np.ndarray] | None,
-                 layer_kinds: list[str] | None = None) -> dict[str, Figure]:
-    """Every figure of a run, by file name (see module docstring). ``layer_kinds`` ("tt" /
-    "dense" per model layer, from the resolved scenario) names the layers in phase heatmaps."""
+                 meshes: dict[str, dict] | None = None) -> dict[str, Figure]:
+    """Every figure of a run, by file name (see module docstring). ``meshes`` (mesh name →
+    ``{"kind", "shape"}``, from the resolved scenario's model) labels the phase heatmaps."""
     figs: dict[str, Figure] = {}
     if history and _trained(report):
         figs["training_curve.png"] = training_curve(history, report)
@@ -325,5 +346,5 @@ def make_figures(report: dict, history: list[dict], phases_by_mesh: dict[str, np
     figs["latency_breakdown.png"] = latency_breakdown(report)
     figs["area_breakdown.png"] = area_breakdown(report)
     for mesh, phases in (phases_by_mesh or {}).items():
-        figs[mesh_filename(mesh)] = phase_heatmap(mesh, phases, layer_kinds)
+        figs[mesh_filename(mesh)] = phase_heatmap(mesh, phases, (meshes or {}).get(mesh))
     return figs

@@ -51,12 +51,30 @@ def load_resolved(path: Path) -> dict | None:
     return data
 
 
-def layer_kinds(resolved: dict | None) -> list[str] | None:
-    """"tt" / "dense" of every model layer in the resolved scenario (None if it has none)."""
-    layers = ((resolved or {}).get("model") or {}).get("layers") if isinstance((resolved or {}).get("model"), dict) else None
-    if not isinstance(layers, list):
-        return None
-    return [str(layer.get("kind")) if isinstance(layer, dict) else "?" for layer in layers]
+def mesh_info(resolved: dict | None) -> dict[str, dict]:
+    """``layer{l}.core{c}`` → ``{"kind", "shape": (rows, cols)}`` of every hardware matrix of the
+    resolved scenario's model, as ``cores.spec.LayerSpec.matrix_shapes`` places them (TT core
+    c: (r_c·m_c, n_c·r_(c+1)); dense: (out_features, in_features)). Empty when unknown."""
+    model = (resolved or {}).get("model")
+    layers = model.get("layers") if isinstance(model, dict) else None
+    out: dict[str, dict] = {}
+    for li, layer in enumerate(layers if isinstance(layers, list) else []):
+        if not isinstance(layer, dict):
+            continue
+        kind = str(layer.get("kind"))
+        try:
+            if kind == "dense":
+                shapes = [(int(layer["out_features"]), int(layer["in_features"]))]
+            else:
+                r, m, n = layer["ranks"], layer["out_modes"], layer["in_modes"]
+                shapes = [(int(r[c]) * int(m[c]), int(n[c]) * int(r[c + 1])) for c in range(len(m))]
+        except (KeyError, TypeError, ValueError, IndexError):
+            shapes = []
+        for ci, shape in enumerate(shapes):
+            out[f"layer{li}.core{ci}"] = {"kind": kind, "shape": shape}
+        if not shapes:
+            out[f"layer{li}.core0"] = {"kind": kind}
+    return out
 
 
 def _parts_table(energy: dict[str, float], latency: dict[str, float]) -> Table:
@@ -182,7 +200,7 @@ def render_into(directory: Path, report: dict, history: list[dict], phases_by_me
     scenario.resolved.yaml dict) defaults to ``directory``'s own file when it has one."""
     if resolved is None:
         resolved = load_resolved(directory / RESOLVED_FILE)
-    figures = make_figures(report, history, phases_by_mesh, layer_kinds(resolved))
+    figures = make_figures(report, history, phases_by_mesh, mesh_info(resolved))
     fig_dir = directory / "figures"
     fig_dir.mkdir()
     for name, fig in figures.items():
