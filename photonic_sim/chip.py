@@ -63,7 +63,7 @@ from photonic_sim.devices import (
     ReadoutChain,
     crosstalk_from_card,
 )
-from photonic_sim.devices.readout import READOUTS
+from photonic_sim.devices.readout import READOUTS  # noqa: F401 — chip.READOUTS, as before
 
 Tensor = torch.Tensor
 
@@ -128,25 +128,21 @@ class Chip:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> None:
-        readout = readout or getattr(card.photodetector, "readout", "intensity")
-        if readout not in READOUTS:
-            raise ValueError(f"readout: {readout!r} is not one of {READOUTS}")
-        if not full_scale_amplitude > 0:
-            raise ValueError(f"full_scale_amplitude: {full_scale_amplitude} is out of range (allowed: > 0)")
-        self._net = network
-        self._card = card
-        self.readout = readout
         self.ideal = bool(ideal)
         self.exact_readout = self.ideal or bool(exact_readout)
-        self.dtype = dtype
         self.device = torch.device(device)
-        self.ledger = Ledger()
         # ONE per-query noise generator: dynamic phase noise here, detector noise in the readout chain
         self._gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        self._shifter = PhaseShifter.from_card(card)
+        # E/O and O/E conversion (module docstring, 3-4); checks readout and full_scale_amplitude
         self._readout_chain = ReadoutChain.from_card(card, generator=self._gen, readout=readout,
                                                      exact=self.exact_readout,
                                                      full_scale_amplitude=full_scale_amplitude)
+        self._net = network
+        self._card = card
+        self.readout = self._readout_chain.final_readout
+        self.dtype = dtype
+        self.ledger = Ledger()
+        self._shifter = PhaseShifter.from_card(card)
         self._programmed: Tensor | None = None
         self._current: Tensor | None = None
         self._build_static(int(seed if static_seed is None else static_seed), insertion_loss)
