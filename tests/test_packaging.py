@@ -76,17 +76,41 @@ def test_wheel_carries_every_library_file(wheel, source_copy):
     assert not any("__pycache__" in n for n in names)
 
 
-def test_sdist_carries_the_library_folders(source_copy, tmp_path):
-    out = tmp_path / "dist"
+def _sdist(source: Path, out: Path) -> Path:
+    """Build the sdist of ``source`` into ``out`` with setuptools' PEP 517 hook."""
     subprocess.run(
         [sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(out)!r})"],
-        check=True, cwd=source_copy, env=_clean_env(), timeout=120, capture_output=True,
+        check=True, cwd=source, env=_clean_env(), timeout=120, capture_output=True,
     )
     (sdist,) = out.glob("photonic_sim-*.tar.gz")
+    return sdist
+
+
+def test_sdist_carries_the_library_folders(source_copy, tmp_path):
+    sdist = _sdist(source_copy, tmp_path / "dist")
     names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
     for kind, files in _builtin_files(source_copy).items():
         assert {f"{kind}/{f}" for f in files} <= names, kind
     assert {"setup.py", "pyproject.toml", "photonic_sim/library.py"} <= names
+
+
+@pytest.mark.slow
+def test_a_wheel_built_from_the_sdist_carries_the_library(source_copy, tmp_path):
+    """What ``pip install photonic_sim-*.tar.gz`` does: unpack the sdist, build a wheel from it."""
+    sdist = _sdist(source_copy, tmp_path / "dist")
+    with tarfile.open(sdist) as tar:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # our own sdist either way
+        tar.extractall(tmp_path / "unpacked", **safe)
+    (tree,) = (tmp_path / "unpacked").iterdir()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(tree), "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(tmp_path / "wheel")],
+        check=True, env=_clean_env(), cwd=tmp_path, timeout=300,
+    )
+    (whl,) = (tmp_path / "wheel").glob("photonic_sim-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    for kind, files in _builtin_files(source_copy).items():
+        assert {f"photonic_sim/builtin/{kind}/{f}" for f in files} <= names, kind
 
 
 _EXTRAS = ("ray", "simphony", "jax", "jaxlib", "sax", "klujax", "neuroptica")
