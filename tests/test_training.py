@@ -20,6 +20,7 @@ from photonic_sim.chip import Chip
 from photonic_sim.cores.photonic import TONN
 from photonic_sim.cores.spec import NetworkSpec, tt
 from photonic_sim.devices import load_device_card
+from photonic_sim.scenarios.experiment import subspace_mask
 from photonic_sim.training.compare import compare, summarize
 from photonic_sim.training.data import Dataset, load_digits, load_mnist, read_idx
 from photonic_sim.training.strategies import STRATEGIES, make_strategy
@@ -38,12 +39,12 @@ def tiny_data(n_train=120, n_test=60):
 
 
 def setup(name, seed=0, chip_cls=Chip, **extra):
+    """Trainer unit tests: the pieces by hand (a chip class to patch, a small data subset), with
+    the builder's subspace-mask rule."""
     chip = chip_cls(TONN(TINY), CARD, seed=seed)
     ctl = chip.controls()
     params = chip.init_phases(torch.Generator().manual_seed(seed))
-    opts = dict(OPTIONS[name], **extra)
-    if name in ("l2ight-sigma", "tt-subspace"):
-        opts["mask"] = ctl["masks"]["S" if name == "l2ight-sigma" else "tt"]
+    opts = dict(OPTIONS[name], mask=subspace_mask(name, ctl), **extra)
     gen = None if name == "fo" else torch.Generator().manual_seed(seed + 1)
     strategy = make_strategy(name, params, generator=gen, periods=ctl["periods"], **opts)
     task = ClassificationTask(tiny_data(), batch_size=16, eval_batch_size=32)

@@ -74,6 +74,15 @@ PYTHON_SOURCE = "<python>"
 _RECIPE_DEFAULTS = {"batch_size": 64, "eval_batch_size": 512}
 
 
+def subspace_mask(strategy: str, controls: dict) -> torch.Tensor | None:
+    """The coordinates ``strategy`` trains by default (``SUBSPACE_MASKS``; ``tt-subspace`` adds
+    the electronic biases), from ``chip.controls()``; None: every coordinate."""
+    if strategy not in SUBSPACE_MASKS:
+        return None
+    mask = controls["masks"][SUBSPACE_MASKS[strategy]]
+    return mask | controls["masks"]["bias"] if strategy == "tt-subspace" else mask
+
+
 def versions() -> dict[str, str]:
     """The ``versions`` block of a report: photonic_sim, torch, numpy and python versions."""
     import photonic_sim
@@ -287,11 +296,7 @@ class Experiment:
             options = dict(recipe.strategy_options)
             lr = options.pop("lr", 0.01)
             fill_schedule_length(options, recipe.steps)
-            mask = None
-            if recipe.strategy in SUBSPACE_MASKS:
-                mask = controls["masks"][SUBSPACE_MASKS[recipe.strategy]]
-                if recipe.strategy == "tt-subspace":
-                    mask = mask | controls["masks"]["bias"]
+            mask = subspace_mask(recipe.strategy, controls)
             gen = None if recipe.strategy == "fo" else torch.Generator().manual_seed(self.seed + 1)
             self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
                                            periods=controls["periods"], **options)
