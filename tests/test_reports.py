@@ -225,6 +225,20 @@ def test_render_recreates_md_html_and_figures_from_the_data_files(tmp_path):
         render(out)
 
 
+def test_a_broken_resolved_scenario_is_one_line_naming_the_file(tmp_path):
+    from photonic_sim.reports.render import load_resolved
+
+    path = tmp_path / "scenario.resolved.yaml"
+    for text, why in (("a: [1, 2\n" + "secret " * 50, "not valid YAML"), ("- 1\n- 2\n", "not a mapping"),
+                      ("!!python/object/apply:os.system ['true']\n", "not valid YAML")):
+        path.write_text(text)
+        with pytest.raises(ReportError) as info:
+            load_resolved(path)
+        msg = str(info.value)
+        assert msg.startswith(f"{path}: <root>: {why}") and "\n" not in msg and "secret" not in msg
+    assert load_resolved(tmp_path / "missing.yaml") is None
+
+
 # ------------------------------------------------------------------ what produced a run (issue 21 items 8, 11, 12)
 
 RESOLVED = {"name": "quickstart", "seed": 0, "devices": {"name": "silicon_thermo_optic", "phase_shifter": {"bits": 8}},
