@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import shutil
 import sys
 import time
@@ -109,23 +108,20 @@ def cmd_run(args) -> int:
         claim.release(failed=failed)
 
 
-IDENTITY_FILE = "identity.json"
-
-
 def _run_claimed(args, scenario, claim) -> int:
     """The run itself, with ``claim`` (reports.outdir.OutDir) held: resume checks, training,
     the run directory; the claim's work directory holds the checkpoint meanwhile."""
     from photonic_sim.reports import collect_versions, write_run_dir
     from photonic_sim.scenarios.execute import run_scenario
+    from photonic_sim.scenarios.identity import IDENTITY_FILE, write_identity
     from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError, stop_status
 
     work, out = claim.work, claim.path
-    identity = _identity(scenario)
     if args.resume:
-        _prepare_resume(claim, scenario, identity)
+        _prepare_resume(claim, scenario)
     else:
         claim.clear_work()
-    _write_atomic(work / IDENTITY_FILE, json.dumps(identity, sort_keys=True).encode())
+    files = {IDENTITY_FILE: write_identity(work, scenario)}
     import torch
 
     torch.set_num_threads(args.threads)
@@ -144,7 +140,6 @@ def _run_claimed(args, scenario, claim) -> int:
     training = report["training"]
     if "stopped" in training:
         training["status"] = stop_status(training["stopped"])
-    files = {IDENTITY_FILE: (work / IDENTITY_FILE).read_bytes()}
     if record.checkpoint:
         files[CHECKPOINT_FILE] = record.checkpoint
     write_run_dir(out, report, record.history, scenario.resolved(), record.phases_by_mesh, files,
@@ -156,59 +151,25 @@ def _run_claimed(args, scenario, claim) -> int:
     return EXIT_OK
 
 
-def _identity(scenario) -> dict:
-    import photonic_sim
-    from photonic_sim.scenarios.jobs import scenario_identity
+def _prepare_resume(claim, scenario) -> None:
+    """Check the checkpoint to resume from (data only, same resolved scenario and seed) and
+    put it in the work directory; UsageError (work directory kept) when it does not fit."""
+    from photonic_sim.scenarios.identity import check_resume
+    from photonic_sim.training.trainer import CHECKPOINT_FILE
 
-    return {"identity": scenario_identity(scenario), "scenario": scenario.name, "seed": scenario.seed,
-            "photonic_sim": photonic_sim.__version__}
-
-
-def _prepare_resume(claim, scenario, identity: dict) -> None:
-    """Check the checkpoint to resume from (data only, same scenario and seed) and put it in
-    the work directory; UsageError (work directory kept) when it does not fit."""
-    from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError, read_checkpoint
-
-    work, out = claim.work, claim.path
-    finished = out / "checkpoint"
+    work, finished = claim.work, claim.path / "checkpoint"
     source = work if (work / CHECKPOINT_FILE).is_file() else finished
     if not (source / CHECKPOINT_FILE).is_file():
         raise UsageError(f"photonic-sim run: --resume: no checkpoint in {work} or {finished} "
                          "(allowed: a run directory started with `photonic-sim run --out`)")
     claim.keep_work()  # a refused resume leaves an interrupted run's checkpoint where it was
     try:
-        state = read_checkpoint(source / CHECKPOINT_FILE)
-    except CheckpointError as exc:
+        check_resume(source, CHECKPOINT_FILE, scenario)
+    except ValueError as exc:  # CheckpointError, ResumeError
         raise UsageError(f"photonic-sim run: --resume: {exc}") from None
-    made = _read_identity(source / IDENTITY_FILE)
-    allowed = "(allowed: the scenario, --set values and seed the checkpoint was made with, or a new run)"
-    if made is None:
-        raise UsageError(f"photonic-sim run: --resume: {source / IDENTITY_FILE}: missing or unreadable, "
-                         f"so the checkpoint's inputs are unknown {allowed}")
-    if made["seed"] != scenario.seed or state["seed"] != scenario.seed:
-        raise UsageError(f"photonic-sim run: --resume: seed: the checkpoint was made with seed {made['seed']}, "
-                         f"this run has seed {scenario.seed} {allowed}")
-    if made["identity"] != identity["identity"]:
-        raise UsageError(f"photonic-sim run: --resume: {scenario.path}: the resolved scenario (cards, recipe, "
-                         f"overrides) differs from the one checkpoint {source / CHECKPOINT_FILE} was made with {allowed}")
     if source == finished:
         shutil.copy2(finished / CHECKPOINT_FILE, work / CHECKPOINT_FILE)
     claim.keep_work(False)  # accepted: the work directory is the run's again (removed when done)
-
-
-def _read_identity(path: Path) -> dict | None:
-    try:
-        made = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(made, dict) and isinstance(made.get("identity"), str) and isinstance(made.get("seed"), int)
-    return made if ok else None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _print_summary(report: dict, resolved: dict, out: Path) -> None:

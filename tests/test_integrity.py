@@ -353,6 +353,16 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch):
     assert trainer_mod._finite({k: v for k, v in state.items() if k not in ("best", "history", "last_eval")})
 
 
+def test_a_diverged_job_fails_the_compare(tiny, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tiny), "--strategies", "zo-sign-rge", "--seeds", "1", "--out", str(out),
+                 "--set", "training.steps=3", "--set", "training.strategy_options.lr=1.0e+300"]) == 1
+    jobs = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  job ")]
+    assert len(jobs) == 1 and "DIVERGED (diverged at step" in jobs[0]
+    row = json.loads((out / "comparison.json").read_text())[0]
+    assert row["status"] == "diverged" and row["stopped"].startswith("diverged at step")
+
+
 # ------------------------------------------------------------------ 9. no orphan workers
 def _children(pid: int) -> list[int]:
     kids = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import traceback
@@ -24,28 +25,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
 from photonic_sim.training.compare import pool_map
 from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
 from photonic_sim.training.trainer import stop_status
 
 from .errors import ScenarioError
+from .identity import scenario_identity
 from .loader import load_scenario
 
 BACKENDS = ("local", "ray")
-
-
-def scenario_identity(scenario) -> str:
-    """Hash of a scenario's resolved inputs (card and recipe values, model, task, overrides,
-    seed) and the photonic_sim version: equal for runs that compute the same thing, wherever
-    the files lie."""
-    import photonic_sim
-
-    resolved = {k: v for k, v in scenario.resolved().items() if k not in ("variants", "description", "source")}
-    for card in ("devices", "accelerator"):  # where a file lies is no input; its content is
-        resolved[card] = {k: v for k, v in resolved[card].items() if k != "source"}
-    text = json.dumps({"scenario": resolved, "photonic_sim": photonic_sim.__version__}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,9 @@ def strategy_sets(scenario_path: str, strategy: str, sets: Iterable[str] = ()) -
     options = {k: v for k, v in base.recipe.strategy_options.items() if k in allowed}
     if strategy == "fo":
         options = {k: v for k, v in options.items() if k in ("lr", "optimizer")}
-    return [f"training.strategy={strategy}", f"training.strategy_options={json.dumps(options)}"]
+    # YAML, not JSON: json writes 1e-05, which YAML 1.1 (the --set parser) reads as a string
+    text = yaml.safe_dump(options, default_flow_style=True, width=math.inf, sort_keys=False).strip()
+    return [f"training.strategy={strategy}", f"training.strategy_options={text}"]
 
 
 def run_job(job: Job) -> dict:
