@@ -361,11 +361,20 @@ _ROW_FIELDS = {"job", "metric", "metric_final", "metric_best", "higher_is_better
 # ---------------------------------------------------------------------------- report / validate / list
 def cmd_report(args) -> int:
     from photonic_sim.reports import render
+    from photonic_sim.reports.outdir import OutDir, OutDirError
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "report.json").is_file():
         raise UsageError(f"photonic-sim report: {run_dir}: no report.json (allowed: a run directory)")
-    print(render(run_dir) / "report.html")
+    try:
+        claim = OutDir(run_dir, flag="RUN_DIR")
+        claim.acquire()  # not while a run (--resume, --overwrite) writes the same directory
+    except OutDirError as exc:
+        raise UsageError(f"photonic-sim report: {exc}") from None
+    try:
+        print(render(claim.path) / "report.html")
+    finally:
+        claim.release()
     return EXIT_OK
 
 

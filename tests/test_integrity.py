@@ -217,6 +217,12 @@ def test_second_run_into_a_locked_out_gets_one_line_at_once(tiny, tmp_path, monk
         assert "in use" in line and str(out) in line and f"pid {os.getpid()}" in line
         with pytest.raises(OutDirError, match="in use"):
             OutDir(out).acquire()
+        out.mkdir()
+        (out / "report.json").write_text("{}")
+        assert main(["report", str(out)]) == 2  # no re-render while another command holds it
+        assert "in use" in _err_line(capsys)
+        (out / "report.json").unlink()
+        out.rmdir()
     assert not calls and not out.exists()
     assert not (tmp_path / ".run.work").exists()  # released: the lock file is gone too
 
