@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SET_HELP = ("set one scenario value, KEY=VALUE with a dotted key path and a YAML value; repeatable, applied "
+            "after the file (e.g. --set training.steps=50 --set seed=3 --set devices.phase_shifter.bits=6)")
 
 
 class UsageError(ValueError):
@@ -33,7 +35,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import photonic_sim
+
     parser = _Parser(prog="photonic-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"photonic-sim {photonic_sim.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(sub)
     _add_compare(sub)
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("validate", help="check scenario files without running them")
     p.add_argument("scenarios", nargs="+")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("list", help="available cards, recipes, scenarios, strategies, presets")
     p.set_defaults(func=cmd_list)
@@ -72,7 +77,7 @@ def _add_run(sub) -> None:
                                  "followed, one command at a time may use it (locked), and it is checked before training")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory when done")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared or small machine more threads can be far slower)")
@@ -202,7 +207,7 @@ def _add_pool_options(p) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel local processes (default 1)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--ray-address", help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
 
 
 def _add_compare(sub) -> None:
@@ -218,7 +223,9 @@ def _add_compare(sub) -> None:
 def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="a parameter grid over one scenario")
     p.add_argument("scenario")
-    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="one grid axis: a dotted key path and comma-separated values (YAML each); repeatable, the "
+                        "sweep runs every combination (e.g. --grid devices.phase_shifter.bits=4,6,8)")
     p.add_argument("--seeds", type=int, default=1)
     _add_pool_options(p)
     p.set_defaults(func=cmd_sweep)

@@ -279,3 +279,15 @@ def test_pinn_scenario_runs_and_reports_pde_metrics(tmp_path):
     # 2 steps of zo-rge q=16 one-sided: 17 settings per step; the cost fields match a classification run
     assert report["training"]["queries"] == 2 * 17
     assert report["training"]["energy_j"] > 0 and report["training"]["latency_s"] > 0
+
+
+def test_version_and_help_for_set_and_grid(capsys):
+    import photonic_sim
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"photonic-sim {photonic_sim.__version__}"
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "dotted key path" in text and "every combination" in text
