@@ -151,3 +151,32 @@ def test_import_photonic_sim_stays_light():
     import photonic_sim.training as training
 
     assert all(getattr(training, name).__doc__ for name in training.__all__ if not name.isupper())
+
+
+def test_staged_polish_continues_the_first_stage_through_the_trainer():
+    """What bench_pinn's polished rows rely on, through the builder (Black-Scholes, tiny): a
+    ``staged`` run evaluated after its first stage equals, bit for bit, the run of that stage
+    alone; the experiment's trainer then continues into the second stage, which moves the
+    phases and books its own queries (one-sided q + 1 per step, then 2q per two-sided step)."""
+    from dataclasses import replace
+
+    from photonic_sim.cores.spec import NetworkSpec, dense, tt
+
+    two_d = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
+    stage1 = {"strategy": "zo-rge", "lr": 0.01, "q": 4, "mu": 0.01}
+    stage2 = {"strategy": "zo-rge", "lr": 0.003, "q": 3, "mu": 0.02, "dist": "rademacher", "two_sided": True}
+    task = {"kind": "pde", "pde": "black_scholes", "collocation": 2, "test_points": 20, "residual_points": 2,
+            "level": 2, "exact_readout": True}
+
+    def experiment(strategy, options):
+        return Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=two_d,
+                          task=task, training={"strategy": strategy, "strategy_options": options, "steps": 2}, seed=0)
+
+    plain = experiment("zo-rge", {k: v for k, v in stage1.items() if k != "strategy"}).run()
+    staged = experiment("staged", {"lr": 0.01, "stages": [dict(stage1, steps=2), dict(stage2, steps=1)]})
+    first = staged.run()
+    assert first.report["metrics"] == plain.report["metrics"] and torch.equal(first.phases, plain.phases)
+    staged.trainer.config = replace(staged.trainer.config, steps=3, eval_every=3)
+    polished = staged.trainer.run()
+    assert not torch.equal(polished.phases, plain.phases)
+    assert polished.ledger["queries"] == 2 * (4 + 1) + 2 * 3
