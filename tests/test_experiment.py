@@ -130,6 +130,8 @@ def test_weight_map_then_in_situ_from_the_mapped_phases():
     (dict(task={"kind": "images"}), "task.kind"),
     (dict(task={"kind": "digits", "test_fraction": 2}), "task.test_fraction"),
     (dict(training={"strategy": "zo-rge", "steps": 0}), "training.steps"),
+    (dict(training={"strategy": "zo-rgee", "steps": 2}), "training.strategy"),
+    (dict(training={"strategy": "zo-rge", "strategy_options": {"qq": 4}, "steps": 2}), "training.strategy_options.qq"),
     (dict(seed=-1), "seed"),
     (dict(model="hjb20"), "model"),  # 21 -> 1 features do not fit digits
 ])
@@ -180,3 +182,12 @@ def test_staged_polish_continues_the_first_stage_through_the_trainer():
     polished = staged.trainer.run()
     assert not torch.equal(polished.phases, plain.phases)
     assert polished.ledger["queries"] == 2 * (4 + 1) + 2 * 3
+
+
+def test_variant_of_a_scenario():
+    exp = Experiment.from_file("quickstart", sets=[*SHORT, "variants={six_bit: {devices.phase_shifter.bits: 6}}"])
+    six = exp.variant("six_bit")
+    assert six.scenario.variant == "six_bit" and six.device_card.phase_shifter.bits == 6
+    assert exp.device_card.phase_shifter.bits == 8
+    with pytest.raises(ScenarioError, match="no variant"):
+        exp.variant("nine_bit")

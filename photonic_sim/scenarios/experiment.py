@@ -58,13 +58,13 @@ from photonic_sim.cores import TONN, DenseONN
 from photonic_sim.cores.spec import NetworkSpec, preset
 from photonic_sim.devices.cards import DeviceCard, load_device_card
 from photonic_sim.training.data import load_digits, load_mnist
-from photonic_sim.training.strategies import fill_schedule_length, make_strategy
+from photonic_sim.training.strategies import STRATEGIES, fill_schedule_length, make_strategy
 from photonic_sim.training.tasks import ClassificationTask
 from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult, stop_status
 
 from .errors import ScenarioError
 from .loader import Scenario, _check_fit, load_scenario
-from .recipes import load_training_recipe
+from .recipes import _check_options, _check_stages, load_training_recipe
 from .schema import TASKS, TrainingRecipe, validate
 
 SUBSPACE_MASKS = {"l2ight-sigma": "S", "tt-subspace": "tt"}
@@ -462,4 +462,14 @@ def _recipe(training: Any, task) -> TrainingRecipe:
     steps = training.get("steps")
     defaults = {"name": str(training.get("strategy", "recipe")), "loss": "pinn" if task.kind == "pde" else
                 "cross_entropy", "eval_every": steps if isinstance(steps, int) else 1, **_RECIPE_DEFAULTS}
-    return validate(TrainingRecipe, {**defaults, **training}, PYTHON_SOURCE, "training")
+    recipe = validate(TrainingRecipe, {**defaults, **training}, PYTHON_SOURCE, "training")
+    try:  # the checks load_training_recipe makes on a recipe file
+        if recipe.strategy not in STRATEGIES:
+            raise ScenarioError(PYTHON_SOURCE, "strategy", f"unknown strategy {recipe.strategy[:40]!r}",
+                                ", ".join(sorted(STRATEGIES)))
+        _check_options(PYTHON_SOURCE, "strategy_options", recipe.strategy, recipe.strategy_options)
+        if recipe.strategy == "staged":
+            _check_stages(PYTHON_SOURCE, recipe.strategy_options.get("stages"))
+    except ScenarioError as exc:
+        raise exc.under("training") from None
+    return recipe
