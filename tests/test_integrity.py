@@ -454,3 +454,27 @@ def test_piped_summary_does_not_cut_names(tiny, tmp_path, capsys):
     assert main(["run", str(tiny), "--out", str(tmp_path / "run"), *QUICK]) == 0
     out = capsys.readouterr().out
     assert any(name in line for line in out.splitlines())
+
+
+MNIST = REPO.parent / "shared" / "datasets" / "mnist"
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs the MNIST IDX files in ../shared/datasets/mnist")
+def test_identity_follows_data_file_content_not_location(tmp_path):
+    import gzip
+
+    from photonic_sim.scenarios import load_scenario
+    from photonic_sim.scenarios.identity import scenario_identity
+
+    def identity(data: Path) -> str:
+        return scenario_identity(load_scenario("mnist_small_zo", [f"task.data_dir={data}"]))
+
+    here, moved = tmp_path / "here", tmp_path / "moved"
+    shutil.copytree(MNIST, here)
+    shutil.copytree(MNIST, moved)
+    assert identity(here) == identity(moved)  # same content elsewhere: same job
+    labels = moved / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10  # one test label changed, still a valid IDX file
+    labels.write_bytes(gzip.compress(bytes(raw)))
+    assert identity(here) != identity(moved)

@@ -2,7 +2,11 @@
 
 ``scenario_identity(scenario)`` hashes the fully resolved scenario — every card and recipe
 value it pulls in, the model, the task, the overrides, the seed — and the photonic_sim
-version; where the files lie does not count, their content does. ``compare`` / ``sweep``
+version; where the files lie does not count, their content does. A task that reads a data
+directory (MNIST) adds each file's name, size and content hash — of the whole file up to
+16 MiB, else of its first and last 1 MiB (a gzip file ends in the CRC of all its content; a
+raw IDX file larger than that is told apart by size and edges without reading tens of MB
+per job). ``compare`` / ``sweep``
 name their jobs by it (a changed scenario or card reruns a job) and ``run`` writes it as
 ``identity.json`` next to its checkpoint, so ``run --resume`` can refuse a checkpoint made
 from other inputs (:func:`check_resume`) instead of mixing two runs.
@@ -29,8 +33,30 @@ def scenario_identity(scenario) -> str:
     resolved = {k: v for k, v in scenario.resolved().items() if k not in ("variants", "description", "source")}
     for card in ("devices", "accelerator"):  # where a file lies is no input; its content is
         resolved[card] = {k: v for k, v in resolved[card].items() if k != "source"}
+    data_dir = getattr(scenario.task, "data_dir", None)
+    if data_dir:
+        resolved["task"] = {k: v for k, v in resolved["task"].items() if k != "data_dir"}
+        resolved["data_files"] = _data_stamp(Path(data_dir))
     text = json.dumps({"scenario": resolved, "photonic_sim": photonic_sim.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _data_stamp(directory: Path, whole: int = 16 << 20, edge: int = 1 << 20) -> list:
+    """[name, size, sha256] of each file in ``directory``: the hash of the whole file up to
+    ``whole`` bytes, else of its first and last ``edge`` bytes."""
+    stamp = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        size = path.stat().st_size
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            if size <= whole:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(edge))
+                fh.seek(size - edge)
+                digest.update(fh.read(edge))
+        stamp.append([path.name, size, digest.hexdigest()])
+    return stamp
 
 
 def run_identity(scenario) -> dict:
