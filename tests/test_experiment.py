@@ -191,3 +191,28 @@ def test_variant_of_a_scenario():
     assert exp.device_card.phase_shifter.bits == 8
     with pytest.raises(ScenarioError, match="no variant"):
         exp.variant("nine_bit")
+
+
+def test_run_prices_heater_energy_from_the_programmed_phases():
+    """Issue 21 item 14: the heater energy of a run follows the phases it programmed (power law
+    P = P_π·φ/π), not a mean phase of π: the phase-shifter energy is the mean-π price scaled by
+    mean(φ)/π, with Σ phases folded into [0, π] and electronic biases left out."""
+    import math
+
+    from photonic_sim.accelerators import training_cost
+    from photonic_sim.scenarios.experiment import programmed_phases
+
+    exp = Experiment.from_file("quickstart", ["training.steps=2", "training.eval_every=2",
+                                              "training.checkpoint_every=0"])
+    result = exp.run()
+    net = exp.network
+    programmed = programmed_phases(net, result.phases)
+    assert programmed.shape == (int(net.mask("phase").sum()),)
+    sigma = net.mask("S")[net.mask("phase")].numpy()
+    assert programmed.min() >= 0 and programmed.max() < 2 * math.pi
+    assert programmed[sigma].max() <= math.pi
+    at_pi = training_cost(exp.accelerator_card, exp.spec, exp.device_card, result.report["training"]["ledger"])
+    heater = result.report["training"]["breakdown"]["energy_j"]["phase_shifters"]
+    expected = at_pi["breakdown"]["energy_j"]["phase_shifters"] * programmed.mean() / math.pi
+    assert heater == pytest.approx(expected, rel=1e-9)
+    assert abs(programmed.mean() - math.pi) > 0.05  # the test can tell the two prices apart

@@ -350,7 +350,10 @@ class Experiment:
             self._trainer = self._make_trainer(checkpoint_dir, progress)
         trainer, task, recipe = self._trainer, self.task, self.recipe
         result = trainer.run(resume=resume)
-        tc = training_cost(acc, spec, dev, result.ledger)
+        programmed = programmed_phases(self.network, result.phases)
+        inference = estimate(acc, spec, dev, programmed).to_dict()
+        base.update(counts=inference["counts"], area_mm2=inference["area_mm2"], inference=inference["inference"])
+        tc = training_cost(acc, spec, dev, result.ledger, programmed)
         report = {**base,
                   "metrics": {"name": task.metric_name, "final": _finite(result.final.get("metric")),
                               "best": _finite(result.best), "higher_is_better": task.higher_is_better,
@@ -394,6 +397,18 @@ class Experiment:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def programmed_phases(network, phases: torch.Tensor) -> np.ndarray:
+    """The phase-shifter phases a control vector programs (rad), as the heater power law
+    needs them: U/V phases wrapped into [0, 2π), Σ attenuator phases folded into [0, π]
+    (σ = sin(θ/2) is even about π, so the device realises θ and 2π − θ alike); electronic
+    biases are dropped."""
+    ph = phases.detach().to(torch.float64).cpu()
+    is_phase, sigma = network.mask("phase"), network.mask("S")
+    wrapped = torch.remainder(ph, 2.0 * math.pi)
+    folded = torch.where(sigma, torch.minimum(wrapped, 2.0 * math.pi - wrapped), wrapped)
+    return folded[is_phase].numpy()
 
 
 def phases_by_mesh(network, phases: torch.Tensor) -> dict[str, np.ndarray]:
