@@ -15,11 +15,11 @@ Physics of one query (all batched over P phase settings and B inputs):
 1. **Phase shifters** (``PhaseShifter``): target → b-bit quantization (U/V mesh phases
    over [0, 2π); Σ attenuator phases folded into [0, π] — σ = sin(θ/2) is symmetric about
    π, so the controller sees period 2π for them too — and quantized over the closed
-   [0, π], DESIGN §2) → drive voltage → γ(1+ε)V² with
+   [0, π], docs/physics.md#conventions) → drive voltage → γ(1+ε)V² with
    the static γ-error ε of that device → thermal crosstalk Δφ = K·φ from the heater phases of
    the same block (blocks are thermally isolated from each other; K from the card's kernel or
    distance model, block-local) → + the fixed manufacturing bias β ~ U(−b, b) on U/V phases
-   (the Σ attenuators get none, DESIGN §3) → + dynamic noise N(0, σ²) per query.
+   (the Σ attenuators get none, docs/physics.md#non-idealities) → + dynamic noise N(0, σ²) per query.
    Time-multiplexed blocks that share hardware share its static errors.
 2. **Couplers**: static κ = 0.5 + δκ per coupler (``coupler.imbalance_std``), drawn once.
    Uniform insertion loss is an overall attenuation that the laser link budget pays for
@@ -74,7 +74,7 @@ class Ledger:
 
     * ``calls``: ``measure`` invocations;
     * ``queries``: (phase setting, input batch) pairs measured — one query is one
-      ``measure`` of one phase setting over one input batch (DESIGN §6);
+      ``measure`` of one phase setting over one input batch (docs/physics.md#zeroth-order-estimators);
     * ``phase_settings``: times a new phase vector was programmed (each costs a settle);
     * ``samples``: input vectors pushed through the network, summed over queries;
     * ``dac_conversions`` / ``adc_conversions``: E/O and O/E conversions performed

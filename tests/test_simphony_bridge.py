@@ -25,7 +25,7 @@ def _random_case(n, batch, case, rng):
 
 
 def _reference_clements(n, phases, kappa, loss):
-    """Dense product of embedded 2×2 mzi_matrix blocks, built column by column (DESIGN §2)."""
+    """Dense product of embedded 2×2 mzi_matrix blocks, built column by column (docs/physics.md#conventions)."""
     m = n * (n - 1) // 2
     kappa = np.full((m, 2), 0.5) if kappa is None else kappa
     loss = np.zeros(m) if loss is None else loss

@@ -13,7 +13,7 @@ Symbols (k block size, H physical blocks, stages s with ``passes`` n_s, ``blocks
 * symbol periods per inference T and programs per inference G from ``mapping.schedule``;
   optical (streaming) time per inference t_opt = T / f.
 
-Link budget (DESIGN §5). The critical path through one block U·Σ·V† crosses 2k+1 MZI
+Link budget (docs/physics.md#cost-model). The critical path through one block U·Σ·V† crosses 2k+1 MZI
 columns (k per Clements mesh, worst case, plus the Σ attenuator), each with 2 couplers; on the
 top arm it meets 2 phase shifters per mesh MZI, 1 per Σ attenuator and 1 per output screen:
 

@@ -19,7 +19,7 @@ one input vector (one *inference*).
 Hardware (k = block size)
 -------------------------
 * A k×k block is U·Σ·V†: two Clements meshes of k(k−1)/2 MZIs each plus k Σ attenuator MZIs,
-  k² MZIs (the *blocked* convention of DESIGN §4).
+  k² MZIs (the *blocked* convention of docs/physics.md#tensorized-onn-tonn).
 * Physical blocks H: ``dense_onn`` / ``tonn_space``: the sum of every stage's
   ``blocks_for(rows, cols, k)`` (each block its own hardware); ``tonn_time``: ``num_cores`` P.
 * Phase shifters per block: 2 per mesh MZI (θ and φ) · k(k−1) MZIs + the output screen of

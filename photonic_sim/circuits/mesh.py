@@ -1,6 +1,6 @@
 """Universal MZI meshes (Clements rectangular, Reck triangular) built column by column.
 
-MZI convention (photonic_sim.devices.mzi, DESIGN §2): an MZI on modes (i, i+1) acts as
+MZI convention (photonic_sim.devices.mzi, docs/physics.md#conventions): an MZI on modes (i, i+1) acts as
 
     T(θ, φ) = B(κ₂) · diag(e^{iθ}, 1) · B(κ₁) · diag(e^{iφ}, 1)
 

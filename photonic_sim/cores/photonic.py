@@ -1,6 +1,6 @@
 """Networks mapped onto k×k photonic SVD blocks (TONN and the dense baseline).
 
-Mapping (DESIGN §4)
+Mapping (docs/physics.md#tensorized-onn-tonn)
 -------------------
 Every matrix a layer runs on hardware (the TT core matrices M_k of
 :mod:`photonic_sim.cores.tt`, or a dense layer's W) of shape R×C is zero padded to

@@ -5,7 +5,7 @@ A network is a list of layers. A layer is either
 * ``tt``: y = W x with W of shape (∏ out_modes × ∏ in_modes) held as TT cores
   G_k of shape (r_{k-1}, m_k, n_k, r_k), m_k = out_modes[k], n_k = in_modes[k],
   ranks = [1, r_1, ..., r_{d-1}, 1]. Core k runs on photonic hardware as the matrix
-  (r_{k-1}·m_k) × (n_k·r_k) (DESIGN §4), i.e. it maps a vector of length n_k·r_k to
+  (r_{k-1}·m_k) × (n_k·r_k) (docs/physics.md#tensorized-onn-tonn), i.e. it maps a vector of length n_k·r_k to
   one of length r_{k-1}·m_k;
 * ``dense``: y = W x with W of shape (out_features × in_features).
 

@@ -1,6 +1,6 @@
 """Tensor-train (TT) matrices in torch: W (∏m_k × ∏n_k, out × in) held as cores.
 
-Layout (shared with :mod:`photonic_sim.cores.spec` and DESIGN §4)
+Layout (shared with :mod:`photonic_sim.cores.spec` and docs/physics.md#tensorized-onn-tonn)
 -----------------------------------------------------------------
 Core k is a tensor G_k of shape (r_{k-1}, m_k, n_k, r_k), ranks r_0 = r_d = 1, and
 

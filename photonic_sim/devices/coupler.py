@@ -1,6 +1,6 @@
 """Directional coupler: power coupling κ, static imbalance δκ, insertion loss.
 
-Transfer matrix B(κ) = [[√(1−κ), i√κ], [i√κ, √(1−κ)]] (DESIGN §2, :func:`coupler_matrix`);
+Transfer matrix B(κ) = [[√(1−κ), i√κ], [i√κ, √(1−κ)]] (docs/physics.md#conventions, :func:`coupler_matrix`);
 κ = 0.5 is the ideal 50:50 coupler. A fabricated coupler has κ + δκ with δκ ~ N(0, σ²) drawn
 once per device and clipped to [0, 1]. Insertion loss IL (dB) is the field amplitude
 10^(−IL/20).

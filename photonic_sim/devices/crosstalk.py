@@ -2,7 +2,7 @@
 
 Positions are heater centres in metres ([N, 2]); the result is φ + φ·Kᵀ per device.
 
-* ``kernel`` (DESIGN §3, the seed paper / torchonn model): K_ij = factor for nearest
+* ``kernel`` (docs/physics.md#non-idealities, the seed paper / torchonn model): K_ij = factor for nearest
   neighbours (0 < d_ij ≤ 1.01·pitch), 0 otherwise.
 * ``distance`` (physical): the heater j dissipates P_j = P_π·φ_j/π and shifts device i by
   Δφ_i = Σ_j C_ij P_j with C_ij = (factor·π/P_π)·exp(−(d_ij − pitch)/decay_length) rad/W for

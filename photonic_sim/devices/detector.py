@@ -1,4 +1,4 @@
-"""Photodetector → TIA → ADC readout chain (DESIGN §3).
+"""Photodetector → TIA → ADC readout chain (docs/physics.md#non-idealities).
 
 * photocurrent I = R·P + I_d (A), P the optical power (W, ≥ 0) on the diode;
 * noise: Gaussian with variance σ² = 2q·|I|·B + 4kTB/R_L, where I already contains the dark

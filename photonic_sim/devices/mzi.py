@@ -1,6 +1,6 @@
 """Mach-Zehnder interferometer transfer matrices (the project-wide convention).
 
-Convention (DESIGN §2), light enters on the right of the product:
+Convention (docs/physics.md#conventions), light enters on the right of the product:
 
     T(θ, φ) = B(κ₂) · diag(e^{iθ}, 1) · B(κ₁) · diag(e^{iφ}, 1) · a
 

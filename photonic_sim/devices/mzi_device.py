@@ -1,5 +1,5 @@
 """A fabricated MZI: two phase shifters (θ internal, φ external, both on the top arm) and two
-directional couplers, with their static errors, composed with :func:`mzi_matrix` (DESIGN §2).
+directional couplers, with their static errors, composed with :func:`mzi_matrix` (docs/physics.md#conventions).
 
 Light crosses, on either arm, one external phase shifter, a coupler, one internal phase
 shifter and a second coupler (the bottom arm carries loss-matched dummy sections), so the

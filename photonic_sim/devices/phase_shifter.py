@@ -1,6 +1,6 @@
 """Phase shifter: φ = γ·V², with quantization, static γ-noise, fixed bias and dynamic noise.
 
-Model (DESIGN §3):
+Model (docs/physics.md#non-idealities):
 
 * drive law φ = γ V², γ = π / V_π² (thermo-optic heaters; electrostatic MEMS follow the same
   quadratic law since the force ∝ V²). Voltages are clamped to [0, V_max]: a phase needing
@@ -8,7 +8,7 @@ Model (DESIGN §3):
   so γ V_max² ≈ 6.14 π > 2π and the whole range [0, 2π) is reachable.
 * static power P = P_π · φ / π (W) per shifter holding phase φ (φ in [0, 2π)).
 * quantization: b bits uniform over [0, period): levels k·period/2^b, k = 0 … 2^b − 1, round to
-  nearest and wrap (period → 0). Default period 2π (DESIGN §2).
+  nearest and wrap (period → 0). Default period 2π (docs/physics.md#conventions).
 * static errors, drawn once per device: γ → γ(1 + ε), ε ~ N(0, σ_γ²) truncated at ±3σ_γ, and a
   fixed bias β ~ U(−b, b) rad added to the produced phase.
 * dynamic noise: N(0, σ²) rad added per query (σ = 0 by default).
@@ -113,7 +113,7 @@ class PhaseShifter:
         return torch.remainder(k, levels) * step
 
     def quantize_attenuator(self, theta: Tensor) -> Tensor:
-        """Σ-attenuator quantization: b bits over the closed range [0, π] (DESIGN §2).
+        """Σ-attenuator quantization: b bits over the closed range [0, π] (docs/physics.md#conventions).
 
         The push-pull attenuator transmits σ = sin(θ/2), symmetric about π, so a target θ is
         first folded into [0, π] (θ mod 2π, then 2π − θ above π: same σ), then rounded to

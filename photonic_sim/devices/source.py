@@ -8,7 +8,7 @@ field amplitude is x itself (negative x = field with phase π). The DAC has b bi
 modulator is x_q · 10^(−IL/20), in units of the laser's field per channel (power |x_q|² times
 the per-channel laser power, less IL).
 
-Link budget (DESIGN §5): P_laser[dBm] = PD sensitivity[dBm] + total insertion loss on the
+Link budget (docs/physics.md#cost-model): P_laser[dBm] = PD sensitivity[dBm] + total insertion loss on the
 critical path[dB] + 10·log10(fan-out); electrical power = optical power / wall-plug efficiency.
 """
 

@@ -1,4 +1,4 @@
-"""PINN task: a physics-informed loss measured through the photonic chip (DESIGN §7).
+"""PINN task: a physics-informed loss measured through the photonic chip (docs/physics.md#bp-free-pinns).
 
 The network NN: R^d → R is the chip itself. A PDE point x (coordinates in the order of
 ``pde.names``, inside the box [lower, upper]) is fed to the modulators through the affine map

@@ -5,7 +5,7 @@ batch, e.g. P phase settings, is allowed on the output) and calls it ONCE per es
 shifted copies of all collocation points stacked into one [M, d] input.
 
 Stein estimators approximate the Gaussian-smoothed model u_σ(x) = E_δ[f(x+δ)], δ ~ N(0, σ²I),
-with nodes δ_i = σ·z_i and weights w_i (Σ w_i = 1), in antithetic form (DESIGN §7):
+with nodes δ_i = σ·z_i and weights w_i (Σ w_i = 1), in antithetic form (docs/physics.md#bp-free-pinns):
 
     u        ≈ Σ w_i (f(x+δ_i) + f(x−δ_i)) / 2
     ∂_j u    ≈ Σ w_i δ_ij (f(x+δ_i) − f(x−δ_i)) / (2σ²)

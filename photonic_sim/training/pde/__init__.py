@@ -1,4 +1,4 @@
-"""PINN problems with built-in boundary/initial/terminal conditions (DESIGN §7)."""
+"""PINN problems with built-in boundary/initial/terminal conditions (docs/physics.md#bp-free-pinns)."""
 
 from .base import NN_NEED, PDE
 from .black_scholes import BlackScholes

@@ -1,4 +1,4 @@
-"""Black–Scholes European call (DESIGN §7), in scaled variables.
+"""Black–Scholes European call (docs/physics.md#bp-free-pinns), in scaled variables.
 
     V_t + ½σ²S²V_SS + rSV_S − rV = 0,   V(S, T) = max(S − K, 0),   V(0, t) = 0,
 

@@ -1,4 +1,4 @@
-"""Viscous Burgers equation (DESIGN §7).
+"""Viscous Burgers equation (docs/physics.md#bp-free-pinns).
 
     u_t + u u_x − ν u_xx = 0,   ν = 0.01/π,   x ∈ [−1, 1], t ∈ [0, 1],
     u(x, 0) = −sin(πx),   u(±1, t) = 0.

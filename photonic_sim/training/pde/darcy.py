@@ -1,4 +1,4 @@
-"""Darcy-type Poisson problem (DESIGN §7).
+"""Darcy-type Poisson problem (docs/physics.md#bp-free-pinns).
 
     1 + c (u_xx + u_yy) = 0  on (0, 1)²,   u = 0 on the boundary,
 

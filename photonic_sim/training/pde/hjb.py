@@ -1,4 +1,4 @@
-"""20-dimensional Hamilton–Jacobi–Bellman equation (DESIGN §7).
+"""20-dimensional Hamilton–Jacobi–Bellman equation (docs/physics.md#bp-free-pinns).
 
     u_t + Δ_x u − 0.05 ‖∇_x u‖² + 2 = 0,   x ∈ [0,1]^20, t ∈ [0,1],   u(x, 1) = Σ x_i.
 
