@@ -126,7 +126,7 @@ _DELETE = object()
 @pytest.mark.parametrize(
     "path, value, pattern",
     [
-        ("phase_shifter.p_pi.value", -30, r"phase_shifter\.p_pi: -30 mW .*allowed: x >= 0 W"),
+        ("phase_shifter.p_pi.value", -30, r"phase_shifter\.p_pi: -30 mW .*allowed: 0 <= x <= 10 W"),
         ("phase_shifter.bits.value", 0, r"phase_shifter\.bits: .*allowed: 1 <= integer <= 32"),
         ("coupler.kappa.value", 1.5, r"coupler\.kappa: 1\.5 .*allowed: 0 <= x <= 1"),
         ("coupler.kappa.value", -0.1, r"coupler\.kappa: .*allowed: 0 <= x <= 1"),

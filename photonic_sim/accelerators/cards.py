@@ -37,7 +37,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, Field
 
 from photonic_sim.devices.cardio import (
-    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, did_you_mean, dim_of, load_card,
+    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, did_you_mean, dim_of, load_card, preview,
 )
 from photonic_sim import library
 from photonic_sim.devices.cardio import quantity as _q
@@ -46,10 +46,12 @@ ACCELERATORS_DIR = library.builtin_dir("accelerators")  # built-in cards; bare n
 ARCHITECTURES = ("dense_onn", "tonn_space", "tonn_time")
 
 
+# Sane ranges (SI) are declared once on each field: a value outside is a typo or a unit
+# mistake (1e300 GHz), refused at load time with the range in the message.
 class DigitalCard(Section):
-    energy_per_op: float = _q("energy", ge=0)
-    control_overhead: float = _q("time", ge=0)
-    sram_energy_per_byte: float = _q("energy", ge=0)
+    energy_per_op: float = _q("energy", ge=0, le=1e-6)
+    control_overhead: float = _q("time", ge=0, le=1)
+    sram_energy_per_byte: float = _q("energy", ge=0, le=1e-6)
 
 
 class AcceleratorCard(CardBase):
@@ -59,11 +61,11 @@ class AcceleratorCard(CardBase):
     description: str
     architecture: Literal["dense_onn", "tonn_space", "tonn_time"]
     block_size: int = Field(8, ge=1, le=1024)
-    num_cores: int | None = Field(None, ge=1)
-    clock: float = _q("frequency", gt=0)
+    num_cores: int | None = Field(None, ge=1, le=1_000_000)
+    clock: float = _q("frequency", ge=1e3, le=1e12)
     readout: Literal["intensity", "coherent"] | None = None
     digital: DigitalCard
-    area_overhead: float = _q("dimensionless", ge=1)
+    area_overhead: float = _q("dimensionless", ge=1, le=100)
 
 
 def list_accelerator_cards() -> list[str]:
@@ -89,14 +91,14 @@ def load_accelerator_card(name_or_path: str | Path, overrides: dict[str, Any] | 
 
 def _unit_what(unit: Any, dim: str) -> str:
     units = [u for u, (d, _) in UNITS.items() if d == dim]
-    return f"{unit!r} is not a {dim} unit{did_you_mean(str(unit), units)}"
+    return f"{preview(unit)} is not a {dim} unit{did_you_mean(unit, units)}"
 
 
 def _invalid_what(err: dict, model: type[BaseModel], name: str, written: str | None) -> str:
-    what = f"{err.get('input')!r} is invalid: {err['msg'].lower()}"
+    what = f"{preview(err.get('input'))} is invalid: {err['msg'].lower()}"
     if err["type"] == "literal_error":
         choices = [a for c in get_args(model.model_fields[name].annotation) for a in (get_args(c) or [c])]
-        what += did_you_mean(str(err.get("input")), [c for c in choices if isinstance(c, str)])
+        what += did_you_mean(err.get("input"), [c for c in choices if isinstance(c, str)])
     return what
 
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .yamlread import preview, read_yaml
 
 # unit → (dimension, factor to SI)
 UNITS: dict[str, tuple[str, float]] = {
@@ -137,11 +138,7 @@ def load_card(
     """Load, override, convert to SI and validate a card (a bare name in ``cards_dir`` or a path)."""
     path = _resolve(name_or_path, cards_dir, wording.kind)
     src = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        msg = " ".join(str(exc).split())
-        raise CardError(f"{src}: <root>: not valid YAML: {msg} (allowed: a YAML mapping)") from None
+    raw = read_yaml(path, _card_error)  # safe, bounded; duplicate keys and tags refused
     if not isinstance(raw, dict):
         raise CardError(
             f"{src}: <root>: card must be {wording.root}, got {type(raw).__name__}"
@@ -160,7 +157,10 @@ def load_card(
 
 def did_you_mean(word: Any, choices: Any, *, cutoff: float = 0.5) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``choices`` (compared as strings, difflib
-    ratio >= ``cutoff``), or ``""``."""
+    ratio >= ``cutoff``), or ``""``. Only a short name (a string or number of at most 64
+    characters) is compared: a user's list or long text gets no suggestion (and costs nothing)."""
+    if isinstance(word, bool) or not isinstance(word, (str, int, float)) or len(str(word)) > 64:
+        return ""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -178,6 +178,28 @@ def sub_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
 
 
 # ---------------------------------------------------------------- internals
+
+
+def _card_error(file: str, key: str, what: str, allowed: str) -> CardError:
+    """A CardError in the card format, for :func:`photonic_sim.devices.yamlread.read_yaml`; its
+    parts are kept (``file``, ``key``, ``what``, ``allowed``) for a caller that re-keys it."""
+    err = CardError(f"{file}: {key}: {what} (allowed: {allowed})")
+    err.file, err.key, err.what, err.allowed = file, key, what, allowed
+    return err
+
+
+def _finite(value: int | float) -> bool:
+    """Whether a number is finite as a float (an integer beyond float range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _name(key: Any) -> str:
+    """A key as written in a card, cut to a short name for an error's key path."""
+    text = key if isinstance(key, str) else preview(key)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _resolve(name_or_path: str | Path, cards_dir: Path, kind: str) -> Path:
@@ -202,10 +224,10 @@ def _convert(raw: dict, model: type[BaseModel], prefix: str, src: str, wording: 
     shown: dict[str, str] = {}
     fields = model.model_fields
     for key, item in raw.items():
-        path = f"{prefix}{key}"
+        path = f"{prefix}{_name(key)}"
         if key not in fields:
             raise CardError(
-                f"{src}: {path}: unknown key{did_you_mean(str(key), fields)}"
+                f"{src}: {path}: unknown key{did_you_mean(key, fields)}"
                 f" (allowed: {', '.join(fields)})"
             )
         if (sub := sub_model(model, key)) is not None:
@@ -220,7 +242,7 @@ def _convert(raw: dict, model: type[BaseModel], prefix: str, src: str, wording: 
             values[key], refs[path], shown[path] = _leaf(item, dim, path, src, wording)
         else:
             values[key] = item
-            shown[path] = repr(item)
+            shown[path] = preview(item)
     return values, refs, shown
 
 
@@ -228,11 +250,11 @@ def _leaf(item: Any, dim: str, path: str, src: str, wording: Wording) -> tuple[f
     """A leaf ``{value, unit, ref}`` → (SI value, ref, value as written)."""
     form = "a mapping {value, unit, ref}"
     if not isinstance(item, dict):
-        raise CardError(f"{src}: {path}: expected {form}, got {item!r} (allowed: {form})")
+        raise CardError(f"{src}: {path}: expected {form}, got {preview(item)} (allowed: {form})")
     for k in item:
         if k not in ("value", "unit", "ref"):
             raise CardError(
-                f"{src}: {path}.{k}: unknown key{did_you_mean(str(k), ('value', 'unit', 'ref'))}"
+                f"{src}: {path}.{_name(k)}: unknown key{did_you_mean(k, ('value', 'unit', 'ref'))}"
                 " (allowed: value, unit, ref)"
             )
     for k in ("value", "unit", "ref"):
@@ -242,25 +264,31 @@ def _leaf(item: Any, dim: str, path: str, src: str, wording: Wording) -> tuple[f
     if not isinstance(ref, str) or not ref.strip():
         raise CardError(f"{src}: {path}.ref: missing or empty ref (allowed: a non-empty source string)")
     unit = "" if item["unit"] is None else item["unit"]
-    if unit not in UNITS or UNITS[unit][0] != dim:
+    if not isinstance(unit, str) or unit not in UNITS or UNITS[unit][0] != dim:
         units = ", ".join(repr(u) for u, (d, _) in UNITS.items() if d == dim)
         raise CardError(f"{src}: {path}.unit: {wording.unit(unit, dim)} (allowed: {units})")
     value = item["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise CardError(f"{src}: {path}.value: {value!r} is not a number (allowed: a finite real number)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        raise CardError(f"{src}: {path}.value: {preview(value)} is not a number (allowed: a finite real number)")
     if dim == "bits":
         if float(value) != int(value):
-            raise CardError(f"{src}: {path}.value: {value!r} is not an integer (allowed: integer >= 1)")
-        return int(value), ref, f"{value} bits"
-    si = float(f"{float(value) * UNITS[unit][1]:.15g}")  # 10 us → 1e-05, not 9.999999999999999e-06
-    return si, ref, f"{value} {unit}".strip()
+            raise CardError(f"{src}: {path}.value: {preview(value)} is not an integer (allowed: integer >= 1)")
+        return int(value), ref, f"{preview(value)} bits"
+    try:
+        si = float(f"{float(value) * UNITS[unit][1]:.15g}")  # 10 us → 1e-05, not 9.999999999999999e-06
+    except OverflowError:  # an integer beyond float range
+        si = math.inf
+    if not math.isfinite(si):
+        raise CardError(f"{src}: {path}.value: {preview(value)} {unit} overflows in SI units"
+                        f" (allowed: a value whose SI equivalent is a finite number)")
+    return si, ref, f"{preview(value)} {unit}".strip()
 
 
 def _apply_override(raw: dict, model: type[BaseModel], key: str, value: Any, src: str) -> None:
     parts = key.split(".")
     node = raw
     for i, part in enumerate(parts):
-        path = ".".join(parts[: i + 1])
+        path = ".".join(_name(p) for p in parts[: i + 1])
         fields = model.model_fields
         if part not in fields:
             raise CardError(

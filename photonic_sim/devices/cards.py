@@ -24,6 +24,7 @@ coherent (balanced, signed) readout (DESIGN §3).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -31,7 +32,7 @@ import annotated_types as at
 from pydantic import BaseModel
 
 from photonic_sim.devices.cardio import (
-    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, dim_of, load_card,
+    SI_UNIT, UNITS, CardBase, CardError, Section, Wording, dim_of, load_card, preview,
 )
 from photonic_sim import library
 from photonic_sim.devices.cardio import quantity as _q
@@ -39,59 +40,66 @@ from photonic_sim.devices.cardio import quantity as _q
 DEVICES_DIR = library.builtin_dir("devices")  # built-in cards; bare names use the search path
 
 
+# Sane physical ranges (SI), declared once on each field below: a value outside is a typo or a
+# unit mistake (1e300 GHz, 1e308 W), refused at load time with the range in the message.
+# Every area is at most AREA_MAX (1 cm² per device), every loss in dB at most DB_MAX.
+AREA_MAX = 1e-4
+DB_MAX = 100.0
+
+
 class PhaseShifterCard(Section):
     kind: Literal["thermo_optic", "mems", "electro_optic"]
-    v_pi: float = _q("voltage", gt=0)
-    v_max: float = _q("voltage", gt=0)
-    p_pi: float = _q("power", ge=0)
-    settle_time: float = _q("time", ge=0)
-    insertion_loss: float = _q("dB", ge=0)
-    area: float = _q("area", ge=0)
+    v_pi: float = _q("voltage", gt=0, le=1e3)
+    v_max: float = _q("voltage", gt=0, le=1e3)
+    p_pi: float = _q("power", ge=0, le=10)
+    settle_time: float = _q("time", ge=0, le=1)
+    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    area: float = _q("area", ge=0, le=AREA_MAX)
     bits: int = _q("bits", ge=1, le=32)
     gamma_noise_std: float = _q("dimensionless", ge=0, le=1)
-    bias_range: float = _q("angle", ge=0)
-    dynamic_noise_std: float = _q("angle", ge=0)
+    bias_range: float = _q("angle", ge=0, le=2 * math.pi)
+    dynamic_noise_std: float = _q("angle", ge=0, le=2 * math.pi)
 
 
 class CouplerCard(Section):
     kappa: float = _q("dimensionless", ge=0, le=1)
     imbalance_std: float = _q("dimensionless", ge=0, le=1)
-    insertion_loss: float = _q("dB", ge=0)
-    area: float = _q("area", ge=0)
+    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    area: float = _q("area", ge=0, le=AREA_MAX)
 
 
 class WaveguideCard(Section):
-    loss: float = _q("dB_per_length", ge=0)
-    mzi_pitch: float = _q("length", gt=0)
+    loss: float = _q("dB_per_length", ge=0, le=1e5)  # 1000 dB/cm
+    mzi_pitch: float = _q("length", gt=0, le=1e-2)
 
 
 class CrossingCard(Section):
-    insertion_loss: float = _q("dB", ge=0)
-    crosstalk: float = _q("dB", le=0)
-    area: float = _q("area", ge=0)
+    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    crosstalk: float = _q("dB", ge=-200, le=0)
+    area: float = _q("area", ge=0, le=AREA_MAX)
 
 
 class CrosstalkCard(Section):
     model: Literal["kernel", "distance"]
     factor: float = _q("dimensionless", default=0.005, ge=0, le=1)
-    decay_length: float = _q("length", gt=0)
+    decay_length: float = _q("length", gt=0, le=1e-2)
 
 
 class PhotodetectorCard(Section):
-    responsivity: float = _q("responsivity", gt=0)
-    dark_current: float = _q("current", ge=0)
-    bandwidth: float = _q("frequency", gt=0)
-    load_resistance: float = _q("resistance", gt=0)
-    temperature: float = _q("temperature", gt=0)
-    sensitivity: float = _q("dBm")
-    area: float = _q("area", ge=0)
+    responsivity: float = _q("responsivity", gt=0, le=10)
+    dark_current: float = _q("current", ge=0, le=1e-3)
+    bandwidth: float = _q("frequency", ge=1e3, le=1e12)
+    load_resistance: float = _q("resistance", gt=0, le=1e9)
+    temperature: float = _q("temperature", gt=0, le=1e3)
+    sensitivity: float = _q("dBm", ge=-100, le=30)
+    area: float = _q("area", ge=0, le=AREA_MAX)
     readout: Literal["intensity", "coherent"] = "intensity"
 
 
 class TIACard(Section):
-    gain: float = _q("transimpedance", gt=0)
-    power: float = _q("power", ge=0)
-    area: float = _q("area", ge=0)
+    gain: float = _q("transimpedance", gt=0, le=1e9)
+    power: float = _q("power", ge=0, le=10)
+    area: float = _q("area", ge=0, le=AREA_MAX)
 
 
 class ConverterFOMCard(Section):
@@ -99,38 +107,38 @@ class ConverterFOMCard(Section):
     of merit, J per conversion step); ``area`` scales by 2^(bits − area_bits) · sample_rate /
     area_rate from the part it was measured on (the cost model's docstring has the laws)."""
 
-    walden: float = _q("energy", gt=0)
+    walden: float = _q("energy", gt=0, le=1e-9)
     area_bits: int = _q("bits", ge=1, le=32)
-    area_rate: float = _q("sample_rate", gt=0)
+    area_rate: float = _q("sample_rate", ge=1e3, le=1e12)
 
 
 class ADCCard(Section):
     bits: int = _q("bits", ge=1, le=32)
-    sample_rate: float = _q("sample_rate", gt=0)
-    power: float = _q("power", ge=0)
-    area: float = _q("area", ge=0)
-    full_scale: float = _q("voltage", gt=0)
+    sample_rate: float = _q("sample_rate", ge=1e3, le=1e12)
+    power: float = _q("power", ge=0, le=10)
+    area: float = _q("area", ge=0, le=AREA_MAX)
+    full_scale: float = _q("voltage", gt=0, le=1e3)
     fom: ConverterFOMCard = None  # optional; absent: power / sample_rate per conversion, area as given
 
 
 class DACCard(Section):
     bits: int = _q("bits", ge=1, le=32)
-    sample_rate: float = _q("sample_rate", gt=0)
-    power: float = _q("power", ge=0)
-    area: float = _q("area", ge=0)
+    sample_rate: float = _q("sample_rate", ge=1e3, le=1e12)
+    power: float = _q("power", ge=0, le=10)
+    area: float = _q("area", ge=0, le=AREA_MAX)
     fom: ConverterFOMCard = None  # optional, as adc.fom
 
 
 class ModulatorCard(Section):
-    insertion_loss: float = _q("dB", ge=0)
-    energy_per_symbol: float = _q("energy", ge=0)
-    area: float = _q("area", ge=0)
+    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    energy_per_symbol: float = _q("energy", ge=0, le=1e-6)
+    area: float = _q("area", ge=0, le=AREA_MAX)
 
 
 class LaserCard(Section):
     wall_plug_efficiency: float = _q("dimensionless", gt=0, le=1)
-    max_power: float = _q("power", gt=0)
-    area: float = _q("area", ge=0)
+    max_power: float = _q("power", gt=0, le=10)
+    area: float = _q("area", ge=0, le=AREA_MAX)
 
 
 class DeviceCard(CardBase):
@@ -138,7 +146,7 @@ class DeviceCard(CardBase):
 
     name: str
     description: str
-    wavelength: float = _q("length", gt=0)
+    wavelength: float = _q("length", ge=1e-7, le=2e-5)
     phase_shifter: PhaseShifterCard
     coupler: CouplerCard
     waveguide: WaveguideCard
@@ -166,12 +174,12 @@ def load_device_card(name_or_path: str | Path, overrides: dict[str, Any] | None 
 
 
 def _unit_what(unit: Any, dim: str) -> str:
-    what = "unknown unit" if unit not in UNITS else f"a {UNITS[unit][0]} unit, not {dim}:"
-    return f"{what} {unit!r}"
+    what = "unknown unit" if not isinstance(unit, str) or unit not in UNITS else f"a {UNITS[unit][0]} unit, not {dim}:"
+    return f"{what} {preview(unit)}"
 
 
 def _invalid_what(err: dict, model: type[BaseModel], name: str, written: str | None) -> str:
-    shown = repr(err.get("input")) if written is None else written
+    shown = preview(err.get("input")) if written is None else written
     return f"{shown} is invalid: {err['msg'].lower()}"
 
 

@@ -10,16 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from photonic_sim.devices.cardio import did_you_mean as _did_you_mean
+from photonic_sim.devices.yamlread import preview
+
+__all__ = ["ScenarioError", "did_you_mean", "preview"]
 
 
 class ScenarioError(ValueError):
     """A scenario (or a training recipe, or a ``--set`` override) is wrong; ``str()`` is one line.
 
-    Fields are kept so a caller can re-prefix the key path (``variants.<name>.…``).
+    Fields are kept so a caller can re-prefix the key path (``variants.<name>.…``). A key
+    path written by the user is cut to a short form (each part at most 40 characters), so a
+    message never repeats user data at length; values in ``what`` go through :func:`preview`.
     """
 
     def __init__(self, file: str, key: str, what: str, allowed: str | None = None):
-        self.file, self.key, self.what, self.allowed = str(file), key or "<root>", what, allowed
+        key = ".".join(p if len(p) <= 40 else p[:39] + "…" for p in str(key or "<root>").split("."))
+        self.file, self.key, self.what, self.allowed = str(file), key, what, allowed
         text = f"{self.file}: {self.key}: {what}" + (f" (allowed: {allowed})" if allowed else "")
         super().__init__(" ".join(text.split()))
 

@@ -28,7 +28,7 @@ from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_ca
 from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
 from photonic_sim.devices.cards import DeviceCard, load_device_card
 
-from .errors import ScenarioError, did_you_mean
+from .errors import ScenarioError, did_you_mean, preview
 from .overrides import apply_sets, parse_set
 from .recipes import load_training_recipe, resolve_path
 from .schema import (
@@ -100,7 +100,7 @@ def load_scenario(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> S
     for vname, vsets in ScenarioFile.model_validate(merged).variants.items():
         where = f"variants.{vname}"
         if not re.match(NAME_PATTERN, vname):
-            raise ScenarioError(src, where, f"{vname!r} is not a valid variant name", "letters, digits, '_', '.', '-'")
+            raise ScenarioError(src, where, f"{preview(vname)} is not a valid variant name", "letters, digits, '_', '.', '-'")
         bad = [k for k in vsets if str(k).split(".")[0] == "variants"]
         if bad:
             raise ScenarioError(src, f"{where}.{bad[0]}", "a variant cannot define variants", "keys of the scenario or its components")
@@ -153,7 +153,7 @@ def _component(comp: str, loader, ref: str, overrides: dict, file: Path):
     try:
         return loader(target, overrides=overrides)
     except ValueError as exc:
-        if isinstance(exc, ScenarioError):
+        if isinstance(exc, ScenarioError) or hasattr(exc, "key"):  # a ScenarioError, or a CardError with parts
             card_file, key, what, allowed = exc.file, exc.key, exc.what, exc.allowed
         else:
             m = _CARD_MESSAGE.match(str(exc))
@@ -164,7 +164,7 @@ def _component(comp: str, loader, ref: str, overrides: dict, file: Path):
                 inner = key if key.startswith(f"{ok}.") else ok  # the deeper of the two names
                 raise ScenarioError(src, f"overrides.{comp}.{inner}", what, allowed) from None
         if key == "<root>" and what.startswith("no such"):
-            raise ScenarioError(src, comp, f"{ref!r}: {what}", allowed) from None
+            raise ScenarioError(src, comp, f"{preview(ref)}: {what}", allowed) from None
         raise ScenarioError(src, comp, f"in {card_file}: {key}: {what}", allowed) from None
 
 
@@ -172,7 +172,7 @@ def _network(model: Any, src: str) -> NetworkSpec:
     presets = sorted(PRESETS)
     if isinstance(model, str):
         if model not in PRESETS:
-            raise ScenarioError(src, "model", f"unknown preset {model!r}{did_you_mean(model, presets)}",
+            raise ScenarioError(src, "model", f"unknown preset {preview(model)}{did_you_mean(model, presets)}",
                                 ", ".join(presets) + " or an inline {name, layers}")
         return PRESETS[model]
     if not isinstance(model, dict):
@@ -184,7 +184,7 @@ def _network(model: Any, src: str) -> NetworkSpec:
         where = f"model.layers.{i}"
         kind = layer.get("kind") if isinstance(layer, dict) else None
         if kind not in LAYERS:
-            what = f"{kind!r} is not a layer kind{did_you_mean(kind, LAYERS)}" if kind is not None else "missing or not a mapping"
+            what = f"{preview(kind)} is not a layer kind{did_you_mean(kind, LAYERS)}" if kind is not None else "missing or not a mapping"
             raise ScenarioError(src, f"{where}.kind", what, ", ".join(LAYERS))
         lm = validate(LAYERS[kind], layer, src, where)
         try:
@@ -205,7 +205,7 @@ def _task(task: dict, src: str, base: Path) -> TaskConfig:
     kinds = list(TASKS)
     kind = task.get("kind")
     if kind not in TASKS:
-        what = "missing required key" if kind is None else f"{kind!r} is not allowed{did_you_mean(kind, kinds)}"
+        what = "missing required key" if kind is None else f"{preview(kind)} is not allowed{did_you_mean(kind, kinds)}"
         raise ScenarioError(src, "task.kind", what, ", ".join(kinds))
     cfg = validate(TASKS[kind], task, src, "task")
     if kind == "mnist":
@@ -216,6 +216,12 @@ def _task(task: dict, src: str, base: Path) -> TaskConfig:
             raise ScenarioError(src, "task.data_dir", f"no such directory: {data_dir}", need)
         if not any((data_dir / n).is_file() or (data_dir / f"{n}.gz").is_file() for n in _MNIST_IMAGES):
             raise ScenarioError(src, "task.data_dir", f"no MNIST image file in {data_dir}", need)
+        from photonic_sim.training.data import DataError, check_mnist  # numpy: only for an mnist task
+
+        try:  # the files themselves, before anything trains (corrupt gzip, bad header, labels)
+            check_mnist(data_dir)
+        except DataError as exc:
+            raise ScenarioError(src, "task.data_dir", f"{exc.file}: {exc.what}", exc.allowed) from None
         cfg = cfg.model_copy(update={"data_dir": str(data_dir)})
     return cfg
 
@@ -229,13 +235,13 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
     if have_io != need_io:
         label = f"pde {task.pde}" if task.kind == "pde" else task.kind
         raise ScenarioError(
-            src, "model", f"network {network.name!r} maps {have_io[0]} -> {have_io[1]} features, task {label} needs {need_io[0]} -> {need_io[1]}",
+            src, "model", f"network {preview(network.name)} maps {have_io[0]} -> {have_io[1]} features, task {label} needs {need_io[0]} -> {need_io[1]}",
             f"a model with in_features={need_io[0]} and out_features={need_io[1]}",
         )
     losses = ("pinn",) if task.kind == "pde" else ("cross_entropy", "mse")
     if recipe.loss not in losses:
         key = "overrides.training.loss" if "loss" in overrides else "training"
-        raise ScenarioError(src, key, f"recipe {recipe.name!r} has loss {recipe.loss!r}, which does not suit task kind {task.kind!r}", ", ".join(losses))
+        raise ScenarioError(src, key, f"recipe {preview(recipe.name)} has loss {recipe.loss!r}, which does not suit task kind {task.kind!r}", ", ".join(losses))
 
 
 def _plain(obj: Any) -> Any:

@@ -19,19 +19,24 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .errors import ScenarioError
+from .errors import ScenarioError, preview
 from .schema import COMPONENTS
 from .yamlsafe import parse_yaml
 
 _SET_FORM = "key.path=value, e.g. training.steps=50 or task.kind=mnist"
+MAX_SET_CHARS = 4096  # one --set is a key and a short value; the value is never echoed at length
 
 
 def parse_set(text: str, src: str) -> tuple[str, Any]:
     """Split and parse one ``--set`` argument (errors name ``src``, the scenario file)."""
-    key, sep, value = str(text).partition("=")
+    text = str(text)
+    key, sep, value = text.partition("=")
     key = key.strip()
+    if len(text) > MAX_SET_CHARS:
+        raise ScenarioError(src, f"--set {key[:40] if sep else preview(text)}", f"longer than {MAX_SET_CHARS} characters",
+                            f"a key.path=value of at most {MAX_SET_CHARS} characters")
     if not sep or not key or any(not p for p in key.split(".")):
-        raise ScenarioError(src, f"--set {text!r}", "expected key.path=value", _SET_FORM)
+        raise ScenarioError(src, f"--set {preview(text)}", "expected key.path=value", _SET_FORM)
     return key, parse_yaml(value, src, key=f"--set {key}")
 
 
@@ -62,14 +67,14 @@ def apply_set(raw: dict, key: str, value: Any, src: str, where: str = "--set ") 
         here = ".".join(parts[: i + 1])
         if isinstance(node, list):
             if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
-                raise ScenarioError(src, f"{where}{key}", f"{here}: no list item {part!r}", f"0 .. {len(node) - 1}")
+                raise ScenarioError(src, f"{where}{key}", f"{here}: no list item {preview(part)}", f"0 .. {len(node) - 1}")
             idx: Any = int(part)
         elif isinstance(node, dict):
             idx = part
             if not last and not isinstance(node.get(part), (dict, list)):
                 if part in node and node[part] is not None:
                     raise ScenarioError(
-                        src, f"{where}{key}", f"{here} is {node[part]!r}, not a mapping", f"{here}=value"
+                        src, f"{where}{key}", f"{here} is {preview(node[part])}, not a mapping", f"{here}=value"
                     )
                 node[part] = {}
         else:  # a list item that is a scalar

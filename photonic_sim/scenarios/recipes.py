@@ -19,7 +19,7 @@ from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
 from photonic_sim.training.strategies.staged import stage_strategies
 
-from .errors import ScenarioError, did_you_mean
+from .errors import ScenarioError, did_you_mean, preview
 from .overrides import set_dotted
 from .schema import TrainingRecipe, validate
 from .yamlsafe import read_yaml
@@ -74,7 +74,7 @@ def load_training_recipe(name_or_path: str | Path, overrides: dict[str, Any] | N
     recipe = validate(TrainingRecipe, raw, src)
     if recipe.strategy not in STRATEGIES:
         raise ScenarioError(
-            src, "strategy", f"unknown strategy {recipe.strategy!r}{did_you_mean(recipe.strategy, STRATEGIES)}",
+            src, "strategy", f"unknown strategy {preview(recipe.strategy)}{did_you_mean(recipe.strategy, STRATEGIES)}",
             ", ".join(strategy_names()),
         )
     _check_options(src, "strategy_options", recipe.strategy, recipe.strategy_options)
@@ -84,12 +84,21 @@ def load_training_recipe(name_or_path: str | Path, overrides: dict[str, Any] | N
 
 
 def _check_options(src: str, where: str, strategy: str, given: dict) -> None:
+    """Every key an option of ``strategy`` and every value allowed by its option table (the
+    strategy's own declaration; bounds that depend on the chip, e.g. ``n_active``, are checked
+    when the strategy is built)."""
+    from photonic_sim.training.strategies.options import allowed, describe, positive
+
     options = strategy_options(strategy)
-    for key in given:
+    table = {"lr": positive(None), **STRATEGIES[strategy].table}
+    for key, value in given.items():
         if key not in options:
             raise ScenarioError(src, f"{where}.{key}",
                                 f"unknown option for strategy {strategy!r}{did_you_mean(key, options)}",
                                 ", ".join(options))
+        spec = table.get(key)
+        if spec is not None and key != "stages" and not allowed(spec, value):
+            raise ScenarioError(src, f"{where}.{key}", f"{preview(value)} is not allowed", describe(spec))
 
 
 def _check_stages(src: str, stages: Any) -> None:
@@ -105,9 +114,9 @@ def _check_stages(src: str, stages: Any) -> None:
             raise ScenarioError(src, here, "must be a mapping", "{strategy: name, steps: N, ...options}")
         name = stage.get("strategy")
         if name not in in_situ:
-            raise ScenarioError(src, f"{here}.strategy", f"{name!r} is not an in-situ strategy"
+            raise ScenarioError(src, f"{here}.strategy", f"{preview(name)} is not an in-situ strategy"
                                 f"{did_you_mean(name, in_situ)}", ", ".join(in_situ))
         steps = stage.get("steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ScenarioError(src, f"{here}.steps", f"got {steps!r}", "an integer >= 1")
+            raise ScenarioError(src, f"{here}.steps", f"got {preview(steps)}", "an integer >= 1")
         _check_options(src, here, name, {k: v for k, v in stage.items() if k not in ("strategy", "steps")})

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from photonic_sim.cores.spec import ACTIVATIONS
 
-from .errors import ScenarioError, did_you_mean
+from .errors import ScenarioError, did_you_mean, preview
 
 PDES = ("hjb20", "black_scholes", "burgers", "darcy")
 ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")
@@ -29,7 +29,7 @@ _NAME_TEXT = "letters, digits, '_', '.', '-', starting with a letter or digit"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 # ------------------------------------------------------------------ scenario file
@@ -232,6 +232,10 @@ def _expected(kind: str) -> str:
     return words.get(base, base)
 
 
+def _cut(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, Any]:
     """(the model owning the last key of ``loc``, that key's FieldInfo or None)."""
     owner: Any = model
@@ -268,22 +272,24 @@ def convert(exc: ValidationError, model: type[BaseModel], src: str, prefix: str 
     if kind == "extra_forbidden":
         owner, _ = _walk(model, loc[:-1]) if loc[:-1] else (model, None)
         fields = list(owner.model_fields) if owner else []
-        return ScenarioError(src, key, f"unknown key '{loc[-1]}'{did_you_mean(loc[-1], fields)}", ", ".join(fields))
+        return ScenarioError(src, key, f"unknown key {preview(loc[-1])}{did_you_mean(loc[-1], fields)}", ", ".join(fields))
     owner, info = _walk(model, loc)
     allowed = describe(info) if info is not None else None
     if kind == "missing":
         what = "missing required key"
     elif kind == "literal_error":
         choices = get_args(_unwrap(info.annotation)[0]) if info is not None else ()
-        what = f"{value!r} is not allowed{did_you_mean(value, choices)}"
+        what = f"{preview(value)} is not allowed{did_you_mean(value, choices)}"
+    elif kind == "finite_number":
+        what = f"{preview(value)} is not a finite number"
     elif kind.endswith("_type") or kind.endswith("_parsing"):
-        what = f"expected {_expected(kind)}, got {type_name(value)} {value!r}"
+        what = f"expected {_expected(kind)}, got {type_name(value)} {preview(value)}"
     elif kind.startswith(("greater_than", "less_than")):
-        what = f"{value!r} is out of range"
+        what = f"{preview(value)} is out of range"
     elif kind == "string_pattern_mismatch":
-        what = f"{value!r} is not a valid name"
+        what = f"{preview(value)} is not a valid name"
     elif kind in ("too_short", "string_too_short"):
-        what = f"{value!r} is empty"
+        what = f"{preview(value)} is empty"
     else:
-        what = f"{value!r}: {err['msg']}"
+        what = f"{preview(value)}: {_cut(err['msg'])}"
     return ScenarioError(src, key, what, allowed)

@@ -12,15 +12,29 @@ chip's modulators. Splits are seeded and documented:
 
 from __future__ import annotations
 
+import functools
 import gzip
+import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 256 << 20  # decompressed; the 60k MNIST training images are 47 MB
+_IDX_TEXT = "an IDX file, raw or gzipped (magic 0x00 0x00 <dtype> <ndim>, big-endian dimensions, then the data)"
+_MNIST_PAIR = "t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz], or train-*"
+
+
+class DataError(ValueError):
+    """A data file is missing, corrupt or not what the task needs; ``str()`` is one line
+    ``<file>: <what> (allowed: <what is expected>)``, with the parts kept for re-keying."""
+
+    def __init__(self, file: str | Path, what: str, allowed: str = _IDX_TEXT):
+        self.file, self.what, self.allowed = str(file), what, allowed
+        super().__init__(f"{self.file}: {what} (allowed: {allowed})")
 
 
 @dataclass(frozen=True)
@@ -40,20 +54,32 @@ class Dataset:
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a numpy array of its declared shape."""
+    """Read one IDX file (optionally gzipped) into a numpy array of its declared shape.
+
+    Every problem (unreadable, corrupt or truncated gzip, bad magic number, a header that
+    does not match the body, more than :data:`MAX_IDX_BYTES`) is a one-line :class:`DataError`."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    gz = path.suffix == ".gz"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as fh:
+            data = fh.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        what = "corrupt or truncated gzip data" if gz and not isinstance(exc, FileNotFoundError) else \
+            f"cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+        raise DataError(path, what) from None
+    if len(data) > MAX_IDX_BYTES:
+        raise DataError(path, f"larger than {MAX_IDX_BYTES >> 20} MiB", f"{_IDX_TEXT}, at most {MAX_IDX_BYTES >> 20} MiB")
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise DataError(path, "not an IDX file (bad magic number)")
     ndim = data[3]
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise DataError(path, f"IDX header declares {ndim} dimensions, the file holds {len(data)} bytes")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[data[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize
     body = data[4 + 4 * ndim :]
     if len(body) != expected:
-        raise ValueError(f"{path}: IDX body has {len(body)} bytes, header declares {expected}")
+        raise DataError(path, f"IDX body has {len(body)} bytes, header declares {expected}")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
@@ -64,7 +90,48 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def _mnist_files(directory: str | Path) -> tuple[Path, Path]:
+    """The (images, labels) IDX pair in ``directory``: the 60k training set, else the 10k set."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(directory, "mnist directory does not exist", f"a directory holding {_MNIST_PAIR}")
+    for prefix in ("train", "t10k"):
+        img = _find(directory, f"{prefix}-images-idx3-ubyte")
+        lab = _find(directory, f"{prefix}-labels-idx1-ubyte")
+        if img and lab:
+            return img, lab
+    raise DataError(directory, "mnist directory holds no IDX pair", _MNIST_PAIR)
+
+
+def _read_mnist(img: Path, lab: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images [n, 28, 28] uint8 and labels [n] (0..9) of an IDX pair, checked (DataError)."""
+    x, y = read_idx(img), read_idx(lab)
+    if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) == 0:
+        raise DataError(img, f"holds {x.dtype} data of shape {x.shape}", "unsigned bytes (dtype 0x08) of shape (n, 28, 28), n >= 1")
+    if y.dtype != np.uint8 or y.ndim != 1:
+        raise DataError(lab, f"holds {y.dtype} data of shape {y.shape}", "unsigned bytes (dtype 0x08) of shape (n,)")
+    if len(x) != len(y):
+        raise DataError(img, f"{len(x)} images but {lab.name} has {len(y)} labels", "as many labels as images")
+    if int(y.max()) > 9:
+        raise DataError(lab, f"label {int(y.max())} at index {int(np.argmax(y > 9))}", "labels 0..9")
+    return x, y
+
+
+@functools.lru_cache(maxsize=8)
+def _check_cached(files: tuple[tuple[str, int, int], ...]) -> None:
+    _read_mnist(Path(files[0][0]), Path(files[1][0]))
+
+
+def check_mnist(directory: str | Path) -> None:
+    """Raise :class:`DataError` unless ``directory`` holds a readable, consistent MNIST IDX pair
+    (every check of :func:`load_mnist`, run before training; a file pair already checked and
+    unchanged, by size and modification time, is not read again)."""
+    pair = _mnist_files(directory)
+    _check_cached(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in pair))
+
+
 def _split(name, x, y, num_classes, test_fraction, seed) -> Dataset:
+    import torch  # here, so the loader's data-file checks do not import torch
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction: {test_fraction} is outside (0, 1)")
     order = np.random.default_rng(seed).permutation(len(x))
@@ -84,20 +151,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
 
 
 def load_mnist(directory: str | Path, seed: int = 0, test_fraction: float = 0.2) -> Dataset:
-    """MNIST from IDX files in ``directory`` (784 features, 10 classes); see module docstring."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ValueError(f"mnist directory: {directory} does not exist")
-    for prefix in ("train", "t10k"):
-        img = _find(directory, f"{prefix}-images-idx3-ubyte")
-        lab = _find(directory, f"{prefix}-labels-idx1-ubyte")
-        if img and lab:
-            x = read_idx(img).reshape(-1, 784).astype(np.float64) / 255.0
-            y = read_idx(lab).astype(np.int64)
-            if len(x) != len(y):
-                raise ValueError(f"{img}: {len(x)} images but {lab.name} has {len(y)} labels")
-            return _split("mnist", x, y, 10, test_fraction, seed)
-    raise ValueError(
-        f"mnist directory: {directory} holds no IDX pair "
-        "(expected t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz], or train-*)"
-    )
+    """MNIST from IDX files in ``directory`` (784 features, 10 classes); see module docstring.
+    Every problem with the files is a one-line :class:`DataError` (see :func:`check_mnist`)."""
+    x, y = _read_mnist(*_mnist_files(directory))
+    return _split("mnist", x.reshape(-1, 784).astype(np.float64) / 255.0, y.astype(np.int64), 10, test_fraction, seed)

@@ -1,0 +1,356 @@
+"""A sweep of malformed inputs (issue 21, Acceptance; items 6 and 7): scenario files, device
+and accelerator cards, training recipes, MNIST data files and command-line flags.
+
+Every case must exit 2 with exactly ONE stderr line that names the file (or flag) and the key,
+write nothing (the whole temporary tree, the --out folder's parent included, is unchanged),
+print no traceback, echo no user data at length (no secret, no line longer than MAX_LINE) and
+finish in seconds. The sweep runs in-process through ``photonic_sim.cli.main``; a few cases
+also run as a real ``python -m photonic_sim.cli`` subprocess.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photonic_sim.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "hunter2-s3cret"
+MAX_LINE = 600  # characters: a message names file, key, a short preview and the allowed values
+MAX_SECONDS = 5.0
+
+TINY = """\
+name: tiny
+seed: 0
+devices: dev.yaml
+accelerator: acc.yaml
+training: rec.yaml
+model:
+  name: tiny_tt
+  layers:
+    - {kind: tt, in_modes: [4, 4, 4], out_modes: [2, 5, 1], ranks: [1, 2, 2, 1], activation: none}
+task: {kind: digits}
+"""
+MNIST = """\
+name: tiny_mnist
+seed: 0
+devices: dev.yaml
+accelerator: acc.yaml
+training: rec.yaml
+model:
+  name: lin
+  layers:
+    - {kind: dense, in_features: 784, out_features: 10}
+task: {kind: mnist, data_dir: data}
+"""
+DEV = (REPO / "devices" / "silicon_thermo_optic.yaml").read_text()
+ACC = (REPO / "accelerators" / "tonn_space.yaml").read_text()
+ACC_TIME = (REPO / "accelerators" / "tonn_time.yaml").read_text()
+REC = (REPO / "training" / "sign_rge.yaml").read_text()
+
+
+def _sub(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"{old!r} must occur once"
+    return text.replace(old, new)
+
+
+def _set_line(text: str, key: str, value: str) -> str:
+    """Replace the top-level line ``key: ...`` by ``key: value`` (or append it)."""
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+    return "\n".join(lines) + f"\n{key}: {value}\n"
+
+
+for _key, _value in (("steps", "1"), ("eval_every", "1"), ("checkpoint_every", "0"), ("batch_size", "4"),
+                     ("eval_batch_size", "8")):  # a case that wrongly passes fails fast, it does not train long
+    REC = _set_line(REC, _key, _value)
+
+
+def _laughs(levels: int = 12) -> str:
+    """A billion-laughs document: each level lists the previous one ten times."""
+    out = ["lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        out.append(f"lol{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    return "\n".join(out) + "\n"
+
+
+def _idx(array: np.ndarray, code: int = 0x08) -> bytes:
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.dtype(">i4") if code == 0x0C else np.uint8).tobytes()
+
+
+IMAGES = np.zeros((20, 28, 28), dtype=np.uint8)
+LABELS = (np.arange(20) % 10).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ cases
+# Each case: files to write ({name: text or bytes}), the argv after "photonic-sim" ({out} is
+# the --out folder, {sc} the scenario path), and the words the one error line must hold.
+# Unless given, files are TINY as s.yaml plus the shipped device card, accelerator card and
+# recipe as dev.yaml / acc.yaml / rec.yaml.
+RUN = ["run", "{sc}", "--out", "{out}", "--no-progress"]
+CASES: dict[str, tuple[dict, list[str], list[str]]] = {}
+
+
+def case(name: str, files: dict | None = None, argv: list[str] | None = None, words: tuple = ()) -> None:
+    assert name not in CASES
+    CASES[name] = (files or {}, argv or RUN, list(words))
+
+
+# --- scenario files -------------------------------------------------------------------------
+case("sc_unknown_key", {"s.yaml": TINY + "seeed: 1\n"}, words=["s.yaml", "seeed"])
+case("sc_seed_type", {"s.yaml": _set_line(TINY, "seed", "zero")}, words=["s.yaml", "seed"])
+case("sc_seed_negative", {"s.yaml": _set_line(TINY, "seed", "-4")}, words=["s.yaml", "seed"])
+case("sc_seed_5000_digits", {"s.yaml": _set_line(TINY, "seed", "1" + "0" * 5000)}, words=["s.yaml", "seed"])
+case("sc_seed_inf", {"s.yaml": _set_line(TINY, "seed", ".inf")}, words=["s.yaml", "seed"])
+case("sc_name_pattern", {"s.yaml": _set_line(TINY, "name", "'-bad name'")}, words=["s.yaml", "name"])
+case("sc_flow_list_1e4", {"s.yaml": _set_line(TINY, "description", "[" + ",".join(["0"] * 10_000) + "]")},
+     words=["s.yaml", "description"])
+case("sc_flow_list_1e6", {"s.yaml": _set_line(TINY, "description", "[" + ",".join(["0"] * 1_000_000) + "]")},
+     words=["s.yaml", "<root>"])
+case("sc_string_50mb", {"s.yaml": _set_line(TINY, "description", "x" * 50_000_000)}, words=["s.yaml", "<root>"])
+case("sc_billion_laughs", {"s.yaml": TINY + _laughs()}, words=["s.yaml", "lol", "aliases"])
+case("sc_nested_10000", {"s.yaml": _set_line(TINY, "description", "[" * 10_000 + "]" * 10_000)},
+     words=["s.yaml", "line"])
+case("sc_nested_40", {"s.yaml": _set_line(TINY, "description", "[" * 40 + "]" * 40)}, words=["s.yaml", "description"])
+case("sc_recursive_alias", {"s.yaml": _set_line(TINY, "description", "&a [*a]")}, words=["s.yaml", "description"])
+case("sc_python_tag", {"s.yaml": _set_line(TINY, "description", "!!python/object/apply:os.system ['echo hacked']")},
+     words=["s.yaml", "description", "tag"])
+case("sc_custom_tag", {"s.yaml": _set_line(TINY, "description", "!secret x")}, words=["s.yaml", "description"])
+case("sc_duplicate_key", {"s.yaml": TINY + "seed: 1\n"}, words=["s.yaml", "seed", "duplicate"])
+case("sc_malformed", {"s.yaml": _set_line(TINY, "task", "{kind: digits")}, words=["s.yaml", "line"])
+case("sc_json_tabs_secret", {"s.yaml": '{\n\t"name": "x",\n\t"password": "' + SECRET + '"\n}\n'},
+     words=["s.yaml"])
+case("sc_binary", {"s.yaml": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + SECRET.encode()}, words=["s.yaml", "<root>"])
+case("sc_secret_text", {"s.yaml": f"password={SECRET}\nuser=admin\n"}, words=["s.yaml", "<root>"])
+case("sc_empty", {"s.yaml": ""}, words=["s.yaml", "<root>"])
+case("sc_list_root", {"s.yaml": "- 1\n- 2\n"}, words=["s.yaml", "<root>"])
+case("sc_list_key", {"s.yaml": TINY + "? [a, b]\n: 1\n"}, words=["s.yaml", "key"])
+case("sc_long_key", {"s.yaml": TINY + "k" * 1000 + ": 1\n"}, words=["s.yaml", "unknown key"])
+case("sc_key_too_long_for_yaml", {"s.yaml": TINY + "k" * 100_000 + ": 1\n"}, words=["s.yaml", "line 11"])
+case("sc_long_number", {"s.yaml": _set_line(TINY, "seed", "1." + "0" * 100)}, words=["s.yaml", "seed"])
+case("sc_model_preset", {"s.yaml": _set_line(TINY.split("model:")[0], "model", "digitz") + "task: {kind: digits}\n"},
+     words=["s.yaml", "model", "digits"])
+case("sc_layer_kind", {"s.yaml": _sub(TINY, "{kind: tt,", "{kind: ttt,")}, words=["s.yaml", "model.layers.0.kind"])
+case("sc_model_io", {"s.yaml": _sub(TINY, "in_modes: [4, 4, 4]", "in_modes: [4, 4, 2]")}, words=["s.yaml", "model"])
+case("sc_task_kind", {"s.yaml": _set_line(TINY, "task", "{kind: digitz}")}, words=["s.yaml", "task.kind"])
+case("sc_test_fraction", {"s.yaml": _set_line(TINY, "task", "{kind: digits, test_fraction: 1.5}")},
+     words=["s.yaml", "task.test_fraction"])
+case("sc_test_fraction_nan", {"s.yaml": _set_line(TINY, "task", "{kind: digits, test_fraction: .nan}")},
+     words=["s.yaml", "task.test_fraction"])
+case("sc_pde_sigma_inf", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sigma: .inf}")},
+     words=["s.yaml", "task.sigma"])
+case("sc_variant_name", {"s.yaml": TINY + "variants: {'bad name': {seed: 1}}\n"}, words=["s.yaml", "variants"])
+case("sc_variant_variants", {"s.yaml": TINY + "variants: {v: {variants.w: 1}}\n"}, words=["s.yaml", "variants.v"])
+case("sc_variant_bad_value", {"s.yaml": TINY + "variants: {v: {training.steps: 0}}\n"},
+     words=["s.yaml", "variants.v", "steps"])
+case("sc_overrides_not_mapping", {"s.yaml": TINY + "overrides: {devices: 5}\n"}, words=["s.yaml", "overrides.devices"])
+case("sc_missing_card", {"s.yaml": _set_line(TINY, "devices", "nope/dev.yaml")}, words=["s.yaml", "devices"])
+case("sc_unknown_recipe", {"s.yaml": _set_line(TINY, "training", "hybrid_zoo")}, words=["s.yaml", "training"])
+
+# --- device cards ---------------------------------------------------------------------------
+THZ = "bandwidth: {value: 27, unit: GHz"
+case("dev_duplicate_top", {"dev.yaml": DEV + "name: again\n"}, words=["dev.yaml", "name", "duplicate"])
+case("dev_duplicate_nested", {"dev.yaml": _sub(DEV, "phase_shifter:\n", "phase_shifter:\n  kind: mems\n")},
+     words=["dev.yaml", "phase_shifter.kind", "duplicate"])
+case("dev_overflow_si", {"dev.yaml": _sub(DEV, THZ, "bandwidth: {value: 1.0e+300, unit: GHz")},
+     words=["dev.yaml", "photodetector.bandwidth", "overflows"])
+case("dev_absurd_ghz", {"dev.yaml": _sub(DEV, THZ, "bandwidth: {value: 1.0e+200, unit: GHz")},
+     words=["dev.yaml", "photodetector.bandwidth", "allowed"])
+case("dev_absurd_watts", {"dev.yaml": _sub(DEV, "max_power: {value: 100, unit: mW", "max_power: {value: 1.0e+308, unit: W")},
+     words=["dev.yaml", "laser.max_power"])
+case("dev_negative_power", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: -30,")},
+     words=["dev.yaml", "phase_shifter.p_pi"])
+case("dev_zero_wavelength", {"dev.yaml": _sub(DEV, "wavelength: {value: 1550,", "wavelength: {value: 0,")},
+     words=["dev.yaml", "wavelength"])
+case("dev_nan", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: .nan,")}, words=["dev.yaml", "phase_shifter.p_pi"])
+case("dev_inf", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: .inf,")}, words=["dev.yaml", "phase_shifter.p_pi"])
+case("dev_bigint", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: 1" + "0" * 400 + ",")},
+     words=["dev.yaml", "phase_shifter.p_pi"])
+case("dev_unit_dimension", {"dev.yaml": _sub(DEV, "p_pi: {value: 30, unit: mW", "p_pi: {value: 30, unit: V")},
+     words=["dev.yaml", "phase_shifter.p_pi.unit"])
+case("dev_unit_list", {"dev.yaml": _sub(DEV, "p_pi: {value: 30, unit: mW", "p_pi: {value: 30, unit: [mW]")},
+     words=["dev.yaml", "phase_shifter.p_pi.unit"])
+case("dev_value_list", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: [" + ",".join(["3"] * 5000) + "],")},
+     words=["dev.yaml", "phase_shifter.p_pi.value"])
+case("dev_value_string", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", f"p_pi: {{value: '{'y' * 100_000}',")},
+     words=["dev.yaml", "phase_shifter.p_pi.value"])
+case("dev_bits_fraction", {"dev.yaml": _sub(DEV, "bits: {value: 8, unit: bits, ref: \"phase", "bits: {value: 7.5, unit: bits, ref: \"phase")},
+     words=["dev.yaml", "phase_shifter.bits"])
+case("dev_unknown_section", {"dev.yaml": DEV + "heater: {}\n"}, words=["dev.yaml", "heater"])
+case("dev_section_scalar", {"dev.yaml": _sub(DEV, "tia:\n", "tia: 5\ntia_old:\n")}, words=["dev.yaml", "tia"])
+case("dev_secret_text", {"dev.yaml": f"password={SECRET}\n"}, words=["dev.yaml", "<root>"])
+case("dev_binary", {"dev.yaml": bytes(range(256)) + SECRET.encode()}, words=["dev.yaml", "<root>"])
+case("dev_secret_malformed", {"dev.yaml": f"password: [{SECRET}\n"}, words=["dev.yaml", "line"])
+case("acc_secret_malformed", {"acc.yaml": f"token: {{{SECRET}\n"}, words=["acc.yaml", "line"])
+case("dev_json_tabs", {"dev.yaml": '{\n\t"password": "' + SECRET + '"\n}\n'}, words=["dev.yaml"])
+case("dev_too_large", {"dev.yaml": DEV + "#" + "x" * 2_000_000 + "\n"}, words=["dev.yaml", "<root>"])
+case("dev_billion_laughs", {"dev.yaml": _laughs() + DEV}, words=["dev.yaml", "lol", "aliases"])
+case("dev_python_tag", {"dev.yaml": _sub(DEV, "kind: thermo_optic", "kind: !!python/name:os.system ''")},
+     words=["dev.yaml", "phase_shifter.kind", "tag"])
+case("dev_sensitivity", {"dev.yaml": _sub(DEV, "sensitivity: {value: -27,", "sensitivity: {value: 1000,")},
+     words=["dev.yaml", "photodetector.sensitivity"])
+case("dev_override_absurd", {}, RUN + ["--set", "devices.laser.max_power=1.0e+308"], words=["s.yaml", "laser.max_power"])
+
+# --- accelerator cards ----------------------------------------------------------------------
+CLOCK = "clock: {value: 10, unit: GHz"
+case("acc_duplicate", {"acc.yaml": ACC + "block_size: 4\n"}, words=["acc.yaml", "duplicate"])
+case("acc_clock_overflow", {"acc.yaml": _sub(ACC, CLOCK, "clock: {value: 1.0e+300, unit: GHz")},
+     words=["acc.yaml", "clock", "overflows"])
+case("acc_clock_absurd", {"acc.yaml": _sub(ACC, CLOCK, "clock: {value: 1.0e+200, unit: Hz")}, words=["acc.yaml", "clock"])
+case("acc_clock_negative", {"acc.yaml": _sub(ACC, CLOCK, "clock: {value: -10, unit: GHz")}, words=["acc.yaml", "clock"])
+case("acc_block_size", {"acc.yaml": _set_line(ACC, "block_size", "0")}, words=["acc.yaml", "block_size"])
+case("acc_num_cores_missing", {"acc.yaml": "\n".join(line for line in ACC_TIME.splitlines() if not line.startswith("num_cores"))},
+     words=["acc.yaml", "num_cores"])
+case("acc_architecture", {"acc.yaml": _set_line(ACC, "architecture", "tonn_spaec")}, words=["acc.yaml", "architecture"])
+case("acc_area_overhead", {"acc.yaml": _set_line(ACC, "area_overhead", "{value: 0.5, unit: '', ref: x}")},
+     words=["acc.yaml", "area_overhead"])
+case("acc_energy_absurd", {"acc.yaml": _sub(ACC, "energy_per_op: {value: 1, unit: pJ", "energy_per_op: {value: 1.0e+300, unit: J")},
+     words=["acc.yaml", "digital.energy_per_op"])
+case("acc_secret_text", {"acc.yaml": f"{SECRET} is the password\n"}, words=["acc.yaml", "<root>"])
+
+# --- training recipes -----------------------------------------------------------------------
+case("rec_steps_zero", {"rec.yaml": _set_line(REC, "steps", "0")}, words=["rec.yaml", "steps"])
+case("rec_steps_string", {"rec.yaml": _set_line(REC, "steps", "'200'")}, words=["rec.yaml", "steps"])
+case("rec_strategy", {"rec.yaml": _set_line(REC, "strategy", "zo-sign-rgee")}, words=["rec.yaml", "strategy"])
+case("rec_duplicate", {"rec.yaml": REC + "steps: 5\n"}, words=["rec.yaml", "steps", "duplicate"])
+case("rec_logit_scale_inf", {"rec.yaml": _set_line(REC, "logit_scale", ".inf")}, words=["rec.yaml", "logit_scale"])
+case("rec_unknown_option", {}, RUN + ["--set", "training.strategy_options.qq=4"], words=["s.yaml", "strategy_options.qq"])
+case("rec_lr_negative", {}, RUN + ["--set", "training.strategy_options.lr=-1"], words=["s.yaml", "strategy_options.lr"])
+case("rec_lr_inf", {}, RUN + ["--set", "training.strategy_options.lr=.inf"], words=["s.yaml", "strategy_options.lr"])
+case("rec_q_zero", {}, RUN + ["--set", "training.strategy_options.q=0"], words=["s.yaml", "strategy_options.q"])
+case("rec_optimizer", {}, RUN + ["--set", "training.strategy_options.optimizer=adamm"],
+     words=["s.yaml", "strategy_options.optimizer"])
+case("rec_loss_task", {}, RUN + ["--set", "training.loss=pinn"], words=["s.yaml", "training.loss"])
+
+# --- MNIST data files -----------------------------------------------------------------------
+IMG, LAB = "data/t10k-images-idx3-ubyte", "data/t10k-labels-idx1-ubyte"
+GOOD = {"s.yaml": MNIST, IMG: _idx(IMAGES), LAB: _idx(LABELS)}
+GZ = gzip.compress(_idx(IMAGES + np.arange(28, dtype=np.uint8)))
+case("data_truncated_gz", {"s.yaml": MNIST, IMG + ".gz": GZ[: len(GZ) // 2], LAB: _idx(LABELS)},
+     words=["s.yaml", "task.data_dir", "images-idx3-ubyte.gz", "gzip"])
+case("data_corrupt_gz", {"s.yaml": MNIST, IMG: _idx(IMAGES), LAB + ".gz": b"\x1f\x8b\x08\x00" + bytes(64)},
+     words=["s.yaml", "task.data_dir", "labels-idx1-ubyte.gz"])
+case("data_not_gz", {"s.yaml": MNIST, IMG + ".gz": _idx(IMAGES), LAB: _idx(LABELS)},
+     words=["s.yaml", "task.data_dir", "images-idx3-ubyte.gz"])
+case("data_bad_magic", {**GOOD, IMG: b"\x01\x02\x03\x04" + bytes(100)}, words=["s.yaml", "task.data_dir", "magic"])
+case("data_short_header", {**GOOD, IMG: bytes([0, 0, 8, 3, 0, 0])}, words=["s.yaml", "task.data_dir", "images-idx3-ubyte"])
+case("data_body_length", {**GOOD, IMG: _idx(IMAGES)[:-5]}, words=["s.yaml", "task.data_dir", "header declares"])
+case("data_image_size", {**GOOD, IMG: _idx(np.zeros((20, 10, 10), dtype=np.uint8))},
+     words=["s.yaml", "task.data_dir", "images-idx3-ubyte", "28, 28"])
+case("data_label_dtype", {**GOOD, LAB: _idx(LABELS, 0x0C)}, words=["s.yaml", "task.data_dir", "labels-idx1-ubyte"])
+case("data_label_range", {**GOOD, LAB: _idx(np.where(LABELS == 3, 10, LABELS))},
+     words=["s.yaml", "task.data_dir", "labels-idx1-ubyte", "0..9"])
+case("data_count_mismatch", {**GOOD, LAB: _idx(LABELS[:15])}, words=["s.yaml", "task.data_dir", "labels"])
+case("data_no_dir", {"s.yaml": MNIST}, words=["s.yaml", "task.data_dir"])
+case("data_no_pair", {"s.yaml": MNIST, IMG: _idx(IMAGES)}, words=["s.yaml", "task.data_dir"])
+
+# --- command-line flags ---------------------------------------------------------------------
+case("set_no_equals", {}, RUN + ["--set", "seed"], words=["s.yaml", "--set", "seed"])
+case("set_empty_part", {}, RUN + ["--set", "training..steps=3"], words=["s.yaml", "--set"])
+case("set_unknown_key", {}, RUN + ["--set", "training.stepz=3"], words=["s.yaml", "stepz"])
+case("set_bad_type", {}, RUN + ["--set", "seed=abc"], words=["s.yaml", "seed"])
+case("set_malformed", {}, RUN + ["--set", "seed=[1,2"], words=["s.yaml", "--set seed"])
+case("set_too_long", {}, RUN + ["--set", "description=" + "x" * 100_000], words=["s.yaml", "--set description"])
+case("set_list_index", {}, RUN + ["--set", "model.layers.9.kind=tt"], words=["s.yaml", "model.layers.9"])
+case("set_card_bits", {}, RUN + ["--set", "devices.phase_shifter.bits=0"], words=["s.yaml", "phase_shifter.bits"])
+case("set_clock_negative", {}, RUN + ["--set", "accelerator.clock=-1"], words=["s.yaml", "clock"])
+case("set_python_tag", {}, RUN + ["--set", "seed=!!python/object/apply:os.system [ls]"], words=["s.yaml", "--set seed"])
+case("set_flow_list", {}, RUN + ["--set", "seed=[" + ",".join(["1"] * 1000) + "]"], words=["s.yaml", "seed"])
+SWEEP = ["sweep", "{sc}", "--out", "{out}"]
+case("grid_no_equals", {}, SWEEP + ["--grid", "seed"], words=["--grid"])
+case("grid_no_values", {}, SWEEP + ["--grid", "seed="], words=["--grid"])
+case("grid_bad_value", {}, SWEEP + ["--grid", "training.steps=1,x"], words=["s.yaml", "steps"])
+case("grid_unknown_key", {}, SWEEP + ["--grid", "training.stepz=1,2"], words=["s.yaml", "stepz"])
+case("sweep_seeds_zero", {}, SWEEP + ["--grid", "seed=1,2", "--seeds", "0"], words=["--seeds"])
+case("sweep_workers_negative", {}, SWEEP + ["--grid", "seed=1,2", "--workers", "-1"], words=["--workers"])
+COMPARE = ["compare", "{sc}", "--out", "{out}", "--strategies", "spsa"]
+case("compare_seeds_zero", {}, COMPARE + ["--seeds", "0"], words=["--seeds"])
+case("compare_seeds_text", {}, COMPARE + ["--seeds", "three"], words=["--seeds"])
+case("compare_workers_zero", {}, COMPARE + ["--workers", "0"], words=["--workers"])
+case("compare_unknown_strategy", {}, ["compare", "{sc}", "--out", "{out}", "--strategies", "zo-rgee", "--seeds", "1"],
+     words=["zo-rgee"])
+case("run_threads_zero", {}, RUN + ["--threads", "0"], words=["--threads"])
+case("run_unknown_flag", {}, RUN + ["--bogus"], words=["--bogus"])
+
+
+def _write(root: Path, files: dict) -> Path:
+    base = {"s.yaml": TINY, "dev.yaml": DEV, "acc.yaml": ACC, "rec.yaml": REC}
+    for name, content in {**base, **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return root / "s.yaml"
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def _setup(tmp_path: Path, name: str) -> tuple[list[str], list[str]]:
+    files, argv, words = CASES[name]
+    sc = _write(tmp_path / "in", files)
+    (tmp_path / "runs").mkdir()
+    out = tmp_path / "runs" / "out"
+    return [a.replace("{sc}", str(sc)).replace("{out}", str(out)) for a in argv], words
+
+
+def _check_line(err: str, out: str, words: list[str]) -> None:
+    assert "Traceback" not in err + out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines[:5]
+    line = lines[0]
+    assert len(line) <= MAX_LINE, line[:200]
+    assert SECRET not in line, line
+    for word in words:
+        assert word in line, (word, line)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    """Import everything a run loads once, so each case's time is its own."""
+    assert main(["validate", str(REPO / "scenarios" / "quickstart.yaml")]) == 0
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_malformed_input_exits_2_with_one_line_and_writes_nothing(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default runs/ would land here, inside the snapshot
+    argv, words = _setup(tmp_path, name)
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    t0 = time.perf_counter()
+    rc = main(argv)
+    elapsed = time.perf_counter() - t0
+    captured = capsys.readouterr()
+    assert rc == 2, captured.err[-500:]
+    _check_line(captured.err, captured.out, words)
+    assert _snapshot(tmp_path) == before
+    assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
+
+
+def test_sweep_has_at_least_70_cases_over_every_kind_of_input():
+    kinds = {name.split("_")[0] for name in CASES}
+    assert len(CASES) >= 70
+    assert {"sc", "dev", "acc", "rec", "data", "set", "grid", "compare", "sweep", "run"} <= kinds
+
+
+@pytest.mark.parametrize("name", ["sc_billion_laughs", "dev_secret_text", "data_truncated_gz", "set_too_long",
+                                  "compare_seeds_zero"])
+def test_malformed_input_as_a_real_process(name, tmp_path):
+    argv, words = _setup(tmp_path, name)
+    before = _snapshot(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "photonic_sim.cli", *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    _check_line(proc.stderr, proc.stdout, words)
+    assert _snapshot(tmp_path) == before
