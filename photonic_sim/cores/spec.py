@@ -22,6 +22,10 @@ ACTIVATIONS = ("none", "relu", "tanh", "sin", "sigmoid")
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """One layer of a network: ``kind`` "tt" (TT matrix with ``in_modes``/``out_modes`` and
+    ``ranks`` r_0 = 1, …, r_d = 1) or "dense" (``in_features`` → ``out_features``), the
+    electronic ``activation`` after it and whether it adds a ``bias``."""
+
     kind: str  # "tt" or "dense"
     in_features: int
     out_features: int
@@ -83,6 +87,9 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
+    """A named stack of :class:`LayerSpec` whose widths chain (what the cost model prices and
+    the cores build)."""
+
     name: str
     layers: tuple[LayerSpec, ...] = field(default_factory=tuple)
 
@@ -116,6 +123,7 @@ def tt(in_modes, out_modes, rank, activation="none", bias=True) -> LayerSpec:
 
 
 def dense(in_features, out_features, activation="none", bias=True) -> LayerSpec:
+    """Dense layer ``in_features → out_features`` (mapped onto k×k SVD blocks by the accelerator)."""
     return LayerSpec("dense", in_features, out_features, activation=activation, bias=bias)
 
 
@@ -157,6 +165,7 @@ PRESETS: dict[str, NetworkSpec] = _presets()
 
 
 def preset(name: str) -> NetworkSpec:
+    """The built-in network called ``name`` (see ``PRESETS``); one-line ValueError otherwise."""
     try:
         return PRESETS[name]
     except KeyError:

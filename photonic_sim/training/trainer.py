@@ -100,6 +100,10 @@ def _finite(obj) -> bool:
 
 @dataclass
 class TrainConfig:
+    """How long and how a :class:`Trainer` runs: ``steps``, evaluation every ``eval_every``
+    steps, early stopping after ``patience`` evaluations without a gain of ``min_delta``,
+    a checkpoint every ``checkpoint_every`` steps, the data ``seed``, a progress bar."""
+
     steps: int = 100
     eval_every: int = 20
     patience: int | None = None  # evaluations without improvement before stopping
@@ -119,6 +123,10 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What :meth:`Trainer.run` returns: final control vector ``phases`` (rad), the metric
+    ``history`` rows, the ``final`` evaluation, the ``best`` metric, why it ``stopped``, the
+    training and evaluation ledger totals and the wall time (s)."""
+
     phases: Tensor
     history: list[dict] = field(default_factory=list)
     final: dict = field(default_factory=dict)

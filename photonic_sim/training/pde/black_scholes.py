@@ -39,6 +39,10 @@ def _npdf(z: torch.Tensor) -> torch.Tensor:
 
 
 class BlackScholes(PDE):
+    """European call under Black–Scholes in scaled variables (s = S/S_max, t), inputs (s, t),
+    σ = 0.2, r = 0.05, K = 100, T = 1, S_max = 200; payoff and s = 0 boundary built in (module
+    docstring); reference: the analytic call price."""
+
     dim = 2
     names = ("s", "t")
     space_dims = (0,)

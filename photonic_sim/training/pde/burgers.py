@@ -51,6 +51,9 @@ def cole_hopf(x: np.ndarray, t: np.ndarray, nu: float) -> np.ndarray:
 
 
 class Burgers(PDE):
+    """Viscous Burgers u_t + u u_x − ν u_xx = 0 (ν = 0.01/π) on x ∈ [−1, 1], t ∈ [0, 1], inputs
+    (x, t); initial profile −sin(πx) and zero boundaries built in; reference: Cole–Hopf."""
+
     dim = 2
     names = ("x", "t")
     space_dims = (0,)
