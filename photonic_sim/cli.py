@@ -126,7 +126,8 @@ def _run_claimed(args, scenario, claim) -> int:
         _prepare_resume(claim, scenario)
     else:
         claim.clear_work()
-    files = {IDENTITY_FILE: write_identity(work, scenario)}
+    identity = write_identity(work, scenario)
+    files = {}
     import torch
 
     torch.set_num_threads(args.threads)
@@ -145,8 +146,8 @@ def _run_claimed(args, scenario, claim) -> int:
     training = report["training"]
     if "stopped" in training:
         training["status"] = stop_status(training["stopped"])
-    if record.checkpoint:
-        files[CHECKPOINT_FILE] = record.checkpoint
+    if record.checkpoint:  # what --resume needs (a cost-only run has neither)
+        files = {IDENTITY_FILE: identity, CHECKPOINT_FILE: record.checkpoint}
     write_run_dir(out, report, record.history, scenario.resolved(), record.phases_by_mesh, files,
                   overwrite=args.resume or args.overwrite)
     _print_summary(report, scenario.resolved(), Path(args.out) if args.out else out)
@@ -352,12 +353,21 @@ def _job_line(row: dict, results: Path) -> str:
     if "error" in row:
         return f"{label}: FAILED {row['error']}"
     value = row.get("metric_final")
-    state = f"{row.get('metric')}={value:.4g}" if isinstance(value, (int, float)) else f"{row.get('metric')}={value}"
+    if row.get("metric") == "none":  # cost only: what the job priced
+        state = (f"inference {_g(row.get('inference_energy_j'))} J, {_g(row.get('inference_latency_s'))} s, "
+                 f"{_g(row.get('area_mm2'))} mm², {row.get('mzi_blocked')} MZIs")
+    else:
+        state = f"{row.get('metric')}={_g(value)}"
     if row.get("status") == "diverged":
         state += f" DIVERGED ({row.get('stopped')})"
     if row.get("cached"):
         state += f" (reused: same resolved inputs as {results / (row['job'] + '.json')})"
     return f"{label}: {state}"
+
+
+def _g(value) -> str:
+    """A number to 4 significant digits (anything else as it is)."""
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 _ROW_FIELDS = {"job", "metric", "metric_final", "metric_best", "higher_is_better", "queries", "training_energy_j",

@@ -256,6 +256,17 @@ def test_cost_only_scenario(tmp_path):
     assert main(["run", str(REPO / "scenarios" / "energy_area_report.yaml"), "--out", str(out), "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["queries"] == 0 and report["counts"]["mzi_blocked"] > 0
+    assert not (out / "checkpoint").exists()  # nothing was trained: no empty checkpoint folder
+
+
+def test_cost_only_sweep_job_lines_say_what_was_priced(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(REPO / "scenarios" / "energy_area_report.yaml"), "--out", str(out),
+                 "--grid", "devices.adc.bits=6,8"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip().startswith("job ")]
+    assert len(lines) == 2
+    for line in lines:
+        assert "none=None" not in line and "inference" in line and "MZIs" in line
 
 
 def test_list(capsys):

@@ -78,7 +78,8 @@ def write_run_dir(
             yaml.safe_dump(resolved_scenario, sort_keys=False, allow_unicode=True), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         write_history(tmp / "metrics.csv", rows)
-        (tmp / "checkpoint").mkdir()
+        if checkpoint_files or phases_by_mesh:  # a cost-only run has nothing to put there
+            (tmp / "checkpoint").mkdir()
         for name, data in checkpoint_files.items():
             (tmp / "checkpoint" / name).write_bytes(data)
         if phases_by_mesh:
