@@ -70,7 +70,7 @@ def test_report_validates_and_writes_through_reports_as_it_is(tmp_path):
     out = result.write(tmp_path / "run")
     written = json.loads((out / "report.json").read_text())
     assert written == json.loads(json.dumps(result.report))
-    assert [r["step"] for r in read_history(out / "metrics.csv")] == [1, 2, 3]
+    assert [r["step"] for r in read_history(out / "metrics.csv")] == [0, 1, 2, 3]  # step 0: the starting phases at query 0
     assert (out / "report.md").is_file() and (out / "scenario.resolved.yaml").is_file()
     with pytest.raises(FileExistsError):
         result.write(out)

@@ -349,3 +349,29 @@ def test_zo_without_adam_tonn_and_dense_rows():
         rows[acc] = exp.run().row()
         assert rows[acc]["queries"] == 2 * 2 * 8 and rows[acc]["in_situ"]
     assert rows["dense_onn"]["training_energy_j"] > 2 * rows["tonn_space"]["training_energy_j"]
+
+
+def test_eval_at_start_records_query_zero_and_leaves_training_bit_identical():
+    """Issue 21 item 13: the metric curve starts at query 0. The starting evaluation is booked in
+    the evaluation ledger and restores the chip (noise generator included), so the trained
+    phases, training ledger and later evaluations equal those of the run without it."""
+    cfg = dict(steps=4, eval_every=2)
+    with_start = Trainer(*setup("zo-rge"), TrainConfig(**cfg, eval_at_start=True)).run()
+    plain = Trainer(*setup("zo-rge"), TrainConfig(**cfg)).run()
+    first = with_start.history[0]
+    assert first["step"] == 0 and first["queries"] == 0 and first["loss"] is None
+    assert 0.0 <= first["metric"] <= 1.0
+    assert torch.equal(with_start.phases, plain.phases)
+    assert with_start.ledger == plain.ledger
+    assert [r["metric"] for r in with_start.history[1:] if "metric" in r] == \
+        [r["metric"] for r in plain.history if "metric" in r]
+    assert with_start.eval_ledger["queries"] > plain.eval_ledger["queries"]
+
+
+def test_experiment_report_carries_the_initial_metric():
+    from photonic_sim import Experiment
+
+    result = Experiment.from_file("quickstart", ["training.steps=2", "training.eval_every=2",
+                                                 "training.checkpoint_every=0"]).run()
+    assert result.history[0]["queries"] == 0
+    assert result.report["metrics"]["initial"] == result.history[0]["metric"]

@@ -322,7 +322,7 @@ class Experiment:
         recipe, stop = self.recipe, self.recipe.early_stopping
         config = TrainConfig(steps=recipe.steps, eval_every=recipe.eval_every, seed=self.seed, progress=progress,
                              patience=stop.patience if stop else None, min_delta=stop.min_delta if stop else 0.0,
-                             checkpoint_every=recipe.checkpoint_every or None)
+                             checkpoint_every=recipe.checkpoint_every or None, eval_at_start=True)
         return Trainer(self.chip, self.task, self.strategy, config, checkpoint_dir=checkpoint_dir, cost=self.cost)
 
     # ------------------------------------------------------------------ running
@@ -358,7 +358,9 @@ class Experiment:
                   "metrics": {"name": task.metric_name, "final": _finite(result.final.get("metric")),
                               "best": _finite(result.best), "higher_is_better": task.higher_is_better,
                               "history_file": "metrics.csv",
-                              **{k: _finite(v) for k, v in result.final.items() if k != "metric"}},
+                              **{k: _finite(v) for k, v in result.final.items() if k != "metric"},
+                              **({"initial": _finite(result.history[0]["metric"])}
+                                 if result.history and result.history[0]["step"] == 0 else {})},
                   "training": {"queries": int(result.ledger["queries"]), "energy_j": tc["energy_j"],
                                "latency_s": tc["latency_s"], "breakdown": tc["breakdown"], "wall_s": result.wall_s,
                                "strategy": recipe.strategy, "steps": trainer.step, "stopped": result.stopped,

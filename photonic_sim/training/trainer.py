@@ -111,6 +111,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     seed: int = 0
     progress: bool = False
+    eval_at_start: bool = False  # evaluate the starting phases too (history row at step 0, query 0)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -167,6 +168,8 @@ class Trainer:
         stopped = "completed"
         t0 = time.perf_counter() - self.wall_s
         bar = _Progress(cfg.steps, self.step, cfg.progress)
+        if cfg.eval_at_start and self.step == 0 and not self.history:
+            self._record(self._evaluate_start(), t0)
         try:
             while self.step < cfg.steps:
                 batch = self.task.sample_batch(self.data_gen)
@@ -235,6 +238,20 @@ class Trainer:
         else:
             self.bad_evals += 1
         return {"metric": metric, "eval_loss": result["loss"]}
+
+    def _evaluate_start(self) -> dict:
+        """The metric of the starting phases (history row at step 0, query 0), booked in
+        ``eval_ledger``. The chip is put back exactly as it was, noise generator included, so
+        training is bit for bit the run without this evaluation; it sets no best metric
+        (early stopping counts improvements over training evaluations only)."""
+        before = self.chip.state_dict()
+        result = self.task.evaluate(self.chip, self.strategy.params.detach())
+        after = self.chip.state_dict()
+        self.chip.load_state_dict(before)
+        for key, value in before["ledger"].items():
+            setattr(self.eval_ledger, key, getattr(self.eval_ledger, key) + after["ledger"][key] - value)
+        self.last_eval = result  # the final result of a run that diverges at its first step
+        return {"step": 0, "queries": 0, "loss": None, "metric": result["metric"], "eval_loss": result["loss"]}
 
     def _plateaued(self) -> bool:
         return self.config.patience is not None and self.bad_evals >= self.config.patience
