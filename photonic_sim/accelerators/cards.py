@@ -1,6 +1,6 @@
 """Accelerator cards: YAML files under ``<repo>/accelerators/`` describing one architecture.
 
-A card says how a network is placed on photonic hardware (DESIGN §4, §5):
+A card says how a network is placed on photonic hardware (docs/physics.md#tensorized-onn-tonn, docs/physics.md#cost-model):
 
 * ``architecture``: ``dense_onn`` (every layer a blocked dense matrix, own hardware),
   ``tonn_space`` (every TT core matrix on its own k×k blocks) or ``tonn_time``

@@ -19,7 +19,7 @@ leaf.  Every problem raises :class:`CardError` (a ``ValueError``) with one line
 accelerator cards.
 
 ``photodetector.readout`` (optional, default ``intensity``) selects intensity (|y|²) or
-coherent (balanced, signed) readout (DESIGN §3).
+coherent (balanced, signed) readout (docs/physics.md#non-idealities).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class MnistTask(_Strict):
 
 
 class PdeTask(_Strict):
-    """A BP-free PINN (DESIGN §7)."""
+    """A BP-free PINN (docs/physics.md#bp-free-pinns)."""
 
     kind: Literal["pde"]
     pde: Literal[PDES]  # type: ignore[valid-type]
