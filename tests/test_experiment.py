@@ -38,7 +38,8 @@ def test_from_scenario_and_from_python_objects_are_bit_identical():
     python = Experiment(
         devices=load_device_card("silicon_thermo_optic"), accelerator=load_accelerator_card("tonn_space"),
         model=preset("digits"), task={"kind": "digits", "test_fraction": 0.25},
-        training=load_training_recipe("zo_rge", overrides={"steps": 3, "eval_every": 3, "checkpoint_every": 0}),
+        training=load_training_recipe("zo_rge", overrides={"steps": 3, "eval_every": 3, "checkpoint_every": 0,
+                                                           "batch_size": 32}),
         seed=0, name="quickstart").run()
     by_name = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task="digits",
                          training=scenario.recipe, seed=0, name="quickstart").run()

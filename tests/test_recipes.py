@@ -60,3 +60,12 @@ def test_recipe_makes_the_loss_fall_on_its_scenario(name):
     after = result.report["metrics"]["loss"]
     assert result.report["training"]["stopped"] == "completed"
     assert after < (1 - drop) * before, f"{name}: loss {before:.4g} -> {after:.4g}"
+
+
+@pytest.mark.slow
+def test_quickstart_reaches_90_percent():
+    """The quickstart as shipped (about two minutes on 2 idle cores) ends at >= 90 % test
+    accuracy on the digits, in situ on its noisy chip."""
+    result = Experiment.from_file("quickstart").run()
+    assert result.report["training"]["stopped"] == "completed"
+    assert result.report["metrics"]["final"] >= 0.90
