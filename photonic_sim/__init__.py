@@ -15,20 +15,13 @@ import torch (the command line starts fast).
 
 __version__ = "0.1.0"
 
-_LAZY = {"Experiment": "photonic_sim.scenarios.experiment", "ExperimentResult": "photonic_sim.scenarios.experiment"}
+from typing import TYPE_CHECKING
+
+from photonic_sim._lazy import attach
+
+if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from photonic_sim.scenarios.experiment import Experiment, ExperimentResult
 
 __all__ = ["Experiment", "ExperimentResult"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from importlib import import_module
-
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach(__name__, __file__)

@@ -4,6 +4,8 @@ compare/sweep summaries and the Ray backend (local mode)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,13 @@ def test_version_and_help_for_set_and_grid(capsys):
         main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "dotted key path" in text and "every combination" in text
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["--version"], ["run", "--help"], ["cost", "--help"]])
+def test_fast_start_commands_do_not_import_torch(argv):
+    """Issue 21 item 15: --help, --version and list start fast because they never import torch
+    (a timing test would be noise on a shared machine; the import is what costs seconds)."""
+    code = ("import sys\nfrom photonic_sim.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nassert 'matplotlib' not in sys.modules\n" % argv)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-500:]

@@ -1,8 +1,13 @@
 """photonic_sim.cores: network records, TT-matrix math, networks mapped onto photonic SVD blocks."""
 
-from photonic_sim.cores.photonic import DenseONN, HardwareMatrix, PhotonicNetwork, TONN
-from photonic_sim.cores.spec import PRESETS, LayerSpec, NetworkSpec, blocks_for, dense, preset, tt
-from photonic_sim.cores.tt import TTMatrix, contract
+from typing import TYPE_CHECKING
+
+from photonic_sim._lazy import attach
+
+if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from photonic_sim.cores.photonic import DenseONN, HardwareMatrix, PhotonicNetwork, TONN
+    from photonic_sim.cores.spec import PRESETS, LayerSpec, NetworkSpec, blocks_for, dense, preset, tt
+    from photonic_sim.cores.tt import TTMatrix, contract
 
 __all__ = [
     "PRESETS",
@@ -19,3 +24,5 @@ __all__ = [
     "preset",
     "tt",
 ]
+
+__getattr__, __dir__ = attach(__name__, __file__)

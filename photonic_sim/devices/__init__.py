@@ -1,21 +1,26 @@
 """photonic_sim.devices: device cards and single-device models (batched torch)."""
 
-from photonic_sim.devices.cards import (
-    DEVICES_DIR,
-    UNITS,
-    CardError,
-    DeviceCard,
-    list_device_cards,
-    load_device_card,
-)
-from photonic_sim.devices.coupler import DirectionalCoupler
-from photonic_sim.devices.crosstalk import apply_crosstalk, crosstalk_from_card, crosstalk_matrix
-from photonic_sim.devices.detector import Photodetector
-from photonic_sim.devices.mzi import coupler_matrix, db_to_amplitude, mzi_matrix
-from photonic_sim.devices.mzi_device import MZI, MZIStatic
-from photonic_sim.devices.phase_shifter import PhaseShifter, StaticErrors
-from photonic_sim.devices.readout import Readout, ReadoutChain
-from photonic_sim.devices.source import Laser, Modulator, dbm_to_watt, watt_to_dbm
+from typing import TYPE_CHECKING
+
+from photonic_sim._lazy import attach
+
+if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from photonic_sim.devices.cards import (
+        DEVICES_DIR,
+        UNITS,
+        CardError,
+        DeviceCard,
+        list_device_cards,
+        load_device_card,
+    )
+    from photonic_sim.devices.coupler import DirectionalCoupler
+    from photonic_sim.devices.crosstalk import apply_crosstalk, crosstalk_from_card, crosstalk_matrix
+    from photonic_sim.devices.detector import Photodetector
+    from photonic_sim.devices.mzi import coupler_matrix, db_to_amplitude, mzi_matrix
+    from photonic_sim.devices.mzi_device import MZI, MZIStatic
+    from photonic_sim.devices.phase_shifter import PhaseShifter, StaticErrors
+    from photonic_sim.devices.readout import Readout, ReadoutChain
+    from photonic_sim.devices.source import Laser, Modulator, dbm_to_watt, watt_to_dbm
 
 __all__ = [
     "DEVICES_DIR",
@@ -43,3 +48,5 @@ __all__ = [
     "mzi_matrix",
     "watt_to_dbm",
 ]
+
+__getattr__, __dir__ = attach(__name__, __file__)

@@ -38,13 +38,20 @@ Public API: :func:`load_scenario`, :class:`Scenario`, :func:`validate_files`,
 :class:`ScenarioError`.
 """
 
-from .catalog import available
-from .errors import ScenarioError
-from .loader import Scenario, list_scenarios, load_scenario, validate_files
-from .recipes import list_training_recipes, load_training_recipe
-from .schema import TrainingRecipe
+from typing import TYPE_CHECKING
+
+from photonic_sim._lazy import attach
+
+if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from .catalog import available
+    from .errors import ScenarioError
+    from .loader import Scenario, list_scenarios, load_scenario, validate_files
+    from .recipes import list_training_recipes, load_training_recipe
+    from .schema import TrainingRecipe
 
 __all__ = [
     "Scenario", "ScenarioError", "TrainingRecipe", "available", "list_scenarios", "list_training_recipes",
     "load_scenario", "load_training_recipe", "validate_files",
 ]
+
+__getattr__, __dir__ = attach(__name__, __file__)

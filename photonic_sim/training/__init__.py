@@ -21,27 +21,23 @@ writing a loop of your own or a new strategy:
 Names are imported on first use, so ``import photonic_sim.training`` stays cheap.
 """
 
-from importlib import import_module
+from typing import TYPE_CHECKING
 
-_WHERE = {
-    "Trainer": "trainer", "TrainConfig": "trainer", "TrainResult": "trainer", "CHECKPOINT_FILE": "trainer",
-    "ClassificationTask": "tasks", "PINNTask": "pinn", "make_pde": "pinn",
-    "Dataset": "data", "load_digits": "data", "load_mnist": "data",
-    "make_strategy": "strategies", "STRATEGIES": "strategies", "fill_schedule_length": "strategies",
-    "compare": "compare", "summarize": "compare",
-    "sign_rge_step_gain": "diagnostics", "reference_gradient": "diagnostics", "StepGain": "diagnostics",
-}
+from photonic_sim._lazy import attach
 
-__all__ = sorted(_WHERE)
+if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from .compare import compare, summarize
+    from .data import Dataset, load_digits, load_mnist
+    from .diagnostics import StepGain, reference_gradient, sign_rge_step_gain
+    from .pinn import PINNTask, make_pde
+    from .strategies import STRATEGIES, fill_schedule_length, make_strategy
+    from .tasks import ClassificationTask
+    from .trainer import CHECKPOINT_FILE, TrainConfig, Trainer, TrainResult
 
+__all__ = [
+    "CHECKPOINT_FILE", "ClassificationTask", "Dataset", "PINNTask", "STRATEGIES", "StepGain", "TrainConfig",
+    "TrainResult", "Trainer", "compare", "fill_schedule_length", "load_digits", "load_mnist", "make_pde",
+    "make_strategy", "reference_gradient", "sign_rge_step_gain", "summarize",
+]
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach(__name__, __file__)

@@ -20,49 +20,39 @@ A *strategy* (``make_strategy(name, params, lr=..., generator=..., mask=..., per
 :mod:`.base`), ``step(closure) -> loss`` does one estimate + update, ``state_dict()`` resumes
 bit-identically. ``estimators`` holds the pure estimator functions.
 """
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+from photonic_sim._lazy import attach
 
-from .base import (COMMON, Estimator, Strategy, advance, constrain_, did_you_mean, fill_schedule_length,
-                   make_optimizer, make_scheduler)
-from .cge import CGE, ZoCGE
-from .estimators import Estimate
-from .flops import Flops, GaussianForward
-from .fo import Autograd, FirstOrder
-from .hybrid import Hybrid
-from .mixedtrain import CoordinateSearch, MixedTrain
-from .options import Option, check_options
-from .rge import RGE, SignRGE, ZoRGE, ZoSignRGE
-from .spsa import SPSA, ZoSPSA
-from .staged import Staged
-from .subspace import L2ightSigma, TTSubspace
+STRATEGY_NAMES = ("zo-rge", "zo-sign-rge", "zo-cge", "hybrid", "spsa", "flops", "mixedtrain", "l2ight-sigma",
+                  "tt-subspace", "staged", "fo")
+"""Recipe names of the strategies (torch-free, for ``photonic-sim list``); :data:`STRATEGIES`
+maps each to its class."""
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls
-    for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, ZoSPSA, Flops, MixedTrain, L2ightSigma,
-                TTSubspace, Staged, FirstOrder)
-}
-"""Strategy classes by recipe name."""
-
-
-def make_strategy(name: str, params: Tensor, **cfg) -> Strategy:
-    """Build strategy ``name`` on ``params`` (1-D phases, rad, updated in place) with
-    ``lr``, ``generator`` (torch.Generator; all random draws), optional ``mask`` (bool [d])
-    and ``periods`` ([d], rad) and the strategy's options; ValueError (one line) on an unknown
-    name or option, or a value out of range."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; allowed: {sorted(STRATEGIES)}."
-                         f"{did_you_mean(name, STRATEGIES)}")
-    return STRATEGIES[name](params, **cfg)
-
+if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from .base import (COMMON, Estimator, Strategy, advance, constrain_, fill_schedule_length, make_optimizer,
+                       make_scheduler)
+    from .cge import CGE, ZoCGE
+    from .estimators import Estimate
+    from .flops import Flops, GaussianForward
+    from .fo import Autograd, FirstOrder
+    from .hybrid import Hybrid
+    from .mixedtrain import CoordinateSearch, MixedTrain
+    from .options import Option, check_options
+    from .registry import STRATEGIES, make_strategy
+    from .rge import RGE, SignRGE, ZoRGE, ZoSignRGE
+    from .spsa import SPSA, ZoSPSA
+    from .staged import Staged
+    from .subspace import L2ightSigma, TTSubspace
 
 __all__ = [
     # estimators (write .grad) and their building blocks
     "Estimator", "RGE", "SignRGE", "CGE", "SPSA", "GaussianForward", "CoordinateSearch", "Autograd",
     "Estimate", "Option", "check_options", "constrain_",
     # strategies (estimator + torch.optim optimizer + lr scheduler)
-    "STRATEGIES", "make_strategy", "Strategy", "make_optimizer", "make_scheduler", "advance",
+    "STRATEGIES", "STRATEGY_NAMES", "make_strategy", "Strategy", "make_optimizer", "make_scheduler", "advance",
     "fill_schedule_length", "COMMON", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid", "ZoSPSA", "Flops",
     "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder",
 ]
+
+__getattr__, __dir__ = attach(__name__, __file__)
