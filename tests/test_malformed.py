@@ -197,6 +197,13 @@ case("dev_python_tag", {"dev.yaml": _sub(DEV, "kind: thermo_optic", "kind: !!pyt
      words=["dev.yaml", "phase_shifter.kind", "tag"])
 case("dev_sensitivity", {"dev.yaml": _sub(DEV, "sensitivity: {value: -27,", "sensitivity: {value: 1000,")},
      words=["dev.yaml", "photodetector.sensitivity"])
+case("dev_link_overflow", {"dev.yaml": _sub(DEV, "insertion_loss: {value: 0.25,", "insertion_loss: {value: 99,")},
+     words=["s.yaml", "devices", "dev.yaml", "link budget"])
+case("dev_gamma_noise", {"dev.yaml": _sub(DEV, "gamma_noise_std: {value: 0.002,", "gamma_noise_std: {value: 0.5,")},
+     words=["dev.yaml", "phase_shifter.gamma_noise_std"])
+case("dev_dac_one_bit", {}, RUN + ["--set", "devices.dac.bits=1"], words=["s.yaml", "dac.bits"])
+case("set_link_overflow", {}, RUN + ["--set", "devices.coupler.insertion_loss=90"],
+     words=["s.yaml", "overrides.devices.coupler.insertion_loss", "link budget"])
 case("dev_override_absurd", {}, RUN + ["--set", "devices.laser.max_power=1.0e+308"], words=["s.yaml", "laser.max_power"])
 
 # --- accelerator cards ----------------------------------------------------------------------
@@ -207,6 +214,8 @@ case("acc_clock_overflow", {"acc.yaml": _sub(ACC, CLOCK, "clock: {value: 1.0e+30
 case("acc_clock_absurd", {"acc.yaml": _sub(ACC, CLOCK, "clock: {value: 1.0e+200, unit: Hz")}, words=["acc.yaml", "clock"])
 case("acc_clock_negative", {"acc.yaml": _sub(ACC, CLOCK, "clock: {value: -10, unit: GHz")}, words=["acc.yaml", "clock"])
 case("acc_block_size", {"acc.yaml": _set_line(ACC, "block_size", "0")}, words=["acc.yaml", "block_size"])
+case("acc_block_size_one", {"acc.yaml": _set_line(ACC, "block_size", "1")}, words=["acc.yaml", "block_size"])
+case("acc_block_size_1024", {"acc.yaml": _set_line(ACC, "block_size", "1024")}, words=["acc.yaml", "block_size"])
 case("acc_num_cores_missing", {"acc.yaml": "\n".join(line for line in ACC_TIME.splitlines() if not line.startswith("num_cores"))},
      words=["acc.yaml", "num_cores"])
 case("acc_architecture", {"acc.yaml": _set_line(ACC, "architecture", "tonn_spaec")}, words=["acc.yaml", "architecture"])

@@ -171,7 +171,7 @@ def test_set_can_switch_task_and_component_names(tmp_path):
     (lambda t: t + "overrides: {devices: {phase_shifter.bitz: 6}}\n", "overrides.devices.phase_shifter.bitz", ["did you mean 'bits'"]),
     (lambda t: t + "overrides: {training: {stepz: 6}}\n", "overrides.training.stepz", ["did you mean 'steps'"]),
     (lambda t: t + "overrides: {training: {strategy_options.lrr: 0.1}}\n", "overrides.training.strategy_options.lrr", ["did you mean 'lr'"]),
-    (lambda t: t + "overrides: {accelerator: {block_size: 0}}\n", "overrides.accelerator.block_size", ["allowed: integer >= 1"]),
+    (lambda t: t + "overrides: {accelerator: {block_size: 0}}\n", "overrides.accelerator.block_size", ["allowed: integer >= 2"]),
     # model / task / recipe that do not fit together
     (lambda t: t.replace("model: digits", "model: mnist"), "model", ["784 -> 10", "needs 64 -> 10"]),
     (lambda t: t.replace("hybrid_zo", "pinn_zo"), "training", ["loss 'pinn'", "allowed: cross_entropy, mse"]),
@@ -234,3 +234,28 @@ def test_recipe_errors_name_the_recipe_file(tmp_path):
     scen = write(tmp_path, BASE.replace("hybrid_zo", "r.yaml"))
     msg = error_of(scen)
     assert msg.startswith(f"{scen}: training: in {path}: strategy: unknown strategy"), msg
+
+
+def test_exponent_floats_are_numbers_in_files_and_set(tmp_path):
+    """YAML 1.1 reads 1e-9 as a string; cards, scenarios and --set read it as a number (YAML 1.2)."""
+    card_text = (SCENARIOS_DIR.parent / "devices" / "silicon_thermo_optic.yaml").read_text()
+    card = write(tmp_path, card_text.replace("wavelength: {value: 1550, unit: nm", "wavelength: {value: 1.55e+3, unit: nm"),
+                 "dev.yaml")
+    assert load_device_card(card).wavelength == pytest.approx(1.55e-6, rel=1e-12)
+    sc = load_scenario(write(tmp_path, BASE), ["devices.wavelength=1.31e-6", "task.test_fraction=2.5e-1"])
+    assert sc.device_card.wavelength == pytest.approx(1.31e-6, rel=1e-12)
+    assert sc.task.test_fraction == 0.25
+
+
+def test_preview_is_short_and_cheap_whatever_the_value():
+    from photonic_sim.scenarios.errors import preview
+
+    nested: list = [1]
+    for _ in range(200):  # 2**200 leaves if expanded: repr() would never finish
+        nested = [nested, nested]
+    huge = {"k" * 10**6: list(range(10**6)), "b": 2**20000}
+    for value in (nested, huge, "x" * 10**7, list(range(10**6)), 2**20000, b"\0" * 10**6, object()):
+        text = preview(value)
+        assert len(text) <= 40, text
+    assert preview("abc") == "'abc'" and preview([1, 2]) == "[1, 2]" and preview(3.5) == "3.5"
+    assert preview("y" * 100) == "'" + "y" * 38 + "…"

@@ -60,7 +60,8 @@ class AcceleratorCard(CardBase):
     name: str
     description: str
     architecture: Literal["dense_onn", "tonn_space", "tonn_time"]
-    block_size: int = Field(8, ge=1, le=1024)
+    # k >= 2 for a mesh; k <= 64: the simulator holds ~k⁴-sized arrays per block (k = 64: ~2 GB)
+    block_size: int = Field(8, ge=2, le=64)
     num_cores: int | None = Field(None, ge=1, le=1_000_000)
     clock: float = _q("frequency", ge=1e3, le=1e12)
     readout: Literal["intensity", "coherent"] | None = None

@@ -56,7 +56,7 @@ class PhaseShifterCard(Section):
     insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
     area: float = _q("area", ge=0, le=AREA_MAX)
     bits: int = _q("bits", ge=1, le=32)
-    gamma_noise_std: float = _q("dimensionless", ge=0, le=1)
+    gamma_noise_std: float = _q("dimensionless", ge=0, lt=1 / 3)  # γ noise is truncated at 3σ (PhaseShifter)
     bias_range: float = _q("angle", ge=0, le=2 * math.pi)
     dynamic_noise_std: float = _q("angle", ge=0, le=2 * math.pi)
 
@@ -122,7 +122,7 @@ class ADCCard(Section):
 
 
 class DACCard(Section):
-    bits: int = _q("bits", ge=1, le=32)
+    bits: int = _q("bits", ge=2, le=32)  # symmetric levels around 0 (Modulator)
     sample_rate: float = _q("sample_rate", ge=1e3, le=1e12)
     power: float = _q("power", ge=0, le=10)
     area: float = _q("area", ge=0, le=AREA_MAX)

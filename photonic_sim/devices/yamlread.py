@@ -21,6 +21,7 @@ one-line message format. No message echoes the file's content beyond a short pre
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,21 @@ _PLAIN = "tag:yaml.org,2002:"
 # fail there with "expected string").
 _ALLOWED_TAGS = {_PLAIN + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")}
 ALLOWED_TEXT = "plain YAML: mappings, lists, strings, numbers, booleans, null"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe loading (libyaml when present) that also reads YAML 1.2 exponent floats."""
+
+
+class _PyLoader(yaml.SafeLoader):
+    """The pure-Python twin of :class:`_CLoader` (its error marks suit one-line values)."""
+
+
+# YAML 1.1 reads 1e-9 and 1E+300 as strings (its floats need a '.'); a card value or a --set
+# written that way is meant as a number, as in YAML 1.2 and JSON.
+_EXP_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+for _loader in (_CLoader, _PyLoader):
+    _loader.add_implicit_resolver(_PLAIN + "float", _EXP_FLOAT, list("-+0123456789"))
 
 
 def preview(value: Any, limit: int = 40) -> str:
@@ -104,7 +119,7 @@ def parse_yaml(text: str, src: str, fail: Fail, key: str = "<root>") -> Any:
                    f"at most {MAX_ITEMS} entries in one document")
     # libyaml (C) parses files; a --set value (a few characters) goes through the pure-Python
     # parser, whose error marks point into the one line rather than past its end.
-    loader = _LOADER(text) if key == "<root>" else yaml.SafeLoader(text)
+    loader = _CLoader(text) if key == "<root>" else _PyLoader(text)
     try:
         try:
             node = loader.get_single_node()

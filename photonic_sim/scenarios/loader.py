@@ -18,6 +18,7 @@ on top, so ``--set training.steps=20`` shortens every variant.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -136,6 +137,7 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     accelerator_card = _component("accelerator", load_accelerator_card, top.accelerator, ov.accelerator, file)
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
     _check_fit(network, task, recipe, ov.training, src)
+    _check_derived(device_card, accelerator_card, network, ov.devices, src)
     return Scenario(
         path=file, raw=raw, name=top.name, description=top.description, seed=top.seed,
         device_card=device_card, accelerator_card=accelerator_card, recipe=recipe, network=network,
@@ -242,6 +244,54 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
     if recipe.loss not in losses:
         key = "overrides.training.loss" if "loss" in overrides else "training"
         raise ScenarioError(src, key, f"recipe {preview(recipe.name)} has loss {recipe.loss!r}, which does not suit task kind {task.kind!r}", ", ".join(losses))
+
+
+MAX_LASER_DBM = 60.0  # 1 kW of optical power: any link that needs more has a typo in its losses
+# Device-card keys of the optical link budget (laser power = sensitivity + path loss + fan-out).
+_LINK_KEYS = ("phase_shifter.insertion_loss", "coupler.insertion_loss", "modulator.insertion_loss", "waveguide.loss",
+              "waveguide.mzi_pitch", "photodetector.sensitivity")
+
+
+def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, network: NetworkSpec,
+                   overrides: dict, src: str) -> None:
+    """Quantities derived from the cards (the link budget's laser power, per-inference energy,
+    latency, area) are computed once here: one that overflows or is not finite is a load-time
+    error naming the card keys behind it, not a crash in the middle of a run."""
+    from photonic_sim.accelerators import estimate
+
+    key = next((f"overrides.devices.{k}" for k in _LINK_KEYS if k in overrides), None)
+    where = "" if key else f"in {device_card.source}: "
+    key = key or "devices"
+    allowed = "cards whose optical path loss (" + ", ".join(_LINK_KEYS) + ") and figures give finite costs"
+    try:
+        cost = estimate(accelerator_card, network, device_card).to_dict()
+    except ArithmeticError as exc:
+        raise ScenarioError(src, key, f"{where}the link budget / cost model overflows ({type(exc).__name__}) for "
+                            f"network {preview(network.name)}", allowed) from None
+    bad = _non_finite(cost)
+    if bad:
+        raise ScenarioError(src, key, f"{where}derived cost {bad} is not finite for network {preview(network.name)}", allowed)
+    link = cost.get("link", {})
+    if link.get("laser_dbm", -math.inf) > MAX_LASER_DBM:
+        raise ScenarioError(
+            src, key, f"{where}the link budget needs {link['laser_dbm']:.4g} dBm of laser power (path loss "
+            f"{link.get('insertion_loss_db', math.nan):.4g} dB) for network {preview(network.name)}",
+            f"at most {MAX_LASER_DBM:g} dBm (1 kW): lower " + ", ".join(_LINK_KEYS))
+
+
+def _non_finite(obj: Any, path: str = "") -> str | None:
+    """The dotted path of the first non-finite number in a nested dict/list, or None."""
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return path if isinstance(obj, float) and not math.isfinite(obj) else None
+    for k, v in items:
+        found = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
 
 
 def _plain(obj: Any) -> Any:
