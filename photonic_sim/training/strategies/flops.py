@@ -47,7 +47,12 @@ class GaussianForward(Estimator):
 
 
 class Flops(Strategy):
-    """:class:`GaussianForward` + the common optimizer/schedule (default Adam)."""
+    """:class:`GaussianForward` + the common optimizer/schedule (default Adam).
+
+    Adam because the one-sided estimate's size grows with √(n/q): on the digits TONN at lr
+    0.01 the former default, heavy-ball momentum, diverged at step 262 (loss 4e23, then NaN),
+    while Adam reached 57.2 % test accuracy after 300 steps (seed 0).
+    """
 
     name = "flops"
     estimator_class = GaussianForward
