@@ -197,13 +197,15 @@ case("dev_python_tag", {"dev.yaml": _sub(DEV, "kind: thermo_optic", "kind: !!pyt
      words=["dev.yaml", "phase_shifter.kind", "tag"])
 case("dev_sensitivity", {"dev.yaml": _sub(DEV, "sensitivity: {value: -27,", "sensitivity: {value: 1000,")},
      words=["dev.yaml", "photodetector.sensitivity"])
-case("dev_link_overflow", {"dev.yaml": _sub(DEV, "insertion_loss: {value: 0.25,", "insertion_loss: {value: 99,")},
+case("dev_link_overflow", {"dev.yaml": _sub(DEV, "insertion_loss: {value: 0.25,", "insertion_loss: {value: 5,")},
      words=["s.yaml", "devices", "dev.yaml", "link budget"])
 case("dev_gamma_noise", {"dev.yaml": _sub(DEV, "gamma_noise_std: {value: 0.002,", "gamma_noise_std: {value: 0.5,")},
      words=["dev.yaml", "phase_shifter.gamma_noise_std"])
 case("dev_dac_one_bit", {}, RUN + ["--set", "devices.dac.bits=1"], words=["s.yaml", "dac.bits"])
-case("set_link_overflow", {}, RUN + ["--set", "devices.coupler.insertion_loss=90"],
+case("set_link_overflow", {}, RUN + ["--set", "devices.coupler.insertion_loss=5"],
      words=["s.yaml", "overrides.devices.coupler.insertion_loss", "link budget"])
+case("dev_loss_absurd", {"dev.yaml": _sub(DEV, "insertion_loss: {value: 0.25,", "insertion_loss: {value: 99,")},
+     words=["dev.yaml", "phase_shifter.insertion_loss"])
 case("dev_override_absurd", {}, RUN + ["--set", "devices.laser.max_power=1.0e+308"], words=["s.yaml", "laser.max_power"])
 
 # --- accelerator cards ----------------------------------------------------------------------

@@ -42,9 +42,10 @@ DEVICES_DIR = library.builtin_dir("devices")  # built-in cards; bare names use t
 
 # Sane physical ranges (SI), declared once on each field below: a value outside is a typo or a
 # unit mistake (1e300 GHz, 1e308 W), refused at load time with the range in the message.
-# Every area is at most AREA_MAX (1 cm² per device), every loss in dB at most DB_MAX.
+# Every area is at most AREA_MAX (1 cm² per device). The losses of the elements on the optical
+# path (shifters and couplers: 4k+3 of each for k <= 64, waveguide, modulator) are bounded so the
+# link budget's laser power stays a float (path loss < 3000 dB; scenarios also refuse > 60 dBm).
 AREA_MAX = 1e-4
-DB_MAX = 100.0
 
 
 class PhaseShifterCard(Section):
@@ -53,7 +54,7 @@ class PhaseShifterCard(Section):
     v_max: float = _q("voltage", gt=0, le=1e3)
     p_pi: float = _q("power", ge=0, le=10)
     settle_time: float = _q("time", ge=0, le=1)
-    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    insertion_loss: float = _q("dB", ge=0, le=5)
     area: float = _q("area", ge=0, le=AREA_MAX)
     bits: int = _q("bits", ge=1, le=32)
     gamma_noise_std: float = _q("dimensionless", ge=0, lt=1 / 3)  # γ noise is truncated at 3σ (PhaseShifter)
@@ -64,17 +65,17 @@ class PhaseShifterCard(Section):
 class CouplerCard(Section):
     kappa: float = _q("dimensionless", ge=0, le=1)
     imbalance_std: float = _q("dimensionless", ge=0, le=1)
-    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    insertion_loss: float = _q("dB", ge=0, le=5)
     area: float = _q("area", ge=0, le=AREA_MAX)
 
 
 class WaveguideCard(Section):
-    loss: float = _q("dB_per_length", ge=0, le=1e5)  # 1000 dB/cm
-    mzi_pitch: float = _q("length", gt=0, le=1e-2)
+    loss: float = _q("dB_per_length", ge=0, le=1e3)  # 10 dB/cm
+    mzi_pitch: float = _q("length", gt=0, le=1e-3)
 
 
 class CrossingCard(Section):
-    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    insertion_loss: float = _q("dB", ge=0, le=20)
     crosstalk: float = _q("dB", ge=-200, le=0)
     area: float = _q("area", ge=0, le=AREA_MAX)
 
@@ -130,7 +131,7 @@ class DACCard(Section):
 
 
 class ModulatorCard(Section):
-    insertion_loss: float = _q("dB", ge=0, le=DB_MAX)
+    insertion_loss: float = _q("dB", ge=0, le=20)
     energy_per_symbol: float = _q("energy", ge=0, le=1e-6)
     area: float = _q("area", ge=0, le=AREA_MAX)
 
