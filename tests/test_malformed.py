@@ -365,3 +365,95 @@ def test_malformed_input_as_a_real_process(name, tmp_path):
     assert proc.returncode == 2, proc.stderr[-500:]
     _check_line(proc.stderr, proc.stdout, words)
     assert _snapshot(tmp_path) == before
+
+
+# Output locations and resume (issue 21 items 1, 3, 5): each prepared in the runs/ folder by a
+# small function, then the same checks (exit 2, one line naming --out or the file, nothing
+# written, seconds).
+def _dangling(runs: Path) -> None:
+    (runs / "out").symlink_to(runs / "nowhere")
+
+
+def _symlink_to_file(runs: Path) -> None:
+    (runs / "file").write_text("x")
+    (runs / "out").symlink_to(runs / "file")
+
+
+def _out_is_file(runs: Path) -> None:
+    (runs / "out").write_text("not a folder")
+
+
+def _finished_run(runs: Path) -> None:
+    (runs / "out").mkdir()
+    (runs / "out" / "report.json").write_text("{}")
+
+
+def _garbage_checkpoint(runs: Path) -> None:
+    (runs / "out" / "checkpoint").mkdir(parents=True)
+    (runs / "out" / "checkpoint" / "checkpoint.pt").write_bytes(b"\x80\x04garbage" + SECRET.encode())
+
+
+def _truncated_checkpoint(runs: Path) -> None:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"step": 1, "params": torch.zeros(3)}, buf)
+    (runs / "out" / "checkpoint").mkdir(parents=True)
+    (runs / "out" / "checkpoint" / "checkpoint.pt").write_bytes(buf.getvalue()[:40])
+
+
+RUN_OUT = ["run", "{sc}", "--out", "{out}", "--no-progress"]
+OUT_CASES = {
+    "out_dangling_symlink": (_dangling, RUN_OUT, ["--out"]),
+    "out_symlink_to_file": (_symlink_to_file, RUN_OUT, ["--out"]),
+    "out_is_a_file": (_out_is_file, RUN_OUT, ["--out"]),
+    "out_name_too_long": (None, ["run", "{sc}", "--out", "{runs}/" + "x" * 300, "--no-progress"], ["--out"]),
+    "out_under_proc": (None, ["run", "{sc}", "--out", "/proc/photonic-sim-out", "--no-progress"], ["--out"]),
+    "out_under_sys": (None, ["run", "{sc}", "--out", "/sys/photonic-sim-out", "--no-progress"], ["--out"]),
+    "out_finished_run_without_overwrite": (_finished_run, RUN_OUT, ["--out"]),
+    "resume_without_checkpoint": (None, RUN_OUT + ["--resume"], ["--resume"]),
+    "resume_garbage_checkpoint": (_garbage_checkpoint, RUN_OUT + ["--resume"], ["checkpoint"]),
+    "resume_truncated_checkpoint": (_truncated_checkpoint, RUN_OUT + ["--resume"], ["checkpoint"]),
+    "sweep_out_dangling_symlink": (_dangling, ["sweep", "{sc}", "--out", "{out}", "--grid", "seed=1,2"], ["--out"]),
+    "compare_out_is_a_file": (_out_is_file, ["compare", "{sc}", "--out", "{out}", "--strategies", "spsa",
+                                             "--seeds", "1"], ["--out"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_CASES))
+def test_bad_output_location_exits_2_before_training_and_writes_nothing(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    prepare, argv, words = OUT_CASES[name]
+    sc = _write(tmp_path / "in", {})
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    if prepare:
+        prepare(runs)
+    argv = [a.replace("{sc}", str(sc)).replace("{out}", str(runs / "out")).replace("{runs}", str(runs))
+            for a in argv]
+    capsys.readouterr()
+    before = _left_behind(tmp_path)
+    t0 = time.perf_counter()
+    rc = main(argv)
+    elapsed = time.perf_counter() - t0
+    captured = capsys.readouterr()
+    assert rc == 2, captured.err[-500:]
+    _check_line(captured.err, captured.out, words)
+    assert _left_behind(tmp_path) == before  # a lock taken and dropped leaves nothing
+    assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
+
+
+def _left_behind(root: Path) -> dict:
+    """Every entry under ``root``: files by size and mtime, links by target, folders by name."""
+    out = {}
+    for p in root.rglob("*"):
+        key = str(p.relative_to(root))
+        if p.is_symlink():
+            out[key] = ("link", str(p.readlink()))
+        elif p.is_file():
+            out[key] = (p.stat().st_size, p.stat().st_mtime_ns)
+        else:
+            out[key] = "dir"
+    return out
