@@ -259,3 +259,19 @@ def test_preview_is_short_and_cheap_whatever_the_value():
         assert len(text) <= 40, text
     assert preview("abc") == "'abc'" and preview([1, 2]) == "[1, 2]" and preview(3.5) == "3.5"
     assert preview("y" * 100) == "'" + "y" * 38 + "…"
+
+
+def test_pde_residual_points_follow_test_points_and_are_checked_at_load(tmp_path):
+    """Issue 21 item 16: the hjb20 header's smoke command (test_points 100) failed at run time
+    (exit 1: residual_points 1000 > test_points). The default is now min(1000, test_points) and
+    an explicit value above test_points is one line at load (exit 2), before anything trains."""
+    from photonic_sim.cli import main
+
+    sc = load_scenario("hjb20_tonn", ["task.test_points=100"])
+    assert sc.task.residual_points == 100
+    assert load_scenario("hjb20_tonn").task.residual_points == 1000
+    with pytest.raises(ScenarioError, match="task.residual_points"):
+        load_scenario("hjb20_tonn", ["task.test_points=100", "task.residual_points=500"])
+    assert main(["run", "hjb20_tonn", "--out", str(tmp_path / "o"), "--set", "task.test_points=100",
+                 "--set", "task.residual_points=500"]) == 2
+    assert not (tmp_path / "o").exists()

@@ -63,7 +63,7 @@ from photonic_sim.training.tasks import ClassificationTask
 from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult, stop_status
 
 from .errors import ScenarioError
-from .loader import Scenario, _check_fit, load_scenario
+from .loader import Scenario, _check_fit, load_scenario, resolve_task
 from .recipes import _check_options, _check_stages, load_training_recipe
 from .schema import TASKS, TrainingRecipe, validate
 
@@ -456,16 +456,13 @@ def _preset(name) -> NetworkSpec:
 
 def _task_config(task: Any):
     if isinstance(task, BaseModel) and type(task) in TASKS.values():
-        return task
+        task = task.model_dump()
     if isinstance(task, str):
         task = {"kind": task}
-    if not isinstance(task, dict) or task.get("kind") not in TASKS:
-        kind = task.get("kind") if isinstance(task, dict) else task
-        raise ScenarioError(PYTHON_SOURCE, "task.kind", f"{kind!r} is not allowed", ", ".join(TASKS))
-    cfg = validate(TASKS[task["kind"]], task, PYTHON_SOURCE, "task")
-    if cfg.kind == "mnist":
-        cfg = cfg.model_copy(update={"data_dir": str(Path(cfg.data_dir).expanduser().resolve())})
-    return cfg
+    if not isinstance(task, dict):
+        raise ScenarioError(PYTHON_SOURCE, "task", f"{type(task).__name__} is not a task",
+                            "a kind name or a mapping with kind: " + ", ".join(TASKS))
+    return resolve_task(task, PYTHON_SOURCE, Path.cwd())
 
 
 def _recipe(training: Any, task) -> TrainingRecipe:

@@ -131,7 +131,7 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     src = str(file)
     top = validate(ScenarioFile, raw, src)
     network = _network(top.model, src)
-    task = _task(top.task, src, file.parent)
+    task = resolve_task(top.task, src, file.parent)
     ov = top.overrides
     device_card = _component("devices", load_device_card, top.devices, ov.devices, file)
     accelerator_card = _component("accelerator", load_accelerator_card, top.accelerator, ov.accelerator, file)
@@ -203,7 +203,10 @@ def _network(model: Any, src: str) -> NetworkSpec:
         raise ScenarioError(src, "model.layers", str(exc), "each layer's out_features equal to the next layer's in_features") from None
 
 
-def _task(task: dict, src: str, base: Path) -> TaskConfig:
+def resolve_task(task: dict, src: str, base: Path) -> TaskConfig:
+    """The validated task of ``task`` (a mapping): MNIST data checked and its directory made
+    absolute against ``base``, a PDE's ``residual_points`` filled and checked; one-line
+    :class:`ScenarioError` naming ``src`` and the key otherwise."""
     kinds = list(TASKS)
     kind = task.get("kind")
     if kind not in TASKS:
@@ -225,6 +228,12 @@ def _task(task: dict, src: str, base: Path) -> TaskConfig:
         except DataError as exc:
             raise ScenarioError(src, "task.data_dir", f"{exc.file}: {exc.what}", exc.allowed) from None
         cfg = cfg.model_copy(update={"data_dir": str(data_dir)})
+    if kind == "pde":
+        if cfg.residual_points is None:
+            cfg = cfg.model_copy(update={"residual_points": min(1000, cfg.test_points)})
+        elif cfg.residual_points > cfg.test_points:
+            raise ScenarioError(src, "task.residual_points", f"{cfg.residual_points} is more than task.test_points",
+                                f"1 .. task.test_points = {cfg.test_points}")
     return cfg
 
 

@@ -88,7 +88,7 @@ class PdeTask(_Strict):
     mc_samples: int = Field(1024, ge=1)
     test_points: int = Field(10000, ge=1)
     eval_level: int | None = Field(None, ge=1)  # cheaper sparse grid for the test prediction
-    residual_points: int = Field(1000, ge=1)
+    residual_points: int | None = Field(None, ge=1)  # None: min(1000, test_points); at most test_points
     exact_readout: bool = False  # phase errors stay; DAC/ADC/detector exact (the seed paper's model)
 
 
