@@ -29,8 +29,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import partial
 from multiprocessing import get_context
 
-import torch
-
 ROW_KEYS = ("strategy", "seed", "metric", "metric_final", "queries", "training_energy_j",
             "training_latency_s", "wall_s", "history")
 _NAN_ROW = {"metric_final": math.nan, "queries": math.nan, "training_energy_j": math.nan,
