@@ -217,3 +217,20 @@ def test_run_prices_heater_energy_from_the_programmed_phases():
     expected = at_pi["breakdown"]["energy_j"]["phase_shifters"] * programmed.mean() / math.pi
     assert heater == pytest.approx(expected, rel=1e-9)
     assert abs(programmed.mean() - math.pi) > 0.05  # the test can tell the two prices apart
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="no CUDA device here (none is lent to this project's CPU machines); runs where one is")
+def test_cuda_path_runs_and_agrees_with_the_cpu_on_an_ideal_chip():
+    """The torch path on a GPU: an ideal chip (no noise to draw) reads what the CPU reads to
+    float32 rounding, and a short noisy run spends the same queries and ends finite."""
+    cpu = Experiment.from_file("quickstart", SHORT, ideal=True)
+    gpu = Experiment.from_file("quickstart", SHORT, ideal=True, torch_device="cuda")
+    x = torch.rand(8, cpu.chip.in_features, generator=torch.Generator().manual_seed(0))
+    want = cpu.chip.measure(x, cpu.params)
+    got = gpu.chip.measure(x.to("cuda"), gpu.params.to("cuda")).cpu()
+    assert torch.allclose(got.to(want.dtype), want, rtol=1e-4, atol=1e-5)
+    run_cpu = Experiment.from_file("quickstart", SHORT).run()
+    run_gpu = Experiment.from_file("quickstart", SHORT, torch_device="cuda").run()
+    assert run_gpu.report["training"]["queries"] == run_cpu.report["training"]["queries"]
+    assert 0.0 <= run_gpu.report["metrics"]["final"] <= 1.0
