@@ -327,6 +327,21 @@ def _check_line(err: str, out: str, words: list[str]) -> None:
         assert word in line, (word, line)
 
 
+def _expect_refused(argv: list[str], words: list[str], root: Path, capsys, state) -> None:
+    """``main(argv)`` exits 2 with one clean line naming ``words``, in seconds, and ``state(root)``
+    (what is on disk under ``root``) is what it was before."""
+    capsys.readouterr()
+    before = state(root)
+    t0 = time.perf_counter()
+    rc = main(argv)
+    elapsed = time.perf_counter() - t0
+    captured = capsys.readouterr()
+    assert rc == 2, captured.err[-500:]
+    _check_line(captured.err, captured.out, words)
+    assert state(root) == before
+    assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _warm():
     """Import everything a run loads once, so each case's time is its own."""
@@ -337,16 +352,7 @@ def _warm():
 def test_malformed_input_exits_2_with_one_line_and_writes_nothing(name, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a default runs/ would land here, inside the snapshot
     argv, words = _setup(tmp_path, name)
-    capsys.readouterr()
-    before = _snapshot(tmp_path)
-    t0 = time.perf_counter()
-    rc = main(argv)
-    elapsed = time.perf_counter() - t0
-    captured = capsys.readouterr()
-    assert rc == 2, captured.err[-500:]
-    _check_line(captured.err, captured.out, words)
-    assert _snapshot(tmp_path) == before
-    assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
+    _expect_refused(argv, words, tmp_path, capsys, _snapshot)
 
 
 def test_sweep_has_at_least_70_cases_over_every_kind_of_input():
@@ -433,16 +439,7 @@ def test_bad_output_location_exits_2_before_training_and_writes_nothing(name, tm
         prepare(runs)
     argv = [a.replace("{sc}", str(sc)).replace("{out}", str(runs / "out")).replace("{runs}", str(runs))
             for a in argv]
-    capsys.readouterr()
-    before = _left_behind(tmp_path)
-    t0 = time.perf_counter()
-    rc = main(argv)
-    elapsed = time.perf_counter() - t0
-    captured = capsys.readouterr()
-    assert rc == 2, captured.err[-500:]
-    _check_line(captured.err, captured.out, words)
-    assert _left_behind(tmp_path) == before  # a lock taken and dropped leaves nothing
-    assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
+    _expect_refused(argv, words, tmp_path, capsys, _left_behind)  # a lock taken and dropped leaves nothing
 
 
 def _left_behind(root: Path) -> dict:
