@@ -116,10 +116,10 @@ def cmd_run(args) -> int:
 def _run_claimed(args, scenario, claim) -> int:
     """The run itself, with ``claim`` (reports.outdir.OutDir) held: resume checks, training,
     the run directory; the claim's work directory holds the checkpoint meanwhile."""
-    from photonic_sim.reports import collect_versions, write_run_dir
+    from photonic_sim.reports import write_run_dir
     from photonic_sim.scenarios.execute import run_scenario
     from photonic_sim.scenarios.identity import IDENTITY_FILE, write_identity
-    from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError, stop_status
+    from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError
 
     work, out = claim.work, claim.path
     if args.resume:
@@ -140,12 +140,9 @@ def _run_claimed(args, scenario, claim) -> int:
     except ValueError as exc:
         print(f"photonic-sim run: {scenario.path}: run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    report = record.report
-    report["versions"] = collect_versions()
+    report = record.report  # the builder's report: versions and training status already in it
     report.setdefault("wall_s", time.perf_counter() - t0)
     training = report["training"]
-    if "stopped" in training:
-        training["status"] = stop_status(training["stopped"])
     if record.checkpoint:  # what --resume needs (a cost-only run has neither)
         files = {IDENTITY_FILE: identity, CHECKPOINT_FILE: record.checkpoint}
     write_run_dir(out, report, record.history, scenario.resolved(), record.phases_by_mesh, files,

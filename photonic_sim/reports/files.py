@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import platform
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -106,10 +105,7 @@ def load_phases(path: Path) -> dict[str, np.ndarray]:
 
 
 def collect_versions() -> dict[str, str]:
-    """The ``versions`` block of report.json."""
-    import torch
+    """The ``versions`` block of report.json (the builder's :func:`~photonic_sim.scenarios.experiment.versions`)."""
+    from photonic_sim.scenarios.experiment import versions
 
-    import photonic_sim
-
-    return {"photonic_sim": photonic_sim.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return versions()
