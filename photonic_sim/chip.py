@@ -198,7 +198,10 @@ class Chip:
         ``phases`` [P, num_phases] → readings [P, B, out_features] in ONE batched pass;
         [num_phases] or None (the programmed phases) → [B, out_features]. Each of the P
         settings is one query and one phase programming (a repeated measurement of the
-        already programmed vector costs no new settle). ``differentiable=True`` is for the
+        already programmed vector costs no new settle). Per-setting inputs: ``inputs``
+        [P, B, in_features] with ``phases`` [P, num_phases] measures setting p on its own
+        inputs[p] only (P queries, P·B samples; e.g. one example per setting for
+        group-relative ZO). ``differentiable=True`` is for the
         first-order baseline only: quantizers pass gradients straight through and the
         readings keep the autograd graph.
         """
@@ -211,9 +214,11 @@ class Chip:
         if ph.ndim != 2 or ph.shape[-1] != self.num_phases:
             raise ValueError(f"phases: need shape [P, {self.num_phases}] or [{self.num_phases}], got {tuple(phases.shape)}")
         x = torch.as_tensor(inputs)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"inputs: need shape [B, {self.in_features}], got {tuple(x.shape)}")
-        self._account(ph.detach(), x.shape[0])
+        per_setting = x.ndim == 3 and not single and x.shape[0] == ph.shape[0]
+        if not (x.ndim == 2 or per_setting) or x.shape[-1] != self.in_features:
+            raise ValueError(f"inputs: need shape [B, {self.in_features}] (or [P, B, {self.in_features}] with "
+                             f"phases [P, {self.num_phases}]), got {tuple(x.shape)}")
+        self._account(ph.detach(), x.shape[-2])
         chain = self._readout_chain
         grad = torch.enable_grad() if differentiable else torch.no_grad()
         try:

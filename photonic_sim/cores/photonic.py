@@ -379,7 +379,8 @@ class PhotonicNetwork:
         ``phases`` [P, num_phases] (or [num_phases]) → out [P, B, out_features] (or
         [B, out_features]), real, in the dtype of ``phases`` (float64 → complex128 fields,
         float32 → complex64). One batched pass over all P settings and B inputs;
-        differentiable in ``phases``.
+        differentiable in ``phases``. Per-setting inputs x[P, B, in_features] (with phases
+        [P, num_phases]): setting p runs on x[p] only.
 
         * ``readout``: the chip's readout chain (``photonic_sim.devices.ReadoutChain``, or an
           object with its ``encode``, ``detect``, ``kernel_readout``, ``dac_levels`` and
@@ -416,8 +417,10 @@ class PhotonicNetwork:
         ph = phases[None] if single else phases
         if ph.ndim != 2 or ph.shape[-1] != self.num_phases:
             raise ValueError(f"phases: need shape [P, {self.num_phases}] or [{self.num_phases}], got {tuple(phases.shape)}")
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"x: need shape [B, {self.in_features}], got {tuple(x.shape)}")
+        per_setting = x.ndim == 3 and not single and x.shape[0] == ph.shape[0]
+        if not (x.ndim == 2 or per_setting) or x.shape[-1] != self.in_features:
+            raise ValueError(f"x: need shape [B, {self.in_features}] (or [P, B, {self.in_features}] with phases "
+                             f"[P, {self.num_phases}]), got {tuple(x.shape)}")
         fdt = dtype or ph.dtype
         cdt = torch.complex128 if fdt == torch.float64 else torch.complex64
         if readout is not None:
@@ -438,10 +441,10 @@ class PhotonicNetwork:
         x = x.to(fdt)
         p, step = ph.shape[0], ph.shape[0]
         if conv.chain is not None and _fused_read.usable(ph, x, *mats):  # settings in chunks (module docstring)
-            step = max(1, _FUSED_CHUNK_ELEMENTS // (x.shape[0] * self._widest()))
+            step = max(1, _FUSED_CHUNK_ELEMENTS // (x.shape[-2] * self._widest()))
         keys: dict[int, int] = {}
-        out = [self._layers(x, ph[a : a + step], [mat[a : a + step] for mat in mats], conv, normalize,
-                            final_intensity, keys, a)
+        out = [self._layers(x[a : a + step] if per_setting else x, ph[a : a + step],
+                            [mat[a : a + step] for mat in mats], conv, normalize, final_intensity, keys, a)
                for a in range(0, p, step)]
         h = out[0] if len(out) == 1 else torch.cat(out)
         return h[0] if single else h
@@ -451,8 +454,9 @@ class PhotonicNetwork:
     def _layers(self, x: Tensor, ph: Tensor, mats: list[Tensor], conv: _Conversion, normalize: bool,
                 final_intensity: bool, keys: dict[int, int], p0: int) -> Tensor:
         """The layers for settings ``ph`` [P, num_phases] (``p0``.. of the forward's), whose
-        block matrices are ``mats`` (one per ``_mats`` entry) → out [P, B, out_features]."""
-        h = x.expand(ph.shape[0], *x.shape)
+        block matrices are ``mats`` (one per ``_mats`` entry) → out [P, B, out_features]; ``x``
+        [B, in] shared by the settings or [P, B, in] per setting."""
+        h = x if x.ndim == 3 else x.expand(ph.shape[0], *x.shape)
         last = len(self.spec.layers) - 1
         for li, layer in enumerate(self.spec.layers):
             own = [i for i, m in enumerate(self._mats) if m.layer == li]

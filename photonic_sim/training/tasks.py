@@ -28,6 +28,8 @@ class ClassificationTask:
     kind = "classification"
     metric_name = "accuracy"
     higher_is_better = True
+    closure_kinds = ("batch", "per-example")
+    """Kinds of black box :meth:`closure` builds (``Strategy.closure_kind``)."""
 
     def __init__(self, dataset: Dataset, *, batch_size: int = 64, eval_batch_size: int = 512,
                  logit_scale: float = 10.0, loss: str = "cross_entropy") -> None:
@@ -51,24 +53,42 @@ class ClassificationTask:
 
     def losses(self, readings: Tensor, y: Tensor) -> Tensor:
         """Per-setting losses [P] from readings [P, B, C] and labels [B]."""
-        logits = self.logit_scale * readings
-        p, b, c = logits.shape
-        if self.loss == "cross_entropy":
-            per = F.cross_entropy(logits.reshape(p * b, c), y.repeat(p), reduction="none")
-        else:
-            target = F.one_hot(y, c).to(logits.dtype).repeat(p, 1)
-            per = ((readings.reshape(p * b, c) - target) ** 2).sum(-1)
-        return per.reshape(p, b).mean(1).to(torch.float64)
+        p, b, c = readings.shape
+        return self.example_losses(readings.reshape(p * b, c), y.repeat(p)).reshape(p, b).mean(1).to(torch.float64)
 
-    def closure(self, chip, batch: tuple[Tensor, Tensor], *, differentiable: bool = False):
-        """The black box of one batch (``photonic_sim.chip.ChipClosure``): params [P, N] →
-        losses [P] (float64), ONE chip call per closure call."""
+    def example_losses(self, readings: Tensor, y: Tensor) -> Tensor:
+        """Loss of each reading: readings [M, C], labels [M] → [M] (the readings' dtype)."""
+        if self.loss == "cross_entropy":
+            return F.cross_entropy(self.logit_scale * readings, y, reduction="none")
+        return ((readings - F.one_hot(y, readings.shape[-1]).to(readings.dtype)) ** 2).sum(-1)
+
+    def closure(self, chip, batch: tuple[Tensor, Tensor], *, differentiable: bool = False, kind: str = "batch"):
+        """The black box of one batch (``photonic_sim.chip.ChipClosure``), ONE chip call per
+        closure call; ``kind`` (one of :attr:`closure_kinds`, ``Strategy.closure_kind``):
+
+        * "batch": params [P, N] → losses [P] (float64), each setting over the whole batch;
+        * "per-example": params [..., P, N] → losses [..., P]: setting (…, p) is measured on
+          example p mod B of the batch ONLY (``Chip.measure`` with per-setting inputs: one
+          query, one phase setting and one sample per row), its loss is that example's. Leading
+          dims repeat the examples (e.g. [2, P, N]: antithetic pairs on the same examples).
+        """
+        if kind not in self.closure_kinds:
+            raise ValueError(f"kind: {kind!r} is not one of {self.closure_kinds}")
         x, y = batch
 
         def loss(params: Tensor) -> Tensor:
             return self.losses(chip.measure(x, params, differentiable=differentiable), y)
 
-        return chip.closure(loss)
+        def per_example(params: Tensor) -> Tensor:
+            if params.ndim < 2:
+                raise ValueError(f"phases: need shape [..., P, N] for a per-example closure, got {tuple(params.shape)}")
+            lead, p = params.shape[:-1], params.shape[-2]
+            flat = params.reshape(-1, params.shape[-1])
+            idx = (torch.arange(p) % x.shape[0]).repeat(flat.shape[0] // p)
+            readings = chip.measure(x[idx][:, None], flat, differentiable=differentiable)  # [P', 1, C]
+            return self.example_losses(readings[:, 0], y[idx]).to(torch.float64).reshape(lead)
+
+        return chip.closure(per_example if kind == "per-example" else loss)
 
     def evaluate(self, chip, phases: Tensor, split: str = "test") -> dict[str, float]:
         """Accuracy and loss over a whole split, measured through the (noisy) chip."""

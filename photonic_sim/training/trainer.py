@@ -98,6 +98,22 @@ def _finite(obj) -> bool:
     return True
 
 
+def task_closure(task, chip, batch, strategy):
+    """The black box ``strategy.step`` needs for ``batch``: ``task.closure(chip, batch,
+    differentiable=not strategy.in_situ, kind=strategy.closure_kind)``. The hook for strategies
+    that need another kind of closure than "batch" (``Strategy.closure_kind``): ``kind=`` is
+    passed only for other kinds, and ValueError (one line) when the task's ``closure_kinds``
+    (default ("batch",)) do not include it."""
+    kind = getattr(strategy, "closure_kind", "batch")
+    if kind == "batch":
+        return task.closure(chip, batch, differentiable=not strategy.in_situ)
+    offered = tuple(getattr(task, "closure_kinds", ("batch",)))
+    if kind not in offered:
+        raise ValueError(f"closure kind: strategy {strategy.name!r} needs {kind!r}; "
+                         f"task {getattr(task, 'kind', '?')!r} offers {offered}")
+    return task.closure(chip, batch, differentiable=not strategy.in_situ, kind=kind)
+
+
 @dataclass
 class TrainConfig:
     """How long and how a :class:`Trainer` runs: ``steps``, evaluation every ``eval_every``
@@ -173,7 +189,7 @@ class Trainer:
         try:
             while self.step < cfg.steps:
                 batch = self.task.sample_batch(self.data_gen)
-                closure = self.task.closure(self.chip, batch, differentiable=not strategy.in_situ)
+                closure = task_closure(self.task, self.chip, batch, strategy)
                 loss = float(strategy.step(closure))
                 finite_params = bool(torch.isfinite(strategy.params).all())
                 if not math.isfinite(loss) or not finite_params:

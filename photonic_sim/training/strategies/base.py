@@ -200,6 +200,13 @@ class Strategy:
 
     name = ""
     in_situ = True
+    closure_kind = "batch"
+    """The black box ``step(closure)`` needs: the Trainer calls ``task.closure(chip, batch,
+    differentiable=not in_situ, kind=closure_kind)`` (``training.trainer.task_closure``;
+    ``kind`` is passed only when it is not "batch", so tasks without kinds keep working; a
+    task lists what it offers in ``closure_kinds``). Kinds: "batch" (phases [P, N] → losses
+    [P]: each setting measured over the whole mini-batch, the default); "per-example"
+    (``ClassificationTask``: setting p measured on one example only, losses per setting)."""
     estimator_class: type[Estimator] | None = None
     hide: tuple = ()
     extra_options: dict[str, Option] = {}
