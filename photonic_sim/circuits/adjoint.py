@@ -1,0 +1,262 @@
+"""In-situ adjoint gradients of MZI meshes and SVD blocks (Hughes et al., Optica 5, 864, 2018).
+
+Physics (docs/physics.md#conventions: MZI T(θ, φ) = B(κ₂)·diag(e^{iθ}, 1)·B(κ₁)·diag(e^{iφ}, 1),
+coupler B(κ) = [[√(1−κ), i√κ], [i√κ, √(1−κ)]], both phases on the top arm; output screen
+diag(e^{iα}); Σ attenuators push-pull ±θ/2, read at the bar port and divided by the global
+factor i). A circuit is written as a sequence of elementary operations on the field vector:
+phase screens on some modes, 2×2 couplers and constant factors (insertion loss, the
+attenuators' 1/i). Each of them is a SYMMETRIC matrix, so the transpose of the whole circuit —
+the map a reciprocal device applies to light sent backwards — is the same operations in
+reverse order.
+
+Gradient. Let the output field y = M x and a real loss L(y). Write
+g = ∂L/∂Re y + i ∂L/∂Im y (for a coherent readout Re y, g = dL/d(reading), real). A phase θ
+that multiplies the field on one mode by e^{iwθ} (w = 1 for a mesh phase, ±1/2 for the two
+arms of a push-pull attenuator) at a cut where the forward field is f gives
+
+    dL/dθ = Re(conj(g)ᵀ ∂y/∂θ) = w · Re(i · f · a),      a = (A_kᵀ conj(g))_m,
+
+where A_k maps the cut to the output: a is the *adjoint field* at the same cut, i.e. the
+field found there when conj(g) is sent backwards from the outputs. Hughes' scheme measures
+it with three intensity maps at every phase shifter (a monitor tap each):
+
+1. forward: inject x, read I_f = |f|²;
+2. adjoint: inject conj(g) at the outputs, read I_a = |a|² and the complex field x_adj that
+   leaves through the inputs (for a network, Re x_adj = dL/dx is the error passed back);
+3. interference: inject x + conj(i·x_adj) at the inputs. For a lossless circuit the field at
+   every cut is then f + conj(i·a) (time reversal), so I_t = |f|² + |a|² + 2 Re(i f a) and
+
+       dL/dθ = w · (I_t − I_f − I_a) / 2.
+
+The extra i (a quarter-wave offset of the time-reversed beam) turns Hughes' Re(f a) into the
+Re(i f a) that a phase derivative needs in this convention. The time-reversal step needs a
+lossless, reciprocal circuit: it holds for meshes with imbalanced couplers (still unitary);
+insertion loss breaks it (the intensity gradient is then biased, while the field formula
+:meth:`AdjointCircuit.field_gradient` stays exact).
+
+SVD blocks (square, n = n_out = n_in): every Σ attenuator is a full 2×2 MZI between mode j
+and a spare mode n + j (its second input and its dropped cross output). The block is then a
+lossless 2n-mode circuit whose spare inputs carry no light in ordinary use; the adjoint
+leaves light at the spare inputs too, and the interference pass re-injects it there (part of
+the extra hardware the scheme assumes). Fields are rows [..., B, ports] (ports: n modes,
+plus n spare modes for an SVD block); phases [..., num_phases] broadcast against the
+leading dims, as in ``Mesh.apply``. Everything here is float64/complex128 math; no autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from photonic_sim.circuits.mesh import Mesh
+from photonic_sim.circuits.svd import SVDBlock
+from photonic_sim.devices.mzi import db_to_amplitude
+
+Tensor = torch.Tensor
+
+__all__ = ["AdjointCircuit", "AdjointResult"]
+
+
+class _Op(NamedTuple):
+    """One symmetric elementary operation: kind 'phase' (e^{i·weight·θ[index]} on ``modes``),
+    'coupler' (B(κ) on pairs (modes, other)) or 'scale' (× value on ``modes``)."""
+
+    kind: str
+    modes: Tensor
+    other: Tensor | None = None
+    index: Tensor | None = None
+    weight: float = 1.0
+    value: Tensor | complex | None = None  # kappa [..., m] or the scale factor
+
+
+class AdjointResult(NamedTuple):
+    """What the three passes give: ``grad`` dL/dθ [..., num_phases] (rad⁻¹, summed over the B
+    rows), ``x_adj`` the adjoint field leaving the inputs [..., B, ports] (Re of its first
+    ``n_in`` entries is dL/dx for a real input x), ``y`` the forward output [..., B, ports]."""
+
+    grad: Tensor
+    x_adj: Tensor
+    y: Tensor
+
+
+def _kappa_of(kappa, count: int) -> Tensor | None:
+    """kappa broadcastable to [..., count, 2] → tensor [..., count, 2] (float64) or None (ideal)."""
+    if kappa is None:
+        return None
+    k = torch.as_tensor(kappa, dtype=torch.float64)
+    return k.expand(*k.shape[:-2], count, 2) if k.ndim >= 2 else k.expand(count, 2)
+
+
+def _mesh_ops(mesh: Mesh, first: int, kappa, loss_db) -> list[_Op]:
+    """The operations of ``mesh`` in light order; its phases start at control index ``first``."""
+    m = mesh.num_mzis
+    kap = _kappa_of(kappa, m)
+    amp = None
+    if loss_db is not None:
+        loss = torch.as_tensor(loss_db, dtype=torch.float64)
+        amp = db_to_amplitude(loss.expand(m) if loss.ndim == 0 else loss)
+    ops: list[_Op] = []
+    for col in mesh.columns:
+        tops = torch.arange(col.offset, col.offset + 2 * col.count, 2)
+        idx = torch.arange(col.start, col.start + col.count)
+        k1 = None if kap is None else kap[..., idx, 0]
+        k2 = None if kap is None else kap[..., idx, 1]
+        ops += [_Op("phase", tops, index=first + m + idx),   # φ, before the first coupler
+                _Op("coupler", tops, tops + 1, value=k1),
+                _Op("phase", tops, index=first + idx),       # θ, between the couplers
+                _Op("coupler", tops, tops + 1, value=k2)]
+        if amp is not None:
+            a = amp[..., idx].to(torch.complex128)
+            ops.append(_Op("scale", torch.cat((tops, tops + 1)), value=torch.cat((a, a), -1)))
+    n = mesh.n
+    ops.append(_Op("phase", torch.arange(n), index=first + 2 * m + torch.arange(n)))  # output screen α
+    return ops
+
+
+def _apply(op: _Op, x: Tensor, phases: Tensor) -> Tensor:
+    """``op`` on fields x [..., B, ports] (out of place; leading dims broadcast with the op's)."""
+    if op.kind == "phase":
+        theta = phases[..., None, op.index] * op.weight
+        return _put(x, op.modes, x[..., op.modes] * torch.polar(torch.ones_like(theta), theta))
+    if op.kind == "coupler":
+        a, b = x[..., op.modes], x[..., op.other]
+        if op.value is None:
+            t = k = 0.5 ** 0.5
+        else:
+            kap = op.value[..., None, :]
+            t, k = torch.sqrt(1.0 - kap), torch.sqrt(kap)
+        return _put(_put(x, op.modes, t * a + 1j * k * b), op.other, 1j * k * a + t * b)
+    value = op.value if not isinstance(op.value, Tensor) else op.value[..., None, :]
+    return _put(x, op.modes, x[..., op.modes] * value)
+
+
+def _put(x: Tensor, modes: Tensor, values: Tensor) -> Tensor:
+    """A copy of x (broadcast to the leading dims of ``values``) with x[..., modes] = values."""
+    shape = torch.broadcast_shapes(x.shape[:-1], values.shape[:-1]) + x.shape[-1:]
+    out = x.expand(shape).clone()
+    out[..., modes] = values
+    return out
+
+
+class AdjointCircuit:
+    """A mesh (``ClementsMesh``, ``ReckMesh``, ``Mesh(1)``) or a square ``SVDBlock`` as the
+    operations of the module docstring, with its adjoint-gradient passes.
+
+    ``kappa`` / ``loss_db``: coupler ratios and insertion loss (dB), in the forms
+    ``Mesh.unitary`` / ``SVDBlock.matrix`` accept (for a block: a dict over "U", "S", "V" or one
+    tensor over all MZIs in U, Σ, V order). ``ports``: field width (n, or 2n for a block: the
+    spare attenuator modes follow the n modes). ``num_phases``: the circuit's phase vector
+    length, in the circuit's own order.
+    """
+
+    def __init__(self, circuit: Mesh | SVDBlock, *, kappa=None, loss_db=None) -> None:
+        if isinstance(circuit, Mesh):
+            self.n_in = self.n_out = self.ports = circuit.n
+            self.num_phases = circuit.num_phases
+            self.ops = _mesh_ops(circuit, 0, kappa, loss_db)
+        elif isinstance(circuit, SVDBlock):
+            if circuit.n_in != circuit.n_out:
+                raise ValueError("circuit: the adjoint SVD block must be square (n_out == n_in)")
+            n = circuit.n_in
+            self.n_in = self.n_out = n
+            self.ports = 2 * n
+            self.num_phases = circuit.num_phases
+            part = circuit._part
+            sl = circuit.slices
+            self.ops = (_mesh_ops(circuit.v, sl["V"].start, part(kappa, "kappa", "V"), part(loss_db, "loss_db", "V"))
+                        + self._sigma_ops(n, sl["S"].start, part(kappa, "kappa", "S"), part(loss_db, "loss_db", "S"))
+                        + _mesh_ops(circuit.u, sl["U"].start, part(kappa, "kappa", "U"), part(loss_db, "loss_db", "U")))
+        else:
+            raise ValueError("circuit: need a Mesh or an SVDBlock")
+        recs = [(op.index, op.weight, op.modes.numel()) for op in self.ops if op.kind == "phase"]
+        self.index = torch.cat([r[0] for r in recs])
+        self.weight = torch.cat([torch.full((r[2],), r[1], dtype=torch.float64) for r in recs])
+
+    @staticmethod
+    def _sigma_ops(n: int, first: int, kappa, loss_db) -> list[_Op]:
+        """Σ column: attenuator j mixes mode j (top arm, +θ/2) with spare mode n + j (−θ/2)."""
+        main, spare = torch.arange(n), torch.arange(n, 2 * n)
+        kap = _kappa_of(kappa, n)
+        factor: Tensor | complex = -1j  # the global 1/i of the attenuator convention
+        if loss_db is not None:
+            amp = db_to_amplitude(torch.as_tensor(loss_db, dtype=torch.float64)).to(torch.complex128)
+            a = (-1j * amp).expand(n) if amp.ndim == 0 else -1j * amp
+            factor = torch.cat((a, a), -1)
+        return [_Op("coupler", main, spare, value=None if kap is None else kap[..., 0]),
+                _Op("phase", main, index=first + main, weight=0.5),
+                _Op("phase", spare, index=first + main, weight=-0.5),
+                _Op("coupler", main, spare, value=None if kap is None else kap[..., 1]),
+                _Op("scale", torch.cat((main, spare)), value=factor)]
+
+    # ------------------------------------------------------------------ passes
+    def pad(self, x: Tensor) -> Tensor:
+        """Fields on the n inputs [..., B, n] → all ports [..., B, ports] (spares dark)."""
+        x = torch.as_tensor(x).to(torch.complex128)
+        return torch.nn.functional.pad(x, (0, self.ports - x.shape[-1]))
+
+    def forward(self, phases: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Propagate x [..., B, ports] → (output [..., B, ports], field after every phase
+        shifter [..., B, R]; R = len(index), order of ``index``/``weight``)."""
+        phases = torch.as_tensor(phases, dtype=torch.float64)
+        taps = []
+        for op in self.ops:
+            x = _apply(op, x, phases)
+            if op.kind == "phase":
+                taps.append(x[..., op.modes])
+        return x, torch.cat(taps, -1)
+
+    def backward(self, phases: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Send b [..., B, ports] backwards from the outputs → (field leaving the inputs
+        [..., B, ports], adjoint field at every phase shifter [..., B, R], same cut as
+        ``forward``'s taps)."""
+        phases = torch.as_tensor(phases, dtype=torch.float64)
+        taps = []
+        for op in reversed(self.ops):
+            if op.kind == "phase":  # the cut after this shifter in light order
+                taps.append(b[..., op.modes])
+            b = _apply(op, b, phases)
+        return b, torch.cat(taps[::-1], -1)
+
+    def _collect(self, per_tap: Tensor) -> Tensor:
+        """Σ over rows of weight × per-tap values [..., B, R] → dL/dθ [..., num_phases]."""
+        vals = (per_tap.sum(-2) * self.weight.to(per_tap.device))
+        out = torch.zeros(*vals.shape[:-1], self.num_phases, dtype=torch.float64, device=vals.device)
+        return out.index_add_(-1, self.index.to(vals.device), vals)
+
+    def field_gradient(self, forward_taps: Tensor, adjoint_taps: Tensor) -> Tensor:
+        """dL/dθ = Σ_rows w·Re(i·f·a) from the tapped fields (exact, any circuit)."""
+        return self._collect((1j * forward_taps * adjoint_taps).real)
+
+    def intensity_gradient(self, i_forward: Tensor, i_adjoint: Tensor, i_interference: Tensor) -> Tensor:
+        """dL/dθ = Σ_rows w·(I_t − I_f − I_a)/2 from the three intensity maps [..., B, R]."""
+        return self._collect(0.5 * (i_interference - i_forward - i_adjoint))
+
+    def gradient(self, phases: Tensor, x: Tensor, g: Tensor, *,
+                 tap: Callable[[Tensor, Tensor], Tensor] | None = None,
+                 read: Callable[[Tensor], Tensor] | None = None,
+                 inject: Callable[[Tensor], Tensor] | None = None) -> AdjointResult:
+        """Hughes' three passes (module docstring) for inputs x [..., B, n_in] and output
+        errors g [..., B, n_out] (g = ∂L/∂Re y + i ∂L/∂Im y).
+
+        Hooks for a chip's non-idealities (default: exact): ``tap(intensity [..., B, R],
+        power [..., B, 1])`` reads the monitor photodiodes (``power``: the pass's input power,
+        an upper bound of every tap by power conservation); ``read(field)`` measures the
+        complex adjoint field leaving the inputs (I/Q coherent detection); ``inject(field)``
+        generates the time-reversed input (I/Q modulators)."""
+        tap = tap or (lambda i, p: i)
+        read = read or (lambda f: f)
+        inject = inject or (lambda f: f)
+        xin = self.pad(x)
+        y, f = self.forward(phases, xin)
+        bout = self.pad(torch.as_tensor(g).to(torch.complex128).conj())
+        x_adj, a = self.backward(phases, bout)
+        x_adj = read(x_adj)
+        x_tr = inject(xin + (1j * x_adj).conj())
+        _, t = self.forward(phases, x_tr)
+        power = lambda v: (v.real.square() + v.imag.square()).sum(-1, keepdim=True)  # noqa: E731
+        i_f = tap(f.real.square() + f.imag.square(), power(xin))
+        i_a = tap(a.real.square() + a.imag.square(), power(bout))
+        i_t = tap(t.real.square() + t.imag.square(), power(x_tr))
+        return AdjointResult(self.intensity_gradient(i_f, i_a, i_t), x_adj, y)
