@@ -299,9 +299,9 @@ static inline float ln_unit(float u) /* ln u, u in (0, 1] */
     int32_t e = ((bits >> 23) & 0xff) - 126; /* u = 2^e m, m in [1/2, 1) */
     mb = (bits & 0x007fffff) | 0x3f000000;
     memcpy(&m, &mb, 4);
-    const int low = m < 0.70710678f; /* m into [sqrt(1/2), sqrt(2)) */
-    m = low ? m + m : m;
-    e = low ? e - 1 : e;
+    const int32_t low = m < 0.70710678f; /* m into [sqrt(1/2), sqrt(2)) (arithmetic, no branch: vectorises) */
+    m = m + (float)low * m;
+    e = e - low;
     const float f = (m - 1.0f) / (m + 1.0f), f2 = f * f; /* ln m = 2 atanh f */
     return (float)e * 0.693147181f
            + f * (2.0f + f2 * (0.666666667f + f2 * (0.4f + f2 * (0.285714286f + f2 * 0.222222222f))));
@@ -315,9 +315,16 @@ static inline void sincos_turn(float v, float *c, float *s) /* cos, sin of 2 pi 
     const float st = t * (1.0f + t2 * (-0.166666667f + t2 * (0.00833333333f + t2 * (-0.000198412698f + t2 * 2.75573192e-6f))));
     const float ct = 1.0f + t2 * (-0.5f + t2 * (0.0416666667f + t2 * (-0.00138888889f + t2 * (2.48015873e-5f - t2 * 2.75573192e-7f))));
     const float h = 0.707106781f, cc = h * (ct - st), ss = h * (ct + st); /* at t + pi/4 */
-    const float c1 = (quad & 1) ? -ss : cc, s1 = (quad & 1) ? cc : ss;
-    *c = (quad & 2) ? -c1 : c1;
-    *s = (quad & 2) ? -s1 : s1;
+    /* quadrant by bit masks, not branches (so the caller's loop vectorises): odd quad gives
+       (-ss, cc), quad & 2 flips both signs */
+    int32_t ci, si;
+    const float nss = -ss;
+    int32_t ccb, ssb, nssb;
+    memcpy(&ccb, &cc, 4); memcpy(&ssb, &ss, 4); memcpy(&nssb, &nss, 4);
+    const int32_t odd = -(quad & 1), flip = (quad & 2) << 30; /* all ones if odd; the sign bit if quad & 2 */
+    ci = ((nssb & odd) | (ccb & ~odd)) ^ flip;
+    si = ((ccb & odd) | (ssb & ~odd)) ^ flip;
+    memcpy(c, &ci, 4); memcpy(s, &si, 4);
 }
 
 void normals(uint64_t key, uint64_t stream, int64_t n, float *out)
@@ -325,19 +332,19 @@ void normals(uint64_t key, uint64_t stream, int64_t n, float *out)
     const uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32), s0 = (uint32_t)stream, s1 = (uint32_t)(stream >> 32);
     uint32_t a[16], b[16], c[16], d[16];
     for (int64_t g0 = 0; 4 * g0 < n; g0 += 16) { /* 16 counters (64 normals) at a time: fixed trip counts vectorise */
-        for (int i = 0; i < 16; ++i) {
-            uint32_t x0 = (uint32_t)(g0 + i), x1 = 0, x2 = s0, x3 = s1, y0 = k0, y1 = k1;
-            for (int r = 0; r < 10; ++r) {
-                const uint64_t p0 = (uint64_t)0xD2511F53u * x0, p1 = (uint64_t)0xCD9E8D57u * x2;
-                const uint32_t n0 = (uint32_t)(p1 >> 32) ^ x1 ^ y0, n2 = (uint32_t)(p0 >> 32) ^ x3 ^ y1;
-                x1 = (uint32_t)p1;
-                x3 = (uint32_t)p0;
-                x0 = n0;
-                x2 = n2;
-                y0 += 0x9E3779B9u;
-                y1 += 0xBB67AE85u;
+        for (int i = 0; i < 16; ++i) { a[i] = (uint32_t)(g0 + i); b[i] = 0; c[i] = s0; d[i] = s1; }
+        uint32_t y0 = k0, y1 = k1;
+        for (int r = 0; r < 10; ++r) { /* rounds outside, the 16 counters inside: the inner loop vectorises */
+            for (int i = 0; i < 16; ++i) {
+                const uint64_t p0 = (uint64_t)0xD2511F53u * a[i], p1 = (uint64_t)0xCD9E8D57u * c[i];
+                const uint32_t n0 = (uint32_t)(p1 >> 32) ^ b[i] ^ y0, n2 = (uint32_t)(p0 >> 32) ^ d[i] ^ y1;
+                b[i] = (uint32_t)p1;
+                d[i] = (uint32_t)p0;
+                a[i] = n0;
+                c[i] = n2;
             }
-            a[i] = x0; b[i] = x1; c[i] = x2; d[i] = x3;
+            y0 += 0x9E3779B9u;
+            y1 += 0xBB67AE85u;
         }
         float *o = out + 4 * g0;
         for (int i = 0; i < 16; ++i) {
@@ -352,10 +359,21 @@ void normals(uint64_t key, uint64_t stream, int64_t n, float *out)
     }
 }
 """
+# One lane group = one native vector register: 64 bytes with AVX-512, else 32 (AVX2: eight
+# 64-byte sums would need 16 ymm registers plus the input and the broadcast, and spilled).
+_VECTORS = """#if defined(__AVX512F__)
+#define VBYTES 64
+#else
+#define VBYTES 32
+#endif
+typedef float vec_c64 __attribute__((vector_size(VBYTES)));
+#define LANES_c64 (VBYTES / 4)
+typedef double vec_c128 __attribute__((vector_size(VBYTES)));
+#define LANES_c128 (VBYTES / 8)
+"""
 SOURCE = ("#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include <float.h>\n#include <pthread.h>\n"
           "#define TILE %d\n#define MAX_THREADS 64\n" % _TILE
-          + "typedef float vec_c64 __attribute__((vector_size(64)));\n#define LANES_c64 16\n"
-          + "typedef double vec_c128 __attribute__((vector_size(64)));\n#define LANES_c128 8\n") + _RNG + "".join(
+          + _VECTORS) + _RNG + "".join(
     (("".join(_TEMPLATE.replace("KNAME", name).replace("KDIM", dim) for name, dim in _VARIANTS) + _ENTRY)
      .replace("VEC", "vec_SUFFIX").replace("LANES", "LANES_SUFFIX").replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
      .replace("REAL", real))
