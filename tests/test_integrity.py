@@ -273,7 +273,7 @@ def _bad_out(case: str, tmp_path: Path) -> Path:
                                   "component_too_long", "read_only_dir"])
 def test_bad_output_location_is_found_before_training(case, tiny, tmp_path, monkeypatch, capsys):
     if case == "read_only_dir" and os.geteuid() == 0:
-        pytest.skip("root writes into read-only directories")
+        pytest.skip("root writes into read-only directories; test_read_only_directory_as_an_unprivileged_user runs it without privileges")
     from photonic_sim.scenarios import execute
 
     calls = []
@@ -285,6 +285,66 @@ def test_bad_output_location_is_found_before_training(case, tiny, tmp_path, monk
     assert line.startswith("photonic-sim run: --out: ") and "allowed" in line and len(line) < 400
     assert not calls  # found before training
     assert _tree(tmp_path) == before  # nothing written, no hidden directory left
+
+
+def _cli_subprocess(args: list[str], *, prefix: list[str] = ()):
+    """The CLI in a fresh process (optionally under ``prefix``, e.g. ``unshare``); a long run
+    (20 000 steps) would take minutes, so an answer within the timeout was found before training."""
+    code = "import sys; from photonic_sim.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    return subprocess.run([*prefix, sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+LONG = ["--no-progress", "--set", "training.steps=20000"]
+
+
+def _unshare_works() -> bool:
+    try:
+        probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("unshare") is None or not _unshare_works(),
+                    reason="needs unshare(1) with user and mount namespaces to mount a read-only file system")
+@pytest.mark.parametrize("where", ["inside", "mount_point"])
+def test_read_only_file_system_is_found_before_training(where, tiny, tmp_path):
+    """A real read-only mount (tmpfs mounted ro in a private mount namespace; read-only for
+    root too): ``--out`` inside it, or the mount point itself (an existing empty directory)."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    out = mnt / "run" if where == "inside" else mnt
+    script = 'mount -t tmpfs -o ro none "$1" && shift && exec "$@"'
+    before = _tree(tmp_path)
+    proc = _cli_subprocess(["run", str(tiny), "--out", str(out), *LONG],
+                           prefix=["unshare", "-rm", "sh", "-c", script, "sh", str(mnt)])
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-300:]
+    assert len(lines) == 1 and lines[0].startswith("photonic-sim run: --out: ") and "allowed" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert _tree(tmp_path) == before  # no work directory or temporary sibling left beside the mount
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not _unshare_works(),
+                    reason="as root, needs unshare(1) with user namespaces to run without privileges")
+def test_read_only_directory_as_an_unprivileged_user(tiny, tmp_path):
+    """chmod 555 stops only processes without privileges (root writes anyway): as root, the CLI
+    runs in a user namespace as uid 1000, which has no capabilities; otherwise as this user."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    prefix = ["unshare", "--map-user=1000", "--map-group=1000"] if os.geteuid() == 0 else []
+    try:
+        for out in (ro / "run", ro):
+            before = _tree(tmp_path)
+            proc = _cli_subprocess(["run", str(tiny), "--out", str(out), *LONG], prefix=prefix)
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 2, proc.stderr[-300:]
+            assert len(lines) == 1 and lines[0].startswith("photonic-sim run: --out: ") and "allowed" in lines[0]
+            assert _tree(tmp_path) == before
+    finally:
+        ro.chmod(0o755)
 
 
 def test_symlink_to_an_empty_directory_is_followed(tiny, tmp_path):

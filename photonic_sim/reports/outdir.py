@@ -15,8 +15,10 @@ Policy:
 * Everything is probed up front: the missing parent folders are created (and removed
   again if the probe fails), then the hidden work directory ``.<name>.work`` next to the
   output directory, a test file inside it, and a sibling with the writer's temporary name
-  (``.<name>.tmp-XXXXXXXX``). A read-only or pseudo file system (``/proc``, ``/sys``,
-  cgroup, …: :data:`PSEUDO_FS`, looked up in ``/proc/self/mountinfo``), a name too long for
+  (``.<name>.tmp-XXXXXXXX``); an output directory that exists already must be writable
+  itself and not a mount point (the finished run is renamed onto it). A read-only or pseudo
+  file system (``/proc``, ``/sys``, cgroup, …: :data:`PSEUDO_FS`, looked up in
+  ``/proc/self/mountinfo``), a name too long for
   the file system or a missing permission is an :class:`OutDirError` (one line, a
   ``ValueError``) before anything has run, and what the probe created is removed again.
 * The lock is ``fcntl.flock`` on ``.<name>.work/lock``, taken without waiting and held
@@ -224,6 +226,12 @@ class OutDir:
                 fh.flush()
                 os.fsync(fh.fileno())
             probe.unlink()
+            if self.path.is_dir():  # an existing run directory is replaced by a rename: it must be writable
+                if os.path.ismount(self.path):
+                    raise self._error("a mount point; the report is renamed into place, so name a folder inside it")
+                inner = self.path / f".photonic-sim-probe-{os.getpid()}"
+                inner.write_bytes(b"photonic-sim probe\n")
+                inner.unlink()
             for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
             shutil.rmtree(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
