@@ -36,15 +36,16 @@ them bit for bit, whatever the thread count — the contract tested in tests/tes
 Noise off (``noisy=False``) and no ADC (``quantize=False``) give the exact readout (the
 chip's ``exact_readout``/``ideal``: a = G = back = 1, R = 1, I_d = 0).
 
-Loop order. For each setting p and tile of 16 vectors: the E/O step (block floating point,
-DAC) of the tile's real inputs, read in place through their strides (no copy of a
-transposed TT state or of an input expanded over the settings) and stored transposed,
-[column][vector], so the matvec vectorises over the vectors; then for each block row r, for
+Loop order. For each setting p and tile of 16 vectors: the tile's real inputs, read in place
+through their strides (no copy of a transposed TT state or of an input expanded over the
+settings), stored transposed, [column][vector], then their E/O step (block floating point,
+DAC) vectorised over the vectors, as the matvec is; then for each block row r, for
 c, the k×k matvec (complex block, real inputs) of block (r, c), four output rows at a time
-for one lane group of the tile (a 64-byte register: 16 floats or 8 doubles) at a time, with
+for one lane group of the tile (one native vector register: 32 bytes with AVX2, 64 with
+AVX-512) at a time, with
 their sums in registers (GCC vector extensions: storing the partial sums to memory after
-every term made the matvec latency-bound, ~5× slower; GCC did so for 128-byte vectors of 16
-doubles, hence the lane groups; a noise-free coherent readout
+every term made the matvec latency-bound, ~5× slower; GCC did so for vectors wider than the
+registers, hence the lane groups; a noise-free coherent readout
 reads Re y only, so its matvec skips Im y), then the readout of those
 k·16 outputs, laid out [row][vector] (their normals are z[j·16 + t]; a tile's padding
 vectors are computed and dropped), accumulated into the output; k = 4, 8, 16 are compiled
@@ -110,25 +111,25 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
         for (int64_t t = 0; t < TILE; ++t) {
             const int64_t n = n0 + (t < nt ? t : 0);
             const REAL *xv = v + p * vs[0] + n / N2 * vs[1] + n % N2 * vs[2];
-            REAL amp = 1;
-            if (power) {
-                amp = 0;
-                for (int64_t ci = 0; ci < cols; ++ci) {
-                    const REAL x = xv[ci * vs[3]], e = x < 0 ? -x : x;
-                    amp = (e > amp || e != e) ? e : amp;
-                }
-                amp = amp < TINY ? TINY : amp;
-            }
-            ampt[t] = amp;
             for (int64_t ci = 0; ci < cols; ++ci) xs[ci * TILE + t] = xv[ci * vs[3]];
         }
         for (int64_t e = cols * TILE; e < bc * KDIM * TILE; ++e) xs[e] = 0;
-        if (power)
+        for (int64_t t = 0; t < TILE; ++t) ampt[t] = power ? 0 : 1;
+        if (power) { /* the running max over columns, vectorised over the tile's vectors */
+            for (int64_t ci = 0; ci < cols; ++ci)
+                for (int64_t t = 0; t < TILE; ++t) {
+                    const REAL x = xs[ci * TILE + t], e = x < 0 ? -x : x;
+                    ampt[t] = (e > ampt[t] || e != e) ? e : ampt[t];
+                }
+            for (int64_t t = 0; t < TILE; ++t) ampt[t] = ampt[t] < TINY ? TINY : ampt[t];
             for (int64_t ci = 0; ci < cols; ++ci)
                 for (int64_t t = 0; t < TILE; ++t) xs[ci * TILE + t] = xs[ci * TILE + t] / ampt[t];
+        }
         if (dac != 0)
-            for (int64_t e = 0; e < cols * TILE; ++e) {
-                const REAL u = xs[e] < -1 ? -1 : (xs[e] > 1 ? 1 : xs[e]);
+            for (int64_t e = 0; e < cols * TILE; ++e) { /* clamp to [-1, 1] (NaN stays), one select each: vectorises */
+                REAL u = xs[e];
+                u = u < -1 ? -1 : u;
+                u = u > 1 ? 1 : u;
                 xs[e] = RINT(u * dac) / dac;
             }
         for (int64_t r = 0; r < br; ++r) {
@@ -214,12 +215,13 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                     for (int64_t e = 0; e < M; ++e) acc[e] += (rd[e] * inv_g - dark) * w;
                 }
             }
-            for (int64_t t = 0; t < nt; ++t) { /* undo the block floating point; rows >= `rows` dropped */
+            /* undo the block floating point (ampt is 1 without it: x * 1 == x); rows >= `rows` dropped */
+            const int64_t jn = rows - r * KDIM < KDIM ? rows - r * KDIM : KDIM;
+            for (int64_t t = 0; t < nt; ++t) {
                 const int64_t n = n0 + t;
-                REAL *o = out + p * os[0] + n / N2 * os[1] + n % N2 * os[2];
+                REAL *o = out + p * os[0] + n / N2 * os[1] + n % N2 * os[2] + r * KDIM * os[3];
                 const REAL sc = power == 2 ? ampt[t] * ampt[t] : ampt[t];
-                for (int64_t j = 0; j < KDIM && r * KDIM + j < rows; ++j)
-                    o[(r * KDIM + j) * os[3]] = power ? acc[j * TILE + t] * sc : acc[j * TILE + t];
+                for (int64_t j = 0; j < jn; ++j) o[j * os[3]] = acc[j * TILE + t] * sc;
             }
         }
     }
