@@ -338,6 +338,135 @@ class _ClosureState:
     def __init__(self, loss: Callable[[Tensor], Tensor], ledger: Ledger) -> None:
         self.loss, self.ledger = loss, ledger
         self.calls = self.queries = self.phase_settings = 0
+    # ------------------------------------------------------------------ in-situ taps
+    # Appended for the adjoint, node-perturbation and forward-forward strategies (extra optical
+    # hardware: monitor taps, I/Q injection and readout; see ``adjoint_gradient``).
+    def _tap_read(self, intensity: Tensor, power: Tensor) -> Tensor:
+        """Monitor-tap photodiodes: intensities [..., R] → readings with the card's detector
+        noise and unipolar ADC. The tap gain is set from the pass's input power ``power``
+        [..., 1] (an upper bound of every tap: the circuit is passive), so a full tap reads
+        |y|² = 1 in the chain's normalized units. One ADC conversion per tap reading."""
+        chain = self._readout_chain
+        chain.tally(adc=intensity.numel())
+        if self.exact_readout:
+            return intensity
+        det, pch = self._detector, chain.channel_power
+        scale = power.clamp_min(torch.finfo(power.dtype).tiny)
+        volts, clipped = det.read((pch * intensity / scale).detach(), self._gen)
+        chain.tally(clipped=clipped)
+        return ((volts / det.tia_gain - det.dark_current) / (det.responsivity * pch)).to(intensity.dtype) * scale
+
+    def _tapped(self, inputs: Tensor, phases: Tensor, passes: int) -> tuple[Tensor, Tensor]:
+        """Checked (inputs [B, in] float64, realised phases [1, N]); books one query of the
+        batch plus ``passes`` - 1 extra optical passes of it at the same phase setting."""
+        ph = torch.as_tensor(phases, dtype=torch.float64)
+        ph = ph[None] if ph.ndim == 1 else ph
+        if ph.ndim != 2 or ph.shape[-1] != self.num_phases:
+            raise ValueError(f"phases: need shape [P, {self.num_phases}] or [{self.num_phases}], got {tuple(ph.shape)}")
+        x = torch.as_tensor(inputs)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"inputs: need shape [B, {self.in_features}], got {tuple(x.shape)}")
+        self._account(ph.detach(), x.shape[0])
+        self.ledger.queries += (passes - 1) * ph.shape[0]
+        self.ledger.samples += (passes - 1) * ph.shape[0] * x.shape[0]
+        return x.to(self.device, torch.float64), self._realise(ph.to(self.device), False)
+
+    def _collect_counts(self) -> None:
+        for key, value in self._readout_chain.take_counts().items():
+            setattr(self.ledger, key, getattr(self.ledger, key) + value)
+
+    def measure_layers(self, inputs: Tensor, phases: Tensor) -> list[Tensor]:
+        """Readings of EVERY layer's output (after its bias and activation; the last one is
+        what ``measure`` returns) for ``inputs[B, in_features]`` and ``phases`` [P, N] →
+        [P, B, out_l] per layer (float64). Costs what ``measure`` costs: the intermediate
+        node values are detected anyway (between optical passes the state is electronic);
+        this only hands them out, as a forward-forward controller needs."""
+        try:
+            with torch.no_grad():
+                x, realised = self._tapped(inputs, phases, 1)
+                net = self._net
+                run = net.chip_pass(realised, readout=self._readout_chain, kappa=self._kappa, loss_db=self._loss_db,
+                                    normalize=not self.exact_readout,
+                                    final_intensity=self.readout == "intensity", dtype=torch.float64)
+                nodes, _ = net.run_layers(x.expand(realised.shape[0], *x.shape), realised, run)
+                return [net.activate(li, z) for li, z in enumerate(nodes)]
+        finally:
+            self._collect_counts()
+
+    def adjoint_gradient(self, inputs: Tensor, phases: Tensor, example_loss: Callable[[Tensor], Tensor], *,
+                         node_q: int = 0, node_mu: float = 0.1,
+                         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(loss, dL/dθ [N]) of the batch ``inputs[B, in]`` at ``phases`` [N] measured with the
+        in-situ adjoint (Hughes et al. 2018; ``photonic_sim.circuits.adjoint``). L = mean over
+        the batch of ``example_loss(readings [..., B, C]) -> [..., B]`` (the controller's
+        digital loss; differentiable torch).
+
+        ``node_q`` = 0: in-situ backpropagation. The forward pass lights the taps; the
+        controller computes dL/d(readings) digitally and back-propagates it through every
+        electronic step (activation derivative at the measured node values, biases, gains,
+        TT reshapes); each optical pass's error goes back through the optics by the adjoint
+        and interference passes (``PhotonicNetwork.adjoint_pass``). The phase gradient is
+        dL/d(realised phase) — the controller applies it to its targets (quantization,
+        γ-error and crosstalk of the drive law are not in it). Bias entries get the exact
+        digital dL/d(bias).
+
+        ``node_q`` > 0: node perturbation. The forward is run with layer-local graphs; for
+        every hidden layer the controller adds ±``node_mu``·u (u ~ N(0, I) per example,
+        ``node_q`` pairs, drawn from ``generator``) to the detected node values and runs the
+        downstream layers on the chip; (ℓ(z + μu) − ℓ(z − μu))/(2μ)·u averaged over the pairs
+        estimates each example's dℓ/dz. The output layer's error is digital (the loss is a
+        function of its readings). Each layer's phases then get the layer-local adjoint of
+        that error — no backward path through other layers or activations is needed.
+
+        Ledger: one query and one phase setting for the forward; +2 queries (adjoint and
+        interference passes of the batch, samples +2B) for the backward; +2·node_q queries
+        (samples +2·node_q·B) per hidden layer for node perturbation. Tap readings, I/Q
+        reads and I/Q injections are counted as ADC / DAC conversions.
+        """
+        net = self._net
+        try:
+            layers = len(net.spec.layers)
+            passes = 3 + (2 * node_q * (layers - 1) if node_q else 0)
+            with torch.no_grad():
+                x, realised = self._tapped(inputs, phases, passes)
+            final_intensity = self.readout == "intensity"
+            leaf, run = net.adjoint_pass(realised[0], readout=self._readout_chain, tap=self._tap_read,
+                                         kappa=self._kappa, loss_db=self._loss_db, normalize=not self.exact_readout,
+                                         final_intensity=final_intensity)
+            with torch.enable_grad():
+                nodes, out = net.run_layers(x, leaf, run, local=node_q > 0)
+                losses = example_loss(out)
+                loss = losses.mean()
+                if not node_q:
+                    loss.backward()
+                    return loss.detach(), leaf.grad.detach()
+                if generator is None:
+                    raise ValueError("generator: node perturbation needs a torch.Generator")
+                grads = list(torch.autograd.grad(loss, [nodes[-1]], retain_graph=True))
+            b = x.shape[0]
+            with torch.no_grad():
+                chip_run = net.chip_pass(realised, readout=self._readout_chain, kappa=self._kappa,
+                                         loss_db=self._loss_db, normalize=not self.exact_readout,
+                                         final_intensity=final_intensity, dtype=torch.float64)
+                est = []
+                for li, z in enumerate(nodes[:-1]):
+                    u = torch.randn((node_q, *z.shape), generator=generator, dtype=torch.float64).to(self.device)
+                    given = torch.cat((z.detach() + node_mu * u, z.detach() - node_mu * u))
+                    _, out_pm = net.run_layers(None, realised, chip_run, start=li, given=given)
+                    lp, lm = example_loss(out_pm).reshape(2, node_q, b).unbind(0)
+                    est.append((((lp - lm) / (2.0 * node_mu))[..., None] * u).mean(0) / b)
+            torch.autograd.backward(nodes[:-1] + nodes[-1:], est + grads)
+            return loss.detach(), leaf.grad.detach()
+        finally:
+            self._collect_counts()
+
+    def adjoint_closure(self, inputs: Tensor, example_loss: Callable[[Tensor], Tensor]) -> AdjointClosure:
+        """The black box of the in-situ adjoint for one batch (:class:`AdjointClosure`):
+        ``closure(phases [N], node_q=0, node_mu=0.1, generator=None) -> (loss, grad [N])``,
+        i.e. :meth:`adjoint_gradient` on ``inputs`` with ``example_loss``."""
+        return AdjointClosure(lambda phases, **kw: self.adjoint_gradient(inputs, phases, example_loss, **kw),
+                              self.ledger)
+
 
 
 # id(closure) → its state; an entry lives exactly as long as its closure (``ChipClosure.__del__``).
@@ -416,3 +545,48 @@ class ChipClosure:
 
     def __init_subclass__(cls, **kwargs):
         raise TypeError("ChipClosure: cannot be subclassed")
+
+
+class AdjointClosure:
+    """The black box of the in-situ adjoint and node-perturbation strategies: ``loss, grad =
+    f(phases [N], node_q=0, node_mu=0.1, generator=None)`` (``Chip.adjoint_gradient``: the
+    batch's loss and dL/dθ measured with the adjoint taps) and the read-only counters
+    ``calls``, ``queries``, ``phase_settings`` of :class:`ChipClosure`.
+
+    Same protections as :class:`ChipClosure` (its docstring says what they cover): no
+    instance attributes, state in the module-private table keyed by id, no pickling, copying
+    or subclassing.
+    """
+
+    __slots__ = ()
+    __del__ = ChipClosure.__del__
+    calls, queries, phase_settings = ChipClosure.calls, ChipClosure.queries, ChipClosure.phase_settings
+
+    def __new__(cls, loss: Callable[..., tuple[Tensor, Tensor]], ledger: Ledger) -> AdjointClosure:
+        if not callable(loss):
+            raise TypeError(f"loss: need a callable phases [N] -> (loss, grad), got {type(loss).__name__}")
+        self = super().__new__(cls)
+        _CLOSURES[id(self)] = _ClosureState(loss, ledger)
+        return self
+
+    def __call__(self, phases: Tensor, **options) -> tuple[Tensor, Tensor]:
+        state = _CLOSURES[id(self)]
+        ledger = state.ledger
+        queries, settings = ledger.queries, ledger.phase_settings
+        try:
+            return state.loss(phases, **options)
+        finally:
+            state.calls += 1
+            state.queries += ledger.queries - queries
+            state.phase_settings += ledger.phase_settings - settings
+
+    def __repr__(self) -> str:
+        return f"<AdjointClosure: {self.calls} calls, {self.queries} queries, {self.phase_settings} phase settings>"
+
+    def __reduce_ex__(self, protocol=None):
+        raise TypeError("AdjointClosure: a chip closure cannot be pickled or copied (it is the chip's black box)")
+
+    __reduce__ = __reduce_ex__
+
+    def __init_subclass__(cls, **kwargs):
+        raise TypeError("AdjointClosure: cannot be subclassed")

@@ -56,7 +56,7 @@ from photonic_sim.devices.mzi import db_to_amplitude
 
 Tensor = torch.Tensor
 
-__all__ = ["AdjointCircuit", "AdjointResult"]
+__all__ = ["AdjointCircuit", "AdjointResult", "MeasuredLinear"]
 
 
 class _Op(NamedTuple):
@@ -219,8 +219,11 @@ class AdjointCircuit:
             b = _apply(op, b, phases)
         return b, torch.cat(taps[::-1], -1)
 
-    def _collect(self, per_tap: Tensor) -> Tensor:
-        """Σ over rows of weight × per-tap values [..., B, R] → dL/dθ [..., num_phases]."""
+    def _collect(self, per_tap: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Σ over rows (× ``rows`` [..., B], per-row factors) of weight × per-tap values
+        [..., B, R] → dL/dθ [..., num_phases]."""
+        if rows is not None:
+            per_tap = per_tap * rows[..., None]
         vals = (per_tap.sum(-2) * self.weight.to(per_tap.device))
         out = torch.zeros(*vals.shape[:-1], self.num_phases, dtype=torch.float64, device=vals.device)
         return out.index_add_(-1, self.index.to(vals.device), vals)
@@ -229,9 +232,11 @@ class AdjointCircuit:
         """dL/dθ = Σ_rows w·Re(i·f·a) from the tapped fields (exact, any circuit)."""
         return self._collect((1j * forward_taps * adjoint_taps).real)
 
-    def intensity_gradient(self, i_forward: Tensor, i_adjoint: Tensor, i_interference: Tensor) -> Tensor:
-        """dL/dθ = Σ_rows w·(I_t − I_f − I_a)/2 from the three intensity maps [..., B, R]."""
-        return self._collect(0.5 * (i_interference - i_forward - i_adjoint))
+    def intensity_gradient(self, i_forward: Tensor, i_adjoint: Tensor, i_interference: Tensor,
+                           rows: Tensor | None = None) -> Tensor:
+        """dL/dθ = Σ_rows w·(I_t − I_f − I_a)/2 from the three intensity maps [..., B, R]
+        (each row × ``rows`` [..., B] when given: the scale of a normalized adjoint source)."""
+        return self._collect(0.5 * (i_interference - i_forward - i_adjoint), rows)
 
     def gradient(self, phases: Tensor, x: Tensor, g: Tensor, *,
                  tap: Callable[[Tensor, Tensor], Tensor] | None = None,
@@ -260,3 +265,22 @@ class AdjointCircuit:
         i_a = tap(a.real.square() + a.imag.square(), power(bout))
         i_t = tap(t.real.square() + t.imag.square(), power(x_tr))
         return AdjointResult(self.intensity_gradient(i_f, i_a, i_t), x_adj, y)
+
+
+class MeasuredLinear(torch.autograd.Function):
+    """An optical pass inside the electronic controller's autograd graph: ``forward(v, phases,
+    run, adjoint)`` returns ``out, saved = run(v)`` (the chip's forward pass and readings) and
+    the backward is ``dv, dphases = adjoint(saved, dL/dout)`` — measured on the chip (Hughes'
+    adjoint and interference passes), not derived by autograd. Everything electronic around
+    it (biases, activations, TT reshapes) is differentiated digitally by torch."""
+
+    @staticmethod
+    def forward(ctx, v, phases, run, adjoint):  # noqa: D102 - see the class docstring
+        out, ctx.saved = run(v)
+        ctx.adjoint = adjoint
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        dv, dphases = ctx.adjoint(ctx.saved, grad_out)
+        return dv, dphases, None, None

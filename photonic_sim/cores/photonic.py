@@ -533,6 +533,154 @@ class PhotonicNetwork:
         return out.reshape(p, *lead, m.rows)
 
 
+    # ---------------------------------------------------------------- in-situ taps
+    # Appended for the adjoint, node-perturbation and forward-forward strategies: the layer loop
+    # with an injectable optical pass, every layer's node values, and the network-level adjoint.
+    def run_layers(self, h: Tensor, ph: Tensor, run: Callable[[int, Tensor, bool], Tensor], *, start: int = 0,
+                   given: Tensor | None = None, local: bool = False) -> tuple[list[Tensor], Tensor]:
+        """Layers ``start``… on h (the input of layer ``start``, [..., B, width]) → (node values
+        of every layer run — pre-activation, bias added, [..., B, out_l] —, the output).
+
+        ``run(i, v, final)`` is the optical pass of hardware matrix i (index into the layout)
+        on v [..., C] → readings [..., R]; ``ph`` [..., num_phases] supplies the electronic
+        biases. ``given``: node values of layer ``start`` already known (its optical pass is
+        skipped, e.g. node values the controller perturbed). ``local``: each layer's input is
+        detached (layer-local autograd graphs)."""
+        nodes: list[Tensor] = []
+        last = len(self.spec.layers) - 1
+        for li, layer in enumerate(self.spec.layers):
+            if li < start:
+                continue
+            if li == start and given is not None:
+                z = given
+            else:
+                own = [i for i, m in enumerate(self._mats) if m.layer == li]
+
+                def apply(c: int, v: Tensor, own=own, final_layer=li == last) -> Tensor:
+                    return run(own[c], v, final_layer and c == 0)
+
+                z = contract(h, layer.in_modes, layer.out_modes, layer.ranks, apply) if layer.kind == "tt" \
+                    else apply(0, h)
+                if layer.bias:
+                    z = z + ph[..., None, self._bias[li]].to(z.dtype)
+            nodes.append(z)
+            h = _ACTIVATIONS[layer.activation](z)
+            if local and li < last:
+                h = h.detach()
+        return nodes, h
+
+    def activate(self, layer: int, z: Tensor) -> Tensor:
+        """Layer ``layer``'s activation (electronic) of its node values z."""
+        return _ACTIVATIONS[self.spec.layers[layer].activation](z)
+
+    def _block_matrices(self, ph: Tensor, kappa, loss_db, cdt: torch.dtype) -> list[Tensor]:
+        """Block matrices [P, br, bc, k, k] of every hardware matrix (as ``forward`` builds them)."""
+        nb = self.block.num_phases
+        build = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
+        return [self.block.matrix(ph[:, m.start : m.start + m.num_blocks * nb].reshape(-1, m.block_rows, m.block_cols, nb),
+                                  kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m),
+                                  dtype=build).to(cdt) for m in self._mats]
+
+    def chip_pass(self, phases: Tensor, *, readout, kappa=None, loss_db=None, normalize: bool = False,
+                  final_intensity: bool = False, dtype: torch.dtype | None = None) -> Callable[[int, Tensor, bool], Tensor]:
+        """The ``run`` of :meth:`run_layers` that reads each optical pass as ``forward`` does
+        (``readout`` chain, block floating point, gains) for settings ``phases`` [P, num_phases];
+        v [P, ..., C] (P may be 1 and broadcast over v's leading dim)."""
+        fdt = dtype or phases.dtype
+        cdt = torch.complex128 if fdt == torch.float64 else torch.complex64
+        mats = self._block_matrices(phases, kappa, loss_db, cdt)
+        conv = _Conversion(readout.encode, readout.detect, readout)
+        keys: dict[int, int] = {}
+
+        def run(i: int, v: Tensor, final: bool) -> Tensor:
+            power = (2 if final and final_intensity else 1) if normalize else 0
+            mat = mats[i].expand(v.shape[0], *mats[i].shape[1:])
+            return self._matvec(self._mats[i], mat, v.contiguous(), conv, final, power, keys, i, 0)
+
+        return run
+
+    def adjoint_pass(self, phases: Tensor, *, readout, tap: Callable[[Tensor, Tensor], Tensor], kappa=None,
+                     loss_db=None, normalize: bool = False, final_intensity: bool = False
+                     ) -> tuple[Tensor, Callable[[int, Tensor, bool], Tensor]]:
+        """(phase leaf, ``run``) for :meth:`run_layers` whose optical passes carry the in-situ
+        adjoint (``photonic_sim.circuits.adjoint``): the forward reads like ``forward``
+        (float64 signals) and lights the monitor taps; ``torch.autograd`` of any loss of the
+        readings then runs each pass's backward ON THE CHIP model — the adjoint source is the
+        error of the block's readings (× gain s_b and block-floating-point scale; for an
+        intensity readout 2·δ·y, with y measured by I/Q receivers), injected as a normalized
+        I/Q signal, the field leaving the inputs read by I/Q receivers (its real part, summed
+        over block rows, is the error passed back), then the time-reversed interference pass.
+        Tap intensities go through ``tap(intensity, pass power)``. The leaf's ``.grad``
+        receives dL/d(realised phases) (and the digital dL/d(bias)). One setting only:
+        ``phases`` [num_phases] (realised)."""
+        from photonic_sim.circuits.adjoint import AdjointCircuit, MeasuredLinear
+
+        leaf = phases.detach().to(torch.float64).clone().requires_grad_()
+        k, nb = self.block_size, self.block.num_phases
+        tiny = torch.finfo(torch.float64).tiny
+
+        def iq_read(field: Tensor, power: Tensor) -> Tensor:
+            scale = power.sqrt().clamp_min(tiny)  # receiver gain set from the injected power
+            f = field / scale
+            return (readout.detect(f, False) + 1j * readout.detect(-1j * f, False)) * scale
+
+        def iq_encode(field: Tensor) -> Tensor:
+            return readout.encode(field.real.contiguous()) + 1j * readout.encode(field.imag.contiguous())
+
+        def energy(v: Tensor) -> Tensor:
+            return (v.real.square() + v.imag.square()).sum(-1, keepdim=True)
+
+        def run(i: int, v: Tensor, final: bool) -> Tensor:
+            m = self._mats[i]
+            circ = AdjointCircuit(self.block, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m))
+            pm = leaf.detach()[m.start : m.start + m.num_blocks * nb].reshape(m.block_rows, m.block_cols, nb)
+            s = self.block_scales[m.first_block : m.first_block + m.num_blocks].reshape(m.block_rows, m.block_cols)
+            power = (2 if final and final_intensity else 1) if normalize else 0
+            intensity = final and final_intensity
+
+            def fwd(v: Tensor):
+                lead = v.shape[:-1]
+                vv = v.detach().reshape(-1, m.cols).to(torch.float64)
+                amp = vv.abs().amax(-1, keepdim=True).clamp_min(tiny) if power else torch.ones_like(vv[:, :1])
+                xe = torch.nn.functional.pad(readout.encode(vv / amp), (0, m.block_cols * k - m.cols))
+                xfull = circ.pad(xe.reshape(-1, m.block_cols, k).transpose(0, 1)[None])  # [1, bc, N, 2k]
+                y, f = circ.forward(pm, xfull)  # [br, bc, N, 2k], taps [br, bc, N, R]
+                yk = y[..., :k]
+                reading = readout.detect(yk, final)
+                i_f = tap(f.real.square() + f.imag.square(), energy(xfull))
+                ymeas = iq_read(yk, energy(xfull)) if intensity else None
+                out = (reading * s[:, :, None, None]).sum(1).transpose(0, 1).reshape(-1, m.block_rows * k)
+                out = out[:, : m.rows] * amp ** power
+                return out.reshape(*lead, m.rows).to(v.dtype), (lead, xfull, i_f, ymeas, amp)
+
+            def adjoint(saved, grad_out: Tensor):
+                lead, xfull, i_f, ymeas, amp = saved
+                delta = torch.nn.functional.pad(grad_out.reshape(-1, m.rows).to(torch.float64),
+                                                (0, m.block_rows * k - m.rows))
+                delta = delta.reshape(-1, m.block_rows, k).transpose(0, 1)[:, None]  # [br, 1, N, k]
+                g = delta * s[:, :, None, None] * (amp ** power)[None, None]
+                g = 2.0 * g * ymeas if intensity else g.to(torch.complex128)
+                gmax = g.abs().amax(-1, keepdim=True).clamp_min(tiny)  # adjoint block floating point
+                bout = circ.pad(iq_encode(g / gmax).conj())
+                x_adj, a = circ.backward(pm, bout)
+                x_adj = iq_read(x_adj, energy(bout))
+                i_a = tap(a.real.square() + a.imag.square(), energy(bout))
+                x_tr = xfull + (1j * x_adj).conj()
+                c = x_tr.abs().amax(-1, keepdim=True).clamp_min(tiny)
+                x_tr = iq_encode(x_tr / c)
+                _, t = circ.forward(pm, x_tr)
+                i_t = tap(t.real.square() + t.imag.square(), energy(x_tr)) * c.square()
+                grad = circ.intensity_gradient(i_f, i_a, i_t, rows=gmax[..., 0])  # [br, bc, nb]
+                full = torch.zeros_like(leaf)
+                full[m.start : m.start + m.num_blocks * nb] = grad.reshape(-1)
+                dv = (x_adj[..., :k].real * gmax).sum(0).transpose(0, 1).reshape(-1, m.block_cols * k)
+                dv = dv[:, : m.cols] / amp
+                return dv.reshape(*lead, m.cols), full
+
+            return MeasuredLinear.apply(v, leaf, fwd, adjoint)
+
+        return leaf, run
+
 class TONN(PhotonicNetwork):
     """Tensorized ONN: TT layers run core by core on k×k SVD blocks (space or time multiplexed)."""
 
