@@ -234,3 +234,75 @@ def test_cuda_path_runs_and_agrees_with_the_cpu_on_an_ideal_chip():
     run_gpu = Experiment.from_file("quickstart", SHORT, torch_device="cuda").run()
     assert run_gpu.report["training"]["queries"] == run_cpu.report["training"]["queries"]
     assert 0.0 <= run_gpu.report["metrics"]["final"] <= 1.0
+
+
+def _own_data(n_train=96, n_test=48):
+    """A user's own classification data: 16 features in [0, 1], 4 classes that differ in which
+    quarter of the features is bright (a problem the chip can learn in a few steps)."""
+    from photonic_sim.training.data import Dataset
+
+    gen = torch.Generator().manual_seed(3)
+
+    def split(n):
+        y = torch.randint(0, 4, (n,), generator=gen)
+        x = 0.2 * torch.rand(n, 16, generator=gen, dtype=torch.float64)
+        for c in range(4):
+            x[y == c, 4 * c: 4 * c + 4] += 0.8
+        return x, y
+
+    (xa, ya), (xb, yb) = split(n_train), split(n_test)
+    return Dataset("quarters", xa, ya, xb, yb, 4)
+
+
+def test_own_dataset_from_python_trains_and_is_recorded_in_the_report(tmp_path):
+    """``Experiment(task=Dataset(...))``: a classification task on the user's tensors; the report
+    names it (task kind ``dataset``, sizes, SHA-256 of the tensors) and validates; 80 steps of
+    sign-RGE on a 16 → 4 network end well above chance (25 %) on its 48 test points (measured:
+    22.9 % at step 0, 100 % after 80 steps)."""
+    from photonic_sim.cores.spec import NetworkSpec, dense
+
+    data = _own_data()
+    spec = NetworkSpec("own", (dense(16, 4),))
+    exp = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=spec, task=data,
+                     training={"strategy": "zo-sign-rge", "strategy_options": {"lr": 0.02, "q": 16},
+                               "steps": 80, "batch_size": 32, "eval_batch_size": 48}, seed=1)
+    assert exp.task.data is data
+    result = exp.run()
+    validate_report(result.report)
+    task = result.report["task"]
+    assert task["kind"] == "dataset" and task["name"] == "quarters"
+    assert (task["in_features"], task["classes"], task["train_size"], task["test_size"]) == (16, 4, 96, 48)
+    changed = _own_data()
+    changed.x_test[0, 0] += 0.01  # one value differs: another identity
+    assert Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=spec, task=changed,
+                      training="zo_rge").scenario.task.sha256 != task["sha256"]
+    assert result.report["metrics"]["final"] >= 0.25 + 0.25
+    result.write(tmp_path / "own")
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(x_train=torch.full((8, 16), 2.0, dtype=torch.float64)), "[-1, 1]"),
+    (dict(y_test=torch.full((48,), 7)), "labels 0 .. 3"),
+    (dict(y_train=torch.zeros(5, dtype=torch.int64)), "shapes"),
+    (dict(num_classes=1), "num_classes"),
+    (dict(x_test=torch.zeros(48, 15, dtype=torch.float64)), "shapes"),
+])
+def test_bad_own_dataset_is_one_line_naming_task(change, words):
+    import dataclasses
+
+    data = dataclasses.replace(_own_data(), **change)
+    if "x_train" in change:
+        data = dataclasses.replace(data, y_train=torch.zeros(8, dtype=torch.int64))
+    from photonic_sim.cores.spec import NetworkSpec, dense
+
+    with pytest.raises(ScenarioError) as exc:
+        Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=NetworkSpec("own", (dense(16, 4),)),
+                   task=data, training="zo_rge")
+    assert exc.value.key == "task" and words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_own_dataset_must_fit_the_network():
+    with pytest.raises(ScenarioError) as exc:
+        Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task=_own_data(),
+                   training="zo_rge")
+    assert exc.value.key == "model" and "16 -> 4" in str(exc.value)

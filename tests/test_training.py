@@ -17,14 +17,11 @@ import torch
 
 from photonic_sim import Experiment
 from photonic_sim.chip import Chip
-from photonic_sim.cores.photonic import TONN
 from photonic_sim.cores.spec import NetworkSpec, tt
 from photonic_sim.devices import load_device_card
-from photonic_sim.scenarios.experiment import subspace_mask
 from photonic_sim.training.compare import compare, summarize
 from photonic_sim.training.data import Dataset, load_digits, load_mnist, read_idx
-from photonic_sim.training.strategies import STRATEGIES, make_strategy
-from photonic_sim.training.tasks import ClassificationTask
+from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.trainer import CHECKPOINT_FILE, TrainConfig, Trainer
 
 CARD = load_device_card("silicon_thermo_optic")
@@ -39,16 +36,15 @@ def tiny_data(n_train=120, n_test=60):
 
 
 def setup(name, seed=0, chip_cls=Chip, **extra):
-    """Trainer unit tests: the pieces by hand (a chip class to patch, a small data subset), with
-    the builder's subspace-mask rule."""
-    chip = chip_cls(TONN(TINY), CARD, seed=seed)
-    ctl = chip.controls()
-    params = chip.init_phases(torch.Generator().manual_seed(seed))
-    opts = dict(OPTIONS[name], mask=subspace_mask(name, ctl), **extra)
-    gen = None if name == "fo" else torch.Generator().manual_seed(seed + 1)
-    strategy = make_strategy(name, params, generator=gen, periods=ctl["periods"], **opts)
-    task = ClassificationTask(tiny_data(), batch_size=16, eval_batch_size=32)
-    return chip, task, strategy
+    """Trainer unit tests: chip, task and strategy from the builder (``Experiment`` on a small
+    data subset, the strategy's options from :data:`OPTIONS`); ``chip_cls`` (a Chip subclass
+    that injects faults) replaces the built chip's class. The tests build the Trainer itself."""
+    exp = Experiment(devices=CARD, accelerator="tonn_space", model=TINY, task=tiny_data(), seed=seed,
+                     training={"strategy": name, "strategy_options": {**OPTIONS[name], **extra}, "steps": 10,
+                               "batch_size": 16, "eval_batch_size": 32, "logit_scale": 10.0})
+    if chip_cls is not Chip:
+        exp.chip.__class__ = chip_cls
+    return exp.chip, exp.task, exp.strategy
 
 
 OPTIONS = {

@@ -16,8 +16,11 @@ card name / path (``load_device_card(name, overrides={...})`` for overrides); ``
 an :class:`~photonic_sim.accelerators.cards.AcceleratorCard` or a card name / path; ``model`` a
 :class:`~photonic_sim.cores.spec.NetworkSpec` or a preset name; ``task`` a task mapping as in a
 scenario file (``{"kind": "digits"}``, ``{"kind": "pde", "pde": "hjb20", ...}``), its validated
-model, or a kind name; ``training`` a :class:`TrainingRecipe`, a recipe name / path, or a recipe
-mapping (``{"strategy": "zo-rge", "strategy_options": {"lr": 0.01}, "steps": 100}``; ``name``,
+model, a kind name, or your own classification data as a
+:class:`~photonic_sim.training.data.Dataset` (features in [0, 1] or [−1, 1], integer labels;
+the report records its name, sizes and a SHA-256 of its tensors as task kind ``dataset``);
+``training`` a :class:`TrainingRecipe`, a recipe name / path, or a recipe mapping
+(``{"strategy": "zo-rge", "strategy_options": {"lr": 0.01}, "steps": 100}``; ``name``,
 ``loss``, ``batch_size``, ``eval_every`` and ``eval_batch_size`` have defaults there). Both ways
 make the same :class:`~photonic_sim.scenarios.Scenario`, so they build and run identically.
 
@@ -57,7 +60,7 @@ from photonic_sim.chip import Chip
 from photonic_sim.cores import TONN, DenseONN
 from photonic_sim.cores.spec import NetworkSpec, preset
 from photonic_sim.devices.cards import DeviceCard, load_device_card
-from photonic_sim.training.data import load_digits, load_mnist
+from photonic_sim.training.data import Dataset, load_digits, load_mnist
 from photonic_sim.training.strategies import STRATEGIES, fill_schedule_length, make_strategy
 from photonic_sim.training.tasks import ClassificationTask
 from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult, stop_status
@@ -65,7 +68,7 @@ from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig,
 from .errors import ScenarioError
 from .loader import Scenario, _check_fit, load_scenario, resolve_task
 from .recipes import _check_options, _check_stages, load_training_recipe
-from .schema import TASKS, TrainingRecipe, validate
+from .schema import TASKS, DatasetTask, TrainingRecipe, validate
 
 SUBSPACE_MASKS = {"l2ight-sigma": "S", "tt-subspace": "tt"}
 """Strategies that train a subspace by default: ``chip.controls()["masks"]`` kind they use
@@ -153,6 +156,7 @@ class Experiment:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
             raise ScenarioError(PYTHON_SOURCE, "seed", f"{seed!r} is out of range", "integer 0 <= seed <= 2**32-1")
         network = model if isinstance(model, NetworkSpec) else _preset(model)
+        dataset = task if isinstance(task, Dataset) else None
         task_cfg = _task_config(task)
         recipe = _recipe(training, task_cfg)
         _check_fit(network, task_cfg, recipe, {}, PYTHON_SOURCE)
@@ -163,6 +167,7 @@ class Experiment:
             _load(load_accelerator_card, accelerator, "accelerator"),
             recipe=recipe, network=network, task=task_cfg)
         self._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device)
+        self._dataset = dataset
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -184,6 +189,7 @@ class Experiment:
         self.ideal = bool(ideal)
         self.torch_device = torch_device
         self._network = self._chip = self._task = self._strategy = self._trainer = None
+        self._dataset = None
         self._params = None
 
     def variant(self, name: str) -> Experiment:
@@ -259,9 +265,14 @@ class Experiment:
         """ClassificationTask (digits, MNIST) or PINNTask (pde); ValueError for kind none."""
         if self._task is None:
             task, recipe, seed = self.scenario.task, self.recipe, self.seed
-            if task.kind in ("digits", "mnist"):
-                data = load_digits(seed, task.test_fraction) if task.kind == "digits" else \
-                    load_mnist(task.data_dir, seed, task.test_fraction)
+            if task.kind in ("digits", "mnist", "dataset"):
+                if task.kind == "dataset":
+                    if self._dataset is None:
+                        raise ValueError("task.kind: 'dataset' needs the Dataset object (Experiment(task=dataset))")
+                    data = self._dataset
+                else:
+                    data = load_digits(seed, task.test_fraction) if task.kind == "digits" else \
+                        load_mnist(task.data_dir, seed, task.test_fraction)
                 self._task = ClassificationTask(data, batch_size=recipe.batch_size,
                                                 eval_batch_size=recipe.eval_batch_size,
                                                 logit_scale=recipe.logit_scale, loss=recipe.loss)
@@ -455,6 +466,8 @@ def _preset(name) -> NetworkSpec:
 
 
 def _task_config(task: Any):
+    if isinstance(task, Dataset):
+        return _dataset_config(task)
     if isinstance(task, BaseModel) and type(task) in TASKS.values():
         task = task.model_dump()
     if isinstance(task, str):
@@ -463,6 +476,39 @@ def _task_config(task: Any):
         raise ScenarioError(PYTHON_SOURCE, "task", f"{type(task).__name__} is not a task",
                             "a kind name or a mapping with kind: " + ", ".join(TASKS))
     return resolve_task(task, PYTHON_SOURCE, Path.cwd())
+
+
+def _dataset_config(data: Dataset) -> DatasetTask:
+    """The report's record of a Python dataset (name, sizes, SHA-256 of its tensors), after
+    checking it is a classification set the chip can encode (one-line ScenarioError)."""
+    import hashlib
+
+    def bad(what: str, allowed: str):
+        return ScenarioError(PYTHON_SOURCE, "task", what, allowed)
+
+    tensors = (data.x_train, data.y_train, data.x_test, data.y_test)
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise bad("Dataset fields x_train, y_train, x_test, y_test must be tensors", "torch.Tensor")
+    if isinstance(data.num_classes, bool) or not isinstance(data.num_classes, int) or data.num_classes < 2:
+        raise bad(f"num_classes {str(data.num_classes)[:20]!r} is out of range", "an integer >= 2")
+    n_feat = int(data.x_train.shape[-1]) if data.x_train.ndim == 2 else -1
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        if x.ndim != 2 or x.shape[1] != n_feat or x.shape[0] == 0 or tuple(y.shape) != (x.shape[0],):
+            raise bad(f"x_{split} / y_{split} shapes {tuple(x.shape)} / {tuple(y.shape)} do not match",
+                      "x [n, features] (the same features in both splits, n >= 1) and y [n]")
+        if not x.is_floating_point() or not bool(torch.isfinite(x).all()) or float(x.min()) < -1 or float(x.max()) > 1:
+            raise bad(f"x_{split} must be finite floats in [-1, 1] (the modulators' range)",
+                      "features scaled into [0, 1] or [-1, 1]")
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool or \
+                int(y.min()) < 0 or int(y.max()) >= data.num_classes:
+            raise bad(f"y_{split} must be integer labels 0 .. {data.num_classes - 1}", "an integer tensor of class indices")
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(str((tuple(t.shape), str(t.dtype))).encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return DatasetTask(kind="dataset", name=str(data.name)[:80] or "dataset", in_features=n_feat,
+                       classes=data.num_classes, train_size=int(data.x_train.shape[0]),
+                       test_size=int(data.x_test.shape[0]), sha256=digest.hexdigest())
 
 
 def _recipe(training: Any, task) -> TrainingRecipe:

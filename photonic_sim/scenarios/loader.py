@@ -241,7 +241,10 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
     """The network's input/output widths and the recipe's loss must suit the task."""
     if task.kind == "none":
         return
-    need_io = PDE_IO[task.pde] if task.kind == "pde" else TASK_IO[task.kind]
+    if task.kind == "dataset":
+        need_io = (task.in_features, task.classes)
+    else:
+        need_io = PDE_IO[task.pde] if task.kind == "pde" else TASK_IO[task.kind]
     have_io = (network.in_features, network.out_features)
     if have_io != need_io:
         label = f"pde {task.pde}" if task.kind == "pde" else task.kind

@@ -99,7 +99,21 @@ class NoneTask(_Strict):
 
 
 TASKS: dict[str, type[_Strict]] = {"digits": DigitsTask, "mnist": MnistTask, "pde": PdeTask, "none": NoneTask}
-TaskConfig = Union[DigitsTask, MnistTask, PdeTask, NoneTask]
+class DatasetTask(_Strict):
+    """Classification on a :class:`~photonic_sim.training.data.Dataset` given from Python
+    (``Experiment(task=dataset)``); not a scenario-file kind (the data are not in the file).
+    It records what the report needs: the dataset's name, sizes and a SHA-256 of its tensors."""
+
+    kind: Literal["dataset"]
+    name: str = Field(min_length=1)
+    in_features: int = Field(ge=1)
+    classes: int = Field(ge=2)
+    train_size: int = Field(ge=1)
+    test_size: int = Field(ge=1)
+    sha256: str = Field(min_length=64, max_length=64)
+
+
+TaskConfig = Union[DigitsTask, MnistTask, PdeTask, NoneTask, DatasetTask]
 
 # (in_features, out_features) a network needs for each task (PDE inputs: x then t).
 TASK_IO = {"digits": (64, 10), "mnist": (784, 10)}
