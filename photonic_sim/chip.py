@@ -174,11 +174,20 @@ class Chip:
     def controls(self) -> dict:
         """What a controller may know about the control vector (no weights, no errors):
         ``slices`` (name → slice), ``periods`` (2π for every phase, NaN for electronic biases),
-        ``is_phase``, and masks ``S``, ``U``, ``V``, ``tt``, ``dense``, ``bias``."""
+        ``is_phase``, masks ``S``, ``U``, ``V``, ``tt``, ``dense``, ``bias``, and ``lattice``
+        ([N] float64, rad): the DAC code step of each control — the chip realises a target θ
+        as the nearest lattice point k·step (offset 0; integer k): 2π/2^b for U/V phases,
+        π/(2^b − 1) for Σ attenuator phases (2π/step is an integer for both, so the lattice is
+        periodic with the phase), NaN where there is no lattice (electronic biases; every
+        control of an ``ideal`` chip)."""
         net = self._net
         masks = {kind: net.mask(kind) for kind in ("U", "S", "V", "tt", "dense", "bias", "phase")}
         periods = torch.where(net.is_phase, 2.0 * math.pi, math.nan).to(torch.float64)
-        return {"slices": net.slices(), "periods": periods, "is_phase": net.is_phase.clone(), "masks": masks}
+        levels = 2**self._shifter.bits
+        lattice = torch.where(masks["S"], math.pi / (levels - 1), 2.0 * math.pi / levels).to(torch.float64)
+        lattice = torch.where(net.is_phase & (not self.ideal), lattice, math.nan)
+        return {"slices": net.slices(), "periods": periods, "is_phase": net.is_phase.clone(), "masks": masks,
+                "lattice": lattice}
 
     def init_phases(self, generator: torch.Generator) -> Tensor:
         """A random starting control vector (a random network mapped to phases, float64)."""

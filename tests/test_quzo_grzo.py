@@ -7,6 +7,7 @@ References are independent of the code under test: a loop over single-setting me
 for the per-setting inputs, analytic gradients of quadratics for the estimator statistics
 (float64, fixed seeds, tolerances stated at each assertion).
 """
+import math
 
 import pytest
 import torch
@@ -116,3 +117,202 @@ def test_trainer_hook_hands_the_strategy_its_closure_kind():
     assert task_closure(OldTask(), chip, batch, Wants("batch")) == ("batch", False)
     with pytest.raises(ValueError, match="closure kind: strategy 'wants' needs 'per-example'"):
         task_closure(OldTask(), chip, batch, Wants("per-example"))
+
+
+# ---------------------------------------------------------------- the DAC lattice
+def test_controls_lattice_is_the_chips_quantizer():
+    """``controls()["lattice"]``: every U/V target k·(2π/2^b) and every Σ target k·π/(2^b−1)
+    is realised unchanged by the chip's own quantizer (PhaseShifter.quantize /
+    quantize_attenuator, the independent reference); biases and ideal chips: NaN."""
+    from photonic_sim.devices import PhaseShifter
+
+    chip = _chip()
+    ctl = chip.controls()
+    lat, masks = ctl["lattice"], ctl["masks"]
+    bits = CARD.phase_shifter.bits
+    assert torch.allclose(lat[masks["U"] | masks["V"]], torch.tensor(2 * math.pi / 2**bits, dtype=torch.float64))
+    assert torch.allclose(lat[masks["S"]], torch.tensor(math.pi / (2**bits - 1), dtype=torch.float64))
+    assert bool(lat[masks["bias"]].isnan().all()) and bool(masks["bias"].any())
+    assert bool(_chip(ideal=True).controls()["lattice"].isnan().all())
+    ps = PhaseShifter.from_card(CARD)
+    k = torch.arange(0, 2 * 2**bits, dtype=torch.float64)  # two periods of codes
+    h_uv, h_s = 2 * math.pi / 2**bits, math.pi / (2**bits - 1)
+    torch.testing.assert_close(torch.exp(1j * ps.quantize(k * h_uv)), torch.exp(1j * k * h_uv), rtol=0, atol=1e-12)
+    s = k[: 2**bits] * h_s  # [0, π] exactly; above π the fold maps 2π − θ onto the same codes
+    torch.testing.assert_close(ps.quantize_attenuator(s), s, rtol=0, atol=1e-12)
+    torch.testing.assert_close(ps.quantize_attenuator(2 * math.pi - s), s, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- stochastic rounding
+def test_stochastic_rounding_is_unbiased_on_the_lattice():
+    """SR(x) ∈ {⌊x/h⌋h, ⌈x/h⌉h}, E[SR(x)] = x (Monte Carlo: 20 000 draws, tolerance 5 standard
+    errors h/(2√n)); nearest rounding is the chip's rule; entries without a lattice are kept."""
+    from photonic_sim.training.strategies.estimators import round_to_lattice
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.tensor([0.1, 2 * math.pi / 16, math.nan, 0.0], dtype=torch.float64)
+    x = torch.tensor([0.237, -1.01, 0.333, 0.777], dtype=torch.float64)
+    n = 20000
+    draws = round_to_lattice(x.expand(n, 4), h, generator=g)
+    k = draws[:, :2] / h[:2]
+    assert torch.allclose(k, k.round(), atol=1e-9)
+    assert bool(((draws[:, :2] - x[:2]).abs() < h[:2]).all())
+    assert torch.equal(draws[:, 2:], x[2:].expand(n, 2))
+    assert bool(((draws.mean(0)[:2] - x[:2]).abs() < 5 * h[:2] / (2 * n**0.5)).all())
+    near = round_to_lattice(x, h, rounding="nearest")
+    torch.testing.assert_close(near[:2], torch.round(x[:2] / h[:2]) * h[:2])
+
+
+def _quadratic(d, seed):
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randn(d, d, generator=g, dtype=torch.float64)
+    a = m @ m.T / d + torch.eye(d, dtype=torch.float64)
+    star = torch.randn(d, generator=g, dtype=torch.float64)
+    return a, star
+
+
+def test_quzo_estimate_is_unbiased_below_one_code_where_nearest_reads_zero():
+    """θ on a 4-bit lattice, μ = 0.3·h (below half a code): deterministic rounding gives ĝ = 0
+    exactly; stochastic rounding gives E ĝ = ∇L(θ) for a quadratic L (docstring of
+    ``quantized_rge``). Monte Carlo over 3000 estimates (q = 8): max error < 5 standard errors
+    of the mean, per coordinate."""
+    from photonic_sim.training.strategies.estimators import quantized_rge
+
+    d, h = 6, 2 * math.pi / 16
+    a, star = _quadratic(d, 1)
+    lattice = torch.full((d,), h, dtype=torch.float64)
+    theta = torch.round(torch.linspace(-1.3, 2.1, d, dtype=torch.float64) / h) * h
+
+    def loss(rows):
+        dx = rows - star
+        return 0.5 * ((dx @ a) * dx).sum(-1)
+
+    grad = a @ (theta - star)
+    g = torch.Generator().manual_seed(5)
+    near = quantized_rge(loss, theta, q=8, mu=0.3 * h, generator=g, lattice=lattice, rounding="nearest")
+    assert torch.equal(near.grad, torch.zeros(d, dtype=torch.float64))
+    est = torch.stack([quantized_rge(loss, theta, q=8, mu=0.3 * h, generator=g, lattice=lattice).grad
+                       for _ in range(3000)])
+    se = est.std(0) / 3000**0.5
+    assert bool(((est.mean(0) - grad).abs() < 5 * se).all()), (est.mean(0), grad, se)
+    assert float(grad.norm()) > 20 * float(se.max())  # the test can tell 0 from the gradient
+
+
+# ---------------------------------------------------------------- group-relative ZO
+def _examples(d, n, seed):
+    """Per-example quadratics f_p(θ) = ½(θ−θ_p)ᵀA(θ−θ_p) + c_p as a per-example closure
+    (row p → example p mod n), with their gradients g_p at θ."""
+    a, _ = _quadratic(d, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    centres = torch.randn(n, d, generator=g, dtype=torch.float64)
+    offsets = 3 * torch.rand(n, generator=g, dtype=torch.float64)  # examples differ in loss level
+
+    def closure(rows):
+        p = rows.shape[-2]
+        c = centres[torch.arange(p) % n]
+        dx = rows - c
+        return 0.5 * ((dx @ a) * dx).sum(-1) + offsets[torch.arange(p) % n]
+
+    return closure, lambda theta: (theta - centres) @ a
+
+
+@pytest.mark.parametrize("normalize", ["none", "center"])
+def test_grzo_variance_falls_as_one_over_the_group(normalize):
+    """Two-sided GRZO on per-example quadratics, groups of G = 4, 16, 64 examples (Gaussian
+    directions): E ĝ = ḡ (the batch-mean gradient) and, "none", E‖ĝ − ḡ‖² = (d+1)·mean_p‖g_p‖²/G
+    (``estimators.group_relative``); "center" has the same 1/G law to within its (G−1)
+    factor. 1500 estimates per G; tolerance: mean within 5 standard errors, variance
+    within 12 % of the formula (its sampling error is ~4 % at 1500 draws)."""
+    from photonic_sim.training.strategies.estimators import group_relative
+
+    d = 5
+    theta = torch.linspace(-0.5, 0.5, d, dtype=torch.float64)
+    variances = {}
+    for group in (4, 16, 64):
+        closure, grads = _examples(d, group, seed=group)
+        gp = grads(theta)
+        gbar = gp.mean(0)
+        gen = torch.Generator().manual_seed(group)
+        est = torch.stack([group_relative(closure, theta, group=group, mu=0.05, generator=gen,
+                                          normalize=normalize).grad for _ in range(1500)])
+        se = est.std(0) / 1500**0.5
+        assert bool(((est.mean(0) - gbar).abs() < 5 * se).all())
+        var = float(((est - gbar) ** 2).sum(1).mean())
+        formula = (d + 1) * float((gp**2).sum(1).mean()) / group
+        if normalize == "none":
+            assert abs(var / formula - 1) < 0.12, (group, var, formula)
+        variances[group] = var / formula
+    # the law itself: variance × G / [(d+1)·mean‖g_p‖²] stays ≈ 1 from G = 4 to 64
+    for group, ratio in variances.items():
+        assert 0.8 < ratio < (1.5 if group == 4 else 1.2), (normalize, variances)
+
+
+def test_grzo_one_sided_group_mean_removes_the_loss_level():
+    """One-sided GRZO with "center" is unbiased for ḡ although the examples' loss levels c_p
+    differ by O(1) (the group mean is the baseline); "none" is unbiased too but its variance
+    carries d·mean_p(ℓ_p²)/(μ²G) from the loss levels, the centred one only their spread
+    d·Var_p(ℓ_p)/(μ²(G−1)): here more than 2x smaller (ratio ~3.4 at these levels). 2000
+    estimates, G = 16."""
+    from photonic_sim.training.strategies.estimators import group_relative
+
+    d, group = 4, 16
+    closure, grads = _examples(d, group, seed=3)
+    theta = torch.zeros(d, dtype=torch.float64)
+    gbar = grads(theta).mean(0)
+    var = {}
+    for normalize in ("center", "none"):
+        gen = torch.Generator().manual_seed(11)
+        est = torch.stack([group_relative(closure, theta, group=group, mu=0.2, generator=gen, two_sided=False,
+                                          normalize=normalize).grad for _ in range(2000)])
+        se = est.std(0) / 2000**0.5
+        assert bool(((est.mean(0) - gbar).abs() < 5 * se).all()), normalize
+        var[normalize] = float(((est - gbar) ** 2).sum(1).mean())
+    assert var["none"] > 2 * var["center"], var
+
+
+# ---------------------------------------------------------------- strategies
+def test_strategies_registered_with_their_closure_kinds():
+    from photonic_sim.training.strategies import STRATEGIES, STRATEGY_NAMES, make_strategy
+
+    assert "quzo" in STRATEGY_NAMES and "grzo" in STRATEGY_NAMES
+    assert STRATEGIES["grzo"].closure_kind == "per-example" and STRATEGIES["quzo"].closure_kind == "batch"
+    ph = torch.zeros(6, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    s = make_strategy("grzo", ph, lr=0.01, generator=gen, group=8, two_sided=True)
+    assert s.queries_per_step == 16
+    with pytest.raises(ValueError, match="group must be"):
+        make_strategy("grzo", ph, lr=0.01, generator=gen, group=1)
+    with pytest.raises(ValueError, match="lattice must be"):
+        make_strategy("quzo", ph, lr=0.01, generator=gen, lattice=torch.ones(5))
+
+
+def test_quzo_updates_stay_on_the_lattice_and_move_below_one_code():
+    """``quzo`` keeps its phases on the code lattice; with lr·|ĝ| far below one code,
+    "stochastic" still moves the phases (E[Δθ] = −lr·ĝ) while "nearest" never does; the
+    closure sees only lattice points."""
+    from photonic_sim.training.strategies import make_strategy
+
+    d, h = 6, 2 * math.pi / 16
+    a, star = _quadratic(d, 2)
+    lattice = torch.full((d,), h, dtype=torch.float64)
+    seen = []
+
+    def loss(rows):
+        seen.append(rows.clone())
+        dx = rows - star
+        return 0.5 * ((dx @ a) * dx).sum(-1)
+
+    start = torch.round(torch.zeros(d, dtype=torch.float64) / h) * h
+    moved = {}
+    for rounding in ("stochastic", "nearest"):
+        ph = start.clone()
+        s = make_strategy("quzo", ph, lr=0.01, generator=torch.Generator().manual_seed(3), lattice=lattice,
+                          periods=torch.full((d,), 2 * math.pi, dtype=torch.float64), rounding=rounding, mu=0.3 * h)
+        losses = [s.step(loss) for _ in range(150)]
+        k = ph / h
+        assert torch.allclose(k, k.round(), atol=1e-9)
+        moved[rounding] = (losses[0], losses[-1], float((ph - start).abs().max()))
+    rows = torch.cat(seen)
+    assert torch.allclose(rows / h, (rows / h).round(), atol=1e-9)
+    assert moved["nearest"][2] == 0.0
+    assert moved["stochastic"][2] >= h and moved["stochastic"][1] < moved["stochastic"][0]

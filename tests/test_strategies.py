@@ -36,7 +36,7 @@ def quadratic(d=D, seed=0):
 
 def noisy(loss, sigma, seed=7):
     g = torch.Generator().manual_seed(seed)
-    return lambda x: loss(x) + sigma * torch.randn(x.shape[0], generator=g, dtype=x.dtype)
+    return lambda x: loss(x) + sigma * torch.randn(x.shape[:-1], generator=g, dtype=x.dtype)
 
 
 def gen(seed=1):
@@ -70,6 +70,8 @@ CFG = {
     # a 5-step first stage, so the contract tests below cross the stage switch
     "staged": dict(lr=0.01, stages=[dict(strategy="zo-rge", steps=5, q=4),
                                     dict(strategy="zo-rge", steps=10_000, dist="rademacher", two_sided=True)]),
+    "quzo": dict(lr=0.01),
+    "grzo": dict(lr=0.01, group=16),
 }
 NOISY = {**CFG, "zo-cge": dict(lr=0.005, mu=0.3, central=True),
          "hybrid": dict(lr=0.01, cge_lr=0.005, cge_mu=0.3, cge_central=True)}
@@ -319,7 +321,7 @@ def test_one_batched_closure_call_per_step(name):
         seen.add(expected)
         n = len(calls)
         strat.step(closure)
-        assert len(calls) == n + 1 and calls[-1] == (expected, D)
+        assert len(calls) == n + 1 and (math.prod(calls[-1][:-1]), calls[-1][-1]) == (expected, D)
     if name == "hybrid":
         assert strat.phase == "cge" and seen == {17, D + 1}
 
@@ -334,7 +336,7 @@ def test_mask_leaves_other_coordinates_untouched(name):
     rows = []
 
     def closure(x):
-        rows.append(x.clone())
+        rows.append(x.reshape(-1, D).clone())  # per-example closures get [..., P, D]
         return loss(x)
 
     for _ in range(30):
@@ -364,7 +366,7 @@ def test_periods_wrap_only_periodic_entries(name):
     rows = []
 
     def closure(x):
-        rows.append(x.clone())
+        rows.append(x.reshape(-1, x.shape[-1]).clone())  # per-example closures get [..., P, d]
         return loss(x)
 
     for _ in range(150):

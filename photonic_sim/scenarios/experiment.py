@@ -310,7 +310,7 @@ class Experiment:
             mask = subspace_mask(recipe.strategy, controls)
             gen = None if recipe.strategy == "fo" else torch.Generator().manual_seed(self.seed + 1)
             self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
-                                           periods=controls["periods"], **options)
+                                           periods=controls["periods"], lattice=controls.get("lattice"), **options)
         return self._strategy
 
     @property

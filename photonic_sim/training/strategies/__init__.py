@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from photonic_sim._lazy import attach
 
 STRATEGY_NAMES = ("zo-rge", "zo-sign-rge", "zo-cge", "hybrid", "spsa", "flops", "mixedtrain", "l2ight-sigma",
-                  "tt-subspace", "staged", "fo")
+                  "tt-subspace", "staged", "fo", "quzo", "grzo")
 """Recipe names of the strategies (torch-free, for ``photonic-sim list``); :data:`STRATEGIES`
 maps each to its class."""
 
@@ -36,8 +36,10 @@ if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
     from .estimators import Estimate
     from .flops import Flops, GaussianForward
     from .fo import Autograd, FirstOrder
+    from .grzo import GRZO, GroupRelative
     from .hybrid import Hybrid
     from .mixedtrain import CoordinateSearch, MixedTrain
+    from .quzo import QuantizedRGE, QuZO
     from .options import Option, check_options
     from .registry import STRATEGIES, make_strategy
     from .rge import RGE, SignRGE, ZoRGE, ZoSignRGE
@@ -48,11 +50,11 @@ if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
 __all__ = [
     # estimators (write .grad) and their building blocks
     "Estimator", "RGE", "SignRGE", "CGE", "SPSA", "GaussianForward", "CoordinateSearch", "Autograd",
-    "Estimate", "Option", "check_options", "constrain_",
+    "Estimate", "Option", "check_options", "constrain_", "QuantizedRGE", "GroupRelative",
     # strategies (estimator + torch.optim optimizer + lr scheduler)
     "STRATEGIES", "STRATEGY_NAMES", "make_strategy", "Strategy", "make_optimizer", "make_scheduler", "advance",
     "fill_schedule_length", "COMMON", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid", "ZoSPSA", "Flops",
-    "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder",
+    "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder", "QuZO", "GRZO",
 ]
 
 __getattr__, __dir__ = attach(__name__, __file__)

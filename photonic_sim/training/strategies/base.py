@@ -29,7 +29,9 @@ Two layers:
 
 ``mask`` (bool [d]) restricts perturbations and updates to a coordinate subset: entries
 outside it are never changed, whatever the optimizer does (e.g. weight decay). ``periods``
-([d], rad) wraps updated phases into [0, p) (period 0/NaN: not wrapped).
+([d], rad) wraps updated phases into [0, p) (period 0/NaN: not wrapped). ``lattice`` ([d],
+rad; ``Chip.controls()["lattice"]``) is the DAC code step of each control (0/NaN: none), kept
+as ``Strategy.lattice`` for the strategies that round onto it (``quzo``); the others ignore it.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ COMMON_OPTIONS: dict[str, Option] = {
     "lr_min": nonnegative(0.0, doc="cosine floor (same unit as lr)"),
 }
 COMMON = {key: spec.default for key, spec in COMMON_OPTIONS.items()}
-BUILD_ARGS = ("generator", "lr", "mask", "periods")
+BUILD_ARGS = ("generator", "lr", "mask", "periods", "lattice")
 
 __all__ = ["Estimator", "Strategy", "make_optimizer", "make_scheduler", "advance", "constrain_",
            "fill_schedule_length", "did_you_mean", "COMMON", "COMMON_OPTIONS", "OPTIMIZERS",
@@ -224,7 +226,8 @@ class Strategy:
         cls.defaults = {key: spec.default for key, spec in table.items()}
 
     def __init__(self, params: Tensor, *, lr: float, generator: torch.Generator | None,
-                 mask: Tensor | None = None, periods: Tensor | None = None, **cfg):
+                 mask: Tensor | None = None, periods: Tensor | None = None, lattice: Tensor | None = None,
+                 **cfg):
         if not isinstance(params, Tensor) or params.dim() != 1 or not params.is_floating_point():
             raise ValueError("params must be a 1-D floating-point Tensor (the phase vector, rad)")
         check_options("lr", {"lr": positive(None)}, {"lr": lr})
@@ -240,7 +243,12 @@ class Strategy:
             if bool((periods < 0).any()):
                 raise ValueError("periods must be >= 0 (rad; 0 or NaN = not periodic)")
             periods = periods.to(dtype=params.dtype, device=params.device)
+        if lattice is not None:
+            if not isinstance(lattice, Tensor) or tuple(lattice.shape) != (d,) or bool((lattice < 0).any()):
+                raise ValueError(f"lattice must be a Tensor of shape ({d},) with steps >= 0 (rad; 0 or NaN = none)")
+            lattice = lattice.to(dtype=params.dtype, device=params.device)
         self.params, self.lr, self.generator = params, float(lr), generator
+        self.lattice = lattice
         self.mask = None if mask is None else mask.to(params.device)
         self.periods = periods
         self.cfg = check_options(self.name, self.table, cfg, context={"n_active": self.n_active},

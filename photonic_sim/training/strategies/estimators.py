@@ -251,3 +251,112 @@ def sparse_coordinate_search(closure: Closure, theta: Tensor, *, k: int, step: f
     move = torch.zeros_like(theta)
     move[chosen] = up.to(theta.dtype) - down.to(theta.dtype)
     return Search(move, base)
+
+
+# ---------------------------------------------------------------- quantized and group-relative ZO
+ROUNDINGS = ("stochastic", "nearest")
+GROUP_NORMALIZATIONS = ("none", "center", "standardize")
+
+
+def on_lattice(step: Tensor | None) -> Tensor | None:
+    """Bool [d]: coordinates with a lattice (step finite and > 0); None when ``step`` is None."""
+    return None if step is None else torch.isfinite(step) & (step > 0)
+
+
+def round_to_lattice(x: Tensor, step: Tensor | None, *, rounding: str = "stochastic",
+                     generator: torch.Generator | None = None, uniform: Tensor | None = None) -> Tensor:
+    """x [..., d] onto the lattice {k·step} (integer k, offset 0; ``step`` [d] in rad, NaN or
+    0: no lattice, entry kept; the lattice of ``Chip.controls()["lattice"]``).
+
+    "nearest": the nearest lattice point (what the chip's own quantizer does to a target).
+    "stochastic": the lower neighbour k·step with probability 1 − f and the upper (k+1)·step
+    with probability f, f = x/step − k the fractional part, so E[SR(x)] = x exactly and E[L(SR(x))]
+    is the multilinear interpolant of L between lattice points. The uniforms come from
+    ``generator``, or from ``uniform`` (same shape as x; e.g. 1 − u for an antithetic partner,
+    which moves up exactly when the partner moves down)."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    valid = on_lattice(step)
+    if valid is None or not bool(valid.any()):
+        return x
+    safe = torch.where(valid, step, torch.ones_like(step)).to(x)
+    scaled = x / safe
+    if rounding == "nearest":
+        k = torch.round(scaled)
+    else:
+        low = torch.floor(scaled)
+        if uniform is None:
+            uniform = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        k = low + (uniform < scaled - low).to(x.dtype)
+    return torch.where(valid.to(x.device), k * safe, x)
+
+
+def quantized_rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.Generator,
+                  lattice: Tensor | None, rounding: str = "stochastic", dist: str = "rademacher",
+                  two_sided: bool = True, mask: Tensor | None = None,
+                  periods: Tensor | None = None) -> Estimate:
+    """:func:`rge` whose rows are rounded onto the DAC ``lattice`` ([d] step, rad) before the
+    chip sees them, so the controller, not the chip's round-to-nearest, decides the codes.
+
+    "stochastic" (QuZO): every row is SR(θ ± μu) (:func:`round_to_lattice`), its uniforms from
+    ``generator``; a two-sided pair shares them antithetically (the θ−μu row uses 1 − r), so
+    at a lattice point θ (Rademacher u, μ ≤ h) both rows move to θ ± h·(u⊙b), b_i ~
+    Bernoulli(μ/h) per coordinate, or both stay.
+    Each row is marginally SR, so E ĝ is the gradient estimate of the multilinear interpolant
+    L̃ of the chip's loss: with θ on the lattice and L quadratic, E ĝ = ∇L(θ) exactly, for
+    any μ, including μ below one LSB h. "nearest": rows are rounded to the nearest code (the
+    deterministic baseline); with θ on the lattice, Rademacher u and μ < h/2 every row rounds
+    back to θ and ĝ = 0. Rows are wrapped by ``periods`` after rounding (the lattice is
+    periodic with the phase)."""
+    if two_sided and rounding == "stochastic":
+        def rounded(batch: Tensor) -> Tensor:
+            r = torch.rand((q, batch.shape[-1]), generator=generator, dtype=batch.dtype).to(batch.device)
+            return round_to_lattice(batch, lattice, rounding=rounding, uniform=torch.cat([r, 1 - r]))
+    else:
+        def rounded(batch: Tensor) -> Tensor:
+            return round_to_lattice(batch, lattice, rounding=rounding, generator=generator)
+
+    return rge(lambda batch: closure(wrap(rounded(batch), periods)), theta, q=q, mu=mu, generator=generator,
+               dist=dist, two_sided=two_sided, mask=mask, periods=periods)
+
+
+def group_relative(closure: Closure, theta: Tensor, *, group: int, mu: float, generator: torch.Generator,
+                   dist: str = "gaussian", two_sided: bool = True, normalize: str = "center",
+                   mask: Tensor | None = None, periods: Tensor | None = None) -> Estimate:
+    """Group-relative ZO (GRZO): one random direction u_p per example, ``group`` G examples.
+
+    ``closure`` is a PER-EXAMPLE black box (``ClassificationTask.closure(kind="per-example")``):
+    rows [..., G, d] → losses [..., G], row p measured on example p (mod the batch size) only.
+    one-sided: rows θ+μu_p (G queries, G samples), v_p = ℓ_p(θ+μu_p)/μ.
+    two-sided: rows [2, G, d] = θ±μu_p on example p (2G queries, 2G samples),
+    v_p = [ℓ_p(θ+μu_p) − ℓ_p(θ−μu_p)]/(2μ).
+    ``normalize`` (within the group): "none" ĝ = (1/G) Σ v_p u_p; "center" ĝ = 1/(G−1) Σ
+    (v_p − v̄) u_p — unbiased for the batch-mean gradient ḡ, since E[(v_p − v̄)u_p] = (1−1/G)
+    E[v_p u_p] (the group mean is the baseline that removes the example's own loss level
+    in the one-sided form); "standardize" divides the centred v by their standard deviation
+    (ddof 1): a dimensionless direction (lr sets the step) whose scale no longer follows the
+    loss. Statistics on quadratics f_p(θ) = ½(θ−θ_p)ᵀA(θ−θ_p) with gradients g_p, Gaussian u,
+    two-sided, "none": E ĝ = ḡ, E‖ĝ−ḡ‖² = (d+1)·mean_p‖g_p‖²/G, so the variance falls
+    as 1/G at the cost of G (2G) phase settings per step (tests pin these).
+    ``loss`` is the mean of all rows (an O(μ²)-biased proxy of the batch loss)."""
+    _check_q_mu(group, mu)
+    if normalize not in GROUP_NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {GROUP_NORMALIZATIONS}, got {normalize!r}")
+    if normalize != "none" and group < 2:
+        raise ValueError(f"group must be >= 2 with normalize {normalize!r}, got {group}")
+    idx = support(theta, mask)
+    u = _scatter(sample_directions(group, idx.numel(), dist=dist, generator=generator, dtype=theta.dtype),
+                 idx, theta.shape[-1])
+    batch = torch.stack([theta + mu * u, theta - mu * u]) if two_sided else theta + mu * u
+    out = closure(wrap(batch, periods))
+    if not isinstance(out, Tensor) or tuple(out.shape) != tuple(batch.shape[:-1]):
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"closure must return a Tensor of shape {tuple(batch.shape[:-1])}, got {got}")
+    losses = out.detach().to(theta.dtype)
+    v = (losses[0] - losses[1]) / (2 * mu) if two_sided else losses / mu
+    if normalize == "none":
+        return Estimate(v @ u / group, losses.mean())
+    v = v - v.mean()
+    if normalize == "standardize":
+        v = v / v.std().clamp_min(torch.finfo(v.dtype).tiny)
+    return Estimate(v @ u / (group - 1), losses.mean())

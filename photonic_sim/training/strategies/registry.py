@@ -9,8 +9,10 @@ from .base import Strategy, did_you_mean
 from .cge import ZoCGE
 from .flops import Flops
 from .fo import FirstOrder
+from .grzo import GRZO
 from .hybrid import Hybrid
 from .mixedtrain import MixedTrain
+from .quzo import QuZO
 from .rge import ZoRGE, ZoSignRGE
 from .spsa import ZoSPSA
 from .staged import Staged
@@ -19,7 +21,7 @@ from .subspace import L2ightSigma, TTSubspace
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, ZoSPSA, Flops, MixedTrain, L2ightSigma,
-                TTSubspace, Staged, FirstOrder)
+                TTSubspace, Staged, FirstOrder, QuZO, GRZO)
 }
 """Strategy classes by recipe name (the keys are :data:`STRATEGY_NAMES`)."""
 
