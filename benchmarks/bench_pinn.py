@@ -107,7 +107,8 @@ MODES = {
                   bs_points=100, bs_steps=2000, test_points=10000, residual_points=1000, hjb_eval_level=3, sigma=SIGMA),
 }
 CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_tonn_zo",
-         "burgers_tonn_zo", "burgers_tonn_fo", "darcy_tonn_zo", "darcy_tonn_fo")
+         "burgers_tonn_zo", "burgers_tonn_fo", "darcy_tonn_zo", "darcy_tonn_fo",
+         "burgers_tonn_fo_sg", "darcy_tonn_fo_sg")
 _PDE = {"hjb": "hjb20", "bs": "black_scholes", "burgers": "burgers", "darcy": "darcy"}
 
 
@@ -151,7 +152,8 @@ def experiment(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: 
     name = options.pop("strategy")
     task = dict(kind="pde", pde=cfg["pde"], estimator=cfg["estimator"], sigma=cfg["sigma"],
                 collocation=cfg["collocation"], test_points=cfg["test_points"],
-                residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], exact_readout=not noisy_readout)
+                residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], exact_readout=not noisy_readout,
+                **cfg.get("task_options", {}))
     recipe = dict(name="bench_pinn", strategy=name, strategy_options=options, steps=n_steps, eval_every=n_steps,
                   loss="pinn")
     return Experiment(devices=CARD, accelerator="dense_onn" if cfg["dense"] else "tonn_space", model=cfg["spec"],

@@ -283,7 +283,11 @@ class Experiment:
                 self._task = PINNTask(task.pde, estimator=task.estimator, sigma=task.sigma, level=task.level,
                                       mc_samples=task.mc_samples, collocation=task.collocation,
                                       test_points=task.test_points, residual_points=task.residual_points,
-                                      eval_level=task.eval_level, seed=seed, **kw)
+                                      eval_level=task.eval_level, seed=seed, fd_step=task.fd_step,
+                                      sigma_final=task.sigma_final, sigma_decay_steps=task.sigma_decay_steps,
+                                      resample_pool=task.resample_pool, resample_k=task.resample_k,
+                                      resample_c=task.resample_c, resample_refresh=task.resample_refresh,
+                                      causal_eps=task.causal_eps, causal_bins=task.causal_bins, **kw)
             else:
                 raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
         return self._task

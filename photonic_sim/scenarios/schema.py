@@ -90,6 +90,16 @@ class PdeTask(_Strict):
     eval_level: int | None = Field(None, ge=1)  # cheaper sparse grid for the test prediction
     residual_points: int | None = Field(None, ge=1)  # None: min(1000, test_points); at most test_points
     exact_readout: bool = False  # phase errors stay; DAC/ADC/detector exact (the seed paper's model)
+    fd_step: float = Field(1e-2, gt=0, le=0.5)  # finite_difference step h (PDE coordinates)
+    # Remedies (photonic_sim/training/pinn_remedies.py), off by default:
+    sigma_final: float | None = Field(None, gt=0)  # Stein width shrinks sigma -> sigma_final (<= sigma)
+    sigma_decay_steps: int | None = Field(None, ge=1)  # ... geometrically over this many steps
+    resample_pool: int = Field(0, ge=0, le=1_000_000)  # > 0: residual-based adaptive sampling pool
+    resample_k: float = Field(1.0, ge=0, le=10)  # p ~ r2^k / mean(r2^k) + c
+    resample_c: float = Field(1.0, ge=0, le=1e6)
+    resample_refresh: int = Field(0, ge=0)  # redraw the pool every this many steps (0: never)
+    causal_eps: float = Field(0.0, ge=0, le=1e6)  # > 0: causal weights over time slices (PDE with t)
+    causal_bins: int = Field(10, ge=1, le=1000)
 
 
 class NoneTask(_Strict):

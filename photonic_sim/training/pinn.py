@@ -39,6 +39,7 @@ import math
 import torch
 
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
+from photonic_sim.training.pinn_remedies import ResidualSampler, SigmaSchedule, causal_weights
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
@@ -65,6 +66,14 @@ class PINNTask:
     per evaluation call), ``eval_level`` (sparse-grid level of the evaluation's smoothed
     prediction; default ``level``), ``seed`` (Monte-Carlo draws), ``device`` (where points
     live; the chip must be on the same device).
+
+    Remedies (``photonic_sim.training.pinn_remedies``; off by default): ``sigma_final`` and
+    ``sigma_decay_steps`` (Stein width shrinking geometrically from ``sigma`` to
+    ``sigma_final`` over that many training batches), ``resample_pool`` (> 0: residual-based
+    adaptive sampling from a pool of that many points, with ``resample_k``, ``resample_c``,
+    ``resample_refresh``), ``causal_eps`` (> 0: causal weights over ``causal_bins`` time slices;
+    the PDE needs a coordinate named "t"). The training step is counted by ``sample_batch``
+    (one call per step; a resumed run restarts the count).
     """
 
     kind = "pde"
@@ -75,7 +84,10 @@ class PINNTask:
                  mc_samples: int = 1024, fd_step: float = 1e-2, collocation: int = 100,
                  test_points: int = 10000, residual_points: int = 1000, eval_rows: int = 200_000,
                  eval_level: int | None = None, test_seed: int = 0, seed: int = 0,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", sigma_final: float | None = None,
+                 sigma_decay_steps: int | None = None, resample_pool: int = 0, resample_k: float = 1.0,
+                 resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
+                 causal_bins: int = 10) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -107,6 +119,46 @@ class PINNTask:
         gen = torch.Generator().manual_seed(int(test_seed))  # CPU draws: same points on every device
         self.test_x = self.pde.test_points(int(test_points), gen).to(self.device)
         self.test_ref = self.pde.reference(self.test_x)
+        self._init_remedies(sigma, sigma_final, sigma_decay_steps, resample_pool, resample_k, resample_c,
+                            resample_refresh, causal_eps, causal_bins)
+
+    def _init_remedies(self, sigma, sigma_final, decay_steps, pool, k, c, refresh, causal_eps, causal_bins):
+        """The optional remedies (class docstring); checked here, one line naming the key."""
+        self.batches = 0  # sample_batch calls = training steps done
+        self.sigma_schedule = None
+        if sigma_final is not None:
+            if self.estimator_name not in ("sparse_grid", "monte_carlo"):
+                raise ValueError("sigma_final: only for a Stein estimator (sparse_grid, monte_carlo)")
+            self.sigma_schedule = SigmaSchedule(sigma, sigma_final, decay_steps or 1)
+        self.sampler = ResidualSampler(self.pde, pool, k, c, refresh) if pool else None
+        if not (math.isfinite(causal_eps) and causal_eps >= 0):
+            raise ValueError("causal_eps: must be a finite number >= 0")
+        if int(causal_bins) != causal_bins or causal_bins < 1:
+            raise ValueError("causal_bins: must be an integer >= 1")
+        if causal_eps and "t" not in self.pde.names:
+            raise ValueError("causal_eps: the PDE has no time coordinate 't'")
+        self.causal_eps, self.causal_bins = float(causal_eps), int(causal_bins)
+
+    def set_sigma(self, sigma: float) -> None:
+        """Stein width of the loss and evaluation estimators (PDE coordinates)."""
+        for est in (self.estimator, self.eval_estimator):
+            est.sigma = float(sigma)
+
+    def train_losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
+        """The training loss [P]: ``losses`` with the remedies applied (causal weights; the
+        squared residuals recorded for the adaptive sampler). Evaluation keeps plain ``losses``."""
+        if not (self.sampler or self.causal_eps):
+            return self.losses(chip, x, phases, differentiable)
+        diff = differentiable or self.differentiable_estimator
+        derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
+        r2 = self.pde.nn_residual(x, derivs) ** 2  # [P, N]
+        if self.sampler is not None:
+            self.sampler.record(r2.detach().reshape(-1, r2.shape[-1]).mean(0))
+        if not self.causal_eps:
+            return r2.mean(-1)
+        j = self.pde.names.index("t")
+        w = causal_weights(x[:, j], r2, self.causal_eps, self.causal_bins, self.pde.lower[j], self.pde.upper[j])
+        return (r2 * w).sum(-1)
 
     def _make_estimator(self, name, sigma, level, mc_samples, fd_step, seed):
         d = self.pde.dim
@@ -147,7 +199,13 @@ class PINNTask:
         return f
 
     def sample_batch(self, generator: torch.Generator) -> Tensor:
-        """``collocation`` points uniform in the PDE box, [N, d] float64 (on ``device``)."""
+        """``collocation`` points uniform in the PDE box, [N, d] float64 (on ``device``); with
+        the remedies: the Stein width of this step, points from the adaptive sampler."""
+        if self.sigma_schedule is not None:
+            self.set_sigma(self.sigma_schedule(self.batches))
+        self.batches += 1
+        if self.sampler is not None:
+            return self.sampler.draw(self.collocation, generator).to(self.device)
         return self.pde.sample_interior(self.collocation, generator).to(self.device)
 
     def losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
@@ -163,7 +221,7 @@ class PINNTask:
             raise ValueError("estimator 'autograd' is the first-order baseline only (needs differentiable=True)")
 
         def loss(params: Tensor) -> Tensor:
-            return self.losses(chip, batch, params, differentiable).to(torch.float64)
+            return self.train_losses(chip, batch, params, differentiable).to(torch.float64)
 
         return chip.closure(loss)
 

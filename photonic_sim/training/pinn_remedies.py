@@ -1,0 +1,128 @@
+"""Training remedies for hard PINNs, usable by any PDE of the library (docs/physics.md#bp-free-pinns).
+
+Three recipe options of :class:`~photonic_sim.training.pinn.PINNTask` (scenario ``task:`` keys
+in brackets); none queries the chip by itself:
+
+* :class:`SigmaSchedule` (``sigma_final``, ``sigma_decay_steps``): a Stein smoothing width that
+  shrinks during training, geometrically from σ₀ to σ₁ over T steps and constant afterwards,
+
+      σ(t) = σ₀ · (σ₁/σ₀)^{min(t/T, 1)}     (PDE coordinates, t = training steps done).
+
+  A Stein estimator differentiates the Gaussian smoothing u_σ of the network, so the trained
+  u_σ — not the network — satisfies the PDE, and its sparse-grid estimate carries an O(σ²) bias
+  in the second derivatives; a wide σ early smooths the loss landscape, a small σ late makes the
+  estimated derivatives those of the network (both errors → 0 as σ → 0).
+
+* :class:`ResidualSampler` (``resample_pool``, ``resample_k``, ``resample_c``): residual-based
+  adaptive sampling of the collocation points (RAD, Wu et al. 2023, CMAME 403, 115671). A pool
+  of ``pool`` uniform points carries a score s_i (the last squared residual measured there);
+  each batch draws N points from the pool, with replacement, with probability
+
+      p_i ∝ s_i^k / mean(s^k) + c,
+
+  so c → ∞ is uniform sampling and c = 0 samples in proportion to the residual. Points not yet
+  measured get the largest known score (they are drawn early). The scores come for free: the
+  training loss already measures r² at the batch points (mean over the closure's phase
+  settings; stale by the steps since the point was last drawn). ``refresh_every`` steps, the
+  whole pool is redrawn uniformly (scores reset), so the points do not stay on a fixed set.
+
+* :func:`causal_weights` (``causal_eps``, ``causal_bins``): causal training for time-dependent
+  PDEs (Wang, Sankaran & Perdikaris 2024, CMAME 421, 116813). The batch is cut into ``bins``
+  equal slices of the time coordinate (``pde.names`` entry "t"); slice k's mean squared residual
+  L_k is weighted by w_k = exp(−ε Σ_{j<k} L_j), the weights held fixed (computed from the mean
+  of L over the closure's phase settings, the stop-gradient of the paper), and the loss is
+  Σ_k w_k L_k / K. A later time slice counts only once the earlier ones are solved.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+Tensor = torch.Tensor
+
+
+class SigmaSchedule:
+    """Geometric Stein-width schedule σ(t) from ``start`` to ``end`` over ``steps`` steps (module
+    docstring); ``end`` ≤ ``start``, both > 0, PDE coordinates."""
+
+    def __init__(self, start: float, end: float, steps: int):
+        if not (math.isfinite(start) and start > 0):
+            raise ValueError("sigma: must be a finite number > 0")
+        if not (math.isfinite(end) and 0 < end <= start):
+            raise ValueError("sigma_final: must be > 0 and <= sigma")
+        if int(steps) != steps or steps < 1:
+            raise ValueError("sigma_decay_steps: must be an integer >= 1")
+        self.start, self.end, self.steps = float(start), float(end), int(steps)
+
+    def __call__(self, step: int) -> float:
+        frac = min(max(step, 0) / self.steps, 1.0)
+        return self.start * (self.end / self.start) ** frac
+
+
+class ResidualSampler:
+    """Residual-based adaptive collocation sampling (RAD, module docstring) over a pool of
+    ``pool`` points drawn uniformly in the PDE box by ``pde.sample_interior``.
+
+    ``draw(n, generator)`` returns [n, d] points and remembers their pool indices;
+    ``record(r2)`` stores the squared residuals [n] measured at the last drawn points.
+    """
+
+    def __init__(self, pde, pool: int, k: float = 1.0, c: float = 1.0, refresh_every: int = 0):
+        if int(pool) != pool or pool < 1:
+            raise ValueError("resample_pool: must be an integer >= 1")
+        if not (math.isfinite(k) and k >= 0):
+            raise ValueError("resample_k: must be a finite number >= 0")
+        if not (math.isfinite(c) and c >= 0):
+            raise ValueError("resample_c: must be a finite number >= 0")
+        if int(refresh_every) != refresh_every or refresh_every < 0:
+            raise ValueError("resample_refresh: must be an integer >= 0")
+        self.pde, self.pool_size, self.k, self.c = pde, int(pool), float(k), float(c)
+        self.refresh_every = int(refresh_every)
+        self.pool: Tensor | None = None
+        self.scores: Tensor | None = None  # NaN: not measured yet
+        self.last_index: Tensor | None = None
+        self.draws = 0
+
+    def _refresh(self, generator: torch.Generator) -> None:
+        self.pool = self.pde.sample_interior(self.pool_size, generator)
+        self.scores = torch.full((self.pool_size,), float("nan"), dtype=torch.float64, device=self.pool.device)
+
+    def probabilities(self) -> Tensor:
+        """p [pool]: s^k/mean(s^k) + c, normalised (uniform while nothing is measured)."""
+        s = self.scores
+        known = ~torch.isnan(s)
+        if not bool(known.any()):
+            return torch.full_like(s, 1.0 / s.numel())
+        s = torch.where(known, s, s[known].max()).clamp_min(0.0) ** self.k
+        mean = s.mean()
+        p = (s / mean if mean > 0 else torch.ones_like(s)) + self.c
+        return p / p.sum()
+
+    def draw(self, n: int, generator: torch.Generator) -> Tensor:
+        if self.pool is None or (self.refresh_every and self.draws % self.refresh_every == 0 and self.draws):
+            self._refresh(generator)
+        self.draws += 1
+        p = self.probabilities().to(generator.device)
+        self.last_index = torch.multinomial(p, n, replacement=True, generator=generator).to(self.pool.device)
+        return self.pool[self.last_index]
+
+    def record(self, r2: Tensor) -> None:
+        if self.last_index is not None:
+            self.scores[self.last_index] = r2.detach().to(self.scores)
+
+
+def causal_weights(t: Tensor, r2: Tensor, eps: float, bins: int, lower: float, upper: float) -> Tensor:
+    """Per-point loss weights [N] of causal training (module docstring) for times t [N] in
+    [lower, upper] and squared residuals r2 [..., N] (a leading batch is averaged for the
+    weights): point n in slice k gets w_k / (K · |slice k|) (0 for empty slices), so that
+    Σ_n weight_n r2_n = Σ_k w_k L_k / K."""
+    k = ((t - lower) / (upper - lower) * bins).floor().clamp(0, bins - 1).long()  # [N]
+    r2m = r2.detach().reshape(-1, r2.shape[-1]).mean(0)  # [N]
+    count = torch.zeros(bins, dtype=r2m.dtype, device=r2m.device).index_add_(0, k, torch.ones_like(r2m))
+    total = torch.zeros(bins, dtype=r2m.dtype, device=r2m.device).index_add_(0, k, r2m)
+    mean = torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))  # L_k
+    before = torch.cumsum(mean, 0) - mean  # Σ_{j<k} L_j
+    w = torch.exp(-eps * before)
+    return (w / (bins * count.clamp_min(1)))[k]

@@ -1,0 +1,166 @@
+"""PINN remedies (photonic_sim/training/pinn_remedies.py) on cases with known answers: the
+shrinking Stein width converges to the exact derivatives of a polynomial, adaptive sampling
+draws with the RAD probabilities and concentrates points where a synthetic residual is large,
+causal weights follow their closed form; and the task wiring (schedule per step, residuals
+recorded, causal loss) on an ideal chip."""
+import math
+
+import pytest
+import torch
+
+from photonic_sim.chip import Chip
+from photonic_sim.cores.photonic import TONN
+from photonic_sim.cores.spec import NetworkSpec, dense, tt
+from photonic_sim.devices import load_device_card
+from photonic_sim.training.pde import Burgers, Darcy
+from photonic_sim.training.pinn import PINNTask
+from photonic_sim.training.pinn_remedies import ResidualSampler, SigmaSchedule, causal_weights
+from photonic_sim.training.stein import SparseGridStein
+
+TWO_D = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
+
+
+def test_sigma_schedule_is_geometric_and_holds_its_end():
+    s = SigmaSchedule(0.1, 0.001, 100)
+    assert s(0) == pytest.approx(0.1, rel=1e-15)
+    assert s(50) == pytest.approx(0.01, rel=1e-12)  # halfway in log: sqrt(0.1 * 0.001)
+    assert s(100) == pytest.approx(0.001, rel=1e-12) and s(10**6) == pytest.approx(0.001, rel=1e-12)
+    assert all(s(t + 1) < s(t) for t in range(100))
+    for bad in ((0.1, 0.2, 10), (0.1, 0.0, 10), (0.1, 0.01, 0), (float("nan"), 0.01, 10)):
+        with pytest.raises(ValueError):
+            SigmaSchedule(*bad)
+
+
+def test_shrinking_stein_width_converges_to_the_exact_derivatives_of_a_polynomial():
+    """f = x⁴y² + x⁵ − y⁴ (degree 6: the level-3 grid is exact only to degree 3 in ∂²): the
+    estimate at σ(t) tends to the exact ∂, ∂² of f (not of its smoothing), errors O(σ²)."""
+    x = torch.tensor([[0.3, -0.7], [-0.5, 0.2], [0.9, 0.4]], dtype=torch.float64)
+
+    def f(p):
+        return p[:, 0] ** 4 * p[:, 1] ** 2 + p[:, 0] ** 5 - p[:, 1] ** 4
+
+    a, b = x[:, 0], x[:, 1]
+    grad = torch.stack([4 * a**3 * b**2 + 5 * a**4, 2 * a**4 * b - 4 * b**3], -1)
+    diag2 = torch.stack([12 * a**2 * b**2 + 20 * a**3, 2 * a**4 - 12 * b**2], -1)
+    sched, est = SigmaSchedule(0.2, 0.002, 10), SparseGridStein(2, 0.2, 3)
+    errors = []
+    for step in (0, 5, 10):
+        est.sigma = sched(step)
+        out = est.estimate(f, x, need=("grad", "diag2"))
+        errors.append(max(float((out["grad"] - grad).abs().max()), float((out["diag2"] - diag2).abs().max())))
+    assert errors[0] > 1e-2  # a wide smoothing is visibly biased ...
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-3 * errors[0] * 10 and errors[2] < 5e-4  # ... O(σ²): 100× smaller σ
+
+
+class _Box:
+    """A 2-d PDE stand-in for the sampler: the unit square."""
+
+    dim, lower, upper = 2, (0.0, 0.0), (1.0, 1.0)
+    sample_interior = Darcy.sample_interior
+
+
+def test_resampling_draws_with_the_rad_probabilities():
+    sampler = ResidualSampler(_Box(), pool=50, k=2.0, c=0.5)
+    gen = torch.Generator().manual_seed(0)
+    x = sampler.draw(50, gen)
+    assert torch.allclose(sampler.probabilities(), torch.full((50,), 0.02, dtype=torch.float64))
+    r2 = (x[:, 0] + 0.1) ** 3  # a synthetic residual
+    sampler.record(r2)
+    s = torch.full((50,), float("nan"), dtype=torch.float64)
+    s[sampler.last_index] = r2
+    s = torch.where(torch.isnan(s), s[~torch.isnan(s)].max(), s) ** 2
+    expect = s / s.mean() + 0.5
+    torch.testing.assert_close(sampler.probabilities(), expect / expect.sum(), rtol=1e-12, atol=0)
+
+
+def test_resampling_concentrates_points_where_the_residual_is_large():
+    """Residual a narrow bump at (0.8, 0.2) (area fraction of |x − x0| < 0.1: π/100 ≈ 3 %): after
+    the pool has been measured, the batches put most points there (k = 1, c = 0)."""
+    x0 = torch.tensor([0.8, 0.2], dtype=torch.float64)
+
+    def residual2(p):
+        return torch.exp(-((p - x0) ** 2).sum(-1) / 0.005)
+
+    sampler = ResidualSampler(_Box(), pool=2000, k=1.0, c=0.0)
+    gen = torch.Generator().manual_seed(1)
+    near = []
+    for step in range(60):
+        x = sampler.draw(200, gen)
+        sampler.record(residual2(x))
+        near.append(float(((x - x0).norm(dim=-1) < 0.1).double().mean()))
+    assert near[0] < 0.1  # first draw is uniform
+    assert sum(near[-10:]) / 10 > 0.6
+    uniform = ResidualSampler(_Box(), pool=2000, k=1.0, c=1e6)  # c → ∞: uniform
+    for step in range(3):
+        x = uniform.draw(200, gen)
+        uniform.record(residual2(x))
+    assert float(((x - x0).norm(dim=-1) < 0.1).double().mean()) < 0.1
+
+
+def test_resampling_pool_refresh():
+    sampler = ResidualSampler(_Box(), pool=10, refresh_every=2)
+    gen = torch.Generator().manual_seed(2)
+    sampler.draw(4, gen)
+    first = sampler.pool.clone()
+    sampler.record(torch.ones(4, dtype=torch.float64))
+    sampler.draw(4, gen)
+    assert torch.equal(sampler.pool, first)
+    sampler.draw(4, gen)
+    assert not torch.equal(sampler.pool, first) and bool(torch.isnan(sampler.scores).all())
+
+
+def test_causal_weights_closed_form():
+    t = torch.tensor([0.05, 0.30, 0.40, 0.95, 0.55], dtype=torch.float64)  # slices 0, 1, 1, 3, 2 of 4
+    r2 = torch.tensor([[1.0, 2.0, 4.0, 8.0, 0.5], [3.0, 2.0, 0.0, 8.0, 1.5]], dtype=torch.float64)
+    w = causal_weights(t, r2, eps=0.5, bins=4, lower=0.0, upper=1.0)
+    L = [2.0, 2.0, 1.0, 8.0]  # slice means of the mean over the two settings
+    wk = [math.exp(-0.5 * sum(L[:k])) for k in range(4)]
+    expect = torch.tensor([wk[0] / 4, wk[1] / 8, wk[1] / 8, wk[3] / 4, wk[2] / 4], dtype=torch.float64)
+    torch.testing.assert_close(w, expect, rtol=1e-14, atol=0)
+    # ε = 0: the plain mean over slices; weighted loss = Σ_k L_k / K
+    w0 = causal_weights(t, r2, eps=0.0, bins=4, lower=0.0, upper=1.0)
+    torch.testing.assert_close((r2.mean(0) * w0).sum(), torch.tensor(sum(L) / 4, dtype=torch.float64))
+
+
+def _ideal_chip(seed=0):
+    chip = Chip(TONN(TWO_D), load_device_card("silicon_thermo_optic"), seed=seed, readout="coherent",
+                ideal=True, dtype=torch.float64)
+    return chip, chip.init_phases(torch.Generator().manual_seed(seed + 1))
+
+
+def test_task_applies_the_schedule_per_batch_and_records_residuals():
+    chip, ph = _ideal_chip()
+    task = PINNTask("darcy", collocation=5, test_points=8, residual_points=4, sigma=0.1, sigma_final=0.01,
+                    sigma_decay_steps=2, resample_pool=30, resample_c=0.0)
+    gen = torch.Generator().manual_seed(0)
+    sigmas = []
+    for _ in range(4):
+        x = task.sample_batch(gen)
+        sigmas.append(task.estimator.sigma)
+        loss = task.closure(chip, x)(ph[None].repeat(2, 1))
+    assert sigmas == pytest.approx([0.1, math.sqrt(0.1 * 0.01), 0.01, 0.01], rel=1e-12)
+    # the recorded scores are the residuals of the last batch at the current width
+    ref = (task.pde.nn_residual(x, task.estimator.estimate(task.model(chip, ph[None]), x, need=task.pde.need)) ** 2)[0]
+    torch.testing.assert_close(task.sampler.scores[task.sampler.last_index], ref, rtol=1e-10, atol=0)
+    torch.testing.assert_close(loss, ref.mean().repeat(2), rtol=1e-10, atol=0)
+
+
+def test_task_causal_loss_equals_weighted_slices():
+    chip, ph = _ideal_chip()
+    task = PINNTask(Burgers(), collocation=12, test_points=8, residual_points=4, causal_eps=2.0, causal_bins=3)
+    x = task.sample_batch(torch.Generator().manual_seed(4))
+    got = task.closure(chip, x)(ph[None])
+    r2 = (task.pde.nn_residual(x, task.estimator.estimate(task.model(chip, ph[None]), x, need=task.pde.need)) ** 2)[0]
+    k = (x[:, 1] * 3).floor().clamp(max=2).long()
+    L = [float(r2[k == j].mean()) if bool((k == j).any()) else 0.0 for j in range(3)]
+    expect = sum(math.exp(-2.0 * sum(L[:j])) * L[j] for j in range(3)) / 3
+    assert float(got[0]) == pytest.approx(expect, rel=1e-10)
+
+
+def test_task_remedy_options_refused_in_one_line():
+    for kw, word in ((dict(sigma_final=0.2), "sigma_final"), (dict(causal_eps=1.0), "causal_eps"),
+                     (dict(resample_pool=10, resample_k=-1.0), "resample_k"),
+                     (dict(estimator="autograd", sigma_final=0.01), "sigma_final")):
+        with pytest.raises(ValueError, match=word):
+            PINNTask("darcy", collocation=2, test_points=4, residual_points=2, **kw)
