@@ -1,6 +1,7 @@
 """photonic-sim: simulate, train and cost photonic neural-network chips.
 
-    photonic-sim run SCENARIO [--out DIR] [--resume] [--overwrite] [--set key.path=value ...]
+    photonic-sim run SCENARIO [--out DIR] [--resume] [--overwrite] [--set key.path=value ...] [--chip tcp://HOST:PORT]
+    photonic-sim serve-chip SCENARIO [--host 127.0.0.1] [--port N] [--set key.path=value ...]
     photonic-sim compare SCENARIO [--strategies a,b,...] --seeds N [--out DIR] [--workers N] [--backend local|ray]
     photonic-sim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--seeds N] [--out DIR] [--workers N] [--backend local|ray]
     photonic-sim report RUN_DIR
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"photonic-sim {photonic_sim.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(sub)
+    _add_serve_chip(sub)
     _add_compare(sub)
     _add_sweep(sub)
     p = sub.add_parser("report", help="re-render report.md/html and figures of a run directory")
@@ -81,6 +83,9 @@ def _add_run(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared or small machine more threads can be far slower)")
+    p.add_argument("--chip", metavar="tcp://HOST:PORT",
+                   help="train through the chip served there (photonic-sim serve-chip, or a lab's server) instead of "
+                        "simulating it here; checked before training")
     p.set_defaults(func=cmd_run)
 
 
@@ -92,6 +97,7 @@ def cmd_run(args) -> int:
     if args.threads < 1:
         raise UsageError(f"photonic-sim run: --threads: {args.threads} is out of range (allowed: >= 1)")
     scenario = load_scenario(args.scenario, args.sets)
+    experiment = _chip_experiment(args, scenario, "run")
     try:
         claim = OutDir(args.out or Path("runs") / scenario.name)
         if not args.resume:
@@ -103,7 +109,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"photonic-sim run: --out: {exc}; use --resume to continue it or --overwrite") from None
     failed = True  # bad input found after the claim: remove the parent folders it created too
     try:
-        code = _run_claimed(args, scenario, claim)
+        code = _run_claimed(args, scenario, claim, experiment)
         failed = False
         return code
     except KeyboardInterrupt:
@@ -113,9 +119,10 @@ def cmd_run(args) -> int:
         claim.release(failed=failed)
 
 
-def _run_claimed(args, scenario, claim) -> int:
+def _run_claimed(args, scenario, claim, experiment=None) -> int:
     """The run itself, with ``claim`` (reports.outdir.OutDir) held: resume checks, training,
-    the run directory; the claim's work directory holds the checkpoint meanwhile."""
+    the run directory; the claim's work directory holds the checkpoint meanwhile. ``experiment``:
+    the run's builder when it trains on a chip given by --chip (else ``run_scenario`` builds it)."""
     from photonic_sim.reports import write_run_dir
     from photonic_sim.scenarios.execute import run_scenario
     from photonic_sim.scenarios.identity import IDENTITY_FILE, write_identity
@@ -133,7 +140,8 @@ def _run_claimed(args, scenario, claim) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        record = run_scenario(scenario, checkpoint_dir=work, resume=args.resume, progress=not args.no_progress)
+        kw = {"checkpoint_dir": work, "resume": args.resume, "progress": not args.no_progress}
+        record = run_scenario(scenario, **kw) if experiment is None else experiment.run(**kw)
     except CheckpointError as exc:
         claim.keep_work()
         raise UsageError(f"photonic-sim run: --resume: {exc}") from None
@@ -151,6 +159,61 @@ def _run_claimed(args, scenario, claim) -> int:
     if training.get("status") == "diverged":
         print(f"photonic-sim run: {scenario.path}: {training['stopped']} (report in {out})", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _chip_experiment(args, scenario, command: str):
+    """None without --chip; else the run's builder on that chip, connected and checked against
+    the scenario's network now (UsageError: one line, exit 2, before anything is written)."""
+    if args.chip is None:
+        return None
+    from photonic_sim.scenarios.experiment import Experiment
+
+    experiment = Experiment.from_scenario(scenario, chip=args.chip)
+    try:
+        _ = experiment.chip  # connects (photonic_sim.backend.RemoteChip) and checks the fit
+    except (ValueError, ConnectionError) as exc:
+        raise UsageError(f"photonic-sim {command}: --chip: {str(exc).removeprefix('chip: ')}") from None
+    return experiment
+
+
+# ---------------------------------------------------------------------------- serve-chip
+def _add_serve_chip(sub) -> None:
+    p = sub.add_parser("serve-chip", help="serve a scenario's simulated chip over TCP (runs until stopped)")
+    p.add_argument("scenario")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free port, printed)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as run)")
+    p.set_defaults(func=cmd_serve_chip)
+
+
+def cmd_serve_chip(args) -> int:
+    """Build the scenario's chip as ``run`` does, print the address, serve until killed."""
+    from photonic_sim.scenarios import load_scenario
+    from photonic_sim.scenarios.serve import chip_server
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"photonic-sim serve-chip: --port: {args.port} is out of range (allowed: 0-65535)")
+    if args.threads < 1:
+        raise UsageError(f"photonic-sim serve-chip: --threads: {args.threads} is out of range (allowed: >= 1)")
+    scenario = load_scenario(args.scenario, args.sets)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        server = chip_server(scenario, host=args.host, port=args.port)
+    except OSError as exc:
+        raise UsageError(f"photonic-sim serve-chip: --host/--port: cannot listen on {args.host[:60]}:{args.port} "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    print(f"photonic-sim serve-chip: {server.address} serves {server.identity}; run with --chip {server.address} "
+          "(Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("photonic-sim serve-chip: stopped", file=sys.stderr)
+    finally:
+        server.close()
     return EXIT_OK
 
 

@@ -56,6 +56,7 @@ from pydantic import BaseModel
 
 from photonic_sim.accelerators import estimate, training_cost
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
+from photonic_sim.backend import check_fit, connect
 from photonic_sim.chip import Chip
 from photonic_sim.cores import TONN, DenseONN
 from photonic_sim.cores.spec import NetworkSpec, preset
@@ -144,15 +145,18 @@ class Experiment:
     Keyword arguments beyond the scenario's pieces: ``name`` (report's scenario name;
     default the model's name), ``init_phases`` (start from these phases instead of random
     ones), ``ideal`` (a chip without any non-ideality, float64: the offline model of
-    :meth:`weight_map`), ``torch_device`` (where chip and task tensors live, e.g. "cuda").
-    The pieces are built on first use of ``chip``/``network``/``task``/``strategy``/``trainer``
+    :meth:`weight_map`), ``torch_device`` (where chip and task tensors live, e.g. "cuda"),
+    ``chip`` (train through this chip instead of building the simulated one: a
+    ``tcp://host:port`` address of ``photonic-sim serve-chip`` or any object with the
+    :class:`photonic_sim.backend.ChipBackend` operations; it must have this network's sizes and
+    readout). The pieces are built on first use of ``chip``/``network``/``task``/``strategy``/``trainer``
     (or :meth:`build`); an Experiment runs once.
     """
 
     def __init__(self, *, devices: DeviceCard | str | Path, accelerator: AcceleratorCard | str | Path,
                  model: NetworkSpec | str, task: Any, training: TrainingRecipe | str | Path | dict,
                  seed: int = 0, name: str | None = None, init_phases: torch.Tensor | None = None,
-                 ideal: bool = False, torch_device: str | torch.device | None = None) -> None:
+                 ideal: bool = False, torch_device: str | torch.device | None = None, chip: Any = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
             raise ScenarioError(PYTHON_SOURCE, "seed", f"{seed!r} is out of range", "integer 0 <= seed <= 2**32-1")
         network = model if isinstance(model, NetworkSpec) else _preset(model)
@@ -166,16 +170,16 @@ class Experiment:
             accelerator_card=accelerator if isinstance(accelerator, AcceleratorCard) else
             _load(load_accelerator_card, accelerator, "accelerator"),
             recipe=recipe, network=network, task=task_cfg)
-        self._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device)
+        self._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device, backend=chip)
         self._dataset = dataset
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_scenario(cls, scenario: Scenario, *, init_phases: torch.Tensor | None = None, ideal: bool = False,
-                      torch_device: str | torch.device | None = None) -> Experiment:
+                      torch_device: str | torch.device | None = None, chip: Any = None) -> Experiment:
         """From a resolved scenario (``load_scenario(path, sets)``)."""
         exp = cls.__new__(cls)
-        exp._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device)
+        exp._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device, backend=chip)
         return exp
 
     @classmethod
@@ -183,8 +187,9 @@ class Experiment:
         """From a scenario file or built-in scenario name, with ``--set`` style overrides."""
         return cls.from_scenario(load_scenario(path, list(sets)), **kwargs)
 
-    def _setup(self, scenario: Scenario, *, init_phases, ideal, torch_device) -> None:
+    def _setup(self, scenario: Scenario, *, init_phases, ideal, torch_device, backend=None) -> None:
         self.scenario = scenario
+        self._backend = backend
         self.init_phases = init_phases
         self.ideal = bool(ideal)
         self.torch_device = torch_device
@@ -252,6 +257,10 @@ class Experiment:
 
     @property
     def chip(self) -> Chip:
+        if self._chip is None and self._backend is not None:  # a served or lab chip (photonic_sim.backend)
+            chip = connect(self._backend)
+            check_fit(chip, self.network, self.readout)
+            self._chip = chip
         if self._chip is None:
             pde = self.scenario.task.kind == "pde"
             kw = {} if self.torch_device is None else {"device": self.torch_device}
