@@ -116,7 +116,8 @@ def _mesh_ops(mesh: Mesh, first: int, kappa, loss_db) -> list[_Op]:
 
 
 def _apply(op: _Op, x: Tensor, phases: Tensor) -> Tensor:
-    """``op`` on fields x [..., B, ports] (out of place; leading dims broadcast with the op's)."""
+    """``op`` on fields x [..., B, ports] (in place when the leading dims already match the
+    op's broadcast, else on a broadcast copy)."""
     if op.kind == "phase":
         theta = phases[..., None, op.index] * op.weight
         return _put(x, op.modes, x[..., op.modes] * torch.polar(torch.ones_like(theta), theta))
@@ -133,11 +134,12 @@ def _apply(op: _Op, x: Tensor, phases: Tensor) -> Tensor:
 
 
 def _put(x: Tensor, modes: Tensor, values: Tensor) -> Tensor:
-    """A copy of x (broadcast to the leading dims of ``values``) with x[..., modes] = values."""
-    shape = torch.broadcast_shapes(x.shape[:-1], values.shape[:-1]) + x.shape[-1:]
-    out = x.expand(shape).clone()
-    out[..., modes] = values
-    return out
+    """x[..., modes] = values IN PLACE (x first broadcast, as a new tensor, to the leading dims
+    of ``values`` when they are wider); returns x. Taps are copies (advanced indexing)."""
+    if values.shape[:-1] != x.shape[:-1]:
+        x = x.expand(values.shape[:-1] + x.shape[-1:]).clone()
+    x[..., modes] = values
+    return x
 
 
 class AdjointCircuit:
@@ -200,7 +202,7 @@ class AdjointCircuit:
         """Propagate x [..., B, ports] → (output [..., B, ports], field after every phase
         shifter [..., B, R]; R = len(index), order of ``index``/``weight``)."""
         phases = torch.as_tensor(phases, dtype=torch.float64)
-        taps = []
+        x, taps = x.clone(), []
         for op in self.ops:
             x = _apply(op, x, phases)
             if op.kind == "phase":
@@ -212,7 +214,7 @@ class AdjointCircuit:
         [..., B, ports], adjoint field at every phase shifter [..., B, R], same cut as
         ``forward``'s taps)."""
         phases = torch.as_tensor(phases, dtype=torch.float64)
-        taps = []
+        b, taps = b.clone(), []
         for op in reversed(self.ops):
             if op.kind == "phase":  # the cut after this shifter in light order
                 taps.append(b[..., op.modes])

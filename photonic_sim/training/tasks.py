@@ -28,7 +28,7 @@ class ClassificationTask:
     kind = "classification"
     metric_name = "accuracy"
     higher_is_better = True
-    closure_kinds = ("batch", "per-example")
+    closure_kinds = ("batch", "per-example", "adjoint", "forward-forward")
     """Kinds of black box :meth:`closure` builds (``Strategy.closure_kind``)."""
 
     def __init__(self, dataset: Dataset, *, batch_size: int = 64, eval_batch_size: int = 512,
@@ -88,6 +88,8 @@ class ClassificationTask:
             readings = chip.measure(x[idx][:, None], flat, differentiable=differentiable)  # [P', 1, C]
             return self.example_losses(readings[:, 0], y[idx]).to(torch.float64).reshape(lead)
 
+        if kind in TAPPED_CLOSURES:  # the in-situ adjoint / forward-forward black boxes (below)
+            return TAPPED_CLOSURES[kind](self, chip, batch)
         return chip.closure(per_example if kind == "per-example" else loss)
 
     def evaluate(self, chip, phases: Tensor, split: str = "test") -> dict[str, float]:
@@ -100,3 +102,94 @@ class ClassificationTask:
             correct += int((readings.argmax(-1) == yb).sum())
             total_loss += float(self.losses(readings[None], yb)[0]) * xb.shape[0]
         return {"metric": correct / x.shape[0], "loss": total_loss / x.shape[0]}
+
+
+# ---------------------------------------------------------------------- tapped closures
+# The black boxes of the in-situ adjoint / node-perturbation ("adjoint") and forward-forward
+# ("forward-forward") strategies, and forward-forward's evaluation rule (``EVALUATIONS``).
+FF_SCALE = 4.0
+"""Forward-forward: slope α of the local loss softplus(−α·(G⁺ − G⁻)) (goodness normalized)."""
+
+
+def adjoint_closure(task: ClassificationTask, chip, batch: tuple[Tensor, Tensor]):
+    """``Chip.adjoint_closure`` of the batch: phases [N] → (mean loss, dL/dθ [N]) measured with
+    the adjoint taps; the per-example loss is the task's (``example_losses``)."""
+    x, y = batch
+
+    def example_loss(readings: Tensor) -> Tensor:  # [..., B, C] → [..., B]
+        lead = readings.shape[:-1]
+        flat = readings.reshape(-1, readings.shape[-1])
+        return task.example_losses(flat, y.repeat(flat.shape[0] // y.shape[0])).reshape(lead)
+
+    return chip.adjoint_closure(x, example_loss)
+
+
+def embed_label(x: Tensor, labels: Tensor, classes: int) -> Tensor:
+    """Forward-forward input: x [B, in] with its first ``classes`` features replaced by the
+    one-hot label (amplitude 1, the top of the input range)."""
+    if x.shape[-1] < classes:
+        raise ValueError(f"forward-forward: inputs need at least {classes} features to embed a label")
+    out = x.clone()
+    out[..., :classes] = F.one_hot(labels, classes).to(x.dtype)
+    return out
+
+
+def goodness(layers: list[Tensor]) -> Tensor:
+    """Per-layer goodness of readings [P, M, width_l] → [P, M, L]: the mean squared reading of
+    the layer divided by its mean over the M rows (the controller's normalization, so every
+    layer counts alike whatever the scale of its readings)."""
+    g = torch.stack([h.to(torch.float64).square().mean(-1) for h in layers], -1)
+    return g / g.mean(-2, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+
+
+def coordinate_layers(chip) -> Tensor:
+    """Layer of every control (long [N]), from the names of ``chip.controls()["slices"]``
+    (``layer{l}.…``): layout the controller knows, no weights."""
+    out = torch.empty(chip.num_phases, dtype=torch.long)
+    for name, sl in chip.controls()["slices"].items():
+        out[sl] = int(name.split(".")[0][len("layer"):])
+    return out
+
+
+def forward_forward_closure(task: ClassificationTask, chip, batch: tuple[Tensor, Tensor]):
+    """phases [P, N] → local losses [P, N]: entry (p, i) is the local loss of the layer that
+    control i belongs to (``coordinate_layers``), so a strategy can estimate each layer's
+    gradient from its own loss without knowing the layout. ONE chip call
+    (``measure_layers``) of the batch twice: positive rows (true label embedded) and
+    negative rows (label y + 1 + (b mod (C − 1)) mod C, always wrong). Layer l's loss: mean
+    softplus(−α·(G⁺_l − G⁻_l)) over the pairs (α = ``FF_SCALE``; ``goodness``)."""
+    x, y = batch
+    c = chip.out_features
+    owner = coordinate_layers(chip)
+    wrong = (y + 1 + torch.arange(y.shape[0]) % max(1, c - 1)) % c
+    both = torch.cat((embed_label(x, y, c), embed_label(x, wrong, c)))
+    b = x.shape[0]
+
+    def local_losses(params: Tensor) -> Tensor:
+        g = goodness(chip.measure_layers(both, params))  # [P, 2B, L]
+        return F.softplus(-FF_SCALE * (g[:, :b] - g[:, b:])).mean(1)[:, owner]
+
+    return chip.closure(local_losses)
+
+
+def evaluate_forward_forward(task: ClassificationTask, chip, phases: Tensor, split: str = "test") -> dict[str, float]:
+    """Forward-forward prediction: every label is embedded in turn (C chip queries per batch)
+    and the label with the highest total goodness (Σ over layers of ``goodness``, normalized
+    over the batch and all labels) wins. Metric: accuracy; loss: cross-entropy of
+    α × total goodness."""
+    x, y = (task.data.x_test, task.data.y_test) if split == "test" else (task.data.x_train, task.data.y_train)
+    c = chip.out_features
+    correct, total_loss = 0, 0.0
+    for start in range(0, x.shape[0], task.eval_batch_size):
+        xb, yb = x[start : start + task.eval_batch_size], y[start : start + task.eval_batch_size]
+        rows = torch.cat([embed_label(xb, torch.full_like(yb, k), c) for k in range(c)])
+        g = goodness(chip.measure_layers(rows, phases))[0]  # [C·B, L], normalized over labels and rows
+        scores = g.sum(-1).reshape(c, -1).T  # [B, C]
+        correct += int((scores.argmax(-1) == yb).sum())
+        total_loss += float(F.cross_entropy(FF_SCALE * scores, yb, reduction="sum"))
+    return {"metric": correct / x.shape[0], "loss": total_loss / x.shape[0]}
+
+
+TAPPED_CLOSURES = {"adjoint": adjoint_closure, "forward-forward": forward_forward_closure}
+EVALUATIONS = {"forward-forward": evaluate_forward_forward}
+"""Evaluation rules other than the task's own ``evaluate`` (``Strategy.evaluation``)."""

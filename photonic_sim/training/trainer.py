@@ -114,6 +114,20 @@ def task_closure(task, chip, batch, strategy):
     return task.closure(chip, batch, differentiable=not strategy.in_situ, kind=kind)
 
 
+def task_evaluate(task, chip, phases, strategy) -> dict:
+    """``task.evaluate(chip, phases)``, or the task's evaluation rule the strategy names in
+    ``evaluation`` (e.g. "forward-forward": ``tasks.EVALUATIONS``; ValueError, one line, when
+    the task has no such rule)."""
+    rule = getattr(strategy, "evaluation", None)
+    if rule is None:
+        return task.evaluate(chip, phases)
+    from photonic_sim.training.tasks import EVALUATIONS, ClassificationTask
+    if rule not in EVALUATIONS or not isinstance(task, ClassificationTask):
+        raise ValueError(f"evaluation: strategy {strategy.name!r} needs rule {rule!r}; "
+                         f"task {getattr(task, 'kind', '?')!r} has none")
+    return EVALUATIONS[rule](task, chip, phases)
+
+
 @dataclass
 class TrainConfig:
     """How long and how a :class:`Trainer` runs: ``steps``, evaluation every ``eval_every``
@@ -239,7 +253,7 @@ class Trainer:
         training ledger and programmed vector are what they were (the next training query
         pays its own phase setting); the noise generator moves on."""
         before = self.chip.state_dict()
-        result = self.task.evaluate(self.chip, self.strategy.params.detach())
+        result = task_evaluate(self.task, self.chip, self.strategy.params.detach(), self.strategy)
         after = self.chip.state_dict()
         self.chip.load_state_dict({**after, "ledger": before["ledger"], "current": before["current"],
                                    "programmed": before["programmed"]})
@@ -261,7 +275,7 @@ class Trainer:
         training is bit for bit the run without this evaluation; it sets no best metric
         (early stopping counts improvements over training evaluations only)."""
         before = self.chip.state_dict()
-        result = self.task.evaluate(self.chip, self.strategy.params.detach())
+        result = task_evaluate(self.task, self.chip, self.strategy.params.detach(), self.strategy)
         after = self.chip.state_dict()
         self.chip.load_state_dict(before)
         for key, value in before["ledger"].items():

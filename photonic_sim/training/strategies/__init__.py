@@ -25,20 +25,24 @@ from typing import TYPE_CHECKING
 from photonic_sim._lazy import attach
 
 STRATEGY_NAMES = ("zo-rge", "zo-sign-rge", "zo-cge", "hybrid", "spsa", "flops", "mixedtrain", "l2ight-sigma",
-                  "tt-subspace", "staged", "fo", "quzo", "grzo")
+                  "tt-subspace", "staged", "fo", "quzo", "grzo", "adjoint", "node-perturbation",
+                  "forward-forward")
 """Recipe names of the strategies (torch-free, for ``photonic-sim list``); :data:`STRATEGIES`
 maps each to its class."""
 
 if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
+    from .adjoint import ADJOINT_HARDWARE, Adjoint, InSituAdjoint
     from .base import (COMMON, Estimator, Strategy, advance, constrain_, fill_schedule_length, make_optimizer,
                        make_scheduler)
     from .cge import CGE, ZoCGE
     from .estimators import Estimate
     from .flops import Flops, GaussianForward
     from .fo import Autograd, FirstOrder
+    from .forward_forward import ForwardForward, LocalGoodness
     from .grzo import GRZO, GroupRelative
     from .hybrid import Hybrid
     from .mixedtrain import CoordinateSearch, MixedTrain
+    from .node_perturbation import NodePerturbation, NodePerturbationStrategy
     from .quzo import QuantizedRGE, QuZO
     from .options import Option, check_options
     from .registry import STRATEGIES, make_strategy
@@ -51,10 +55,12 @@ __all__ = [
     # estimators (write .grad) and their building blocks
     "Estimator", "RGE", "SignRGE", "CGE", "SPSA", "GaussianForward", "CoordinateSearch", "Autograd",
     "Estimate", "Option", "check_options", "constrain_", "QuantizedRGE", "GroupRelative",
+    "InSituAdjoint", "NodePerturbation", "LocalGoodness", "ADJOINT_HARDWARE",
     # strategies (estimator + torch.optim optimizer + lr scheduler)
     "STRATEGIES", "STRATEGY_NAMES", "make_strategy", "Strategy", "make_optimizer", "make_scheduler", "advance",
     "fill_schedule_length", "COMMON", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid", "ZoSPSA", "Flops",
-    "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder", "QuZO", "GRZO",
+    "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder", "QuZO", "GRZO", "Adjoint",
+    "NodePerturbationStrategy", "ForwardForward",
 ]
 
 __getattr__, __dir__ = attach(__name__, __file__)

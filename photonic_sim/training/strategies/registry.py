@@ -5,13 +5,16 @@ from __future__ import annotations
 from torch import Tensor
 
 from . import STRATEGY_NAMES
+from .adjoint import Adjoint
 from .base import Strategy, did_you_mean
 from .cge import ZoCGE
 from .flops import Flops
 from .fo import FirstOrder
+from .forward_forward import ForwardForward
 from .grzo import GRZO
 from .hybrid import Hybrid
 from .mixedtrain import MixedTrain
+from .node_perturbation import NodePerturbationStrategy
 from .quzo import QuZO
 from .rge import ZoRGE, ZoSignRGE
 from .spsa import ZoSPSA
@@ -21,7 +24,7 @@ from .subspace import L2ightSigma, TTSubspace
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, ZoSPSA, Flops, MixedTrain, L2ightSigma,
-                TTSubspace, Staged, FirstOrder, QuZO, GRZO)
+                TTSubspace, Staged, FirstOrder, QuZO, GRZO, Adjoint, NodePerturbationStrategy, ForwardForward)
 }
 """Strategy classes by recipe name (the keys are :data:`STRATEGY_NAMES`)."""
 
