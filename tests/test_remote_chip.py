@@ -113,6 +113,27 @@ def test_cli_run_through_the_served_chip_writes_the_local_numbers(tiny, server, 
     assert report["training"]["ledger"] == local.report["training"]["ledger"]
 
 
+def test_a_run_interrupted_on_the_served_chip_resumes_from_its_checkpoint(tiny, server, local, tmp_path,
+                                                                          monkeypatch):
+    from photonic_sim.training import trainer as trainer_mod
+
+    original = trainer_mod.Trainer._record
+
+    def interrupt(self, row, t0):
+        original(self, row, t0)
+        if self.step == 3:  # the checkpoint of step 2 is on disk
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_record", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        Experiment.from_file(tiny, chip=server).run(checkpoint_dir=tmp_path)
+    monkeypatch.setattr(trainer_mod.Trainer, "_record", original)
+    with RemoteChip(server) as other:  # the chip is used by someone else meanwhile
+        other.measure(torch.zeros(2, 64), torch.zeros(other.num_phases, dtype=torch.float64))
+    resumed = Experiment.from_file(tiny, chip=server).run(checkpoint_dir=tmp_path, resume=True)
+    same_run(resumed, local)
+
+
 def test_remote_chip_reads_what_the_chip_reads_and_refuses_autograd(server, tiny):
     exp = Experiment.from_file(tiny)
     chip = exp.chip
@@ -484,6 +505,8 @@ def test_a_chip_object_in_the_builder_must_fit_the_network(tiny):
         _ = exp.chip
     with pytest.raises(ValueError, match="not a chip backend"):
         _ = Experiment.from_file(tiny, chip=42).chip
+    with pytest.raises(ValueError, match="weight_map: needs the simulated chip"):
+        Experiment.from_file(tiny, chip=_Toy()).weight_map(steps=1)
 
 
 def test_the_howto_example_class_runs(tiny):

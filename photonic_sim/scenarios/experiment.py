@@ -149,7 +149,7 @@ class Experiment:
     ``chip`` (train through this chip instead of building the simulated one: a
     ``tcp://host:port`` address of ``photonic-sim serve-chip`` or any object with the
     :class:`photonic_sim.backend.ChipBackend` operations; it must have this network's sizes and
-    readout). The pieces are built on first use of ``chip``/``network``/``task``/``strategy``/``trainer``
+    readout; :meth:`weight_map` needs the simulated chip). The pieces are built on first use of ``chip``/``network``/``task``/``strategy``/``trainer``
     (or :meth:`build`); an Experiment runs once.
     """
 
@@ -408,6 +408,8 @@ class Experiment:
         (the mapped phases, the offline run's result). Call it before the strategy is built."""
         if self._strategy is not None:
             raise RuntimeError("weight_map: the strategy is already built (call weight_map first)")
+        if self._backend is not None:  # the block gains the mapping sets live in this process's network
+            raise ValueError("weight_map: needs the simulated chip (allowed: an Experiment without chip=)")
         recipe = self.recipe.model_copy(update={
             "strategy": "fo", "strategy_options": {"lr": lr}, "steps": steps or self.recipe.steps,
             "early_stopping": None, "checkpoint_every": 0})
