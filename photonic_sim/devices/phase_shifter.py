@@ -124,6 +124,20 @@ class PhaseShifter:
         step = math.pi / (2**self.bits - 1)
         return torch.round(t / step) * step
 
+    def quantize_mixed(self, phi: Tensor, attenuator: Tensor) -> Tensor:
+        """``quantize`` (2π period) where ``attenuator`` (bool, broadcast to ``phi``) is False,
+        ``quantize_attenuator`` where it is True: the same values bit for bit, with one
+        ``remainder`` pass shared by both (the level index k ∈ [0, 2^b] of ``quantize`` wraps
+        by one subtraction instead of a second ``remainder``)."""
+        phi = torch.as_tensor(phi)
+        levels = 2**self.bits
+        r = remainder(phi, TWO_PI)
+        k = torch.round(r / (TWO_PI / levels))
+        mesh = torch.where(k >= levels, k - levels, k) * (TWO_PI / levels)
+        step = math.pi / (levels - 1)
+        folded = torch.where(r > math.pi, TWO_PI - r, r)
+        return torch.where(attenuator, torch.round(folded / step) * step, mesh)
+
     def draw_static(
         self,
         shape: tuple[int, ...] | torch.Size,
@@ -163,6 +177,22 @@ class PhaseShifter:
             noise = torch.randn(phi.shape, generator=generator, dtype=phi.dtype, device=phi.device)
             phi = phi + self.dynamic_noise_std * noise
         return phi
+
+
+def remainder(x: Tensor, period: Tensor | float) -> Tensor:
+    """``torch.remainder(x, period)`` (period > 0, a number or a tensor broadcast to x),
+    bit for bit, computed only where x is outside [0, period): there it is x itself. Phase
+    vectors mostly lie in range already (an estimator wraps its rows), and ``remainder``
+    costs ~15× a plain elementwise pass. May return ``x`` itself (do not modify the result
+    in place)."""
+    inside = (x >= 0) & (x < period)
+    if bool(inside.all()):
+        return x
+    out = x.clone()
+    out_of_range = ~inside
+    p = period.expand_as(x)[out_of_range] if isinstance(period, Tensor) else period
+    out[out_of_range] = torch.remainder(x[out_of_range], p)
+    return out
 
 
 def _check(name: str, value: object, ok: bool, allowed: str) -> None:
