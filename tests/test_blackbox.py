@@ -49,6 +49,7 @@ from photonic_sim.training.data import Dataset
 from photonic_sim.training.pinn import PINNTask
 from photonic_sim.training.strategies import STRATEGIES, make_strategy
 from photonic_sim.training.tasks import ClassificationTask
+from photonic_sim.training.trainer import task_closure
 
 CARD = load_device_card("silicon_thermo_optic")
 SPEC = NetworkSpec("bb", (tt((2, 4), (4, 2), 2, "relu"), dense(8, 3)))
@@ -277,7 +278,7 @@ def test_every_strategy_steps_through_the_closure(setup, name):
     start = params.detach().clone()
     strategy = make_strategy(name, params, generator=torch.Generator().manual_seed(1), periods=ctl["periods"],
                              **_options(name, chip))
-    f = task.closure(chip, batch, differentiable=not strategy.in_situ)
+    f = task_closure(task, chip, batch, strategy)  # the closure kind the strategy names
     before = chip.ledger.queries
     loss = float(strategy.step(f))
     assert torch.isfinite(torch.tensor(loss))
