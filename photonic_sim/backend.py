@@ -401,7 +401,8 @@ class RemoteChip:
     # internals
     def _ack(self, state: dict) -> None:
         if not isinstance(state, dict) or not isinstance(state.get("ledger"), dict):
-            raise BackendError(f"chip: {self.address} sent a state without a ledger (allowed: a photonic-sim chip server)")
+            raise BackendError(f"chip: {self.address} sent a state without a ledger "
+                               "(allowed: a photonic-sim chip server)")
         self._state = state
         self.ledger.load(_ledger_arg(state["ledger"]))
         self.acknowledged += 1
@@ -414,7 +415,8 @@ class RemoteChip:
         self._sock = sock  # hello within 10 s: a peer that says nothing is not a chip server
         info = self._exchange("hello", {"protocol": PROTOCOL_VERSION})
         sock.settimeout(self.timeout_s)
-        if not isinstance(info, dict) or info.get("protocol") != PROTOCOL_VERSION or not isinstance(info.get("state"), dict):
+        if not isinstance(info, dict) or info.get("protocol") != PROTOCOL_VERSION or \
+                not isinstance(info.get("state"), dict):
             raise BackendError(f"chip: {self.address} does not speak protocol {PROTOCOL_VERSION}")
         return info
 
@@ -453,10 +455,10 @@ class RemoteChip:
         send_frame(self._sock, {"op": op, "id": rid, "args": args})
         header, tensors = recv_frame(self._sock, self.max_payload)
         self.round_trip_s += time.perf_counter() - t0
-        if header.get("id") != rid:
-            raise FrameError(f"reply id {header.get('id')!r} for request {rid}")
-        if not header.get("ok"):
+        if header.get("ok") is not True:  # refused (id null: a frame the server could not read)
             raise BackendError(f"chip: {str(header.get('error', 'refused'))[:300]}")
+        if header.get("id") != rid:
+            raise FrameError(f"reply id {str(header.get('id'))[:20]} for request {rid}")
         return decode_value(header.get("result"), tensors)
 
     def _drop(self) -> None:
@@ -561,8 +563,8 @@ class ChipServer:
                 try:
                     send_frame(conn, {"id": rid, "ok": True, "result": result})
                 except (TypeError, ValueError) as exc:  # e.g. a lab's state holding a numpy array
-                    send_frame(conn, {"id": rid, "ok": False,
-                                      "error": f"{header['op']}: the chip's answer cannot be carried ({type(exc).__name__})"})
+                    error = f"{header['op']}: the chip's answer cannot be carried ({type(exc).__name__})"
+                    send_frame(conn, {"id": rid, "ok": False, "error": error})
         except OSError:
             return
         finally:
@@ -593,7 +595,8 @@ class ChipServer:
             except BackendError:
                 raise
             except ValueError as exc:  # the backend's own one-line refusal (shapes, ranges)
-                raise BackendError(f"{op}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+                why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise BackendError(f"{op}: {why}") from None
             except Exception as exc:  # never let a request take the server down
                 raise BackendError(f"{op}: failed ({type(exc).__name__})") from None
 

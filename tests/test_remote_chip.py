@@ -105,7 +105,7 @@ def test_served_chip_trains_bit_for_bit_as_the_local_chip(tiny, server, local):
 
 
 def test_cli_run_through_the_served_chip_writes_the_local_numbers(tiny, server, local, tmp_path, monkeypatch):
-    render = importlib.import_module("photonic_sim.reports.render")  # the module (the package exports a function so named)
+    render = importlib.import_module("photonic_sim.reports.render")  # the module, not the function so named
     monkeypatch.setattr(render, "make_figures", lambda *args: {})  # figures are not this test's subject (~10 s)
     assert main(["run", str(tiny), "--chip", server, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -328,6 +328,21 @@ def test_frames_carry_every_dtype_bit_for_bit_and_refuse_what_they_cannot_carry(
         for bad in (torch.zeros(2, dtype=torch.complex64), math.nan, {"$t": 0}, object()):
             with pytest.raises(TypeError):
                 send_frame(a, {"x": bad})
+
+
+def test_a_request_over_the_servers_limit_is_refused_not_retried():
+    server = ChipServer(_Toy(), max_payload=1024)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with RemoteChip(server.address, retry_s=60) as chip:
+            phases = torch.zeros(3, dtype=torch.float64)
+            assert chip.measure(torch.ones(8, 2), phases).shape == (8, 1)
+            with pytest.raises(BackendError, match="payload of .* bytes"):
+                chip.measure(torch.ones(200, 2), phases)  # 1600 input bytes + 24 of phases > 1024
+            assert chip.measure(torch.ones(8, 2), phases).shape == (8, 1)  # a new connection, same chip
+            assert chip.reconnects == 1
+    finally:
+        server.close()
 
 
 # ------------------------------------------------------------------ malformed requests

@@ -149,8 +149,8 @@ class Experiment:
     ``chip`` (train through this chip instead of building the simulated one: a
     ``tcp://host:port`` address of ``photonic-sim serve-chip`` or any object with the
     :class:`photonic_sim.backend.ChipBackend` operations; it must have this network's sizes and
-    readout; :meth:`weight_map` needs the simulated chip). The pieces are built on first use of ``chip``/``network``/``task``/``strategy``/``trainer``
-    (or :meth:`build`); an Experiment runs once.
+    readout; :meth:`weight_map` needs the simulated chip). The pieces are built on first use of
+    ``chip``/``network``/``task``/``strategy``/``trainer`` (or :meth:`build`); an Experiment runs once.
     """
 
     def __init__(self, *, devices: DeviceCard | str | Path, accelerator: AcceleratorCard | str | Path,
