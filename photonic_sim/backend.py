@@ -66,6 +66,11 @@ import torch
 
 from photonic_sim.chip import ChipClosure, Ledger
 
+__all__ = [
+    "MAGIC", "MAX_HEADER", "MAX_PAYLOAD", "OPS", "PROTOCOL_VERSION", "BackendError", "ChipBackend", "ChipServer",
+    "ChipUnreachable", "FrameError", "HardwareChip", "RemoteChip", "check_fit", "connect", "decode_value", "describe",
+    "encode_value", "parse_address", "recv_frame", "send_frame",
+]
 Tensor = torch.Tensor
 PROTOCOL_VERSION = 1
 MAGIC = b"PSC1"
@@ -354,6 +359,7 @@ class RemoteChip:
         return dict(self._info["timing"])
 
     def controls(self) -> dict:
+        """The served chip's controls (a copy; ``ChipBackend.controls``)."""
         return _copy(self._info["controls"])
 
     # operations
@@ -366,6 +372,8 @@ class RemoteChip:
         return result["phases"]
 
     def measure(self, inputs: Tensor, phases: Tensor | None = None, *, differentiable: bool = False) -> Tensor:
+        """Readings measured by the served chip (``ChipBackend.measure``); the reply's state is
+        the acknowledgement a reconnection resumes from."""
         if differentiable:
             raise ValueError("differentiable: a remote chip gives readings only (allowed: False; the fo baseline "
                              "needs a local chip)")
@@ -376,6 +384,7 @@ class RemoteChip:
         return result["readings"].to(x.device)
 
     def closure(self, loss: Callable[[Tensor], Tensor]) -> ChipClosure:
+        """``loss`` as the black box a strategy receives (counted in this client's ledger)."""
         return ChipClosure(loss, self.ledger)
 
     def state_dict(self) -> dict:
@@ -383,6 +392,7 @@ class RemoteChip:
         return _copy(self._state)
 
     def load_state_dict(self, state: dict) -> None:
+        """Load ``state`` on the served chip (it refuses one that does not fit: :class:`BackendError`)."""
         self._ack(self._call("load_state", state=state)["state"])
 
     def close(self) -> None:
