@@ -204,24 +204,38 @@ def test_kernel_readout_formula_float64(kernel, power, dac):
         assert clipped == int((kept != code).sum()) > 0
 
 
-def test_kernel_threads_give_identical_readings(kernel):
-    """The (setting, tile) pairs are shared among torch.get_num_threads() threads: readings,
-    clipped counts and generator state do not depend on the thread count."""
+@pytest.mark.parametrize("settings", [3, 1])
+def test_kernel_threads_give_identical_readings(kernel, settings, monkeypatch):
+    """With torch.get_num_threads() = T > 1 the fused forward runs chunks of settings on T
+    worker threads (one kernel thread each), or, for one chunk, shares the kernel's (setting,
+    tile) pairs among T threads: readings, clipped counts, ledger and generator state do not
+    depend on T (1, 2 or 3), and with T > 1 and several settings the chunks did run on the
+    worker threads."""
+    import threading
+
     net = _net("mnist_small")
     ph = net.init_phases(torch.Generator().manual_seed(1))
-    ph = ph + 0.05 * torch.randn(3, ph.numel(), generator=torch.Generator().manual_seed(2), dtype=ph.dtype)
+    ph = ph + 0.05 * torch.randn(settings, ph.numel(), generator=torch.Generator().manual_seed(2), dtype=ph.dtype)
     x = torch.rand(37, net.in_features, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    where = []
+    real = _fused_read.matvec_read
+    monkeypatch.setattr(_fused_read, "matvec_read",
+                        lambda *a, **kw: where.append(threading.current_thread().name) or real(*a, **kw))
     before = torch.get_num_threads()
     runs = []
     try:
-        for threads in (1, 3):
+        for threads in (1, 2, 3):
             torch.set_num_threads(threads)
+            where.clear()
             chip = Chip(net, CARD, seed=3, dtype=torch.float32)
-            runs.append((chip.measure(x, ph), chip.ledger.totals(), chip._gen.get_state()))
+            runs.append((chip.measure(x, ph), chip.ledger.totals(), chip._gen.get_state(), set(where)))
     finally:
         torch.set_num_threads(before)
-    (a, la, ga), (b, lb, gb) = runs
-    assert torch.equal(a, b) and la == lb and la["clipped"] > 0 and torch.equal(ga, gb)
+    a, la, ga, wa = runs[0]
+    assert la["clipped"] > 0 and wa == {threading.current_thread().name}
+    for b, lb, gb, wb in runs[1:]:
+        assert torch.equal(a, b) and la == lb and torch.equal(ga, gb)
+        assert all(w.startswith("photonic_sim") for w in wb) if settings > 1 else wb == wa
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -411,7 +411,7 @@ def usable(*tensors: Tensor) -> bool:
 
 def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: int = 0,
                 power: int = 0, rows: int | None = None, *, key: int | None = None,
-                p0: int = 0) -> tuple[Tensor, int]:
+                p0: int = 0, threads: int | None = None) -> tuple[Tensor, int]:
     """Readings out [P, *lead, rows] and the clipped count (module docstring).
 
     ``mat`` [P, br, bc, k, k] block matrices (y = B x; complex64 or complex128), ``v``
@@ -427,8 +427,9 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     (``Modulator.quantize``). One kernel call; a noisy ``readout`` takes one key from its
     generator (``draw_key``) unless ``key`` is given. Split calls: settings ``p0 ..
     p0 + P − 1`` of a larger call, given that call's ``key``, read exactly what the one call
-    would have read for them (the noise streams are numbered by ``p0 + p``).
-    ``usable(mat, v)`` must hold."""
+    would have read for them (the noise streams are numbered by ``p0 + p``). ``threads``:
+    POSIX threads of the call (default ``torch.get_num_threads()``; the readings do not
+    depend on it). ``usable(mat, v)`` must hold."""
     p, br, bc, k = mat.shape[:4]
     lead, cols = v.shape[1:-1], v.shape[-1]
     rows = br * k if rows is None else rows
@@ -449,7 +450,7 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     params = (ctypes.c_double * _PARAMS)(*readout.params(), float(power), float(dac), float(readout.noisy))
     if key is None:
         key = draw_key(readout.generator) if readout.noisy else 0
-    threads = max(1, torch.get_num_threads())
+    threads = max(1, torch.get_num_threads() if threads is None else int(threads))
     share = bc * k * _TILE * out.element_size()
     work = _fused._work(threads * share)
     clipped = fn(dims, mat.data_ptr(), v4.data_ptr(), vs, key, scales.data_ptr(), out.data_ptr(), os_, params,

@@ -24,15 +24,18 @@ both electronically.
 Batching
 --------
 ``forward`` takes P phase settings × B inputs as one batched call. On the fused CPU path
-(``_matvec``) it builds the block matrices of all settings first and then runs the layers
-on chunks of ≈ ``_FUSED_CHUNK_ELEMENTS`` / (B · ``_widest``) settings, so a chunk's signal
-states stay small enough for the cache and for the allocator's reused heap; one pass over
-all settings at once spent about half its time page-faulting fresh memory for states of
-hundreds of MB (HJB polish call, 256 settings × 1851 inputs: 4.2 s → 1.8 s on one thread).
-Each matrix draws one noise key per forward, shared by its chunks, and the kernel numbers
-its noise streams by the setting's index in the whole call, so readings, ledger and
-generator state equal those of one pass bit for bit. The torch path (autograd, GPU, no
-kernel) runs all settings at once.
+(``_matvec``) it runs chunks of ≈ ``_FUSED_CHUNK_ELEMENTS`` / (B · ``_widest``) settings
+(at most ⌈P / T⌉ with T = ``torch.get_num_threads()`` > 1), each building its own block
+matrices and running the layers, so a chunk's signal states stay small enough for the cache
+and for the allocator's reused heap; one pass over all settings at once spent about half
+its time page-faulting fresh memory for states of hundreds of MB (HJB polish call, 256
+settings × 1851 inputs: 4.2 s → 1.8 s on one thread). With T > 1 the chunks run on T worker
+threads (torch ops and the C kernels release the GIL), each kernel call on one thread; a
+single chunk instead shares its kernel calls' work among T threads. Every matrix's noise key
+is drawn first, in matrix order, and shared by the chunks, and the kernel numbers its noise
+streams by the setting's index in the whole call, so readings, ledger and generator state
+equal those of one pass bit for bit, whatever T. The torch path (autograd, GPU, no kernel)
+runs all settings at once.
 
 Control vector
 --------------
@@ -57,8 +60,10 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import torch
@@ -432,30 +437,45 @@ class PhotonicNetwork:
         else:
             conv = _Conversion(encode if encode is not None else (lambda v: v),
                                detect if detect is not None else (lambda f, final: f.real), None)
-        build = torch.complex128 if ph.dtype == torch.float64 else torch.complex64
-        mats = [self.block.matrix(ph[:, m.start : m.start + m.num_blocks * self.block.num_phases]
-                                  .reshape(-1, m.block_rows, m.block_cols, self.block.num_phases),
-                                  kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m),
-                                  dtype=build).to(cdt)
-                for m in self._mats]  # [P, br, bc, k, k] per hardware matrix
         x = x.to(fdt)
-        p, step = ph.shape[0], ph.shape[0]
-        if conv.chain is not None and _fused_read.usable(ph, x, *mats):  # settings in chunks (module docstring)
-            step = max(1, _FUSED_CHUNK_ELEMENTS // (x.shape[-2] * self._widest()))
+        p = ph.shape[0]
         keys: dict[int, int] = {}
-        out = [self._layers(x[a : a + step] if per_setting else x, ph[a : a + step],
-                            [mat[a : a + step] for mat in mats], conv, normalize, final_intensity, keys, a)
-               for a in range(0, p, step)]
+        if conv.chain is None or not _fused_read.usable(ph, x):  # torch path: all settings at once
+            h = self._layers(x, ph, self._block_matrices(ph, kappa, loss_db, cdt), conv, normalize,
+                             final_intensity, keys, 0)
+            return h[0] if single else h
+        # Fused path: settings in chunks (module docstring, "Batching"), each built and run on
+        # its own, on up to torch's thread count at once; noise keys drawn first, in matrix order.
+        threads = max(1, torch.get_num_threads())
+        step = max(1, _FUSED_CHUNK_ELEMENTS // (x.shape[-2] * self._widest()))
+        if threads > 1:
+            step = min(step, -(-p // threads))
+        last = len(self.spec.layers) - 1
+        for i, m in enumerate(self._mats):
+            readout = conv.chain.kernel_readout(m.layer == last and m.core == 0)
+            if readout.noisy:
+                keys[i] = _fused_read.draw_key(readout.generator)
+        starts = range(0, p, step)
+        inner = threads if len(starts) == 1 else 1  # readout kernel threads per chunk
+
+        def chunk(a: int) -> Tensor:
+            part = ph[a : a + step]
+            return self._layers(x[a : a + step] if per_setting else x, part,
+                                self._block_matrices(part, kappa, loss_db, cdt), conv, normalize, final_intensity,
+                                keys, a, inner)
+
+        out = list(_pool(threads).map(chunk, starts)) if threads > 1 and len(starts) > 1 else [chunk(a) for a in starts]
         h = out[0] if len(out) == 1 else torch.cat(out)
         return h[0] if single else h
 
     __call__ = forward
 
     def _layers(self, x: Tensor, ph: Tensor, mats: list[Tensor], conv: _Conversion, normalize: bool,
-                final_intensity: bool, keys: dict[int, int], p0: int) -> Tensor:
+                final_intensity: bool, keys: dict[int, int], p0: int, threads: int | None = None) -> Tensor:
         """The layers for settings ``ph`` [P, num_phases] (``p0``.. of the forward's), whose
         block matrices are ``mats`` (one per ``_mats`` entry) → out [P, B, out_features]; ``x``
-        [B, in] shared by the settings or [P, B, in] per setting."""
+        [B, in] shared by the settings or [P, B, in] per setting; ``threads``: the readout
+        kernel's (None: torch's thread count)."""
         h = x if x.ndim == 3 else x.expand(ph.shape[0], *x.shape)
         last = len(self.spec.layers) - 1
         for li, layer in enumerate(self.spec.layers):
@@ -465,7 +485,7 @@ class PhotonicNetwork:
                 final = final_layer and c == 0
                 power = (2 if final and final_intensity else 1) if normalize else 0
                 i = own[c]
-                return self._matvec(self._mats[i], mats[i], v, conv, final, power, keys, i, p0)
+                return self._matvec(self._mats[i], mats[i], v, conv, final, power, keys, i, p0, threads)
 
             h = contract(h, layer.in_modes, layer.out_modes, layer.ranks, run) if layer.kind == "tt" else run(0, h)
             if layer.bias:
@@ -487,7 +507,7 @@ class PhotonicNetwork:
         return value[idx].reshape(m.block_rows, m.block_cols, *value.shape[1:])
 
     def _matvec(self, m: _Placed, mat: Tensor, v: Tensor, conv: _Conversion, final: bool, power: int,
-                keys: dict[int, int], index: int, p0: int) -> Tensor:
+                keys: dict[int, int], index: int, p0: int, threads: int | None = None) -> Tensor:
         """v[P, ..., C] real → [P, ..., R] real through m's blocks (module docstring).
 
         ``power`` > 0: block floating point (see ``forward``), outputs scaled by amp**power.
@@ -497,8 +517,9 @@ class PhotonicNetwork:
         ``chain.tally``; else the torch path: block floating point, ``conv.encode``, bmm per
         chunk of block rows, ``conv.detect``, gains, sum over columns. ``mat`` [P, br, bc,
         k, k]: m's block matrices; ``keys``: the forward's noise keys by matrix ``index``
-        (drawn by the first chunk of settings, reused by the others); ``p0``: the index of
-        this chunk's first setting in the forward (module docstring, "Batching")."""
+        (drawn before the chunks; drawn here for calls without them); ``p0``: the index of
+        this chunk's first setting in the forward (module docstring, "Batching");
+        ``threads``: the kernel's (None: torch's thread count)."""
         k = self.block_size
         p, lead = mat.shape[0], v.shape[1:-1]
         n = math.prod(lead)
@@ -510,8 +531,9 @@ class PhotonicNetwork:
             if readout.noisy and index not in keys:  # one key per matrix per forward, shared by its chunks
                 keys[index] = _fused_read.draw_key(readout.generator)
             out, clipped = _fused_read.matvec_read(mat, v, scales, readout, chain.dac_levels(), power, rows=m.rows,
-                                                   key=keys.get(index), p0=p0)  # v read in place
-            chain.tally(dac=v.numel(), adc=p * m.num_blocks * n * k, clipped=clipped)
+                                                   key=keys.get(index), p0=p0, threads=threads)  # v read in place
+            with _TALLY:  # the chunks of one forward may run on several threads
+                chain.tally(dac=v.numel(), adc=p * m.num_blocks * n * k, clipped=clipped)
             return out
         v = v.reshape(p, n, m.cols)
         if power:
@@ -680,6 +702,18 @@ class PhotonicNetwork:
             return MeasuredLinear.apply(v, leaf, fwd, adjoint)
 
         return leaf, run
+
+_TALLY = threading.Lock()
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` worker threads for the chunks of a fused forward."""
+    with _TALLY:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="photonic_sim")
+    return _POOLS[threads]
+
 
 class TONN(PhotonicNetwork):
     """Tensorized ONN: TT layers run core by core on k×k SVD blocks (space or time multiplexed)."""
