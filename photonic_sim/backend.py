@@ -28,12 +28,19 @@ JSON depth ≤ 32. Operations:
 * ``reset {}`` → the state the server started with is loaded (ledger zero, the simulated chip's
   noise generator at its seed); returns ``state``;
 * ``measure {inputs [B, in] | [P, B, in], phases [P, N] | [N] | null}`` → ``readings``
-  ([P, B, out] or [B, out]), ``state`` after the measurement (the acknowledgement a client resumes from) and
-  ``elapsed_s`` (seconds the chip took);
+  ([P, B, out] or [B, out]), ``state`` after the measurement (the acknowledgement a client
+  resumes from) and ``elapsed_s`` (seconds the chip took);
 * ``state {}`` / ``load_state {state}`` → ``state``;
 * ``init_phases {generator}`` (a CPU ``torch.Generator`` state) → ``phases``, the
   generator's state after the draw and the chip's ``state`` (drawing may set state: the
   simulated chip's block gains).
+
+Each reply that carries ``state`` also carries its ``version`` (a counter the server bumps at
+every request that may change the chip's state). ``measure`` and ``init_phases`` requests carry
+``"expect"``: the version of the client's last acknowledged state; when another client has
+driven the chip meanwhile the server refuses with ``"stale": true`` and the client reloads its
+acknowledged state and asks again, so two runs sharing one served chip each stay bit for bit
+(at the price of a state reload per interleaving).
 
 A malformed request (garbage bytes, wrong magic, oversized frame, bad JSON, unknown op, wrong
 argument names, dtypes or shapes) gets an error reply and the server keeps serving; after a
@@ -83,6 +90,8 @@ _DTYPE_NAMES = {torch_dtype: name for name, (torch_dtype, _) in _DTYPES.items()}
 _MAX_DIMS, _MAX_DEPTH, _MAX_NODES = 8, 32, 200_000
 _LEDGER_KEYS = tuple(f.name for f in fields(Ledger))
 OPS = ("hello", "reset", "measure", "state", "load_state", "init_phases")
+_MUTATING = ("reset", "measure", "load_state", "init_phases")  # requests that may change the chip's state
+_EXPECTING = ("measure", "init_phases")  # requests whose result depends on the state the client acknowledged
 
 
 @runtime_checkable
@@ -141,6 +150,11 @@ class ChipBackend(Protocol):
 
 class BackendError(ValueError):
     """A request the chip refused, or a peer that is not a chip server; one line."""
+
+
+class StaleState(BackendError):
+    """The chip's state moved on since the client's last acknowledged reply (another client
+    drove it meanwhile); the client reloads its acknowledged state and asks again."""
 
 
 class ChipUnreachable(ConnectionError):
@@ -304,7 +318,8 @@ class RemoteChip:
     :class:`BackendError`. Readings come back on the inputs' device, bit for bit as the server
     measured them. ``timing`` is the server's timing figures; ``elapsed_s`` the seconds the
     chip spent measuring, ``round_trip_s`` the seconds the client waited;
-    ``acknowledged`` counts replies, ``reconnects`` the reconnections.
+    ``acknowledged`` counts replies, ``reconnects`` the reconnections, ``reloads`` the times the
+    acknowledged state was loaded again because another client had moved the chip on.
     """
 
     def __init__(self, address: str, *, timeout_s: float = 600.0, retry_s: float = 60.0, reset: bool = True,
@@ -314,12 +329,13 @@ class RemoteChip:
         self.timeout_s, self.retry_s, self.max_payload = float(timeout_s), float(retry_s), int(max_payload)
         self.ledger = Ledger()
         self.elapsed_s = self.round_trip_s = 0.0
-        self.acknowledged = self.reconnects = 0
+        self.acknowledged = self.reconnects = self.reloads = 0
         self._sock: socket.socket | None = None
         self._next_id = 0
         self._state: dict | None = None
+        self._version: int | None = None
         try:
-            self._info = self._open()
+            info = self._open()
         except OSError as exc:
             self._drop()
             raise ChipUnreachable(f"chip: {self.address} is unreachable ({_why(exc)})") from None
@@ -327,9 +343,10 @@ class RemoteChip:
             self._drop()
             raise BackendError(f"chip: {self.address} is not a photonic-sim chip server (closed or answered "
                                "something else)") from None
-        self._ack(self._info.pop("state"))
+        self._ack(info)
+        self._info = {k: v for k, v in info.items() if k not in ("state", "version")}
         if reset:
-            self._ack(self._call("reset")["state"])
+            self._ack(self._call("reset"))
 
     # description
     @property
@@ -368,7 +385,7 @@ class RemoteChip:
         (the chip may set state too: the simulated chip's block gains)."""
         result = self._call("init_phases", generator=generator.get_state())
         generator.set_state(result["generator"])
-        self._ack(result["state"])
+        self._ack(result)
         return result["phases"]
 
     def measure(self, inputs: Tensor, phases: Tensor | None = None, *, differentiable: bool = False) -> Tensor:
@@ -380,7 +397,7 @@ class RemoteChip:
         x = torch.as_tensor(inputs)
         result = self._call("measure", inputs=x, phases=phases)
         self.elapsed_s += float(result.get("elapsed_s", 0.0))
-        self._ack(result["state"])
+        self._ack(result)
         return result["readings"].to(x.device)
 
     def closure(self, loss: Callable[[Tensor], Tensor]) -> ChipClosure:
@@ -393,7 +410,7 @@ class RemoteChip:
 
     def load_state_dict(self, state: dict) -> None:
         """Load ``state`` on the served chip (it refuses one that does not fit: :class:`BackendError`)."""
-        self._ack(self._call("load_state", state=state)["state"])
+        self._ack(self._call("load_state", state=state))
 
     def close(self) -> None:
         """Close the connection (a later request reconnects)."""
@@ -409,11 +426,13 @@ class RemoteChip:
         return f"<RemoteChip {self.address}: {self.identity or 'unnamed chip'}, {self.num_phases} phases>"
 
     # internals
-    def _ack(self, state: dict) -> None:
+    def _ack(self, result: dict) -> None:
+        """Keep the state (and its version) a reply acknowledged."""
+        state = result.get("state")
         if not isinstance(state, dict) or not isinstance(state.get("ledger"), dict):
             raise BackendError(f"chip: {self.address} sent a state without a ledger "
                                "(allowed: a photonic-sim chip server)")
-        self._state = state
+        self._state, self._version = state, result.get("version")
         self.ledger.load(_ledger_arg(state["ledger"]))
         self.acknowledged += 1
 
@@ -432,24 +451,37 @@ class RemoteChip:
 
     def _reopen(self) -> None:
         info = self._open()
-        info.pop("state")
         same = ("identity", "num_phases", "in_features", "out_features", "readout")
         if any(info.get(k) != self._info.get(k) for k in same):
             self._drop()
             raise BackendError(f"chip: {self.address} now serves another chip ({str(info.get('identity'))[:60]!r}, "
                                f"was {self._info.get('identity')[:60]!r}); not resuming on it")
-        if self._state is not None:
-            self._exchange("load_state", {"state": self._state})  # back to the last acknowledged state
         self.reconnects += 1
+        self._restore()
+
+    def _restore(self) -> None:
+        """The served chip back to the last acknowledged state."""
+        self._ack(self._exchange("load_state", {"state": self._state}))
 
     def _call(self, op: str, **args) -> dict:
-        """One request, reconnecting and resending after a dropped connection (module docstring)."""
-        deadline = None
+        """One request, reconnecting and resending after a dropped connection, and reloading the
+        acknowledged state first when another client moved the chip on (module docstring)."""
+        deadline, stale, reload = None, 0, False
         while True:
             try:
                 if self._sock is None:
                     self._reopen()
-                return self._exchange(op, args)
+                elif reload:
+                    self._restore()
+                    self.reloads += 1
+                reload = False
+                return self._exchange(op, args, self._version if op in _EXPECTING else None)
+            except StaleState:
+                stale += 1
+                if stale > 8:
+                    raise BackendError(f"chip: {self.address} is being driven by another client "
+                                       "(allowed: one run at a time per chip)") from None
+                reload = True
             except (OSError, EOFError, FrameError) as exc:  # dropped, refused, timed out, torn frame
                 self._drop()
                 deadline = deadline or time.monotonic() + self.retry_s
@@ -458,13 +490,15 @@ class RemoteChip:
                                           f"{self.retry_s:g} s") from None
                 time.sleep(0.2)
 
-    def _exchange(self, op: str, args: dict) -> dict:
+    def _exchange(self, op: str, args: dict, expect: int | None = None) -> dict:
         self._next_id += 1
         rid = self._next_id
         t0 = time.perf_counter()
-        send_frame(self._sock, {"op": op, "id": rid, "args": args})
+        send_frame(self._sock, {"op": op, "id": rid, "args": args} | ({} if expect is None else {"expect": expect}))
         header, tensors = recv_frame(self._sock, self.max_payload)
         self.round_trip_s += time.perf_counter() - t0
+        if header.get("ok") is not True and header.get("stale") is True and header.get("id") == rid:
+            raise StaleState(f"chip: {str(header.get('error'))[:200]}")
         if header.get("ok") is not True:  # refused (id null: a frame the server could not read)
             raise BackendError(f"chip: {str(header.get('error', 'refused'))[:300]}")
         if header.get("id") != rid:
@@ -508,6 +542,7 @@ class ChipServer:
         self.max_payload, self.idle_s = int(max_payload), float(idle_s)
         self._info = describe(backend, identity=identity, timing=timing)
         self._initial = _copy(backend.state_dict())
+        self._version = 0  # bumped by every request that may change the chip's state
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
         self._connections: set[socket.socket] = set()
@@ -568,7 +603,8 @@ class ChipServer:
                 try:
                     result = self.handle(header, tensors)
                 except BackendError as exc:
-                    send_frame(conn, {"id": rid, "ok": False, "error": str(exc)[:300]})
+                    send_frame(conn, {"id": rid, "ok": False, "error": str(exc)[:300],
+                                      **({"stale": True} if isinstance(exc, StaleState) else {})})
                     continue
                 try:
                     send_frame(conn, {"id": rid, "ok": True, "result": result})
@@ -599,9 +635,18 @@ class ChipServer:
         if set(args) - allowed:
             raise BackendError(f"{op}: unknown argument {sorted(set(args) - allowed)[0][:40]!r} "
                                f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
+        expect = header.get("expect")
+        if expect is not None and (isinstance(expect, bool) or not isinstance(expect, int)):
+            raise BackendError("expect: must be an integer (the version of the client's last acknowledged state)")
         with self._lock:
+            if expect is not None and expect != self._version:
+                raise StaleState(f"stale: the chip's state is version {self._version}, the request expects "
+                                 f"{expect} (another client drove it; reload the acknowledged state)")
+            if op in _MUTATING:
+                self._version += 1
             try:
-                return getattr(self, "_op_" + op)(args)
+                result = getattr(self, "_op_" + op)(args)
+                return {**result, "version": self._version} if "state" in result else result
             except BackendError:
                 raise
             except ValueError as exc:  # the backend's own one-line refusal (shapes, ranges)

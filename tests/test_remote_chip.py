@@ -134,6 +134,42 @@ def test_a_run_interrupted_on_the_served_chip_resumes_from_its_checkpoint(tiny, 
     same_run(resumed, local)
 
 
+def test_two_runs_sharing_one_served_chip_each_stay_bit_for_bit(tiny, server, local):
+    """Two runs at once on one served chip: the second one's reset and measurements move the chip
+    on under the first, whose next request is refused as stale; it reloads its acknowledged state
+    and asks again (and so does the second)."""
+    x = torch.rand(5, 64, generator=torch.Generator().manual_seed(3))
+    alone_a, alone_b = Experiment.from_file(tiny).chip, Experiment.from_file(tiny).chip  # fresh local chips
+    phases = alone_a.init_phases(torch.Generator().manual_seed(0))
+    alone_b.init_phases(torch.Generator().manual_seed(0))
+    a = RemoteChip(server)
+    a.init_phases(torch.Generator().manual_seed(0))
+    assert torch.equal(a.measure(x, phases), alone_a.measure(x, phases))
+    with RemoteChip(server) as b:  # resets the chip under a
+        b.init_phases(torch.Generator().manual_seed(0))
+        assert torch.equal(b.measure(x, phases), alone_b.measure(x, phases))
+        assert torch.equal(a.measure(x, phases), alone_a.measure(x, phases)) and a.reloads == 1
+        assert torch.equal(b.measure(x, phases), alone_b.measure(x, phases)) and b.reloads == 1
+    a.close()
+
+    results, errors = {}, []  # and two whole runs in two threads
+
+    def run(name):
+        try:
+            results[name] = Experiment.from_file(tiny, chip=server).run()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors and set(results) == {"a", "b"}
+    for result in results.values():
+        same_run(result, local)
+
+
 def test_remote_chip_reads_what_the_chip_reads_and_refuses_autograd(server, tiny):
     exp = Experiment.from_file(tiny)
     chip = exp.chip
@@ -407,6 +443,9 @@ GARBAGE = {  # name: (bytes sent, words of the error, connection stays usable)
                                           [{"dtype": "float64", "shape": [1]}], _f64(1.0)), "generator must be", True),
     "init_phases_short_generator": (_json({"op": "init_phases", "id": 1, "args": {"generator": {"$t": 0}}},
                                           [{"dtype": "uint8", "shape": [3]}], b"abc"), "init_phases: failed", True),
+    "expect_not_an_integer": (_json({"op": "state", "id": 1, "expect": "latest"}), "expect: must be an integer", True),
+    "stale_expectation": (_json({"op": "measure", "id": 1, "expect": 10**12, "args": {}}),
+                          "stale: the chip's state is version", True),
     "old_protocol": (_json({"op": "hello", "id": 1, "args": {"protocol": 0}}), "protocol 0 is not spoken", True),
 }
 
