@@ -104,6 +104,20 @@ def test_served_chip_trains_bit_for_bit_as_the_local_chip(tiny, server, local):
     assert exp.chip.reconnects == 0 and exp.chip.elapsed_s > 0 and exp.chip.round_trip_s >= exp.chip.elapsed_s
 
 
+def test_a_pinn_trains_bit_for_bit_through_a_served_chip():
+    """The PDE path: float64 signals, coherent readout, exact converters, inputs in float64."""
+    sets = ["training.steps=2", "training.eval_every=2", "training.checkpoint_every=0", "task.test_points=200"]
+    scenario = load_scenario("black_scholes_tonn", sets)
+    server = chip_server(scenario)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        local = Experiment.from_scenario(scenario).run()
+        remote = Experiment.from_scenario(scenario, chip=server.address).run()
+        same_run(remote, local)
+    finally:
+        server.close()
+
+
 def test_cli_run_through_the_served_chip_writes_the_local_numbers(tiny, server, local, tmp_path, monkeypatch):
     render = importlib.import_module("photonic_sim.reports.render")  # the module, not the function so named
     monkeypatch.setattr(render, "make_figures", lambda *args: {})  # figures are not this test's subject (~10 s)
