@@ -316,3 +316,19 @@ def test_quzo_updates_stay_on_the_lattice_and_move_below_one_code():
     assert torch.allclose(rows / h, (rows / h).round(), atol=1e-9)
     assert moved["nearest"][2] == 0.0
     assert moved["stochastic"][2] >= h and moved["stochastic"][1] < moved["stochastic"][0]
+
+
+def test_grzo_through_the_builder_books_one_setting_and_one_sample_per_row():
+    """``grzo`` from a recipe name on the digits scenario: the Trainer hands it the per-example
+    closure, and the training ledger counts 2·group settings, queries and samples per step
+    (antithetic pairs), not 2·group × batch samples; ``quzo`` gets the chip's lattice."""
+    from photonic_sim import Experiment
+
+    sets = ["training.steps=3", "training.eval_every=3", "training.checkpoint_every=0", "training.batch_size=8"]
+    exp = Experiment.from_file("quickstart", sets=sets + ["training=grzo", "training.strategy_options.group=8"])
+    result = exp.trainer.run()
+    led = result.ledger
+    assert (led["queries"], led["phase_settings"], led["samples"]) == (48, 48, 48)
+    quzo = Experiment.from_file("quickstart", sets=sets + ["training=quzo"]).strategy
+    torch.testing.assert_close(quzo.lattice, quzo.estimator.lattice, equal_nan=True)
+    assert bool(torch.isfinite(quzo.lattice).any())

@@ -272,8 +272,8 @@ def round_to_lattice(x: Tensor, step: Tensor | None, *, rounding: str = "stochas
     "stochastic": the lower neighbour k·step with probability 1 − f and the upper (k+1)·step
     with probability f, f = x/step − k the fractional part, so E[SR(x)] = x exactly and E[L(SR(x))]
     is the multilinear interpolant of L between lattice points. The uniforms come from
-    ``generator``, or from ``uniform`` (same shape as x; e.g. 1 − u for an antithetic partner,
-    which moves up exactly when the partner moves down)."""
+    ``generator``, or from ``uniform`` (same shape as x, in [0, 1); x rounds up where
+    uniform < f: the same uniforms for two rows make them round alike, see :func:`quantized_rge`)."""
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     valid = on_lattice(step)
@@ -299,19 +299,21 @@ def quantized_rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generat
     chip sees them, so the controller, not the chip's round-to-nearest, decides the codes.
 
     "stochastic" (QuZO): every row is SR(θ ± μu) (:func:`round_to_lattice`), its uniforms from
-    ``generator``; a two-sided pair shares them antithetically (the θ−μu row uses 1 − r), so
-    at a lattice point θ (Rademacher u, μ ≤ h) both rows move to θ ± h·(u⊙b), b_i ~
-    Bernoulli(μ/h) per coordinate, or both stay.
+    ``generator``; a two-sided pair shares them (common random numbers: SR(x) = h·⌊x/h + 1 − r⌋
+    with the same r), so a coordinate rounds differently in the two rows only when a code
+    boundary lies between θ_i − μu_i and θ_i + μu_i (probability 2μ|u_i|/h for μ|u_i| ≤ h/2),
+    wherever θ sits in its cell: the rounding of the unperturbed coordinates adds nothing to
+    the difference.
     Each row is marginally SR, so E ĝ is the gradient estimate of the multilinear interpolant
     L̃ of the chip's loss: with θ on the lattice and L quadratic, E ĝ = ∇L(θ) exactly, for
     any μ, including μ below one LSB h. "nearest": rows are rounded to the nearest code (the
     deterministic baseline); with θ on the lattice, Rademacher u and μ < h/2 every row rounds
     back to θ and ĝ = 0. Rows are wrapped by ``periods`` after rounding (the lattice is
     periodic with the phase)."""
-    if two_sided and rounding == "stochastic":
+    if two_sided and rounding == "stochastic":  # one r per pair: see above
         def rounded(batch: Tensor) -> Tensor:
             r = torch.rand((q, batch.shape[-1]), generator=generator, dtype=batch.dtype).to(batch.device)
-            return round_to_lattice(batch, lattice, rounding=rounding, uniform=torch.cat([r, 1 - r]))
+            return round_to_lattice(batch, lattice, rounding=rounding, uniform=torch.cat([r, r]))
     else:
         def rounded(batch: Tensor) -> Tensor:
             return round_to_lattice(batch, lattice, rounding=rounding, generator=generator)
