@@ -58,6 +58,9 @@ OPTIONS = {
     "l2ight-sigma": dict(lr=0.02, q=4),
     "tt-subspace": dict(lr=0.02, q=4),
     "fo": dict(lr=0.02),
+    "adjoint": dict(lr=0.02),
+    "node-perturbation": dict(lr=0.02, q=2),  # TINY has no hidden layer: 3 queries per step
+    "forward-forward": dict(lr=0.02, q=2),
     "staged": dict(lr=0.02, stages=[dict(strategy="zo-rge", steps=2, q=4),  # then 2q rows per step
                                     dict(strategy="zo-rge", steps=9, q=3, dist="rademacher", two_sided=True)]),
 }
@@ -73,8 +76,10 @@ def expected_queries(name, strategy, steps):
         per = c["q"] + 1
     elif name == "zo-cge":
         per = c["coords_per_step"] + 1
-    elif name == "spsa":
+    elif name in ("spsa", "forward-forward"):
         per = 2 * c["q"]
+    elif name in ("adjoint", "node-perturbation"):  # forward, adjoint and interference passes
+        per = 3
     elif name == "mixedtrain":
         per = 2 * max(1, round(c["coord_fraction"] * n)) + 1
     else:
@@ -94,7 +99,8 @@ def test_trainer_smoke_every_strategy(name):
     assert res.stopped == "completed"
     assert all(math.isfinite(h["loss"]) for h in res.history)
     assert res.ledger["queries"] == expected_queries(name, strategy, steps)
-    assert res.ledger["samples"] == res.ledger["queries"] * 16
+    ff = name == "forward-forward"  # a query reads the positive and the negative batch
+    assert res.ledger["samples"] == res.ledger["queries"] * 16 * (2 if ff else 1)
     assert res.eval_ledger["queries"] == 2 * 2  # two evaluations × ⌈60/32⌉ batches
     assert 0 <= res.final["metric"] <= 1 and [h["step"] for h in res.history] == [1, 2, 3, 4]
 
