@@ -34,6 +34,8 @@ CASES = {
     "sign_rge": ("compare_strategies", 40, [], 0.03),
     "spsa": ("compare_strategies", 40, [], 0.03),
     "hybrid_zo": ("compare_strategies", 40, [], 0.03),
+    "quzo": ("compare_strategies", 40, [], 0.03),
+    "grzo": ("compare_strategies", 40, [], 0.03),
     "adjoint": ("compare_strategies", 20, [], 0.10),
     "node_perturbation": ("compare_strategies", 20, [], 0.05),
     "forward_forward": ("compare_strategies", 40, [], 0.01),
