@@ -64,6 +64,7 @@ from photonic_sim.devices import (
     apply_crosstalk,
     crosstalk_from_card,
 )
+from photonic_sim.circuits import _fused
 from photonic_sim.devices.readout import READOUTS  # noqa: F401 — chip.READOUTS, as before
 
 Tensor = torch.Tensor
@@ -297,6 +298,10 @@ class Chip:
         s_part = torch.zeros(bp, dtype=torch.bool)
         s_part[net.block.slices["S"]] = True
         self._is_sigma = s_part.repeat(nb).to(self.device)
+        self._sigma_block = s_part
+        ps, levels = self._shifter, 2**self._shifter.bits
+        self._realise_consts = (2 * math.pi, math.pi, float(levels), 2 * math.pi / levels, math.pi / (levels - 1),
+                                ps.gamma, ps.v_max)
         static = self._shifter.draw_static((nhw, bp), gen)
         uv = ~s_part
         hw = net.hw_block
@@ -321,12 +326,20 @@ class Chip:
         """Target control vectors [P, N] → phases the devices produce (module docstring, 1).
         Quantization by ``PhaseShifter.quantize_mixed`` (U/V and Σ rules in one pass), crosstalk
         by ``apply_crosstalk`` (a sparse K when under 1/8 of it is nonzero), dynamic noise drawn
-        as float32 normals from the chip's generator and cast to float64."""
+        as float32 normals from the chip's generator and cast to float64 (``_with_noise``). With
+        a sparse K, on the CPU and without autograd, the steps before the noise run as one C
+        pass (``circuits._fused.realise``: the same operations, the same bits)."""
         if self.ideal:
             return ph
         span = self._block_span
         target = ph[:, :span]
         ps = self._shifter
+        p, nb = ph.shape[0], self._net.num_blocks
+        if (not differentiable and self._xtalk.layout == torch.sparse_coo and ph.device.type == "cpu"
+                and _fused.realise_kernel() is not None):  # the ops below in one C pass, same bits
+            out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
+                                 self._realise_consts)
+            return self._with_noise(out, ph)
         quant = ps.quantize_mixed(target, self._is_sigma)
         if differentiable:  # straight-through: the FO baseline sees the quantizer as identity
             quant = target + (quant - target).detach()
@@ -334,13 +347,18 @@ class Chip:
             heater = quant * self._gamma
         else:
             heater = ps.phase(ps.voltage(quant), self._gamma)
-        p, nb = ph.shape[0], self._net.num_blocks
         blocks = apply_crosstalk(heater.reshape(p, nb, -1), self._xtalk)  # dense or sparse K (_build_static)
-        out = blocks.reshape(p, span) + self._bias
-        if ps.dynamic_noise_std > 0:  # float32 normals (torch draws them ~8× faster than float64), then cast
-            out = out + ps.dynamic_noise_std * torch.randn(out.shape, generator=self._gen, dtype=torch.float32,
-                                                           device=out.device).to(out.dtype)
-        return torch.cat((out, ph[:, span:]), 1)
+        return self._with_noise(blocks.reshape(p, self._block_span) + self._bias, ph)
+
+    def _with_noise(self, out: Tensor, ph: Tensor) -> Tensor:
+        """Realised block phases ``out`` [P, span] + the dynamic noise, then the controls past the
+        blocks (biases) of ``ph``. The noise: float32 normals from the chip's generator (torch
+        draws them ~8× faster than float64), cast to float64."""
+        std = self._shifter.dynamic_noise_std
+        if std > 0:
+            out = out + std * torch.randn(out.shape, generator=self._gen, dtype=torch.float32,
+                                          device=out.device).to(out.dtype)
+        return torch.cat((out, ph[:, self._block_span:]), 1)
 
 
 # ---------------------------------------------------------------------- the black box

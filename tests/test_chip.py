@@ -333,3 +333,33 @@ def test_strategies_only_see_the_closure(name, monkeypatch):
     res = Trainer(chip, task, strategy, TrainConfig(steps=2, eval_every=2)).run()
     assert res.ledger["queries"] > 0
     assert not torch.equal(res.phases, start) or name == "mixedtrain"
+
+
+@pytest.mark.parametrize("bits", [8, 3])
+def test_realise_kernel_equals_torch_ops_bit_for_bit(bits, monkeypatch):
+    """With a sparse crosstalk K (the kernel model) the realisation before the dynamic noise
+    runs as one C pass (``circuits._fused.realise``): the same bits as the torch ops
+    (``quantize_mixed``, drive law, ``apply_crosstalk``, bias) for targets in and out of
+    [0, 2π), exact level ties, negatives and a value past V_max's phase; the noise draws
+    after it are the same too."""
+    from photonic_sim.circuits import _fused
+
+    if _fused.realise_kernel() is None:
+        pytest.skip(f"realise kernel unavailable: {_fused.unavailable_reason()}")
+    net, ph = network()
+    dev = card(**{"phase_shifter.bits": bits})
+    g = torch.Generator().manual_seed(5)
+    span = net.num_blocks * net.block.num_phases
+    rows = [ph + 0.3 * torch.randn(ph.numel(), generator=g, dtype=torch.float64) for _ in range(3)]
+    rows.append(torch.remainder(rows[0], 2 * math.pi))  # all in range (an estimator's wrapped rows)
+    step = 2 * math.pi / 2**bits
+    ties = (torch.arange(span, dtype=torch.float64) % 700 - 350) * step / 2  # half-level ties, ± several turns
+    rows.append(torch.cat((ties, ph[span:])))
+    target = torch.stack(rows)
+    target[0, :4] = torch.tensor([-1e-300, 2 * math.pi, -0.0, 40.0], dtype=torch.float64)
+    fast = Chip(net, dev, seed=9, dtype=torch.float64)
+    assert fast._xtalk.layout == torch.sparse_coo
+    a = fast._realise(target, False)
+    monkeypatch.setattr(_fused, "realise_kernel", lambda: None)
+    b = Chip(net, dev, seed=9, dtype=torch.float64)._realise(target, False)
+    assert torch.equal(a, b)

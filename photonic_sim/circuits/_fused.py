@@ -260,3 +260,97 @@ def _cache_dir() -> Path:
         return Path(os.environ["PHOTONIC_SIM_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "photonic_sim"
+
+
+# ---------------------------------------------------------------------- phase realisation
+_REALISE_SOURCE = r"""
+#include <stdint.h>
+#include <math.h>
+/* Realised heater phases of a chip's blocks (``photonic_sim.chip.Chip._realise`` without the
+   dynamic noise), the same operations in the same order as its torch ops, so the same bits:
+   t: targets [P][nb][bp] (row stride ts); sigma[bp]: 1 for a Sigma attenuator; g[nb bp]:
+   gamma scale; bias[nb bp]; xr, xc, xv: the block-local crosstalk K in COO order (nnz
+   entries: Dphi_xr += K phi_xc, applied in entry order as torch's index_add); q: 2 pi,
+   pi, mesh levels 2^b, 2 pi / 2^b, pi / (2^b - 1), gamma, V_max. out [P][nb][bp];
+   work: bp doubles. */
+static double rem_2pi(double x, double p) /* torch.remainder(x, p), p > 0: fmod, then + p if negative */
+{
+    if (x >= 0 && x < p) return x; /* fmod(x, p) == x exactly */
+    double m = fmod(x, p);
+    if (m != 0 && m < 0) m += p;
+    return m;
+}
+
+void realise_c128(int64_t P, int64_t nb, int64_t bp, const double *t, int64_t ts, const uint8_t *sigma,
+                  const double *g, const double *bias, int64_t nnz, const int64_t *xr, const int64_t *xc,
+                  const double *xv, const double *q, double *out, double *work)
+{
+    const double two_pi = q[0], pi = q[1], levels = q[2], step_u = q[3], step_s = q[4], gamma = q[5], vmax = q[6];
+    double *h = work;
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t b = 0; b < nb; ++b) {
+            const double *tb = t + p * ts + b * bp;
+            const double *gb = g + b * bp, *bb = bias + b * bp;
+            double *o = out + (p * nb + b) * bp;
+            for (int64_t j = 0; j < bp; ++j) {
+                const double r = rem_2pi(tb[j], two_pi);
+                double quant;
+                if (sigma[j]) {
+                    const double f = r > pi ? two_pi - r : r;
+                    quant = rint(f / step_s) * step_s;
+                } else {
+                    double k = rint(r / step_u);
+                    k = k >= levels ? k - levels : k;
+                    quant = k * step_u;
+                }
+                double v = sqrt((quant < 0 ? 0 : quant) / gamma); /* clamp_min(0) / gamma, sqrt */
+                v = v > vmax ? vmax : v;                            /* clamp_max(V_max) */
+                h[j] = gamma * gb[j] * (v * v);
+            }
+            for (int64_t j = 0; j < bp; ++j) o[j] = h[j];
+            for (int64_t e = 0; e < nnz; ++e) o[xr[e]] += h[xc[e]] * xv[e];
+            for (int64_t j = 0; j < bp; ++j) o[j] = o[j] + bb[j];
+        }
+}
+"""
+_REALISE_LIB = LazyLibrary(lambda: _load_realise())
+
+
+def realise_kernel() -> ctypes.CDLL | None:
+    """The phase-realisation library (``realise``), or None when it cannot be built."""
+    return _REALISE_LIB.get()
+
+
+def realise(target: Tensor, sigma: Tensor, gamma_scale: Tensor, bias: Tensor, xtalk: Tensor,
+            consts: tuple[float, ...]) -> Tensor:
+    """Heater phases with crosstalk and bias [P, nb·bp] (float64) of block targets ``target``
+    [P, nb·bp] (rows may be strided), as ``Chip._realise``'s torch ops compute them, bit for bit
+    (tests/test_chip.py): ``PhaseShifter.quantize_mixed`` with the bool pattern ``sigma`` [bp]
+    of one block, ``voltage``, ``phase`` with ``gamma_scale`` [nb·bp], ``apply_crosstalk``
+    with the sparse COO K [bp, bp] ``xtalk``, + ``bias`` [nb·bp]. ``consts``: 2π, π, 2^b,
+    2π/2^b, π/(2^b − 1), γ, V_max. CPU float64, no autograd; ``realise_kernel()`` not None."""
+    lib = realise_kernel()
+    p, span = target.shape
+    bp = sigma.numel()
+    if target.stride(1) != 1:
+        target = target.contiguous()
+    k = xtalk.coalesce()
+    rows, cols = (i.contiguous() for i in k.indices())
+    vals = k.values().to(torch.float64).contiguous()
+    sig = sigma.to(torch.uint8).contiguous()
+    out = torch.empty(p, span, dtype=torch.float64)
+    q = (ctypes.c_double * 7)(*consts)
+    lib.realise_c128(p, span // bp, bp, target.data_ptr(), target.stride(0), sig.data_ptr(),
+                     gamma_scale.contiguous().data_ptr(), bias.contiguous().data_ptr(), vals.numel(),
+                     rows.data_ptr(), cols.data_ptr(), vals.data_ptr(), q, out.data_ptr(), _work(8 * bp))
+    return out
+
+
+def _load_realise() -> tuple[ctypes.CDLL | None, str | None]:
+    lib, why = compile_and_load(_REALISE_SOURCE, "realise_kernel", "phase realisation kernel", ("-O2", "-fno-math-errno"))
+    if lib is not None:
+        lib.realise_c128.restype = None
+        lib.realise_c128.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 3
+                                     + [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.POINTER(ctypes.c_double)]
+                                     + [ctypes.c_void_p] * 2)
+    return lib, why
