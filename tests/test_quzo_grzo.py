@@ -332,3 +332,28 @@ def test_grzo_through_the_builder_books_one_setting_and_one_sample_per_row():
     quzo = Experiment.from_file("quickstart", sets=sets + ["training=quzo"]).strategy
     torch.testing.assert_close(quzo.lattice, quzo.estimator.lattice, equal_nan=True)
     assert bool(torch.isfinite(quzo.lattice).any())
+
+
+def test_grzo_standardize_is_a_scale_free_descent_direction():
+    """"standardize": scaling every loss by 1000 leaves ĝ unchanged (same seed), and ĝ points
+    downhill on average (mean cosine with ḡ > 0.7 over 300 estimates, G = 32, d = 5; 0.88
+    measured with this seed)."""
+    from photonic_sim.training.strategies.estimators import group_relative
+
+    d, group = 5, 32
+    closure, grads = _examples(d, group, seed=4)
+    theta = torch.full((d,), 0.7, dtype=torch.float64)
+    gbar = grads(theta).mean(0)
+    a = group_relative(closure, theta, group=group, mu=0.05, generator=gen_(1), normalize="standardize").grad
+    b = group_relative(lambda r: 1000 * closure(r), theta, group=group, mu=0.05, generator=gen_(1),
+                       normalize="standardize").grad
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    g = gen_(2)
+    cos = [float(torch.nn.functional.cosine_similarity(
+        group_relative(closure, theta, group=group, mu=0.05, generator=g, normalize="standardize").grad, gbar, 0))
+        for _ in range(300)]
+    assert sum(cos) / len(cos) > 0.7
+
+
+def gen_(seed):
+    return torch.Generator().manual_seed(seed)
