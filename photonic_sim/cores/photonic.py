@@ -656,7 +656,8 @@ class PhotonicNetwork:
             m = self._mats[i]
             circ = AdjointCircuit(self.block, kappa=self._per_block(kappa, m), loss_db=self._per_block(loss_db, m))
             pm = leaf.detach()[m.start : m.start + m.num_blocks * nb].reshape(m.block_rows, m.block_cols, nb)
-            s = self.block_scales[m.first_block : m.first_block + m.num_blocks].reshape(m.block_rows, m.block_cols)
+            s = self.block_scales[m.first_block : m.first_block + m.num_blocks].to(leaf.device)
+            s = s.reshape(m.block_rows, m.block_cols)
             power = (2 if final and final_intensity else 1) if normalize else 0
             intensity = final and final_intensity
 
