@@ -83,6 +83,14 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sin": torch.sin,
     "sigmoid": torch.sigmoid,
 }
+# The same, in place (no autograd): the same values, no new tensor for a layer's output.
+_ACTIVATIONS_INPLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "none": lambda h: h,
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+    "sin": torch.sin_,
+    "sigmoid": torch.sigmoid_,
+}
 _MASK_KINDS = ("phase", "bias", "U", "S", "V", "tt", "dense")
 # Most complex entries of per-block output fields held at once; above it a matrix's block rows
 # are processed in chunks (same result, bounded memory).
@@ -488,6 +496,11 @@ class PhotonicNetwork:
                 return self._matvec(self._mats[i], mats[i], v, conv, final, power, keys, i, p0, threads)
 
             h = contract(h, layer.in_modes, layer.out_modes, layer.ranks, run) if layer.kind == "tt" else run(0, h)
+            if not h.requires_grad:  # h is this layer's own fresh output: bias and activation in place
+                if layer.bias:
+                    h.add_(ph[:, None, self._bias[li]].to(x.dtype))
+                _ACTIVATIONS_INPLACE[layer.activation](h)
+                continue
             if layer.bias:
                 h = h + ph[:, None, self._bias[li]].to(x.dtype)
             h = _ACTIVATIONS[layer.activation](h)
