@@ -7,7 +7,7 @@ factor i). A circuit is written as a sequence of elementary operations on the fi
 phase screens on some modes, 2×2 couplers and constant factors (insertion loss, the
 attenuators' 1/i). Each of them is a SYMMETRIC matrix, so the transpose of the whole circuit —
 the map a reciprocal device applies to light sent backwards — is the same operations in
-reverse order.
+reverse order (a mesh column's MZIs are applied as one fused step, forwards or backwards).
 
 Gradient. Let the output field y = M x and a real loss L(y). Write
 g = ∂L/∂Re y + i ∂L/∂Im y (for a coherent readout Re y, g = dL/d(reading), real). A phase θ
@@ -60,8 +60,10 @@ __all__ = ["AdjointCircuit", "AdjointResult", "MeasuredLinear"]
 
 
 class _Op(NamedTuple):
-    """One symmetric elementary operation: kind 'phase' (e^{i·weight·θ[index]} on ``modes``),
-    'coupler' (B(κ) on pairs (modes, other)) or 'scale' (× value on ``modes``)."""
+    """One elementary operation: kind 'phase' (e^{i·weight·θ[index]} on ``modes``), 'coupler'
+    (B(κ) on pairs (modes, other)), 'scale' (× value on ``modes``) — each a symmetric matrix —
+    or 'mzi', a whole mesh column of MZIs on pairs (modes, other) (index [2, m]: φ and θ
+    entries; value (κ₁, κ₂, loss amplitude)), whose transpose ``_mzi`` applies in reverse."""
 
     kind: str
     modes: Tensor
@@ -103,16 +105,54 @@ def _mesh_ops(mesh: Mesh, first: int, kappa, loss_db) -> list[_Op]:
         idx = torch.arange(col.start, col.start + col.count)
         k1 = None if kap is None else kap[..., idx, 0]
         k2 = None if kap is None else kap[..., idx, 1]
-        ops += [_Op("phase", tops, index=first + m + idx),   # φ, before the first coupler
-                _Op("coupler", tops, tops + 1, value=k1),
-                _Op("phase", tops, index=first + idx),       # θ, between the couplers
-                _Op("coupler", tops, tops + 1, value=k2)]
-        if amp is not None:
-            a = amp[..., idx].to(torch.complex128)
-            ops.append(_Op("scale", torch.cat((tops, tops + 1)), value=torch.cat((a, a), -1)))
+        a = None if amp is None else amp[..., idx].to(torch.complex128)
+        # one MZI column: φ, coupler κ₁, θ, coupler κ₂, loss (``_mzi``); taps after φ and after θ
+        ops.append(_Op("mzi", tops, tops + 1, index=torch.stack((first + m + idx, first + idx)), value=(k1, k2, a)))
     n = mesh.n
     ops.append(_Op("phase", torch.arange(n), index=first + 2 * m + torch.arange(n)))  # output screen α
     return ops
+
+
+def _couple(a: Tensor, b: Tensor, kappa: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Coupler B(κ) = [[√(1−κ), i√κ], [i√κ, √(1−κ)]] on the field pairs (a, b) (κ [..., m])."""
+    if kappa is None:
+        t = k = 0.5 ** 0.5
+    else:
+        kap = kappa[..., None, :]
+        t, k = torch.sqrt(1.0 - kap), torch.sqrt(kap)
+    return t * a + 1j * k * b, 1j * k * a + t * b
+
+
+def _phasor(phases: Tensor, index: Tensor) -> Tensor:
+    theta = phases[..., None, index]
+    return torch.polar(torch.ones_like(theta), theta)
+
+
+def _mzi(op: _Op, x: Tensor, phases: Tensor, reverse: bool) -> tuple[Tensor, list[Tensor]]:
+    """A whole MZI column on x (in place as ``_put``): light order φ, B(κ₁), θ, B(κ₂), loss;
+    ``reverse``: the transpose (the same steps backwards). Taps at the cuts after φ and after
+    θ: [φ, θ] forward, [θ, φ] in reverse (the order a backward sweep collects them in)."""
+    k1, k2, amp = op.value
+    a, b = x[..., op.modes], x[..., op.other]
+    if not reverse:
+        a = a * _phasor(phases, op.index[0])
+        tap_phi = a
+        a, b = _couple(a, b, k1)
+        a = a * _phasor(phases, op.index[1])
+        tap_theta = a
+        a, b = _couple(a, b, k2)
+        if amp is not None:
+            a, b = a * amp[..., None, :], b * amp[..., None, :]
+        taps = [tap_phi, tap_theta]
+    else:
+        if amp is not None:
+            a, b = a * amp[..., None, :], b * amp[..., None, :]
+        a, b = _couple(a, b, k2)
+        taps = [a]
+        a, b = _couple(a * _phasor(phases, op.index[1]), b, k1)
+        taps.append(a)
+        a = a * _phasor(phases, op.index[0])
+    return _put(_put(x, op.modes, a), op.other, b), taps
 
 
 def _apply(op: _Op, x: Tensor, phases: Tensor) -> Tensor:
@@ -122,13 +162,8 @@ def _apply(op: _Op, x: Tensor, phases: Tensor) -> Tensor:
         theta = phases[..., None, op.index] * op.weight
         return _put(x, op.modes, x[..., op.modes] * torch.polar(torch.ones_like(theta), theta))
     if op.kind == "coupler":
-        a, b = x[..., op.modes], x[..., op.other]
-        if op.value is None:
-            t = k = 0.5 ** 0.5
-        else:
-            kap = op.value[..., None, :]
-            t, k = torch.sqrt(1.0 - kap), torch.sqrt(kap)
-        return _put(_put(x, op.modes, t * a + 1j * k * b), op.other, 1j * k * a + t * b)
+        a, b = _couple(x[..., op.modes], x[..., op.other], op.value)
+        return _put(_put(x, op.modes, a), op.other, b)
     value = op.value if not isinstance(op.value, Tensor) else op.value[..., None, :]
     return _put(x, op.modes, x[..., op.modes] * value)
 
@@ -172,7 +207,12 @@ class AdjointCircuit:
                         + _mesh_ops(circuit.u, sl["U"].start, part(kappa, "kappa", "U"), part(loss_db, "loss_db", "U")))
         else:
             raise ValueError("circuit: need a Mesh or an SVDBlock")
-        recs = [(op.index, op.weight, op.modes.numel()) for op in self.ops if op.kind == "phase"]
+        recs = []
+        for op in self.ops:
+            if op.kind == "phase":
+                recs.append((op.index, op.weight, op.modes.numel()))
+            elif op.kind == "mzi":
+                recs += [(op.index[0], 1.0, op.modes.numel()), (op.index[1], 1.0, op.modes.numel())]
         self.index = torch.cat([r[0] for r in recs])
         self.weight = torch.cat([torch.full((r[2],), r[1], dtype=torch.float64) for r in recs])
 
@@ -204,6 +244,10 @@ class AdjointCircuit:
         phases = torch.as_tensor(phases, dtype=torch.float64)
         x, taps = x.clone(), []
         for op in self.ops:
+            if op.kind == "mzi":
+                x, more = _mzi(op, x, phases, False)
+                taps += more
+                continue
             x = _apply(op, x, phases)
             if op.kind == "phase":
                 taps.append(x[..., op.modes])
@@ -216,6 +260,10 @@ class AdjointCircuit:
         phases = torch.as_tensor(phases, dtype=torch.float64)
         b, taps = b.clone(), []
         for op in reversed(self.ops):
+            if op.kind == "mzi":
+                b, more = _mzi(op, b, phases, True)
+                taps += more
+                continue
             if op.kind == "phase":  # the cut after this shifter in light order
                 taps.append(b[..., op.modes])
             b = _apply(op, b, phases)
