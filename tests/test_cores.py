@@ -294,3 +294,28 @@ def test_bad_arguments_raise(mapped):
         net(x[:, :-1], ph)
     with pytest.raises(ValueError, match="weights"):
         net.from_weights(mapped[1][:2])
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sin", "sigmoid", "none"])
+def test_forward_in_place_activations_equal_autograd_path(act):
+    """Without autograd a layer's bias and activation run in place on its fresh output
+    (``_ACTIVATIONS_INPLACE``: bit for bit the out-of-place functions, on a non-contiguous
+    tensor too); with autograd they run out of place (and the mesh builds by its column sweep,
+    so the two forwards agree to rounding); the inputs are not modified."""
+    from photonic_sim.cores import photonic
+
+    t = torch.randn(3, 7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).transpose(1, 2)
+    done = t.clone()
+    photonic._ACTIVATIONS_INPLACE[act](done)
+    assert torch.equal(done, photonic._ACTIVATIONS[act](t))
+    spec = NetworkSpec("acts", (tt((2, 4), (4, 2), 2, act, bias=True), dense(8, 3, act, bias=True)))
+    net = TONN(spec, block_size=4)
+    ph = net.init_phases(torch.Generator().manual_seed(0))
+    ph[-3:] = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
+    x = torch.rand(5, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    x0 = x.clone()
+    with torch.no_grad():
+        fast = net.forward(x, ph[None].repeat(2, 1))
+    graph = net.forward(x, ph[None].repeat(2, 1).requires_grad_())
+    assert graph.requires_grad and torch.equal(x, x0)
+    torch.testing.assert_close(fast, graph.detach(), rtol=0, atol=1e-12)
