@@ -361,15 +361,6 @@ class Chip:
         return torch.cat((out, ph[:, self._block_span:]), 1)
 
 
-# ---------------------------------------------------------------------- the black box
-class _ClosureState:
-    """What a :class:`ChipClosure` does and has counted (held only in ``_CLOSURES``)."""
-
-    __slots__ = ("loss", "ledger", "calls", "queries", "phase_settings")
-
-    def __init__(self, loss: Callable[[Tensor], Tensor], ledger: Ledger) -> None:
-        self.loss, self.ledger = loss, ledger
-        self.calls = self.queries = self.phase_settings = 0
     # ------------------------------------------------------------------ in-situ taps
     # Appended for the adjoint, node-perturbation and forward-forward strategies (extra optical
     # hardware: monitor taps, I/Q injection and readout; see ``adjoint_gradient``).
@@ -499,6 +490,16 @@ class _ClosureState:
         return AdjointClosure(lambda phases, **kw: self.adjoint_gradient(inputs, phases, example_loss, **kw),
                               self.ledger)
 
+
+# ---------------------------------------------------------------------- the black box
+class _ClosureState:
+    """What a :class:`ChipClosure` does and has counted (held only in ``_CLOSURES``)."""
+
+    __slots__ = ("loss", "ledger", "calls", "queries", "phase_settings")
+
+    def __init__(self, loss: Callable[[Tensor], Tensor], ledger: Ledger) -> None:
+        self.loss, self.ledger = loss, ledger
+        self.calls = self.queries = self.phase_settings = 0
 
 
 # id(closure) → its state; an entry lives exactly as long as its closure (``ChipClosure.__del__``).
