@@ -198,7 +198,7 @@ def test_bench_cases_pair_estimator_and_strategy(tmp_path):
     """bench_pinn rows: ZO rows and ``*_fo_sg`` use sparse-grid Stein derivatives (and the
     sparse-grid prediction for HJB), ``*_fo`` autograd; only ``*_fo*`` rows train first-order."""
     cfgs = {c["case"]: c for c in run_bench(tmp_path, "--dry-run")}
-    assert len(cfgs) == 11
+    assert len(cfgs) == 12
     for case, cfg in cfgs.items():
         first_order = "_fo" in case
         assert (cfg["strategy"]["strategy"] == "fo") == first_order, case

@@ -123,8 +123,8 @@ def test_causal_weights_closed_form():
     torch.testing.assert_close((r2.mean(0) * w0).sum(), torch.tensor(sum(L) / 4, dtype=torch.float64))
 
 
-def _ideal_chip(seed=0):
-    chip = Chip(TONN(TWO_D), load_device_card("silicon_thermo_optic"), seed=seed, readout="coherent",
+def _ideal_chip(seed=0, net=None):
+    chip = Chip(net or TONN(TWO_D), load_device_card("silicon_thermo_optic"), seed=seed, readout="coherent",
                 ideal=True, dtype=torch.float64)
     return chip, chip.init_phases(torch.Generator().manual_seed(seed + 1))
 
@@ -164,3 +164,25 @@ def test_task_remedy_options_refused_in_one_line():
                      (dict(estimator="autograd", sigma_final=0.01), "sigma_final")):
         with pytest.raises(ValueError, match=word):
             PINNTask("darcy", collocation=2, test_points=4, residual_points=2, **kw)
+
+
+def test_input_gain_is_a_larger_first_layer_input_on_an_ideal_chip():
+    """input_gain g: the loss equals the estimator on the plain network forward at g ⊙ (a x + b)
+    (the block floating point of the chip rescales the inputs exactly); bad gains refused."""
+    tonn = TONN(TWO_D)
+    chip, ph = _ideal_chip(net=tonn)
+    task = PINNTask(Burgers(), collocation=4, test_points=8, residual_points=4, input_gain=[8.0, 2.0])
+    x = task.sample_batch(torch.Generator().manual_seed(5))
+    gain = torch.tensor([8.0, 2.0], dtype=torch.float64)
+    lo, hi = torch.tensor(task.pde.lower, dtype=torch.float64), torch.tensor(task.pde.upper, dtype=torch.float64)
+    a, b = 2 / (hi - lo), -(hi + lo) / (hi - lo)
+
+    def f(p):
+        return tonn.forward((p * a + b) * gain, ph[None])[..., 0]
+
+    est = SparseGridStein(2, 0.1, 3)
+    ref = (task.pde.nn_residual(x, est.estimate(f, x, need=task.pde.need)) ** 2).mean(-1)
+    torch.testing.assert_close(task.closure(chip, x)(ph[None]), ref, rtol=1e-9, atol=1e-12)
+    for bad in ([1.0, 2.0, 3.0], [0.0, 1.0], float("inf")):
+        with pytest.raises(ValueError, match="input_gain"):
+            PINNTask("darcy", collocation=2, test_points=4, residual_points=2, input_gain=bad)

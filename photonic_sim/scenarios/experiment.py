@@ -296,7 +296,8 @@ class Experiment:
                                       sigma_final=task.sigma_final, sigma_decay_steps=task.sigma_decay_steps,
                                       resample_pool=task.resample_pool, resample_k=task.resample_k,
                                       resample_c=task.resample_c, resample_refresh=task.resample_refresh,
-                                      causal_eps=task.causal_eps, causal_bins=task.causal_bins, **kw)
+                                      causal_eps=task.causal_eps, causal_bins=task.causal_bins,
+                                      input_gain=task.input_gain, **kw)
             else:
                 raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
         return self._task

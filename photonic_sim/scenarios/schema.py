@@ -100,6 +100,7 @@ class PdeTask(_Strict):
     resample_refresh: int = Field(0, ge=0)  # redraw the pool every this many steps (0: never)
     causal_eps: float = Field(0.0, ge=0, le=1e6)  # > 0: causal weights over time slices (PDE with t)
     causal_bins: int = Field(10, ge=1, le=1000)
+    input_gain: float | list[float] | None = None  # modulator input z = gain * (a x + b) (> 0; one or per coordinate)
 
 
 class NoneTask(_Strict):

@@ -72,8 +72,11 @@ class PINNTask:
     ``sigma_final`` over that many training batches), ``resample_pool`` (> 0: residual-based
     adaptive sampling from a pool of that many points, with ``resample_k``, ``resample_c``,
     ``resample_refresh``), ``causal_eps`` (> 0: causal weights over ``causal_bins`` time slices;
-    the PDE needs a coordinate named "t"). The training step is counted by ``sample_batch``
-    (one call per step; a resumed run restarts the count).
+    the PDE needs a coordinate named "t"), ``input_gain`` (g, a number or one per coordinate:
+    the modulators get z = g ⊙ (a ⊙ x + b), in [−g, g]; the chip's block floating point
+    rescales each input vector, so g > 1 acts as g× larger first-layer weights — higher
+    frequencies in the sine features, for a sharp front). The training step is counted by
+    ``sample_batch`` (one call per step; a resumed run restarts the count).
     """
 
     kind = "pde"
@@ -87,7 +90,7 @@ class PINNTask:
                  device: torch.device | str = "cpu", sigma_final: float | None = None,
                  sigma_decay_steps: int | None = None, resample_pool: int = 0, resample_k: float = 1.0,
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
-                 causal_bins: int = 10) -> None:
+                 causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -121,6 +124,11 @@ class PINNTask:
         self.test_ref = self.pde.reference(self.test_x)
         self._init_remedies(sigma, sigma_final, sigma_decay_steps, resample_pool, resample_k, resample_c,
                             resample_refresh, causal_eps, causal_bins)
+        if input_gain is not None:
+            gain = torch.as_tensor(input_gain, dtype=torch.float64, device=self.device).reshape(-1)
+            if gain.numel() not in (1, d) or not bool(torch.isfinite(gain).all() and (gain > 0).all()):
+                raise ValueError(f"input_gain: need one number > 0 or {d} of them")
+            self.scale, self.shift = self.scale * gain, self.shift * gain
 
     def _init_remedies(self, sigma, sigma_final, decay_steps, pool, k, c, refresh, causal_eps, causal_bins):
         """The optional remedies (class docstring); checked here, one line naming the key."""
