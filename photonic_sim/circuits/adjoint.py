@@ -118,7 +118,7 @@ def _couple(a: Tensor, b: Tensor, kappa: Tensor | None) -> tuple[Tensor, Tensor]
     if kappa is None:
         t = k = 0.5 ** 0.5
     else:
-        kap = kappa[..., None, :]
+        kap = kappa[..., None, :].to(a.device)
         t, k = torch.sqrt(1.0 - kap), torch.sqrt(kap)
     return t * a + 1j * k * b, 1j * k * a + t * b
 
@@ -134,6 +134,7 @@ def _mzi(op: _Op, x: Tensor, phases: Tensor, reverse: bool) -> tuple[Tensor, lis
     θ: [φ, θ] forward, [θ, φ] in reverse (the order a backward sweep collects them in)."""
     k1, k2, amp = op.value
     a, b = x[..., op.modes], x[..., op.other]
+    amp = None if amp is None else amp.to(x.device)
     if not reverse:
         a = a * _phasor(phases, op.index[0])
         tap_phi = a
@@ -164,7 +165,7 @@ def _apply(op: _Op, x: Tensor, phases: Tensor) -> Tensor:
     if op.kind == "coupler":
         a, b = _couple(x[..., op.modes], x[..., op.other], op.value)
         return _put(_put(x, op.modes, a), op.other, b)
-    value = op.value if not isinstance(op.value, Tensor) else op.value[..., None, :]
+    value = op.value if not isinstance(op.value, Tensor) else op.value[..., None, :].to(x.device)
     return _put(x, op.modes, x[..., op.modes] * value)
 
 
