@@ -490,6 +490,61 @@ class Chip:
         return AdjointClosure(lambda phases, **kw: self.adjoint_gradient(inputs, phases, example_loss, **kw),
                               self.ledger)
 
+    # ------------------------------------------------------------------ calibration access
+    # Appended for photonic_sim.calibration: one block driven and read on its own.
+    def measure_block(self, block: int, inputs: Tensor, phases: Tensor) -> Tensor:
+        """I/Q readings of ONE block's output detectors: block ``block`` (control-vector order;
+        its hardware block is the one calibrated) programmed with ``phases`` [P, bp] (the
+        block's own U, Σ, V targets, rad; ``bp`` = phases per block), its input modulators
+        driven with ``inputs`` [B, k] (real amplitudes in [−1, 1], k = block size) → complex
+        readings [P, B, k] (float64 parts): Re from the balanced homodyne pair, Im from a
+        second homodyne read against the reference shifted by π/2, each with the card's
+        detector noise and ADC, in the units of ``measure`` (a full-scale field reads 1).
+
+        Assumption (calibration hardware): every block's input modulators and output
+        detectors can be reached on their own (the per-block detectors exist, since block
+        outputs are read one by one) and the reference phase can be stepped by π/2, as for
+        the adjoint's I/Q reads. Blocks are thermally isolated, so the other blocks' phases
+        do not matter. The readings include everything ``measure`` has up to detection:
+        quantization, γ error, crosstalk, bias, dynamic noise, couplers, loss, DAC.
+
+        Ledger: one call; P queries, P phase settings (each programs the block: a settle),
+        P·B samples, P·B·k DAC and 2·P·B·k ADC conversions (I and Q). The next ``measure``
+        counts a settle of its own (the block's shifters were reprogrammed)."""
+        net = self._net
+        nb, bp, k = net.num_blocks, net.block.num_phases, net.block_size
+        if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < nb:
+            raise ValueError(f"block: need an integer in [0, {nb}), got {block!r}")
+        ph = torch.as_tensor(phases, dtype=torch.float64)
+        ph = ph[None] if ph.ndim == 1 else ph
+        if ph.ndim != 2 or ph.shape[-1] != bp:
+            raise ValueError(f"phases: need shape [P, {bp}] (one block's phases), got {tuple(ph.shape)}")
+        x = torch.as_tensor(inputs, dtype=torch.float64)
+        if x.ndim != 2 or x.shape[-1] != k or not bool((x.abs() <= 1.0).all()):
+            raise ValueError(f"inputs: need shape [B, {k}] with values in [-1, 1], got {tuple(x.shape)}")
+        p, chain = ph.shape[0], self._readout_chain
+        led = self.ledger
+        led.calls += 1
+        led.queries += p
+        led.phase_settings += p
+        led.samples += p * x.shape[0]
+        self._programmed = None
+        full = torch.zeros(p, self.num_phases, dtype=torch.float64)
+        full[:, block * bp:(block + 1) * bp] = ph
+        try:
+            with torch.no_grad():
+                realised = self._realise(full.to(self.device), False)[:, block * bp:(block + 1) * bp]
+                hw = int(net.hw_block[block])
+                kappa = None if self._kappa is None else self._kappa[hw]
+                mat = net.block.matrix(realised, kappa=kappa, loss_db=self._loss_db, dtype=torch.complex128)
+                field = chain.encode(x.to(self.device)).to(torch.complex128)  # [B, k]
+                chain.tally(dac=(p - 1) * x.numel())  # the inputs are driven again for every setting
+                y = field @ mat.transpose(-1, -2)  # [P, B, k]
+                re = chain.detect(y, False).to(torch.float64)
+                im = chain.detect(-1j * y, False).to(torch.float64)
+                return torch.complex(re, im).cpu()
+        finally:
+            self._collect_counts()
 
 # ---------------------------------------------------------------------- the black box
 class _ClosureState:

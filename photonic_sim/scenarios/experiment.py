@@ -398,13 +398,33 @@ class Experiment:
                                 phases_by_mesh(self.network, result.phases), self.resolved(), ckpt,
                                 result.phases, result, bool(self.strategy.in_situ))
 
-    def weight_map(self, *, lr: float = 0.01, steps: int | None = None) -> tuple[torch.Tensor, ExperimentResult]:
+    def calibrate(self, **options):
+        """Calibrate this experiment's chip from its readings only
+        (:func:`photonic_sim.calibration.calibrate` with ``options``: settings, steps, lr, seed,
+        fit_kappa) → a :class:`~photonic_sim.calibration.Calibration` for :meth:`weight_map`.
+        Its queries, settings, samples and conversions land in the chip's ledger, so a later
+        :meth:`run` reports them in its training queries / energy / latency;
+        ``Calibration.ledger`` holds the calibration's share (priced by :meth:`cost`). The chip
+        must offer ``measure_block`` (the simulated chip does; a served or lab chip may)."""
+        from photonic_sim.calibration import calibrate  # the chip-level module, imported on use
+
+        if not callable(getattr(self.chip, "measure_block", None)):
+            raise ValueError("calibrate: the chip has no measure_block (allowed: a chip with per-block readout)")
+        return calibrate(self.chip, self.network, self.device_card, **options)
+
+    def weight_map(self, *, lr: float = 0.01, steps: int | None = None,
+                   calibration=None) -> tuple[torch.Tensor, ExperimentResult]:
         """The weight-map baseline (not in situ): first-order training on the *ideal* model of
         this network (same seed, initial phases and readout; plain SGD at ``lr`` for ``steps``,
         default the recipe's), then mapping the learned weights back to phases
         (``network.from_weights``, which also sets the network's block scales; with intensity
         readout the last pass depends on the complex block matrices, so the learned phases are
-        kept as they are). This experiment then starts from the mapped phases: deploy them with
+        kept as they are). With ``calibration`` (a :class:`~photonic_sim.calibration.Calibration`
+        of this chip, e.g. from :meth:`calibrate`) the mapped phases are pre-compensated
+        (``Calibration.compensate``: the targets whose realisation on the calibrated chip gives
+        the ideal model's block matrices). The calibration's cost is not in the returned
+        offline result: it is in the chip's ledger (``Calibration.ledger``, see :meth:`calibrate`).
+        This experiment then starts from the mapped phases: deploy them with
         ``task.evaluate(chip, params)`` or train in situ from them with :meth:`run`. Returns
         (the mapped phases, the offline run's result). Call it before the strategy is built."""
         if self._strategy is not None:
@@ -421,6 +441,8 @@ class Experiment:
         learned = result.phases
         if offline.readout == "coherent":
             learned = self.network.from_weights(self.network.weights(learned))
+        if calibration is not None:
+            learned = calibration.compensate(self.network, learned)
         self._params = learned.detach().clone().to(dtype=self._params.dtype, device=self._params.device)
         return self._params, result
 
