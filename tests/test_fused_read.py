@@ -319,3 +319,21 @@ def test_forward_in_chunks_of_settings_equals_one_pass(name, readout, kernel, sp
     (a, la, ga, na), (b, lb, gb, nb) = runs
     assert nb == 4 * na > 0  # one kernel call per matrix and chunk
     assert torch.equal(a, b) and la == lb and torch.equal(ga, gb)
+
+
+def test_allocator_thresholds_set_at_import_and_switchable():
+    """``import photonic_sim`` sets glibc's mmap/trim thresholds (package docstring,
+    "Allocator") on glibc Linux, without importing torch; ``PHOTONIC_SIM_NO_MALLOPT=1`` leaves
+    the allocator alone."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    code = "import sys, photonic_sim; print(photonic_sim.ALLOCATOR_TUNED, 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "PHOTONIC_SIM_NO_MALLOPT"}
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "PHOTONIC_SIM_NO_MALLOPT": "1"}).stdout.split()
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert on == [str(glibc), "False"] and off == ["False", "False"]
