@@ -129,6 +129,8 @@ def _coordinate_steps(theta: Tensor, coords: Tensor, size: float) -> Tensor:
 
 def _scatter(u_sub: Tensor, idx: Tensor, d: int) -> Tensor:
     """[q, m] directions on the support ``idx`` → [q, d] (zeros elsewhere), on idx's device."""
+    if idx.numel() == d:  # the whole vector (support's indices are distinct and sorted): u_sub itself
+        return u_sub.to(idx.device)
     u = torch.zeros(u_sub.shape[0], d, dtype=u_sub.dtype, device=idx.device)
     u[:, idx] = u_sub.to(idx.device)
     return u
