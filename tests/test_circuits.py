@@ -537,3 +537,34 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="n_in"):
         SVDBlock(3, 0)
     assert Mesh(1).num_mzis == 0  # the bare one-mode phase screen of an SVD side is allowed
+
+
+def test_wrap_kernel_equals_torch_formula_bit_for_bit():
+    """``circuits._fused.wrap`` (the C pass ``estimators.wrap`` uses for float64 CPU rows)
+    gives the torch formula's bits: remainder, r >= p → r − p, entries with a period that is
+    NaN, 0, negative or infinite kept; edge values (±0, ±tiny, ±2π, NaN, inf), values many
+    turns out, strided rows and random periods."""
+    from photonic_sim.circuits import _fused
+
+    if _fused.realise_kernel() is None:
+        pytest.skip("phase kernels unavailable (no C compiler or PHOTONIC_SIM_NO_FUSED)")
+
+    def formula(x, periods):
+        valid = torch.isfinite(periods) & (periods > 0)
+        safe = torch.where(valid, periods, torch.ones_like(periods))
+        r = torch.remainder(x, safe)
+        r = torch.where(r >= safe, r - safe, r)
+        return torch.where(valid, r, x)
+
+    g = torch.Generator().manual_seed(0)
+    per = torch.rand(300, dtype=torch.float64, generator=g) * 7 + 0.01
+    per[:3] = 2 * math.pi
+    per[3:8] = torch.tensor([math.pi, float("nan"), 0.0, -1.0, float("inf")], dtype=torch.float64)
+    for scale in (0.1, 1.0, 50.0, 1e6):
+        x = (torch.rand(9, 300, dtype=torch.float64, generator=g) * 2 - 0.5) * 6.3 * scale
+        x[0, :8] = torch.tensor([-1e-300, 2 * math.pi, -0.0, float("nan"), float("inf"), -2 * math.pi, math.pi,
+                                 -1e-17], dtype=torch.float64)
+        for rows in (x, x[::2]):
+            a, b = formula(rows, per), _fused.wrap(rows, per)
+            assert torch.equal(a.isnan(), b.isnan()) and torch.equal(torch.signbit(a), torch.signbit(b))
+            assert torch.equal(a.nan_to_num(), b.nan_to_num())

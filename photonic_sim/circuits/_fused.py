@@ -273,12 +273,25 @@ _REALISE_SOURCE = r"""
    entries: Dphi_xr += K phi_xc, applied in entry order as torch's index_add); q: 2 pi,
    pi, mesh levels 2^b, 2 pi / 2^b, pi / (2^b - 1), gamma, V_max. out [P][nb][bp];
    work: bp doubles. */
-static double rem_2pi(double x, double p) /* torch.remainder(x, p), p > 0: fmod, then + p if negative */
+static double rem_2pi(double x, double p) /* torch.remainder(x, p), p > 0: fmod, then + p if negative (any p) */
 {
     if (x >= 0 && x < p) return x; /* fmod(x, p) == x exactly */
     double m = fmod(x, p);
     if (m != 0 && m < 0) m += p;
     return m;
+}
+
+/* estimators.wrap: x [R][d] (row stride xs) modulo periods [d] into [0, p) where p is finite
+   and > 0 (torch.remainder, then r >= p -> r - p), else x as it is; out [R][d]. */
+void wrap_c128(int64_t R, int64_t d, const double *x, int64_t xs, const double *periods, double *out)
+{
+    for (int64_t i = 0; i < R; ++i)
+        for (int64_t j = 0; j < d; ++j) {
+            const double v = x[i * xs + j], p = periods[j];
+            if (!(isfinite(p) && p > 0)) { out[i * d + j] = v; continue; }
+            const double r = rem_2pi(v, p);
+            out[i * d + j] = r >= p ? r - p : r;
+        }
 }
 
 void realise_c128(int64_t P, int64_t nb, int64_t bp, const double *t, int64_t ts, const uint8_t *sigma,
@@ -346,6 +359,18 @@ def realise(target: Tensor, sigma: Tensor, gamma_scale: Tensor, bias: Tensor, xt
     return out
 
 
+def wrap(x: Tensor, periods: Tensor) -> Tensor:
+    """``photonic_sim.training.strategies.estimators.wrap`` of a float64 CPU ``x`` [R, d]
+    (rows may be strided) with float64 ``periods`` [d], in one C pass, bit for bit
+    (tests/test_circuits.py). ``realise_kernel()`` must not be None."""
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    periods = periods.contiguous()
+    out = torch.empty(x.shape, dtype=torch.float64)
+    realise_kernel().wrap_c128(x.shape[0], x.shape[1], x.data_ptr(), x.stride(0), periods.data_ptr(), out.data_ptr())
+    return out
+
+
 def _load_realise() -> tuple[ctypes.CDLL | None, str | None]:
     lib, why = compile_and_load(_REALISE_SOURCE, "realise_kernel", "phase realisation kernel", ("-O2", "-fno-math-errno"))
     if lib is not None:
@@ -353,4 +378,6 @@ def _load_realise() -> tuple[ctypes.CDLL | None, str | None]:
         lib.realise_c128.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 3
                                      + [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.POINTER(ctypes.c_double)]
                                      + [ctypes.c_void_p] * 2)
+        lib.wrap_c128.restype = None
+        lib.wrap_c128.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2
     return lib, why
