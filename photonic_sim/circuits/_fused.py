@@ -28,6 +28,14 @@ build. ``PHOTONIC_SIM_NO_FUSED=1`` turns the kernel off. CPU only; inputs must n
 autograd (the caller checks). ``compile_and_load(source, name, what)`` is this machinery for
 any C source: other fused kernels (``photonic_sim.cores._fused_read``) build through it too,
 and the per-thread work buffer (``_work``) is shared by them (calls in one thread never overlap).
+
+Phase kernels. A second small library (``realise_kernel()``) holds two per-setting passes that
+replace chains of elementwise torch ops with the same operations in the same order (same
+bits, tests/test_chip.py and tests/test_circuits.py): ``realise`` (a chip's phase
+realisation before its dynamic noise: quantization, drive law, sparse crosstalk, bias; used
+by ``Chip._realise``) and ``wrap`` (an estimator's rows modulo their periods; used by
+``training.strategies.estimators.wrap``). Both compute ``torch.remainder`` only for values
+outside [0, period), where it is not the value itself.
 """
 
 from __future__ import annotations
