@@ -81,8 +81,9 @@ def _add_run(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory when done")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: on a shared or small machine more threads can be far slower)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for the chip simulation (default: the cores this process may use; results are the "
+                        "same bits for any count; on a busy shared machine --threads 1 can be faster)")
     p.add_argument("--chip", metavar="tcp://HOST:PORT",
                    help="train through the chip served there (photonic-sim serve-chip, or a lab's server) instead of "
                         "simulating it here; checked before training")
@@ -94,8 +95,7 @@ def cmd_run(args) -> int:
     from photonic_sim.reports.outdir import OutDir, OutDirError
     from photonic_sim.scenarios import load_scenario
 
-    if args.threads < 1:
-        raise UsageError(f"photonic-sim run: --threads: {args.threads} is out of range (allowed: >= 1)")
+    args.threads = _threads(args.threads, "run")
     scenario = load_scenario(args.scenario, args.sets)
     experiment = _chip_experiment(args, scenario, "run")
     try:
@@ -162,6 +162,25 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
     return EXIT_OK
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads(value: int | None, command: str) -> int:
+    """``--threads``: None → every usable core; < 1 is a usage error."""
+    if value is None:
+        return usable_cores()
+    if value < 1:
+        raise UsageError(f"photonic-sim {command}: --threads: {value} is out of range (allowed: >= 1)")
+    return value
+
+
 def _chip_experiment(args, scenario, command: str):
     """None without --chip; else the run's builder on that chip, connected and checked against
     the scenario's network now (UsageError: one line, exit 2, before anything is written)."""
@@ -184,7 +203,7 @@ def _add_serve_chip(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free port, printed)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as run)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: the cores this process may use, as run)")
     p.set_defaults(func=cmd_serve_chip)
 
 
@@ -195,8 +214,7 @@ def cmd_serve_chip(args) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"photonic-sim serve-chip: --port: {args.port} is out of range (allowed: 0-65535)")
-    if args.threads < 1:
-        raise UsageError(f"photonic-sim serve-chip: --threads: {args.threads} is out of range (allowed: >= 1)")
+    args.threads = _threads(args.threads, "serve-chip")
     scenario = load_scenario(args.scenario, args.sets)
     import torch
 

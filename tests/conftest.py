@@ -11,3 +11,13 @@ torch.set_num_threads(int(os.environ.get("PHOTONIC_SIM_TEST_THREADS", "1")))
 def gen():
     """A seeded torch.Generator (CPU) for reproducible noise draws."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """``photonic-sim run`` sets torch's thread count (default: every usable core); a test that
+    calls the CLI in-process must not leave the rest of the suite on another count."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

@@ -314,3 +314,24 @@ def test_fast_start_commands_do_not_import_torch(argv):
             "assert 'torch' not in sys.modules, 'torch imported'\nassert 'matplotlib' not in sys.modules\n" % argv)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-500:]
+
+
+def test_run_uses_every_usable_core_unless_told(tmp_path, monkeypatch):
+    """``--threads`` defaults to the cores this process may use (its affinity mask); results are
+    the same bits for any thread count (tests/test_fused_read.py), so only the speed changes."""
+    import os
+
+    import torch
+
+    from photonic_sim.cli import usable_cores
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    quick = ["--no-progress", "--set", "training.steps=1", "--set", "training.eval_every=1"]
+    assert main(["run", str(scenario), "--out", str(tmp_path / "a"), *quick]) == 0
+    assert main(["run", str(scenario), "--out", str(tmp_path / "b"), "--threads", "1", *quick]) == 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cores() == cores and seen == [cores, 1]
+    assert main(["run", str(scenario), "--out", str(tmp_path / "c"), "--threads", "0", *quick]) == 2
