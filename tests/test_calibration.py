@@ -158,3 +158,24 @@ def test_measure_block_checks_its_arguments():
         chip.measure_block(0, eye, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="inputs"):
         chip.measure_block(0, 2 * eye, ph)
+
+
+def test_experiment_weight_map_applies_the_calibration():
+    """``Experiment.calibrate`` books its queries in the experiment chip's ledger and
+    ``weight_map(calibration=...)`` returns the plain mapping pre-compensated by it."""
+    from photonic_sim import Experiment
+
+    spec = NetworkSpec("cal_exp", (dense(64, 10, activation="none"),))
+    recipe = {"name": "t", "strategy": "fo", "steps": 2, "batch_size": 8, "eval_every": 2}
+
+    def experiment():
+        return Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=spec,
+                          task={"kind": "digits"}, training=recipe, seed=0)
+
+    plain, _ = experiment().weight_map(steps=2)
+    exp = experiment()
+    cal = exp.calibrate(settings=4, steps=0)  # no fit: nominal model, the plumbing is what is tested
+    assert exp.chip.ledger.queries == cal.ledger["queries"] == 4 * exp.network.num_hw_blocks
+    mapped, _ = exp.weight_map(steps=2, calibration=cal)
+    assert torch.equal(mapped, cal.compensate(exp.network, plain))
+    assert not torch.equal(mapped, plain)
