@@ -538,3 +538,25 @@ def test_cost_only_sweep_and_comparison_summarise_inference_costs(tmp_path):
     assert [(s["variant"], s["inference energy"]) for s in summary] == [("base", "40 µJ"), ("mems", "200 nJ")]
     names = {p.name for p in (tmp_path / "cmp" / "figures").iterdir()}
     assert names == {"costs.png"} and "# Cost comparison" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+def test_convergence_bands_against_queries_and_joules():
+    """The comparison figure's curves: the mean over seeds on the common x range, with the
+    min–max band; the energy panel uses each history point's training energy (third entry),
+    and rows written before energies were recorded ([queries, metric]) still draw."""
+    from matplotlib.figure import Figure
+
+    from photonic_sim.reports.compare import _band, convergence_figure
+
+    a = np.array([[0.0, 0.1], [10.0, 0.5], [20.0, 0.9]])
+    b = np.array([[0.0, 0.3], [20.0, 0.7]])
+    ax = Figure().subplots()
+    line = _band(ax, [a, b], "g")
+    x, y = line.get_data()
+    assert x[0] == 0 and x[-1] == 20 and len(x) == 50
+    assert np.allclose(y, 0.5 * (np.interp(x, a[:, 0], a[:, 1]) + np.interp(x, b[:, 0], b[:, 1])), atol=1e-12)
+    rows = [{"strategy": "s", "seed": k, "metric": "relative_l2",
+             "history": [[0, 0.5, 0.0], [100, 0.1 + 0.01 * k, 2.5e-3]]} for k in range(2)]
+    rows.append({"strategy": "old", "seed": 0, "metric": "relative_l2", "history": [[0, 0.5], [100, 0.2]]})
+    png = convergence_figure(rows, ("strategy",))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

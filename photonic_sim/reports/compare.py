@@ -3,9 +3,9 @@
 ``write_comparison`` writes ``comparison.json`` (one row per job: strategy or variant, seed,
 metric, metric_final, queries, training_energy_j, training_latency_s, inference_energy_j,
 inference_latency_s, area_mm2, mzi_blocked, wall_s, …), ``comparison.md`` (mean ± std per
-group, then every job) and ``figures/convergence.png`` (metric vs queries, mean with a
-min–max band across seeds). ``write_sweep`` writes ``sweep.json``, ``sweep.md`` and
-``figures/sweep.png`` (final metric vs the first grid key). Files are written to
+group, then every job) and ``figures/convergence.png`` (metric vs queries and vs training
+energy, mean with a min–max band across seeds). ``write_sweep`` writes ``sweep.json``,
+``sweep.md`` and ``figures/sweep.png`` (final metric vs the first grid key). Files are written to
 temporaries and renamed.
 
 The JSON keeps numbers as numbers: grid values that arrive as ``--grid`` strings and look
@@ -141,32 +141,48 @@ def _group_label(r: dict, group_by: tuple[str, ...]) -> str:
 
 
 def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
-    """Metric vs queries per group: mean across seeds on a common query grid, min–max band."""
-    fig = Figure(figsize=(7, 4.2))
-    ax = fig.subplots()
+    """Metric vs chip queries (left) and vs training energy in joules (right) per group: the
+    mean across seeds on a common grid, min–max band. History points are ``[queries, metric]``
+    or ``[queries, metric, energy_j]``; the energy panel shows the groups that have energies."""
+    fig = Figure(figsize=(11, 4.2))
+    ax_q, ax_e = fig.subplots(1, 2)
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         if "error" not in r and r.get("history"):
             groups[_group_label(r, group_by)].append(r)
     metric = next((r["metric"] for r in rows if "metric" in r), "metric")
     for label, members in groups.items():
-        curves = [np.asarray(r["history"], dtype=float) for r in members]
-        top = min(c[-1, 0] for c in curves)
-        grid = np.linspace(max(c[0, 0] for c in curves), top, 50) if top > 0 else np.array([0.0])
-        ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
-        line, = ax.plot(grid, ys.mean(0), label=f"{label} (n={len(members)})")
-        if len(members) > 1:
-            ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("chip queries")
-    ax.set_ylabel(metric)
-    ax.set_xlim(left=0)
-    if metric in ("rel_l2", "mse"):
-        ax.set_yscale("log")
-    ax.set_title("convergence (mean, band = min-max over seeds)")
+        curves = [np.asarray([h[:3] + [math.nan] * (3 - len(h[:3])) for h in r["history"]], dtype=float)
+                  for r in members]
+        line = _band(ax_q, [c[:, [0, 1]] for c in curves], f"{label} (n={len(members)})")
+        if all(np.isfinite(c[:, 2]).all() for c in curves):
+            _band(ax_e, [c[:, [2, 1]] for c in curves], f"{label} (n={len(members)})", color=line.get_color())
+    ax_q.set_xlabel("chip queries")
+    ax_e.set_xlabel("training energy (J)")
+    ax_e.xaxis.set_major_formatter(EngFormatter(unit="J", sep=" "))
+    for ax in (ax_q, ax_e):
+        ax.set_ylabel(metric)
+        ax.set_xlim(left=0)
+        if metric in ("rel_l2", "relative_l2", "mse"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    ax_q.set_title("against queries (mean, band = min-max over seeds)")
+    ax_e.set_title("against training energy")
     if groups:
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        ax_q.legend(fontsize=8)
+    fig.tight_layout()
     return _png(fig)
+
+
+def _band(ax, curves: list[np.ndarray], label: str, color=None):
+    """Mean of [x, y] curves on a common x grid (the overlap of their ranges) and their min-max band."""
+    top = min(c[-1, 0] for c in curves)
+    grid = np.linspace(max(c[0, 0] for c in curves), top, 50) if top > 0 else np.array([0.0])
+    ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
+    line, = ax.plot(grid, ys.mean(0), label=label, color=color)
+    if len(curves) > 1:
+        ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+    return line
 
 
 def costs_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
@@ -271,7 +287,8 @@ def _wall(r: dict) -> str:
 
 
 CAPTIONS = {
-    "convergence": "Metric against chip queries per group: the mean over seeds, the band spans min to max.",
+    "convergence": "Metric against chip queries (left) and against training energy (right) per group: the mean "
+                   "over seeds, the band spans min to max.",
     "costs": "Mean inference energy per pass (left) and chip area (right) per group.",
     "sweep": "Final metric (mean over seeds) against the first grid key, one line per value of the other keys.",
     "sweep-costs": "Inference energy per pass (left) and chip area (right) against the first grid key, one line per "

@@ -129,13 +129,15 @@ class ExperimentResult:
     def row(self, label: str | None = None) -> dict:
         """One comparison row (``training.compare.summarize`` reads these): strategy (or
         ``label``), seed, metric name, metric_final, queries, training energy / latency,
-        wall_s, history ``[[queries, metric], ...]`` at every evaluation, in_situ, stopped."""
+        wall_s, history ``[[queries, metric, training energy J], ...]`` at every evaluation,
+        in_situ, stopped."""
         rep, tr = self.report, self.report["training"]
         final = rep["metrics"]["final"]
         return {"strategy": label or tr.get("strategy"), "seed": rep["seed"], "metric": rep["metrics"]["name"],
                 "metric_final": math.nan if final is None else final, "queries": tr["queries"],
                 "training_energy_j": tr["energy_j"], "training_latency_s": tr["latency_s"], "wall_s": tr["wall_s"],
-                "history": [[h["queries"], h["metric"]] for h in self.history if h.get("metric") is not None],
+                "history": [[h["queries"], h["metric"], h.get("energy_j", math.nan)] for h in self.history
+                            if h.get("metric") is not None],
                 "in_situ": self.in_situ, "stopped": tr.get("stopped")}
 
 
