@@ -77,49 +77,51 @@ class Calibration:
     blocks: list[int] = field(default_factory=list)
     _model: _BlockModel | None = field(default=None, repr=False)
 
-    def realise(self, hw: int, targets: Tensor) -> Tensor:
-        """Model of hardware block ``hw``: targets [P, bp] → realised phases [P, bp] (rad)."""
-        return self._model.realise(targets, self.gamma_scale[hw], self.crosstalk[hw], self.bias[hw])
+    def realise(self, hw: int | Tensor, targets: Tensor) -> Tensor:
+        """Model of hardware block ``hw`` (an int, or long [P]: one per row): targets [P, bp] →
+        realised phases [P, bp] (rad)."""
+        gs, factor, bias = self._params(hw)
+        return self._model.realise(targets, gs, factor, bias)
 
-    def matrix(self, hw: int, targets: Tensor) -> Tensor:
-        """Model block matrix [P, k, k] (complex128) of hardware block ``hw`` at ``targets``."""
-        kappa = None if self.kappa is None else self.kappa[hw]
-        return self.amplitude[hw] * self._model.block.matrix(self.realise(hw, targets), kappa=kappa)
+    def matrix(self, hw: int | Tensor, targets: Tensor) -> Tensor:
+        """Model block matrix [P, k, k] (complex128) of hardware block ``hw`` (as in
+        :meth:`realise`) at ``targets`` [P, bp]."""
+        idx = torch.as_tensor(hw)
+        amp = self.amplitude[idx]
+        amp = amp[:, None, None] if idx.ndim else amp
+        kappa = None if self.kappa is None else self.kappa[idx]
+        return amp * self._model.block.matrix(self.realise(hw, targets), kappa=kappa)
+
+    def _params(self, hw: int | Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        idx = torch.as_tensor(hw)
+        factor = self.crosstalk[idx]
+        return self.gamma_scale[idx], factor[:, None] if idx.ndim else factor, self.bias[idx]
 
     def compensate(self, network, phases: Tensor, *, refine_steps: int = 200) -> Tensor:
         """Control vector [N] whose realisation on the calibrated chip gives the block matrices
         the IDEAL model gives for ``phases`` [N] (module docstring); electronic biases are kept.
-        ``refine_steps``: Adam steps on the targets when couplers/amplitude are not nominal."""
+        ``refine_steps``: Adam steps on the targets (all blocks at once) when couplers or the
+        amplitude are not nominal."""
         model = self._model
         bp, nb = model.block.num_phases, network.num_blocks
         ph = torch.as_tensor(phases, dtype=torch.float64).detach().cpu()
         out = ph.clone()
         want = ph[: nb * bp].reshape(nb, bp)
         hw = network.hw_block.cpu()
-        t = torch.empty_like(want)
-        for h in hw.unique().tolist():
-            rows = (hw == h).nonzero().reshape(-1)
-            t[rows] = model.invert(want[rows], self.gamma_scale[h], self.crosstalk[h], self.bias[h])
+        t = model.invert(want, *self._params(hw))
         nominal = self.kappa is None and bool(torch.allclose(self.amplitude, torch.ones_like(self.amplitude),
                                                              atol=0.02))
         if refine_steps and not nominal:
             target = model.block.matrix(want)
-            for h in hw.unique().tolist():
-                rows = (hw == h).nonzero().reshape(-1)
-                t[rows] = self._refine(h, t[rows], target[rows], refine_steps)
+            t = t.clone().requires_grad_(True)
+            opt = torch.optim.Adam([t], lr=0.01)
+            for _ in range(refine_steps):  # quantizer straight-through (``_BlockModel.drive``)
+                opt.zero_grad()
+                (self.matrix(hw, t) - target).abs().square().sum().backward()
+                opt.step()
+            t = t.detach()
         out[: nb * bp] = t.reshape(-1)
         return out
-
-    def _refine(self, hw: int, t: Tensor, target: Tensor, steps: int) -> Tensor:
-        """Adam on continuous targets: ‖model matrix(t) − target‖² (quantizer straight-through)."""
-        t = t.clone().requires_grad_(True)
-        opt = torch.optim.Adam([t], lr=0.01)
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = (self.matrix(hw, t) - target).abs().square().sum()
-            loss.backward()
-            opt.step()
-        return t.detach()
 
 
 class _BlockModel:

@@ -179,3 +179,21 @@ def test_experiment_weight_map_applies_the_calibration():
     mapped, _ = exp.weight_map(steps=2, calibration=cal)
     assert torch.equal(mapped, cal.compensate(exp.network, plain))
     assert not torch.equal(mapped, plain)
+
+
+def test_time_multiplexed_blocks_share_one_calibration():
+    """Time multiplexing: 4 blocks on 2 hardware blocks. Only the hardware blocks are measured
+    (2 × settings queries) and every block mapped onto one is compensated with its errors."""
+    spec = NetworkSpec("cal_tm", (dense(8, 8, activation="none", bias=False),))
+    net = DenseONN(spec, block_size=4, multiplexing="time", num_cores=2)
+    chip = GuardedChip(net, CARD, seed=4, readout="coherent")
+    cal = calibrate(chip, net, CARD, settings=SETTINGS, steps=STEPS)
+    assert cal.ledger["queries"] == 2 * SETTINGS and cal.blocks == [0, 1]
+    w = torch.randn(8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64) / math.sqrt(8)
+    phases = net.from_weights([(w, None)])
+    reader = Chip(net, CARD, seed=4, readout="coherent", exact_readout=True, dtype=torch.float64)
+    eye = torch.eye(8, dtype=torch.float64)
+    plain = float((reader.measure(eye, phases).T - w).norm() / w.norm())
+    compensated = float((reader.measure(eye, cal.compensate(net, phases)).T - w).norm() / w.norm())
+    assert plain > 0.5
+    assert compensated < 0.1
