@@ -43,6 +43,19 @@ def _true_matrices(chip, net, targets):
     return torch.stack(out)
 
 
+def _mapping_errors(net, card, seed, cal, w):
+    """Relative errors ‖W_chip − w‖/‖w‖ of the plain and the compensated mapping of ``w`` (no
+    bias), read with exact readout (coherent, float64) on a chip of the same static seed."""
+    phases = net.from_weights([(w, None)])
+    reader = Chip(net, card, seed=seed, readout="coherent", exact_readout=True, dtype=torch.float64)
+    eye = torch.eye(w.shape[1], dtype=torch.float64)
+
+    def rel_error(ph):
+        return float((reader.measure(eye, ph).T - w).norm() / w.norm())
+
+    return rel_error(phases), rel_error(cal.compensate(net, phases))
+
+
 @pytest.fixture(scope="module")
 def calibrated():
     net = _net()
@@ -116,14 +129,7 @@ def test_calibrated_mapping_recovers_the_weights(calibrated):
     net, _, cal, _ = calibrated
     gen = torch.Generator().manual_seed(3)
     w = torch.randn(8, 8, generator=gen, dtype=torch.float64) / math.sqrt(8)
-    phases = net.from_weights([(w, None)])
-    reader = Chip(net, CARD, seed=2, readout="coherent", exact_readout=True, dtype=torch.float64)
-    eye = torch.eye(8, dtype=torch.float64)
-
-    def rel_error(ph):
-        return float((reader.measure(eye, ph).T - w).norm() / w.norm())
-
-    plain, compensated = rel_error(phases), rel_error(cal.compensate(net, phases))
+    plain, compensated = _mapping_errors(net, CARD, 2, cal, w)
     assert plain > 0.5
     assert compensated < 0.1
 
@@ -137,11 +143,7 @@ def test_compensate_refines_for_imbalanced_couplers():
     cal = calibrate(chip, net, card, settings=SETTINGS, steps=STEPS)
     assert cal.kappa is not None and cal.kappa.shape == (1, net.block.num_mzis, 2)
     w = torch.randn(4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64) / 2
-    phases = net.from_weights([(w, None)])
-    reader = Chip(net, card, seed=5, readout="coherent", exact_readout=True, dtype=torch.float64)
-    eye = torch.eye(4, dtype=torch.float64)
-    plain = float((reader.measure(eye, phases).T - w).norm() / w.norm())
-    calibrated_err = float((reader.measure(eye, cal.compensate(net, phases)).T - w).norm() / w.norm())
+    plain, calibrated_err = _mapping_errors(net, card, 5, cal, w)
     assert plain > 0.5
     assert calibrated_err < 0.1
 
@@ -190,10 +192,6 @@ def test_time_multiplexed_blocks_share_one_calibration():
     cal = calibrate(chip, net, CARD, settings=SETTINGS, steps=STEPS)
     assert cal.ledger["queries"] == 2 * SETTINGS and cal.blocks == [0, 1]
     w = torch.randn(8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64) / math.sqrt(8)
-    phases = net.from_weights([(w, None)])
-    reader = Chip(net, CARD, seed=4, readout="coherent", exact_readout=True, dtype=torch.float64)
-    eye = torch.eye(8, dtype=torch.float64)
-    plain = float((reader.measure(eye, phases).T - w).norm() / w.norm())
-    compensated = float((reader.measure(eye, cal.compensate(net, phases)).T - w).norm() / w.norm())
+    plain, compensated = _mapping_errors(net, CARD, 4, cal, w)
     assert plain > 0.5
     assert compensated < 0.1
