@@ -50,7 +50,8 @@ that can only be called and counted (see its docstring for what "not reachable" 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -64,7 +65,9 @@ from photonic_sim.devices import (
     apply_crosstalk,
     crosstalk_from_card,
 )
+from photonic_sim.devices.phase_shifter import settle
 from photonic_sim.circuits import _fused
+from photonic_sim.cores import _fused_read
 from photonic_sim.devices.readout import READOUTS  # noqa: F401 — chip.READOUTS, as before
 
 Tensor = torch.Tensor
@@ -147,6 +150,7 @@ class Chip:
         self._shifter = PhaseShifter.from_card(card)
         self._programmed: Tensor | None = None
         self._current: Tensor | None = None
+        self._shard: tuple[int, int, dict[str, int]] | None = None  # ``shard``: rows a..b, their counts
         self._build_static(int(seed if static_seed is None else static_seed), insertion_loss)
 
     # ------------------------------------------------------------------ controls
@@ -229,21 +233,56 @@ class Chip:
         if not (x.ndim == 2 or per_setting) or x.shape[-1] != self.in_features:
             raise ValueError(f"inputs: need shape [B, {self.in_features}] (or [P, B, {self.in_features}] with "
                              f"phases [P, {self.num_phases}]), got {tuple(x.shape)}")
+        shard = self._shard
+        if shard is not None and (single or differentiable or not shard[1] <= ph.shape[0]):
+            raise ValueError(f"shard: rows {shard[0]}..{shard[1]} need phases [P >= {shard[1]}, N] without autograd")
         self._account(ph.detach(), x.shape[-2])
         chain = self._readout_chain
         grad = torch.enable_grad() if differentiable else torch.no_grad()
         try:
             with grad:
                 realised = self._realise(ph.to(self.device, torch.float64), differentiable)
-                out = self._net.forward(
-                    x.to(self.device, self.dtype), realised, readout=chain, differentiable=differentiable,
-                    kappa=self._kappa, loss_db=self._loss_db,
-                    normalize=not self.exact_readout, final_intensity=self.readout == "intensity", dtype=self.dtype,
-                )
-        finally:  # the chain's E/O and O/E conversions of this call land in the ledger
+                x = x.to(self.device, self.dtype)
+                kw = dict(readout=chain, differentiable=differentiable, kappa=self._kappa, loss_db=self._loss_db,
+                          normalize=not self.exact_readout, final_intensity=self.readout == "intensity",
+                          dtype=self.dtype)
+                if shard is None:
+                    out = self._net.forward(x, realised, **kw)
+                elif _fused_read.usable(realised, x):  # noise streams by global setting index: rows a..b only
+                    a, b = shard[0], shard[1]
+                    out = self._net.forward(x[a:b] if per_setting else x, realised[a:b], p0=a, **kw)
+                else:  # the torch path draws its noise in sequence: measure all, keep rows a..b
+                    out = self._net.forward(x, realised, **kw)[shard[0]:shard[1]]
+        finally:  # the chain's E/O and O/E conversions of this call land in the ledger (a shard's: its counts)
+            counts = self.ledger.__dict__ if shard is None else shard[2]
             for key, value in chain.take_counts().items():
-                setattr(self.ledger, key, getattr(self.ledger, key) + value)
+                counts[key] = counts.get(key, 0) + value
         return out[0] if single else out
+
+    @contextmanager
+    def shard(self, start: int, stop: int) -> Iterator[dict[str, int]]:
+        """Measure only settings ``start .. stop`` (0 <= start <= stop) of each ``measure``
+        call in this block, as one replica of a chip split over workers
+        (``photonic_sim.scenarios.distributed``): a call with ``phases`` [P, N] (P >= stop)
+        returns readings [stop − start, B, C] equal to rows start..stop of the full call bit
+        for bit, and leaves the noise generator, ``calls``/``queries``/``phase_settings``/
+        ``samples`` of the ledger and the programmed vector exactly as the full call would
+        (the phase noise of all P settings and every matrix's readout key are drawn; the
+        kernel numbers noise streams by global setting index). The shard's E/O, O/E and
+        clipping counts (``dac_conversions``, ``adc_conversions``, ``clipped``) go to the
+        yielded dict instead of the ledger: the caller adds the sum over all shards to
+        ``ledger``. An empty shard (start == stop) only advances the state. Not with
+        ``differentiable`` or a single setting (ValueError)."""
+        if isinstance(start, bool) or isinstance(stop, bool) or not 0 <= int(start) <= int(stop):
+            raise ValueError(f"shard: need 0 <= start <= stop, got {start!r}, {stop!r}")
+        if self._shard is not None:
+            raise ValueError("shard: already measuring a shard (no nesting)")
+        counts: dict[str, int] = {}
+        self._shard = (int(start), int(stop), counts)
+        try:
+            yield counts
+        finally:
+            self._shard = None
 
     def closure(self, loss: Callable[[Tensor], Tensor]) -> ChipClosure:
         """``loss`` (phases [P, N] → losses [P], measured on this chip) as the black box a
@@ -257,12 +296,22 @@ class Chip:
         (the vector ``set_phases`` gave / the last one programmed, or None), ``block_scales``
         (the network's electronic block gains s_b, set when weights are mapped) and
         ``num_phases`` (checked on load). Static device errors are not stored: they are drawn
-        again from ``static_seed``. Tensors, ints and None only, so
+        again from ``static_seed``. With a thermal time constant or drift on the card,
+        ``dynamics`` holds the clock, the last target and read phases, the random walk and the
+        drift generator (``_dynamics``); None otherwise. Tensors, ints and None only, so
         ``torch.load(..., weights_only=True)`` reads a saved one."""
+        dynamics = None
+        if self._dyn_on:
+            thermal = self._thermal or (None, None)
+            dynamics = {"clock": torch.tensor(self._clock, dtype=torch.float64),
+                        "target": None if thermal[0] is None else thermal[0].cpu().clone(),
+                        "phase": None if thermal[1] is None else thermal[1].cpu().clone(),
+                        "walk": self._walk.clone(), "generator": self._drift_gen.get_state()}
         return {"generator": self._gen.get_state(), "ledger": self.ledger.totals(),
                 "current": None if self._current is None else self._current.clone(),
                 "programmed": None if self._programmed is None else self._programmed.clone(),
-                "block_scales": self._net.block_scales.clone(), "num_phases": self.num_phases}
+                "block_scales": self._net.block_scales.clone(), "num_phases": self.num_phases,
+                "dynamics": dynamics}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()`` (``block_scales`` / ``num_phases`` optional, for
@@ -277,6 +326,13 @@ class Chip:
         self._programmed = state["programmed"]
         if scales is not None:
             self._net.block_scales = scales.to(torch.float64).clone()
+        dyn = state.get("dynamics")
+        if dyn is not None and self._dyn_on:
+            self._clock = float(dyn["clock"])
+            self._thermal = None if dyn["target"] is None else (dyn["target"].to(self.device),
+                                                                dyn["phase"].to(self.device))
+            self._walk = dyn["walk"].clone()
+            self._drift_gen.set_state(dyn["generator"])
 
     # ------------------------------------------------------------------ internals
     def _account(self, ph: Tensor, batch: int) -> None:
@@ -321,6 +377,12 @@ class Chip:
             self._loss_db = MZI.from_card(card).insertion_loss
         if self.ideal:
             self._kappa = self._loss_db = None
+        # time dependence (``_dynamics``): off unless the card gives τ or a drift
+        self._dyn_on = (ps.thermal_time_constant > 0 or ps.drift is not None) and not self.ideal
+        self._clock = 0.0  # s: the time of the last read since power-on
+        self._thermal: tuple[Tensor, Tensor] | None = None  # (target, phase read) of the last query
+        self._walk = torch.zeros(nhw * bp, dtype=torch.float64)  # random-walk drift per hardware shifter
+        self._drift_gen = torch.Generator().manual_seed(seed + 0xD21F7)
 
     def _realise(self, ph: Tensor, differentiable: bool) -> Tensor:
         """Target control vectors [P, N] → phases the devices produce (module docstring, 1).
@@ -339,7 +401,7 @@ class Chip:
                 and _fused.realise_kernel() is not None):  # the ops below in one C pass, same bits
             out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
                                  self._realise_consts)
-            return self._with_noise(out, ph)
+            return self._with_noise(self._dynamics(out) if self._dyn_on else out, ph)
         quant = ps.quantize_mixed(target, self._is_sigma)
         if differentiable:  # straight-through: the FO baseline sees the quantizer as identity
             quant = target + (quant - target).detach()
@@ -348,7 +410,58 @@ class Chip:
         else:
             heater = ps.phase(ps.voltage(quant), self._gamma)
         blocks = apply_crosstalk(heater.reshape(p, nb, -1), self._xtalk)  # dense or sparse K (_build_static)
-        return self._with_noise(blocks.reshape(p, self._block_span) + self._bias, ph)
+        out = blocks.reshape(p, self._block_span) + self._bias
+        return self._with_noise(self._dynamics(out) if self._dyn_on else out, ph)
+
+    def _dynamics(self, out: Tensor) -> Tensor:
+        """Thermal settling and bias drift (docs/physics.md#drift-and-thermal-settling) on the
+        settled phases ``out`` [P, span] of P queries issued one after the other.
+
+        Clock: query i is read ``settle_time`` after its programming (the controller's wait;
+        none when it repeats the setting measured last) and then takes ``phase_shifter.query_time``.
+        Settling (τ > 0): before query i's read the heaters relax for the rest of the previous
+        query towards the previous target, then for the settle wait towards the new one
+        (``devices.phase_shifter.settle``); K and the bias are linear and time-invariant, so
+        relaxing the realised phases is relaxing the heaters. At power-on the heaters are off
+        (phases = the static bias). Drift: + rate·t on every U/V phase (ramp) or each hardware
+        shifter's random walk, increments N(0, diffusion·Δt) from the chip's drift generator
+        (seeded from the static seed)."""
+        ps = self._shifter
+        tau, drift, q = ps.thermal_time_constant, ps.drift, ps.query_time
+        p = out.shape[0]
+        started = self._thermal is not None
+        prev_target, h = self._thermal if started else (self._bias, self._bias)
+        repeat = p == 1 and started and torch.equal(out[0].detach(), prev_target)
+        wait = 0.0 if repeat else ps.settle_time
+        tails = [q if i or started else 0.0 for i in range(p)]  # the previous query's rest
+        if tau > 0:
+            rows = []
+            for i in range(p):
+                target = out[i]
+                if repeat:  # the same setting: relaxes on for one query time
+                    h = settle(h, target, q, tau)
+                else:  # the rest of the previous query, then the settle wait
+                    h = settle(settle(h, prev_target, tails[i], tau), target, wait, tau)
+                rows.append(h)
+                prev_target, h = target.detach(), h.detach()
+            out = torch.stack(rows)
+        else:
+            prev_target = out[-1].detach()
+        self._thermal = (prev_target.clone(), h.detach().clone())
+        gaps = torch.tensor([t + wait for t in tails], dtype=torch.float64)
+        times = self._clock + gaps.cumsum(0)
+        self._clock = float(times[-1])
+        if drift is None:
+            return out
+        uv = ~self._is_sigma
+        if drift.kind == "ramp":
+            return out + (drift.rate * times.to(out.device))[:, None] * uv
+        steps = torch.randn((p, self._walk.numel()), generator=self._drift_gen, dtype=torch.float64)
+        walk = self._walk + (steps * (drift.diffusion * gaps).sqrt()[:, None]).cumsum(0)
+        self._walk = walk[-1].clone()
+        net = self._net
+        per_block = walk.reshape(p, net.num_hw_blocks, -1)[:, net.hw_block].reshape(p, -1)
+        return out + per_block.to(out.device) * uv
 
     def _with_noise(self, out: Tensor, ph: Tensor) -> Tensor:
         """Realised block phases ``out`` [P, span] + the dynamic noise, then the controls past the

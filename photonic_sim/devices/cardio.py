@@ -50,6 +50,8 @@ UNITS: dict[str, tuple[str, float]] = {
     "V/A": ("transimpedance", 1.0),
     "K": ("temperature", 1.0),
     "rad": ("angle", 1.0),
+    "rad/s": ("angle_rate", 1.0), "mrad/s": ("angle_rate", 1e-3),
+    "rad2/s": ("angle_diffusion", 1.0), "mrad2/s": ("angle_diffusion", 1e-6),
     "": ("dimensionless", 1.0),
     "bits": ("bits", 1.0),
 }

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import annotated_types as at
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from photonic_sim.devices.cardio import (
     SI_UNIT, UNITS, CardBase, CardError, Section, Wording, dim_of, load_card, preview,
@@ -48,6 +48,24 @@ DEVICES_DIR = library.builtin_dir("devices")  # built-in cards; bare names use t
 AREA_MAX = 1e-4
 
 
+class DriftCard(Section):
+    """Optional ``phase_shifter.drift``: slow drift of the U/V shifters' bias with the chip's
+    clock (docs/physics.md#drift-and-thermal-settling). ``kind: random_walk``: every shifter
+    does its own Gaussian random walk, variance ``diffusion``·t (rad²/s); ``kind: ramp``: a
+    temperature ramp shifts every U/V phase by ``rate``·t (rad/s). The clock advances by
+    ``phase_shifter.query_time`` per query and by ``settle_time`` per phase setting."""
+
+    kind: Literal["random_walk", "ramp"]
+    rate: float = _q("angle_rate", default=0.0, ge=-10, le=10)
+    diffusion: float = _q("angle_diffusion", default=0.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _figure_of_kind(self) -> DriftCard:
+        if (self.kind == "ramp" and self.diffusion) or (self.kind == "random_walk" and self.rate):
+            raise ValueError("rate belongs to kind ramp, diffusion to kind random_walk")
+        return self
+
+
 class PhaseShifterCard(Section):
     kind: Literal["thermo_optic", "mems", "electro_optic"]
     v_pi: float = _q("voltage", gt=0, le=1e3)
@@ -60,6 +78,10 @@ class PhaseShifterCard(Section):
     gamma_noise_std: float = _q("dimensionless", ge=0, lt=1 / 3)  # γ noise is truncated at 3σ (PhaseShifter)
     bias_range: float = _q("angle", ge=0, le=2 * math.pi)
     dynamic_noise_std: float = _q("angle", ge=0, le=2 * math.pi)
+    # optional: first-order thermal response (0 = instantaneous) and bias drift (absent = none)
+    thermal_time_constant: float = _q("time", default=0.0, ge=0, le=1)
+    query_time: float = _q("time", default=1e-7, ge=0, le=1)  # a query's time besides the settle wait
+    drift: DriftCard = None
 
 
 class CouplerCard(Section):

@@ -12,6 +12,8 @@ Model (docs/physics.md#non-idealities):
 * static errors, drawn once per device: γ → γ(1 + ε), ε ~ N(0, σ_γ²) truncated at ±3σ_γ, and a
   fixed bias β ~ U(−b, b) rad added to the produced phase.
 * dynamic noise: N(0, σ²) rad added per query (σ = 0 by default).
+* optional time dependence (the chip applies it, ``photonic_sim.chip``): a first-order thermal
+  response with time constant τ (:func:`settle`) and a slow bias drift (:class:`Drift`).
 
 :meth:`PhaseShifter.realize` chains these: quantize → voltage → γ(1+ε)V² → + β → + noise.
 The result is not wrapped (phases enter the circuit as e^{iφ}). Everything is batched.
@@ -39,6 +41,30 @@ class StaticErrors:
     bias: Tensor
 
 
+@dataclass(frozen=True)
+class Drift:
+    """Slow bias drift of the U/V shifters (docs/physics.md#drift-and-thermal-settling):
+    ``kind`` "random_walk" (independent per shifter, variance ``diffusion``·t, rad²/s) or
+    "ramp" (every U/V phase + ``rate``·t, rad/s)."""
+
+    kind: str
+    rate: float = 0.0
+    diffusion: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check("kind", self.kind, self.kind in ("random_walk", "ramp"), "random_walk, ramp")
+        _check("diffusion", self.diffusion, self.diffusion >= 0, ">= 0 rad^2/s")
+
+
+def settle(previous: Tensor, target: Tensor, elapsed: float, time_constant: float) -> Tensor:
+    """First-order thermal response: the phase ``elapsed`` s after the drive stepped from a
+    heater at ``previous`` towards ``target`` (rad), target + (previous − target)·e^(−t/τ).
+    ``time_constant`` τ = 0 is an instantaneous heater (returns ``target``)."""
+    if time_constant <= 0:
+        return target
+    return target + (previous - target) * math.exp(-elapsed / time_constant)
+
+
 class PhaseShifter:
     """One phase-shifter technology (see module docstring); SI units (V, W, s, rad, dB)."""
 
@@ -53,6 +79,9 @@ class PhaseShifter:
         dynamic_noise_std: float = 0.0,
         settle_time: float = 10e-6,
         insertion_loss: float = 0.25,
+        thermal_time_constant: float = 0.0,
+        query_time: float = 1e-7,
+        drift: Drift | None = None,
     ) -> None:
         _check("v_pi", v_pi, v_pi > 0, "> 0 V")
         _check("v_max", v_max, v_max > 0, "> 0 V")
@@ -63,6 +92,8 @@ class PhaseShifter:
         _check("dynamic_noise_std", dynamic_noise_std, dynamic_noise_std >= 0, ">= 0 rad")
         _check("settle_time", settle_time, settle_time >= 0, ">= 0 s")
         _check("insertion_loss", insertion_loss, insertion_loss >= 0, ">= 0 dB")
+        _check("thermal_time_constant", thermal_time_constant, thermal_time_constant >= 0, ">= 0 s")
+        _check("query_time", query_time, query_time >= 0, ">= 0 s")
         self.v_pi = float(v_pi)
         self.v_max = float(v_max)
         self.p_pi = float(p_pi)
@@ -72,6 +103,9 @@ class PhaseShifter:
         self.dynamic_noise_std = float(dynamic_noise_std)
         self.settle_time = float(settle_time)
         self.insertion_loss = float(insertion_loss)
+        self.thermal_time_constant = float(thermal_time_constant)
+        self.query_time = float(query_time)  # s a query holds its setting besides the settle wait
+        self.drift = drift
 
     @classmethod
     def from_card(cls, card: DeviceCard) -> PhaseShifter:
@@ -80,7 +114,9 @@ class PhaseShifter:
             v_pi=ps.v_pi, v_max=ps.v_max, p_pi=ps.p_pi, bits=ps.bits,
             gamma_noise_std=ps.gamma_noise_std, bias_range=ps.bias_range,
             dynamic_noise_std=ps.dynamic_noise_std, settle_time=ps.settle_time,
-            insertion_loss=ps.insertion_loss,
+            insertion_loss=ps.insertion_loss, thermal_time_constant=ps.thermal_time_constant,
+            query_time=ps.query_time,
+            drift=None if ps.drift is None else Drift(ps.drift.kind, ps.drift.rate, ps.drift.diffusion),
         )
 
     @property
