@@ -65,6 +65,7 @@ from photonic_sim.devices import (
     apply_crosstalk,
     crosstalk_from_card,
 )
+from photonic_sim.devices.coupler import operating_wavelength
 from photonic_sim.devices.phase_shifter import settle
 from photonic_sim.circuits import _fused
 from photonic_sim.cores import _fused_read
@@ -363,11 +364,16 @@ class Chip:
         hw = net.hw_block
         self._gamma = static.gamma_scale[hw].reshape(-1).to(self.device, torch.float64)
         self._bias = (static.bias * uv).reshape(nhw, bp)[hw].reshape(-1).to(self.device, torch.float64)
+        # wavelength (docs/physics.md#wavelength): phases ∝ λ_d/λ at the laser's λ (heaters, crosstalk, bias)
+        lam = operating_wavelength(card)
+        if lam != card.wavelength:
+            self._gamma = self._gamma * (card.wavelength / lam)
+            self._bias = self._bias * (card.wavelength / lam)
         pos = net.block.positions() * card.waveguide.mzi_pitch
         self._xtalk = crosstalk_from_card(pos, card).to(self.device, torch.float64)  # block-local [bp, bp]
         if int((self._xtalk != 0).sum()) * 8 < self._xtalk.numel():  # kernel model: ~1 % nonzero, sparse pays
             self._xtalk = self._xtalk.to_sparse_coo().coalesce()
-        coupler = DirectionalCoupler.from_card(card)
+        coupler = DirectionalCoupler.from_card(card, None if lam == card.wavelength else lam)
         m = net.block.num_mzis
         self._kappa = None
         if coupler.imbalance_std > 0 or coupler.kappa != 0.5:

@@ -282,6 +282,30 @@ def siepic_dc_kappa(
     return CubicSpline(f, cross)(freq)
 
 
+def fit_kappa_dispersion(
+    center_m: float = 1.55e-6,
+    half_span_m: float = 20e-9,
+    *,
+    coupling_length_m: float = 17.5e-6,
+    normalized: bool = True,
+    samples: int = 81,
+) -> dict[str, float]:
+    """The device card's κ(λ) polynomial fitted to the SiEPIC data (:func:`siepic_dc_kappa`):
+    least squares of κ + s·Δλ + c·Δλ²/2 (Δλ = λ − ``center_m``) over ``samples`` points in
+    [center − half_span, center + half_span] (m). Returns ``kappa``, ``kappa_slope`` (1/m),
+    ``kappa_curvature`` (1/m²) — the card keys ``coupler.kappa``, ``coupler.kappa_slope``,
+    ``coupler.kappa_curvature`` in SI units, with the card's ``wavelength`` = ``center_m``
+    (docs/physics.md#wavelength) — and ``max_error``, the largest |fit − data| on the grid."""
+    if not (half_span_m > 0 and int(samples) == samples and samples >= 3):
+        raise ValueError("half_span_m, samples: need half_span_m > 0 and an integer samples >= 3")
+    d = np.linspace(-half_span_m, half_span_m, int(samples))
+    data = siepic_dc_kappa(center_m + d, coupling_length_m=coupling_length_m, normalized=normalized)
+    c2, c1, c0 = np.polyfit(d, data, 2)
+    fit = np.polyval((c2, c1, c0), d)
+    return {"kappa": float(c0), "kappa_slope": float(c1), "kappa_curvature": float(2.0 * c2),
+            "max_error": float(np.max(np.abs(fit - data)))}
+
+
 # ----------------------------------------------------------------------------- helpers
 def _check_n(n: int) -> None:
     if int(n) != n or n < 2:

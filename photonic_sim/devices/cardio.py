@@ -52,6 +52,8 @@ UNITS: dict[str, tuple[str, float]] = {
     "rad": ("angle", 1.0),
     "rad/s": ("angle_rate", 1.0), "mrad/s": ("angle_rate", 1e-3),
     "rad2/s": ("angle_diffusion", 1.0), "mrad2/s": ("angle_diffusion", 1e-6),
+    "1/m": ("per_length", 1.0), "1/um": ("per_length", 1e6), "1/nm": ("per_length", 1e9),
+    "1/m2": ("per_length2", 1.0), "1/um2": ("per_length2", 1e12), "1/nm2": ("per_length2", 1e18),
     "": ("dimensionless", 1.0),
     "bits": ("bits", 1.0),
 }

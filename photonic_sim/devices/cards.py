@@ -86,6 +86,9 @@ class PhaseShifterCard(Section):
 
 class CouplerCard(Section):
     kappa: float = _q("dimensionless", ge=0, le=1)
+    # κ(λ) = κ + slope·Δλ + curvature·Δλ²/2 about the card's design ``wavelength`` (optional)
+    kappa_slope: float = _q("per_length", default=0.0, ge=-1e9, le=1e9)
+    kappa_curvature: float = _q("per_length2", default=0.0, ge=-1e18, le=1e18)
     imbalance_std: float = _q("dimensionless", ge=0, le=1)
     insertion_loss: float = _q("dB", ge=0, le=5)
     area: float = _q("area", ge=0, le=AREA_MAX)
@@ -160,6 +163,7 @@ class ModulatorCard(Section):
 
 class LaserCard(Section):
     wall_plug_efficiency: float = _q("dimensionless", gt=0, le=1)
+    wavelength: float = _q("length", default=0.0, ge=0, le=2e-5)  # operating λ; 0 = the card's design wavelength
     max_power: float = _q("power", gt=0, le=10)
     area: float = _q("area", ge=0, le=AREA_MAX)
 

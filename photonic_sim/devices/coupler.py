@@ -16,6 +16,18 @@ from photonic_sim.devices.mzi import coupler_matrix, db_to_amplitude
 Tensor = torch.Tensor
 
 
+def kappa_at(card: DeviceCard, wavelength: float) -> float:
+    """κ(λ) = κ + s·Δλ + c·Δλ²/2, Δλ = λ − λ_d (m; λ_d the card's design ``wavelength``, s / c
+    ``coupler.kappa_slope`` / ``kappa_curvature``), clipped to [0, 1] (docs/physics.md#wavelength)."""
+    c, d = card.coupler, wavelength - card.wavelength
+    return min(1.0, max(0.0, c.kappa + c.kappa_slope * d + 0.5 * c.kappa_curvature * d * d))
+
+
+def operating_wavelength(card: DeviceCard) -> float:
+    """The laser's wavelength (m): ``laser.wavelength``, or the design wavelength when it is 0."""
+    return card.laser.wavelength or card.wavelength
+
+
 class DirectionalCoupler:
     """A 2×2 directional coupler technology (κ dimensionless, IL in dB)."""
 
@@ -31,9 +43,11 @@ class DirectionalCoupler:
         self.insertion_loss = float(insertion_loss)
 
     @classmethod
-    def from_card(cls, card: DeviceCard) -> DirectionalCoupler:
+    def from_card(cls, card: DeviceCard, wavelength: float | None = None) -> DirectionalCoupler:
+        """The card's coupler at ``wavelength`` (m; None: the design wavelength, κ as written)."""
         c = card.coupler
-        return cls(kappa=c.kappa, imbalance_std=c.imbalance_std, insertion_loss=c.insertion_loss)
+        kappa = c.kappa if wavelength is None else kappa_at(card, wavelength)
+        return cls(kappa=kappa, imbalance_std=c.imbalance_std, insertion_loss=c.insertion_loss)
 
     @property
     def amplitude(self) -> float:
