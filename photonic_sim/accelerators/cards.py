@@ -54,6 +54,15 @@ class DigitalCard(Section):
     sram_energy_per_byte: float = _q("energy", ge=0, le=1e-6)
 
 
+class LayoutCard(Section):
+    """Optional ``layout``: a generated floorplan of the hardware blocks on the die, row-major
+    on a grid of ``columns`` (default ⌈√n⌉) with centre-to-centre ``block_pitch`` (m); see
+    :mod:`photonic_sim.accelerators.layout`."""
+
+    block_pitch: float = _q("length", gt=0, le=0.1)
+    columns: int | None = Field(None, ge=1, le=1_000_000)
+
+
 class AcceleratorCard(CardBase):
     """A validated accelerator card; every figure is an SI float (see module docstring)."""
 
@@ -67,6 +76,7 @@ class AcceleratorCard(CardBase):
     readout: Literal["intensity", "coherent"] | None = None
     digital: DigitalCard
     area_overhead: float = _q("dimensionless", ge=1, le=100)
+    layout: LayoutCard = None  # optional floorplan (thermal crosstalk across blocks, die area)
 
 
 def list_accelerator_cards() -> list[str]:

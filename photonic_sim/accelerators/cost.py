@@ -55,7 +55,9 @@ Area: Σ count · footprint per device type (phase shifters, couplers, modulator
 TIAs, ADCs, DACs, lasers), each × area_overhead; m² inside, mm² in ``to_dict``. A converter
 with ``fom`` has the footprint area · 2^(bits − area_bits) · sample_rate / area_rate (its
 card's part measured at area_bits, area_rate; assumed first-order scaling: the SAR capacitor
-array or DAC current-cell array ∝ 2^bits, interleaved channels ∝ sample rate).
+array or DAC current-cell array ∝ 2^bits, interleaved channels ∝ sample rate). With a
+``layout`` on the accelerator card the phase shifters and couplers are replaced by
+``blocks_floorplan``, the floorplan's area (``accelerators.layout.floorplan_area``).
 
 ``model`` may also be a user's ``torch.nn.Module`` (``nn.Linear`` layers and/or
 ``photonic_sim.nn`` layers, read by duck typing in ``mapping.spec_from_module``); the
@@ -72,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
+from photonic_sim.accelerators.layout import floorplan_area
 from photonic_sim.accelerators.mapping import (
     Stage, hardware_counts, is_module, module_phases, schedule, spec_from_module, stages,
 )
@@ -188,6 +191,9 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
         "adcs": converter_area(dev.adc), "dacs": converter_area(dev.dac), "lasers": dev.laser.area,
     }
     area = {name: counts[name] * a * acc.area_overhead for name, a in footprints.items()}
+    if acc.layout is not None:  # the meshes' area is the floorplan's (accelerators.layout)
+        del area["phase_shifters"], area["couplers"]
+        area["blocks_floorplan"] = floorplan_area(acc, counts["blocks"])
     sched = {
         "symbol_rate_hz": rate,
         "symbol_periods": periods,

@@ -46,10 +46,13 @@ def crosstalk_matrix(
     pitch: float = 50e-6,
     p_pi: float = 0.03,
     sparse: bool = False,
+    cutoff: float = 0.0,
 ) -> Tensor:
     """Phase-domain crosstalk matrix K [N, N] (float64, zero diagonal); see module docstring.
 
-    ``sparse=True`` returns the same K as a coalesced sparse COO tensor.
+    ``sparse=True`` returns the same K as a coalesced sparse COO tensor. ``cutoff`` (>= 0):
+    distance-model entries below cutoff·factor are dropped (0 keeps all; e.g. 1e-6 drops
+    heaters farther than pitch + 13.8·decay_length, so a large layout stays sparse).
     """
     if model not in ("kernel", "distance"):
         raise ValueError(f"model: {model!r} is not supported (allowed: kernel, distance)")
@@ -57,6 +60,8 @@ def crosstalk_matrix(
         raise ValueError(f"factor: {factor!r} is out of range (allowed: >= 0)")
     if not pitch > 0:
         raise ValueError(f"pitch: {pitch!r} is out of range (allowed: > 0 m)")
+    if not cutoff >= 0:
+        raise ValueError(f"cutoff: {cutoff!r} is out of range (allowed: >= 0)")
     if model == "distance":
         if not decay_length > 0:
             raise ValueError(f"decay_length: {decay_length!r} is out of range (allowed: > 0 m)")
@@ -73,7 +78,8 @@ def crosstalk_matrix(
         if model == "kernel":
             return (off & (d <= _NEIGHBOUR_TOL * pitch)).to(torch.float64) * factor
         coupling = (factor * math.pi / p_pi) * torch.exp(-(d - pitch) / decay_length)  # C_ij, rad/W
-        return torch.where(off, coupling * (p_pi / math.pi), torch.zeros_like(d))
+        k = coupling * (p_pi / math.pi)
+        return torch.where(off & (k >= cutoff * factor), k, torch.zeros_like(d))
 
     n = pos.shape[0]
     if not sparse:
@@ -107,10 +113,11 @@ def apply_crosstalk(phi: Tensor, k: Tensor) -> Tensor:
     return phi.index_add(-1, r, phi.index_select(-1, c) * k.values().to(phi.dtype))
 
 
-def crosstalk_from_card(positions: Tensor, card: DeviceCard, *, sparse: bool = False) -> Tensor:
+def crosstalk_from_card(positions: Tensor, card: DeviceCard, *, sparse: bool = False,
+                        cutoff: float = 0.0) -> Tensor:
     """:func:`crosstalk_matrix` with model, factor, decay length, pitch and P_π from a device card."""
     return crosstalk_matrix(
         positions, model=card.crosstalk.model, factor=card.crosstalk.factor,
         decay_length=card.crosstalk.decay_length, pitch=card.waveguide.mzi_pitch,
-        p_pi=card.phase_shifter.p_pi, sparse=sparse,
+        p_pi=card.phase_shifter.p_pi, sparse=sparse, cutoff=cutoff,
     )

@@ -1,0 +1,89 @@
+"""Block floorplan (accelerator card ``layout``): thermal crosstalk across blocks by distance and
+the floorplan's area (docs/physics.md#layout). References by hand: the distance-decay value
+factor·exp(−(d − pitch)/decay_length) of two heaters on different blocks, d from the grid
+origins and the local heater positions; rows·columns·pitch² for the area."""
+import math
+
+import pytest
+import torch
+
+from photonic_sim.accelerators import estimate, load_accelerator_card
+from photonic_sim.accelerators.cards import CardError
+from photonic_sim.accelerators.layout import block_origins, floorplan_area, heater_positions, layout_crosstalk
+from photonic_sim.cores.photonic import DenseONN
+from photonic_sim.cores.spec import NetworkSpec, dense
+from photonic_sim.devices import crosstalk_from_card, load_device_card
+
+PITCH = 1.2e-3  # an 8×8 SVD block spans 0.925 mm × 0.3 mm at 50 µm mzi_pitch
+DEV = load_device_card("silicon_thermo_optic", overrides={"crosstalk.model": "distance"})
+
+
+def acc(**extra):
+    return load_accelerator_card("dense_onn", overrides={"layout.block_pitch": PITCH, **extra})
+
+
+def local_positions():
+    net = DenseONN(NetworkSpec("one", (dense(8, 8),)))
+    return net.block.positions() * DEV.waveguide.mzi_pitch
+
+
+def test_origins_row_major_grid():
+    o = block_origins(acc(), 5)  # ⌈√5⌉ = 3 columns
+    expect = [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1)]
+    assert o.tolist() == [[c * PITCH, r * PITCH] for c, r in expect]
+    assert block_origins(acc(**{"layout.columns": 1}), 3)[:, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_two_heaters_on_different_blocks_couple_by_distance_decay():
+    local = local_positions()
+    bp = local.shape[0]
+    o = block_origins(acc(), 2)
+    k = layout_crosstalk(local, o, DEV, cutoff=0.0).to_dense()
+    f, dl, p = DEV.crosstalk.factor, DEV.crosstalk.decay_length, DEV.waveguide.mzi_pitch
+    # the right-most heater of block 0 and the left-most of block 1
+    i = int(torch.argmax(local[:, 0]))
+    j = int(torch.argmin(local[:, 0]))
+    (xi, yi), (xj, yj) = local[i].tolist(), local[j].tolist()
+    d = math.hypot(PITCH + xj - xi, yj - yi)
+    assert k[i, bp + j].item() == pytest.approx(f * math.exp(-(d - p) / dl), rel=1e-12)
+    assert k[bp + j, i].item() == pytest.approx(f * math.exp(-(d - p) / dl), rel=1e-12)
+    # within a block: the block-local matrix of the device card
+    torch.testing.assert_close(k[:bp, :bp], crosstalk_from_card(local, DEV), rtol=0, atol=0)
+    assert k[:bp, bp:].abs().sum() > 0  # blocks are no longer thermally isolated
+
+
+def test_cutoff_keeps_the_matrix_sparse():
+    local = local_positions()
+    o = block_origins(acc(), 4)
+    full = layout_crosstalk(local, o, DEV, cutoff=0.0).to_dense()
+    cut = layout_crosstalk(local, o, DEV, cutoff=1e-6)
+    assert cut.is_sparse and cut._nnz() < (full != 0).sum()
+    kept = full >= 1e-6 * DEV.crosstalk.factor
+    assert torch.equal(cut.to_dense(), torch.where(kept, full, torch.zeros_like(full)))
+
+
+def test_overlapping_blocks_refused():
+    with pytest.raises(ValueError, match=r"layout\.block_pitch: blocks overlap"):
+        layout_crosstalk(local_positions(), block_origins(acc(**{"layout.block_pitch": 500e-6}), 2), DEV)
+
+
+def test_heater_positions_block_by_block():
+    local = torch.tensor([[0.0, 0.0], [1e-5, 2e-5]], dtype=torch.float64)
+    pos = heater_positions(local, block_origins(acc(), 2))
+    assert pos.tolist() == [[0.0, 0.0], [1e-5, 2e-5], [PITCH, 0.0], [PITCH + 1e-5, 2e-5]]
+
+
+def test_area_from_the_floorplan():
+    assert floorplan_area(acc(), 5) == pytest.approx(6 * PITCH**2, rel=1e-15)  # 2 rows × 3 columns
+    rep = estimate(acc(), "hjb20", DEV)
+    n = rep.counts["blocks"]
+    cols = math.ceil(math.sqrt(n))
+    assert rep.area_m2["blocks_floorplan"] == pytest.approx(-(-n // cols) * cols * PITCH**2, rel=1e-15)
+    assert "phase_shifters" not in rep.area_m2
+    assert "phase_shifters" in estimate("dense_onn", "hjb20", DEV).area_m2  # no layout: device sums
+
+
+@pytest.mark.parametrize("override", [{"layout.block_pitch": 0.0}, {"layout.columns": 0}])
+def test_layout_ranges_checked(override):
+    with pytest.raises(CardError, match=r"layout\.(block_pitch|columns): .*allowed"):
+        load_accelerator_card("dense_onn", overrides=override)
