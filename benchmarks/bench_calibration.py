@@ -80,7 +80,7 @@ def main(argv=None) -> int:
               f"energy {energy:.3g} J  latency {latency:.3g} s  wall {rows[-1]['wall_s']:.0f} s", flush=True)
 
     t0 = time.perf_counter()
-    offline = _fresh(args.scenario, 1)
+    offline = _fresh(args.scenario, args.offline_steps)  # its recipe: evaluated once, at the end
     name = offline.task.metric_name
 
     def fmt(value: float) -> str:
