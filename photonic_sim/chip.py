@@ -347,7 +347,11 @@ class Chip:
         led.phase_settings += p
         self._programmed = ph[-1].clone()
 
-    def _build_static(self, seed: int, insertion_loss: bool) -> None:
+    def _build_static(self, seed: int, insertion_loss: bool, origins: Tensor | None = None) -> None:
+        """Static device errors and constants. ``origins`` [num_blocks, 2] (m): block positions on
+        the die (``accelerators.layout.block_origins``); then crosstalk acts across blocks by
+        distance (``layout_crosstalk``, one K over all heaters) instead of within each block.
+        Only for space-multiplexed networks (every block its own hardware)."""
         net, card = self._net, self._card
         gen = torch.Generator().manual_seed(seed + 0x5EED)
         nb, nhw, bp = net.num_blocks, net.num_hw_blocks, net.block.num_phases
@@ -373,6 +377,13 @@ class Chip:
         self._xtalk = crosstalk_from_card(pos, card).to(self.device, torch.float64)  # block-local [bp, bp]
         if int((self._xtalk != 0).sum()) * 8 < self._xtalk.numel():  # kernel model: ~1 % nonzero, sparse pays
             self._xtalk = self._xtalk.to_sparse_coo().coalesce()
+        self._xtalk_groups = nb  # K acts on each block's phases (block-local)
+        if origins is not None:  # a floorplan: one sparse K over every heater of every block
+            from photonic_sim.accelerators.layout import layout_crosstalk
+            if nhw != nb or tuple(origins.shape) != (nb, 2):
+                raise ValueError(f"origins: need [{nb}, 2] block positions of a space-multiplexed network")
+            self._xtalk = layout_crosstalk(pos, origins.to(torch.float64), card).to(self.device)
+            self._xtalk_groups = 1
         coupler = DirectionalCoupler.from_card(card, None if lam == card.wavelength else lam)
         m = net.block.num_mzis
         self._kappa = None
@@ -404,6 +415,7 @@ class Chip:
         ps = self._shifter
         p, nb = ph.shape[0], self._net.num_blocks
         if (not differentiable and self._xtalk.layout == torch.sparse_coo and ph.device.type == "cpu"
+                and self._xtalk_groups == nb
                 and _fused.realise_kernel() is not None):  # the ops below in one C pass, same bits
             out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
                                  self._realise_consts)
@@ -415,7 +427,7 @@ class Chip:
             heater = quant * self._gamma
         else:
             heater = ps.phase(ps.voltage(quant), self._gamma)
-        blocks = apply_crosstalk(heater.reshape(p, nb, -1), self._xtalk)  # dense or sparse K (_build_static)
+        blocks = apply_crosstalk(heater.reshape(p, self._xtalk_groups, -1), self._xtalk)  # K of _build_static
         out = blocks.reshape(p, self._block_span) + self._bias
         return self._with_noise(self._dynamics(out) if self._dyn_on else out, ph)
 

@@ -87,3 +87,32 @@ def test_area_from_the_floorplan():
 def test_layout_ranges_checked(override):
     with pytest.raises(CardError, match=r"layout\.(block_pitch|columns): .*allowed"):
         load_accelerator_card("dense_onn", overrides=override)
+
+
+def test_chip_with_a_floorplan_couples_heaters_across_blocks():
+    """A two-block dense chip given block origins: realised = h + h·Kᵀ + bias with K over all
+    heaters (h: the heater phases, from the same chip without crosstalk, no bias, no γ error),
+    and a block's phases now move when only the other block is reprogrammed."""
+    from photonic_sim.chip import Chip
+
+    quiet = {"crosstalk.model": "distance", "crosstalk.decay_length": 1e-4, "phase_shifter.bias_range": 0.0,
+             "phase_shifter.gamma_noise_std": 0.0}
+    dev = load_device_card("silicon_thermo_optic", overrides=quiet)
+    net = DenseONN(NetworkSpec("two", (dense(16, 8),)))
+    assert net.num_blocks == 2
+    origins = block_origins(acc(), 2)
+    chip = Chip(net, dev, seed=1, dtype=torch.float64)
+    chip._build_static(1, False, origins)  # the layout hook (Chip has no layout argument yet)
+    bare = Chip(net, load_device_card("silicon_thermo_optic", overrides={**quiet, "crosstalk.factor": 0.0}),
+                seed=1, dtype=torch.float64)
+    ph = net.init_phases(torch.Generator().manual_seed(0))[None]
+    span = chip._block_span
+    h = bare._realise(ph, False)[:, :span]
+    k = layout_crosstalk(net.block.positions() * dev.waveguide.mzi_pitch, origins, dev).to_dense()
+    torch.testing.assert_close(chip._realise(ph, False)[:, :span], h + h @ k.T, rtol=0, atol=1e-12)
+    bp = net.block.num_phases
+    other = ph.clone()
+    other[0, bp:span] = 0.0  # block 1 switched off: block 0 cools by the cross-block terms
+    moved = (chip._realise(ph, False) - chip._realise(other, False))[0, :bp]
+    torch.testing.assert_close(moved, (h[0, bp:] @ k[:bp, bp:].T), rtol=0, atol=1e-12)
+    assert moved.abs().max() > 1e-4
