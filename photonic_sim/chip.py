@@ -240,6 +240,7 @@ class Chip:
         self._account(ph.detach(), x.shape[-2])
         chain = self._readout_chain
         grad = torch.enable_grad() if differentiable else torch.no_grad()
+        books = shard is None or shard[0] == 0  # whether this call's conversions are counted here
         try:
             with grad:
                 realised = self._realise(ph.to(self.device, torch.float64), differentiable)
@@ -250,14 +251,15 @@ class Chip:
                 if shard is None:
                     out = self._net.forward(x, realised, **kw)
                 elif _fused_read.usable(realised, x):  # noise streams by global setting index: rows a..b only
-                    a, b = shard[0], shard[1]
+                    a, b, books = shard[0], shard[1], True
                     out = self._net.forward(x[a:b] if per_setting else x, realised[a:b], p0=a, **kw)
                 else:  # the torch path draws its noise in sequence: measure all, keep rows a..b
                     out = self._net.forward(x, realised, **kw)[shard[0]:shard[1]]
         finally:  # the chain's E/O and O/E conversions of this call land in the ledger (a shard's: its counts)
             counts = self.ledger.__dict__ if shard is None else shard[2]
             for key, value in chain.take_counts().items():
-                counts[key] = counts.get(key, 0) + value
+                if books:  # torch path: the shard starting at 0 books the whole call's
+                    counts[key] = counts.get(key, 0) + value
         return out[0] if single else out
 
     @contextmanager
@@ -271,8 +273,10 @@ class Chip:
         (the phase noise of all P settings and every matrix's readout key are drawn; the
         kernel numbers noise streams by global setting index). The shard's E/O, O/E and
         clipping counts (``dac_conversions``, ``adc_conversions``, ``clipped``) go to the
-        yielded dict instead of the ledger: the caller adds the sum over all shards to
-        ``ledger``. An empty shard (start == stop) only advances the state. Not with
+        yielded dict instead of the ledger: the caller adds the sum over shards that cover
+        0..P to ``ledger``. On the torch path (GPU, no C kernel) every shard measures the
+        whole call and keeps its rows (same bits, no saving) and the shard starting at 0
+        books the call's counts. An empty shard (start == stop) only advances the state. Not with
         ``differentiable`` or a single setting (ValueError)."""
         if isinstance(start, bool) or isinstance(stop, bool) or not 0 <= int(start) <= int(stop):
             raise ValueError(f"shard: need 0 <= start <= stop, got {start!r}, {stop!r}")

@@ -1,6 +1,7 @@
 """photonic-sim: simulate, train and cost photonic neural-network chips.
 
     photonic-sim run SCENARIO [--out DIR] [--resume] [--overwrite] [--set key.path=value ...] [--chip tcp://HOST:PORT]
+                     [--backend local|ray] [--workers N] [--ray-address ADDR]
     photonic-sim serve-chip SCENARIO [--host 127.0.0.1] [--port N] [--set key.path=value ...]
     photonic-sim compare SCENARIO [--strategies a,b,...] --seeds N [--out DIR] [--workers N] [--backend local|ray]
     photonic-sim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--seeds N] [--out DIR] [--workers N] [--backend local|ray]
@@ -87,6 +88,11 @@ def _add_run(sub) -> None:
     p.add_argument("--chip", metavar="tcp://HOST:PORT",
                    help="train through the chip served there (photonic-sim serve-chip, or a lab's server) instead of "
                         "simulating it here; checked before training")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="ray: spread each ZO step's settings over --workers Ray replicas of the chip (same bits as "
+                        "local; docs/howto/ray-training.md)")
+    p.add_argument("--workers", type=int, default=None, help="Ray replicas (--backend ray; default 2)")
+    p.add_argument("--ray-address", help="Ray cluster address (--backend ray; default $RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=cmd_run)
 
 
@@ -97,6 +103,7 @@ def cmd_run(args) -> int:
 
     args.threads = _threads(args.threads, "run")
     scenario = load_scenario(args.scenario, args.sets)
+    _check_run_backend(args)
     experiment = _chip_experiment(args, scenario, "run")
     try:
         claim = OutDir(args.out or Path("runs") / scenario.name)
@@ -141,6 +148,11 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
     t0 = time.perf_counter()
     try:
         kw = {"checkpoint_dir": work, "resume": args.resume, "progress": not args.no_progress}
+        if getattr(args, "backend", "local") == "ray":
+            from photonic_sim.scenarios.experiment import Experiment
+
+            kw.update(backend="ray", workers=args.workers, ray_address=args.ray_address, progress=False)
+            experiment = Experiment.from_scenario(scenario)
         record = run_scenario(scenario, **kw) if experiment is None else experiment.run(**kw)
     except CheckpointError as exc:
         claim.keep_work()
@@ -160,6 +172,33 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
         print(f"photonic-sim run: {scenario.path}: {training['stopped']} (report in {out})", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _check_run_backend(args) -> None:
+    """``run``'s --backend/--workers/--ray-address (UsageError: one line, exit 2, before training);
+    with Ray and an address, connects to the cluster now."""
+    if args.backend == "local":
+        if args.workers is not None or args.ray_address is not None:
+            raise UsageError("photonic-sim run: --workers/--ray-address: only with --backend ray")
+        return
+    args.workers = 2 if args.workers is None else args.workers
+    if args.workers < 1:
+        raise UsageError(f"photonic-sim run: --workers: {args.workers} is out of range (allowed: >= 1)")
+    if args.chip is not None or args.resume:
+        raise UsageError("photonic-sim run: --backend ray: not with --chip or --resume (allowed: a fresh simulated run)")
+    import os
+
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("photonic-sim run: --backend ray: Ray is not installed "
+                         "(allowed: local, or pip install 'photonic-sim[ray]')") from None
+    address = args.ray_address or os.environ.get("RAY_ADDRESS")
+    if address and not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # unreachable or not a Ray cluster
+            raise UsageError(f"photonic-sim run: --ray-address: cannot connect ({type(exc).__name__})") from None
 
 
 def usable_cores() -> int:

@@ -386,6 +386,7 @@ class PhotonicNetwork:
         normalize: bool = False,
         final_intensity: bool = False,
         dtype: torch.dtype | None = None,
+        p0: int = 0,
     ) -> Tensor:
         """Network output for inputs x[B, in_features] (real) under realised phases.
 
@@ -425,6 +426,11 @@ class PhotonicNetwork:
           dtype of ``phases``. Block matrices are always built in the precision of
           ``phases`` and then cast, so float64 controls with float32 signals keep the
           mesh arithmetic exact to float64 and only the signal path in single precision.
+        * ``p0``: these P settings are settings ``p0 .. p0 + P`` of a larger call whose noise
+          keys this forward draws alike (``Chip.shard``): on the fused path their readings
+          equal those rows of the larger call bit for bit (P may be 0: keys drawn, no rows).
+          The torch path ignores it (it draws its noise in sequence; the chip then measures
+          the whole call and keeps the rows).
         """
         single = phases.ndim == 1
         ph = phases[None] if single else phases
@@ -457,7 +463,7 @@ class PhotonicNetwork:
         threads = max(1, torch.get_num_threads())
         step = max(1, _FUSED_CHUNK_ELEMENTS // (x.shape[-2] * self._widest()))
         if threads > 1:
-            step = min(step, -(-p // threads))
+            step = max(1, min(step, -(-p // threads)))
         last = len(self.spec.layers) - 1
         for i, m in enumerate(self._mats):
             readout = conv.chain.kernel_readout(m.layer == last and m.core == 0)
@@ -470,9 +476,11 @@ class PhotonicNetwork:
             part = ph[a : a + step]
             return self._layers(x[a : a + step] if per_setting else x, part,
                                 self._block_matrices(part, kappa, loss_db, cdt), conv, normalize, final_intensity,
-                                keys, a, inner)
+                                keys, p0 + a, inner)
 
         out = list(_pool(threads).map(chunk, starts)) if threads > 1 and len(starts) > 1 else [chunk(a) for a in starts]
+        if not out:  # no settings (an empty shard): the keys are drawn, nothing to read
+            return x.new_zeros((0, x.shape[-2], self.out_features))
         h = out[0] if len(out) == 1 else torch.cat(out)
         return h[0] if single else h
 

@@ -354,11 +354,18 @@ class Experiment:
 
     # ------------------------------------------------------------------ running
     def run(self, checkpoint_dir: str | Path | None = None, resume: bool = False,
-            progress: bool = False) -> ExperimentResult:
+            progress: bool = False, *, backend: str = "local", workers: int = 1,
+            ray_address: str | None = None) -> ExperimentResult:
         """Train (unless ``task.kind`` is none), evaluate and cost the run.
 
         ``checkpoint_dir``: the trainer writes checkpoints there (every ``checkpoint_every``
-        steps and at the end) and ``resume=True`` continues from the one found there."""
+        steps and at the end) and ``resume=True`` continues from the one found there.
+        ``backend="ray"``: the run spread over ``workers`` Ray replicas (``ray_address``: a
+        cluster; default $RAY_ADDRESS, else a local Ray), each measuring its share of every
+        ZO step's settings; the same bits as ``"local"`` (``photonic_sim.scenarios.distributed``;
+        not with ``resume``, ``chip=`` or ``torch_device``; no progress bar)."""
+        if backend != "local":
+            return self._run_distributed(backend, workers, ray_address, checkpoint_dir, resume)
         t0 = time.perf_counter()
         scenario, acc, dev, spec = self.scenario, self.accelerator_card, self.device_card, self.spec
         inference = estimate(acc, spec, dev).to_dict()
@@ -399,6 +406,27 @@ class Experiment:
         return ExperimentResult(report, [_history_row(r) for r in result.history],
                                 phases_by_mesh(self.network, result.phases), self.resolved(), ckpt,
                                 result.phases, result, bool(self.strategy.in_situ))
+
+    def _run_distributed(self, backend, workers, ray_address, checkpoint_dir, resume) -> ExperimentResult:
+        """``run(backend="ray")``: checks, then ``distributed.run_distributed`` on replicas of this
+        experiment (it must not have trained yet)."""
+        from .distributed import ExperimentBuilder, run_distributed
+
+        if backend != "ray":
+            raise ValueError(f"backend: {backend!r} is not one of ('local', 'ray')")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers: {workers!r} is out of range (allowed: an integer >= 1)")
+        if resume or self._backend is not None or self.torch_device is not None:
+            raise ValueError("backend: 'ray' runs a fresh simulated CPU chip (allowed: no resume, chip= or torch_device)")
+        if self._trainer is not None and self._trainer.step:
+            raise ValueError("backend: 'ray' needs an experiment that has not trained yet")
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("backend: 'ray': Ray is not installed (pip install 'photonic-sim[ray]')") from None
+        builder = ExperimentBuilder(self.scenario, self.init_phases, self.ideal, self._dataset)
+        return run_distributed(builder, workers=workers, address=ray_address, checkpoint_dir=checkpoint_dir,
+                               threads=torch.get_num_threads())
 
     def calibrate(self, **options):
         """Calibrate this experiment's chip from its readings only

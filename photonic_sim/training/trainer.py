@@ -188,6 +188,9 @@ class Trainer:
         self.bad_evals = 0
         self.wall_s = 0.0
         self.last_eval: dict = {}
+        self.closure_hook: Callable | None = None
+        """``hook(closure, strategy) -> closure``: replaces each step's black box (None: as built;
+        ``photonic_sim.scenarios.distributed`` shares a step's settings between replicas)."""
 
     # ------------------------------------------------------------------ public
     def run(self, resume: bool = False) -> TrainResult:
@@ -204,6 +207,8 @@ class Trainer:
             while self.step < cfg.steps:
                 batch = self.task.sample_batch(self.data_gen)
                 closure = task_closure(self.task, self.chip, batch, strategy)
+                if self.closure_hook is not None:
+                    closure = self.closure_hook(closure, strategy)
                 loss = float(strategy.step(closure))
                 finite_params = bool(torch.isfinite(strategy.params).all())
                 if not math.isfinite(loss) or not finite_params:
