@@ -86,7 +86,9 @@ def main(argv=None) -> int:
     def fmt(value: float) -> str:
         return f"{100 * value:.2f} %" if name == "accuracy" else f"{value:.3g}"
 
-    mapped, _ = offline.weight_map(steps=args.offline_steps)
+    mapped, ideal = offline.weight_map(steps=args.offline_steps)
+    print(f"offline training on the ideal model ({args.offline_steps} FO steps): test {name} "
+          f"{fmt(ideal.report['metrics']['final'])} (not chip work, not a row)")
     scales = offline.network.block_scales.clone()
     row("mapped, no calibration", offline.task.evaluate(offline.chip, mapped)["metric"], {}, offline, t0)
 
