@@ -168,7 +168,7 @@ case("dev_absurd_watts", {"dev.yaml": _sub(DEV, "max_power: {value: 100, unit: m
      words=["dev.yaml", "laser.max_power"])
 case("dev_negative_power", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: -30,")},
      words=["dev.yaml", "phase_shifter.p_pi"])
-case("dev_zero_wavelength", {"dev.yaml": _sub(DEV, "wavelength: {value: 1550,", "wavelength: {value: 0,")},
+case("dev_zero_wavelength", {"dev.yaml": _sub(DEV, "\nwavelength: {value: 1550,", "\nwavelength: {value: 0,")},
      words=["dev.yaml", "wavelength"])
 case("dev_nan", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: .nan,")}, words=["dev.yaml", "phase_shifter.p_pi"])
 case("dev_inf", {"dev.yaml": _sub(DEV, "p_pi: {value: 30,", "p_pi: {value: .inf,")}, words=["dev.yaml", "phase_shifter.p_pi"])
