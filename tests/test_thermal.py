@@ -161,3 +161,17 @@ def test_same_seed_same_drift_and_resume_is_bit_identical():
 def test_card_ranges_checked_at_load(override, key):
     with pytest.raises(CardError, match=f": {key}: .*allowed"):
         card(**override)
+
+
+def test_differentiable_path_scales_the_gradient_by_the_settled_fraction():
+    """First-order baseline (autograd): the first read after power-on is bias + (φ − bias)(1 − e^(−s/τ)),
+    so d(read)/d(target) is the settled chip's gradient times 1 − e^(−s/τ)."""
+    chip, ref = chips({"phase_shifter.thermal_time_constant": TAU})
+    ph = settings(1)
+    n = span_of(chip)
+    grads = []
+    for c in (chip, ref):
+        x = ph.clone().requires_grad_(True)
+        c._realise(x, True)[:, :n].sum().backward()
+        grads.append(x.grad[0, :n])
+    torch.testing.assert_close(grads[0], grads[1] * (1 - math.exp(-SETTLE / TAU)), rtol=1e-12, atol=1e-15)
