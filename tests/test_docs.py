@@ -29,7 +29,7 @@ API_PAGES = {
     "circuits": ["photonic_sim.circuits"],
     "cores": ["photonic_sim.cores"],
     "accelerators": ["photonic_sim.accelerators"],
-    "chip": ["photonic_sim.chip", "photonic_sim.backend"],
+    "chip": ["photonic_sim.chip", "photonic_sim.backend", "photonic_sim.calibration"],
     "nn": ["photonic_sim.nn"],
     "training": ["photonic_sim.training", "photonic_sim.training.strategies", "photonic_sim.training.pde"],
     "scenarios": ["photonic_sim.scenarios"],
