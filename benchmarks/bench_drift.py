@@ -20,6 +20,8 @@ calibrated at t = 0 (96 queries, 0.96 s of chip time) 0.167, after 4 s 0.578, 8 
 1.115 (as bad as uncalibrated); recalibrating every 1 / 4 / 16 s: mean error 0.255 / 0.361 /
 0.788 at 51 % / 23 % / 10 % of the time spent calibrating. The calibration itself takes chip
 time during which the bias drifts (√(D·0.96 s) ≈ 0.1 rad), which limits its error at t = 0.
+``--diffusion 0.001``: 0.050 at t = 0, 0.127 after 4 s, 0.227 after 8 s, 0.359 after 20 s;
+recalibrating every 1 / 4 / 16 s: 0.059 / 0.094 / 0.197 (same time shares).
 
 Not here: the comparison with a chip trained in situ (its trainer would track the drift with
 its own queries); see the final report of the change that added this file.
