@@ -189,16 +189,20 @@ def _check_run_backend(args) -> None:
     import os
 
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         raise UsageError("photonic-sim run: --backend ray: Ray is not installed "
                          "(allowed: local, or pip install 'photonic-sim[ray]')") from None
     address = args.ray_address or os.environ.get("RAY_ADDRESS")
-    if address and not ray.is_initialized():
+    if address and address not in ("auto", "local"):
+        import socket  # Ray itself retries an unreachable address for minutes: probe it first
+
+        host, _, port = address.removeprefix("ray://").rpartition(":")
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except Exception as exc:  # unreachable or not a Ray cluster
-            raise UsageError(f"photonic-sim run: --ray-address: cannot connect ({type(exc).__name__})") from None
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError):
+            raise UsageError("photonic-sim run: --ray-address: cannot reach it "
+                             "(allowed: HOST:PORT or ray://HOST:PORT of a running Ray cluster)") from None
 
 
 def usable_cores() -> int:

@@ -147,6 +147,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_is_identical(tiny, ray_
     (["--backend", "ray", "--workers", "0"], "--workers"),
     (["--workers", "2"], "--workers/--ray-address"),
     (["--backend", "ray", "--resume"], "--backend ray"),
+    (["--backend", "ray", "--ray-address", "127.0.0.1:1"], "--ray-address"),  # nothing listens there
 ])
 def test_run_backend_usage_errors_are_one_line(tiny, tmp_path, capsys, argv, key):
     pytest.importorskip("ray")

@@ -101,8 +101,9 @@ class Replica:
         try:
             exp = self.exp
             ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir and self.rank == 0 else None
-            exp._trainer = exp._make_trainer(ckpt, False)
-            exp._trainer.closure_hook = self._hook
+            if exp.scenario.task.kind != "none":  # a cost-only scenario trains nothing
+                exp._trainer = exp._make_trainer(ckpt, False)
+                exp._trainer.closure_hook = self._hook
             result = exp.run()
             if ckpt is not None and (ckpt / CHECKPOINT_FILE).is_file():
                 result.checkpoint = (ckpt / CHECKPOINT_FILE).read_bytes()
