@@ -17,11 +17,17 @@ Physics of one query (all batched over P phase settings and B inputs):
    π, so the controller sees period 2π for them too — and quantized over the closed
    [0, π], docs/physics.md#conventions) → drive voltage → γ(1+ε)V² with
    the static γ-error ε of that device → thermal crosstalk Δφ = K·φ from the heater phases of
-   the same block (blocks are thermally isolated from each other; K from the card's kernel or
-   distance model, block-local) → + the fixed manufacturing bias β ~ U(−b, b) on U/V phases
-   (the Σ attenuators get none, docs/physics.md#non-idealities) → + dynamic noise N(0, σ²) per query.
-   Time-multiplexed blocks that share hardware share its static errors.
-2. **Couplers**: static κ = 0.5 + δκ per coupler (``coupler.imbalance_std``), drawn once.
+   the same block (K from the card's kernel or distance model; blocks are thermally isolated
+   from each other unless a ``layout`` places them on the die, then one K acts across blocks
+   by distance, docs/physics.md#layout) → + the fixed manufacturing bias β ~ U(−b, b) on U/V
+   phases (the Σ attenuators get none, docs/physics.md#non-idealities) → + bias drift
+   (``phase_shifter.drift``) → first-order thermal settling towards the new phases
+   (``thermal_time_constant``; docs/physics.md#drift-and-thermal-settling) → + dynamic noise
+   N(0, σ²) per query. At a laser wavelength λ off the design wavelength λ_d every phase
+   scales by λ_d/λ (docs/physics.md#wavelength). Time-multiplexed blocks that share hardware
+   share its static errors.
+2. **Couplers**: static κ(λ) + δκ per coupler (``coupler.kappa`` and its wavelength
+   polynomial at ``laser.wavelength``, ``coupler.imbalance_std``), drawn once.
    Uniform insertion loss is an overall attenuation that the laser link budget pays for
    (the cost model charges it); it is simulated only with ``insertion_loss=True``.
 3. **Modulators** (E/O; steps 3 and 4 are the chip's readout chain, a device-level object
@@ -116,7 +122,10 @@ class Chip:
     (signals: float32 → complex64 fields, float64 → complex128; phases, device errors and
     the mesh matrices are always computed in float64 and cast), ``device`` (where the simulation
     runs, e.g. "cuda"; static errors are drawn on the CPU and moved there, so a seed gives the
-    same chip on every device; the per-query noise generator lives on ``device``).
+    same chip on every device; the per-query noise generator lives on ``device``), ``layout``
+    (block origins [num_blocks, 2] in m on the die, e.g. ``accelerators.layout.block_origins``:
+    thermal crosstalk then acts across blocks by distance instead of within each block;
+    space-multiplexed networks only; default None: thermally isolated blocks).
     """
 
     def __init__(
@@ -133,6 +142,7 @@ class Chip:
         full_scale_amplitude: float = 1.0,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        layout: Tensor | None = None,
     ) -> None:
         self.ideal = bool(ideal)
         self.exact_readout = self.ideal or bool(exact_readout)
@@ -152,7 +162,8 @@ class Chip:
         self._programmed: Tensor | None = None
         self._current: Tensor | None = None
         self._shard: tuple[int, int, dict[str, int]] | None = None  # ``shard``: rows a..b, their counts
-        self._build_static(int(seed if static_seed is None else static_seed), insertion_loss)
+        self._build_static(int(seed if static_seed is None else static_seed), insertion_loss,
+                           None if layout is None else torch.as_tensor(layout, dtype=torch.float64))
 
     # ------------------------------------------------------------------ controls
     @property

@@ -258,6 +258,17 @@ class Experiment:
         return self.accelerator_card.readout or self.device_card.photodetector.readout
 
     @property
+    def layout(self) -> torch.Tensor | None:
+        """Block origins (m) from the accelerator card's ``layout`` (space-multiplexed networks:
+        thermal crosstalk across blocks by distance, ``Chip(layout=...)``), else None."""
+        acc, net = self.accelerator_card, self.network
+        if acc.layout is None or net.num_hw_blocks != net.num_blocks:
+            return None
+        from photonic_sim.accelerators.layout import block_origins
+
+        return block_origins(acc, net.num_blocks)
+
+    @property
     def chip(self) -> Chip:
         if self._chip is None and self._backend is not None:  # a served or lab chip (photonic_sim.backend)
             chip = connect(self._backend)
@@ -268,7 +279,7 @@ class Experiment:
             kw = {} if self.torch_device is None else {"device": self.torch_device}
             self._chip = Chip(self.network, self.device_card, seed=self.seed, readout=self.readout, ideal=self.ideal,
                               exact_readout=pde and self.scenario.task.exact_readout,
-                              dtype=torch.float64 if pde or self.ideal else torch.float32, **kw)
+                              dtype=torch.float64 if pde or self.ideal else torch.float32, layout=self.layout, **kw)
         return self._chip
 
     @property

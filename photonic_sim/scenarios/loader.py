@@ -138,6 +138,7 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
     _check_fit(network, task, recipe, ov.training, src)
     _check_derived(device_card, accelerator_card, network, ov.devices, src)
+    _check_layout(device_card, accelerator_card, "layout.block_pitch" in _flat_keys(ov.accelerator), src)
     return Scenario(
         path=file, raw=raw, name=top.name, description=top.description, seed=top.seed,
         device_card=device_card, accelerator_card=accelerator_card, recipe=recipe, network=network,
@@ -262,6 +263,35 @@ MAX_LASER_DBM = 60.0  # 1 kW of optical power: any link that needs more has a ty
 # Device-card keys of the optical link budget (laser power = sensitivity + path loss + fan-out).
 _LINK_KEYS = ("phase_shifter.insertion_loss", "coupler.insertion_loss", "modulator.insertion_loss", "waveguide.loss",
               "waveguide.mzi_pitch", "photodetector.sensitivity")
+
+
+def _flat_keys(tree: Any, prefix: str = "") -> set[str]:
+    """Dotted key paths of a nested override mapping."""
+    if not isinstance(tree, dict):
+        return {prefix} if prefix else set()
+    out = set()
+    for key, value in tree.items():
+        out |= _flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+    return out
+
+
+def _check_layout(device_card: DeviceCard, accelerator_card: AcceleratorCard, overridden: bool, src: str) -> None:
+    """A floorplan (accelerator card ``layout``) must not overlap its blocks: the pitch is at
+    least one block's extent (its heaters at the device card's ``waveguide.mzi_pitch``) plus
+    one ``mzi_pitch``. Checked at load, so the chip build never fails on it mid-run."""
+    layout = accelerator_card.layout
+    if layout is None:
+        return
+    from photonic_sim.circuits.svd import SVDBlock
+
+    k = accelerator_card.block_size
+    local = SVDBlock(k, k).positions() * device_card.waveguide.mzi_pitch
+    need = float((local.max(0).values - local.min(0).values).max()) + device_card.waveguide.mzi_pitch
+    if layout.block_pitch < need:
+        key = "overrides.accelerator.layout.block_pitch" if overridden else "accelerator"
+        where = "" if overridden else f"in {accelerator_card.source}: layout.block_pitch "
+        raise ScenarioError(src, key, f"{where}{layout.block_pitch:.4g} m makes the {k}x{k} blocks overlap",
+                            f">= {need:.4g} m (the block's extent + waveguide.mzi_pitch)")
 
 
 def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, network: NetworkSpec,
