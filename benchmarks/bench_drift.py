@@ -23,8 +23,8 @@ time during which the bias drifts (√(D·0.96 s) ≈ 0.1 rad), which limits its
 ``--diffusion 0.001``: 0.050 at t = 0, 0.127 after 4 s, 0.227 after 8 s, 0.359 after 20 s;
 recalibrating every 1 / 4 / 16 s: 0.059 / 0.094 / 0.197 (same time shares).
 
-Not here: the comparison with a chip trained in situ (its trainer would track the drift with
-its own queries); see the final report of the change that added this file.
+Not here (not measured yet): the comparison with a chip trained in situ, whose trainer would
+track the drift with its own queries.
 """
 
 from __future__ import annotations
