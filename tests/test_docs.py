@@ -32,7 +32,7 @@ API_PAGES = {
     "chip": ["photonic_sim.chip", "photonic_sim.backend", "photonic_sim.calibration"],
     "nn": ["photonic_sim.nn"],
     "training": ["photonic_sim.training", "photonic_sim.training.strategies", "photonic_sim.training.pde"],
-    "scenarios": ["photonic_sim.scenarios"],
+    "scenarios": ["photonic_sim.scenarios", "photonic_sim.scenarios.distributed"],
     "reports": ["photonic_sim.reports"],
     "library": ["photonic_sim.library"],
 }

@@ -61,6 +61,8 @@ OPTIONS = {
     "adjoint": dict(lr=0.02),
     "node-perturbation": dict(lr=0.02, q=2),  # TINY has no hidden layer: 3 queries per step
     "forward-forward": dict(lr=0.02, q=2),
+    "quzo": dict(lr=0.02, q=3),  # two-sided: 2q rows
+    "grzo": dict(lr=0.02, group=8),  # two-sided, one example per row: 2·group rows of one sample
     "staged": dict(lr=0.02, stages=[dict(strategy="zo-rge", steps=2, q=4),  # then 2q rows per step
                                     dict(strategy="zo-rge", steps=9, q=3, dist="rademacher", two_sided=True)]),
 }
@@ -76,8 +78,10 @@ def expected_queries(name, strategy, steps):
         per = c["q"] + 1
     elif name == "zo-cge":
         per = c["coords_per_step"] + 1
-    elif name in ("spsa", "forward-forward"):
+    elif name in ("spsa", "forward-forward", "quzo"):
         per = 2 * c["q"]
+    elif name == "grzo":
+        per = 2 * c["group"]
     elif name in ("adjoint", "node-perturbation"):  # forward, adjoint and interference passes
         per = 3
     elif name == "mixedtrain":
@@ -100,7 +104,8 @@ def test_trainer_smoke_every_strategy(name):
     assert all(math.isfinite(h["loss"]) for h in res.history)
     assert res.ledger["queries"] == expected_queries(name, strategy, steps)
     ff = name == "forward-forward"  # a query reads the positive and the negative batch
-    assert res.ledger["samples"] == res.ledger["queries"] * 16 * (2 if ff else 1)
+    per_query = 1 if name == "grzo" else 16 * (2 if ff else 1)  # grzo: one example per setting
+    assert res.ledger["samples"] == res.ledger["queries"] * per_query
     assert res.eval_ledger["queries"] == 2 * 2  # two evaluations × ⌈60/32⌉ batches
     assert 0 <= res.final["metric"] <= 1 and [h["step"] for h in res.history] == [1, 2, 3, 4]
 
@@ -305,7 +310,7 @@ def test_compare_rows_and_summary():
     for r in good:
         assert r["metric"] == "accuracy" and r["queries"] == 3 * 4 and "error" not in r
         assert r["training_energy_j"] > 0 and r["training_latency_s"] > 0
-        assert r["history"][-1] == [12, r["metric_final"]]
+        assert r["history"][-1][:2] == [12, r["metric_final"]] and r["history"][-1][2] > 0  # training J so far
     assert all("unknown strategy" in r["error"] and math.isnan(r["metric_final"]) for r in bad)
     assert good[0]["metric_final"] != good[1]["metric_final"] or good[0]["history"] != good[1]["history"]
     summary = {s["strategy"]: s for s in summarize(rows)}
