@@ -351,9 +351,12 @@ class Experiment:
         _ = self.trainer
         return self
 
-    def cost(self, ledger: dict) -> tuple[float, float]:
-        """(training energy J, latency s) of ledger totals (``accelerators.training_cost``)."""
-        c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger)
+    def cost(self, ledger: dict, phases: torch.Tensor | None = None) -> tuple[float, float]:
+        """(training energy J, latency s) of ledger totals (``accelerators.training_cost``); with
+        ``phases`` (a control vector) the heater energy follows those programmed phases, as the
+        report's total does, else a mean phase of π."""
+        programmed = None if phases is None else programmed_phases(self.network, phases)
+        c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger, programmed)
         return c["energy_j"], c["latency_s"]
 
     def _make_trainer(self, checkpoint_dir, progress: bool) -> Trainer:

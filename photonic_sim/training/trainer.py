@@ -171,12 +171,13 @@ class TrainResult:
 class Trainer:
     """Runs ``strategy`` (which owns the phase vector) against ``chip`` on ``task``.
 
-    ``cost`` (optional) maps ledger totals to ``(energy_j, latency_s)`` so every history row
+    ``cost`` (optional) maps ledger totals and the current control vector to
+    ``(energy_j, latency_s)`` (the heater energy follows the programmed phases) so every history row
     carries the training energy and latency spent so far.
     """
 
     def __init__(self, chip, task, strategy, config: TrainConfig, *, checkpoint_dir: str | Path | None = None,
-                 cost: Callable[[dict], tuple[float, float]] | None = None) -> None:
+                 cost: Callable[[dict, torch.Tensor], tuple[float, float]] | None = None) -> None:
         self.chip, self.task, self.strategy, self.config = chip, task, strategy, config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.cost = cost
@@ -249,7 +250,7 @@ class Trainer:
     # ------------------------------------------------------------------ internals
     def _record(self, row: dict, t0: float) -> None:
         if self.cost is not None:
-            row["energy_j"], row["latency_s"] = self.cost(self.chip.ledger.totals())
+            row["energy_j"], row["latency_s"] = self.cost(self.chip.ledger.totals(), self.strategy.params.detach())
         row["wall_s"] = time.perf_counter() - t0
         self.history.append(row)
 
