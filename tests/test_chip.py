@@ -20,7 +20,7 @@ from photonic_sim.chip import Chip
 from photonic_sim.cores.photonic import DenseONN, TONN
 from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import PhaseShifter, Photodetector, load_device_card
-from photonic_sim.training.strategies import STRATEGIES, make_strategy
+from photonic_sim.training.strategies import STRATEGIES
 
 CARD = load_device_card("silicon_thermo_optic")
 QUIET = {"phase_shifter.bias_range": 0.0, "phase_shifter.gamma_noise_std": 0.0,
@@ -307,32 +307,31 @@ def _options(name):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in STRATEGIES.items() if c.in_situ))
 def test_strategies_only_see_the_closure(name, monkeypatch):
+    """Every in-situ strategy trains two steps through the builder's run with the chip's
+    internals guarded (``GuardedChip``: private state raises outside chip.py, differentiable
+    reads are refused) and the network's weights unreadable."""
+    from photonic_sim import Experiment
     from photonic_sim.cores.photonic import PhotonicNetwork
     from photonic_sim.training.data import Dataset
-    from photonic_sim.training.tasks import ClassificationTask
-    from photonic_sim.training.trainer import TrainConfig, Trainer
 
     spec = NetworkSpec("bb", (tt((2, 4), (4, 2), 2, "relu"), dense(8, 3)))
-    net = TONN(spec)
-    chip = GuardedChip(net, CARD, seed=0)
+    x = inputs(b=30, n=8)
+    data = Dataset("toy", x[:20], torch.arange(20) % 3, x[20:], torch.arange(10) % 3, 3)
+    opts = {k: v for k, v in _options(name).items() if k != "mask"}  # the builder's subspace masks
+    exp = Experiment(devices=CARD, accelerator="tonn_space", model=spec, task=data, seed=0,
+                     training={"strategy": name, "strategy_options": opts, "steps": 2, "eval_every": 2,
+                               "batch_size": 8, "eval_batch_size": 512}).build()
+    chip = exp.chip
+    chip.__class__ = GuardedChip
     with pytest.raises(AttributeError, match="black box"):
         chip._net  # noqa: B018 — the guard really bites
-    ctl = chip.controls()
-    params = chip.init_phases(torch.Generator().manual_seed(0))
+    start = exp.params.clone()
     # from here on, weights cannot be read at all
     for attr in ("weights", "from_weights", "random_weights"):
         monkeypatch.setattr(PhotonicNetwork, attr, lambda *a, **k: (_ for _ in ()).throw(AssertionError("weights read")))
-    opts = _options(name)
-    if "mask" in opts:
-        opts["mask"] = ctl["masks"]["S" if name == "l2ight-sigma" else "tt"]
-    strategy = make_strategy(name, params, generator=torch.Generator().manual_seed(1), periods=ctl["periods"], **opts)
-    x = inputs(b=30, n=8)
-    data = Dataset("toy", x[:20], torch.arange(20) % 3, x[20:], torch.arange(10) % 3, 3)
-    task = ClassificationTask(data, batch_size=8)
-    start = params.clone()
-    res = Trainer(chip, task, strategy, TrainConfig(steps=2, eval_every=2)).run()
-    assert res.ledger["queries"] > 0
-    assert not torch.equal(res.phases, start) or name == "mixedtrain"
+    result = exp.run()
+    assert result.report["training"]["queries"] > 0 and result.report["training"]["status"] == "completed"
+    assert not torch.equal(result.phases, start) or name == "mixedtrain"
 
 
 @pytest.mark.parametrize("bits", [8, 3])
