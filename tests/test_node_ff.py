@@ -24,7 +24,6 @@ from photonic_sim.training.strategies import STRATEGIES, STRATEGY_NAMES, make_st
 from photonic_sim.training.strategies.forward_forward import LocalGoodness
 from photonic_sim.training.tasks import (ClassificationTask, coordinate_layers, evaluate_forward_forward,
                                          forward_forward_closure, goodness)
-from photonic_sim.training.trainer import Trainer, TrainConfig
 
 CARD = load_device_card("silicon_thermo_optic")
 LINEAR = NetworkSpec("lin", (dense(8, 6, "none"), dense(6, 3)))
@@ -143,13 +142,18 @@ def test_forward_forward_closure_and_evaluation_rule():
 
 
 def test_trainer_reports_the_forward_forward_accuracy():
+    """Through the builder (ideal chip, intensity readout): the run's reported accuracy is the
+    forward-forward rule's on the final phases, not the classification task's argmax."""
+    from photonic_sim import Experiment
+    from photonic_sim.accelerators.cards import load_accelerator_card
+
     spec = NetworkSpec("ff", (tt((4, 4), (4, 4), 2, "relu"), dense(16, 4)))
-    chip, phases = _ideal(spec, readout="intensity")
-    task = _task()
-    strategy = make_strategy("forward-forward", phases.clone(), lr=0.01, generator=torch.Generator().manual_seed(0),
-                             q=2, periods=chip.controls()["periods"])
-    result = Trainer(chip, task, strategy, TrainConfig(steps=2, eval_every=2)).run()
-    assert result.final["metric"] == evaluate_forward_forward(task, chip, result.phases)["metric"]
+    exp = Experiment(devices=CARD, accelerator=load_accelerator_card("tonn_space", overrides={"block_size": 4}),
+                     model=spec, task=_task().data, ideal=True, seed=0,
+                     training={"strategy": "forward-forward", "strategy_options": {"lr": 0.01, "q": 2}, "steps": 2,
+                               "eval_every": 2, "batch_size": 8, "eval_batch_size": 5, "readout": "intensity"})
+    result = exp.run()
+    assert result.report["metrics"]["final"] == evaluate_forward_forward(exp.task, exp.chip, result.phases)["metric"]
 
 
 def test_adjoint_strategy_step_is_sgd_on_the_exact_gradient():
