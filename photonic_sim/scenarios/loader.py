@@ -138,7 +138,7 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
     _check_fit(network, task, recipe, ov.training, src)
     _check_derived(device_card, accelerator_card, network, ov.devices, src)
-    _check_layout(device_card, accelerator_card, "layout.block_pitch" in _flat_keys(ov.accelerator), src)
+    _check_layout(device_card, accelerator_card, "layout.block_pitch" in ov.accelerator, src)
     return Scenario(
         path=file, raw=raw, name=top.name, description=top.description, seed=top.seed,
         device_card=device_card, accelerator_card=accelerator_card, recipe=recipe, network=network,
@@ -263,16 +263,6 @@ MAX_LASER_DBM = 60.0  # 1 kW of optical power: any link that needs more has a ty
 # Device-card keys of the optical link budget (laser power = sensitivity + path loss + fan-out).
 _LINK_KEYS = ("phase_shifter.insertion_loss", "coupler.insertion_loss", "modulator.insertion_loss", "waveguide.loss",
               "waveguide.mzi_pitch", "photodetector.sensitivity")
-
-
-def _flat_keys(tree: Any, prefix: str = "") -> set[str]:
-    """Dotted key paths of a nested override mapping."""
-    if not isinstance(tree, dict):
-        return {prefix} if prefix else set()
-    out = set()
-    for key, value in tree.items():
-        out |= _flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
-    return out
 
 
 def _check_layout(device_card: DeviceCard, accelerator_card: AcceleratorCard, overridden: bool, src: str) -> None:
