@@ -707,6 +707,20 @@ class _ClosureState:
 _CLOSURES: dict[int, _ClosureState] = {}
 
 
+def _counted_call(closure, phases: Tensor, **options):
+    """Call a black box's loss (``_CLOSURES[id(closure)]``) and count what it spent on the
+    chip's ledger into the closure's own counters (also when the call raises)."""
+    state = _CLOSURES[id(closure)]
+    ledger = state.ledger
+    queries, settings = ledger.queries, ledger.phase_settings
+    try:
+        return state.loss(phases, **options)
+    finally:
+        state.calls += 1
+        state.queries += ledger.queries - queries
+        state.phase_settings += ledger.phase_settings - settings
+
+
 class ChipClosure:
     """The loss closure a strategy receives: ``losses = f(phases[P, N])``, and its counters.
 
@@ -744,15 +758,7 @@ class ChipClosure:
             pass
 
     def __call__(self, phases: Tensor) -> Tensor:
-        state = _CLOSURES[id(self)]
-        ledger = state.ledger
-        queries, settings = ledger.queries, ledger.phase_settings
-        try:
-            return state.loss(phases)
-        finally:
-            state.calls += 1
-            state.queries += ledger.queries - queries
-            state.phase_settings += ledger.phase_settings - settings
+        return _counted_call(self, phases)
 
     @property
     def calls(self) -> int:
@@ -804,15 +810,7 @@ class AdjointClosure:
         return self
 
     def __call__(self, phases: Tensor, **options) -> tuple[Tensor, Tensor]:
-        state = _CLOSURES[id(self)]
-        ledger = state.ledger
-        queries, settings = ledger.queries, ledger.phase_settings
-        try:
-            return state.loss(phases, **options)
-        finally:
-            state.calls += 1
-            state.queries += ledger.queries - queries
-            state.phase_settings += ledger.phase_settings - settings
+        return _counted_call(self, phases, **options)
 
     def __repr__(self) -> str:
         return f"<AdjointClosure: {self.calls} calls, {self.queries} queries, {self.phase_settings} phase settings>"
