@@ -124,6 +124,23 @@ RECIPE_CASES = {
                               task_options=dict(sigma_final=0.02)),
 }
 _PDE = {"hjb": "hjb20", "bs": "black_scholes", "burgers": "burgers", "darcy": "darcy"}
+# Burgers diagnosis (issue 25, docs/pinn.md#burgers-where-the-error-comes-from): each case is a
+# base row with changes (network, strategy, estimator, Stein width (one or one per coordinate
+# (x, t)), steps, task options). BURGERS_WIDE has 4.5x the phases of BS_TT (width 256, TT rank 4);
+# BURGERS_GAIN scales the modulator input of x by 10 (steeper first-layer sine features in x, for
+# the front at x = 0).
+BURGERS_WIDE = NetworkSpec("burgers_wide", (
+    tt((1, 2), (16, 16), (1, 4, 1), "sin"),
+    tt((4, 8, 8), (4, 8, 8), (1, 4, 4, 1), "sin"),
+    dense(256, 1),
+))
+BURGERS_GAIN = [10.0, 1.0]
+BURGERS_CASES = {
+    "burgers_fo_gain": dict(base="burgers_tonn_fo", task_options=dict(input_gain=BURGERS_GAIN)),
+    "burgers_wide_fo_gain": dict(base="burgers_tonn_fo", spec=BURGERS_WIDE,
+                                 task_options=dict(input_gain=BURGERS_GAIN)),
+}
+CASES += tuple(BURGERS_CASES)
 
 
 def case_config(case: str, mode: dict) -> dict:
@@ -134,6 +151,9 @@ def case_config(case: str, mode: dict) -> dict:
     hjb = case.startswith("hjb")
     fo = case.endswith(("_fo", "_fo_sg"))
     stein = not case.endswith("_fo")  # ZO rows and the FO + SG row
+    if case in BURGERS_CASES:
+        changes = dict(BURGERS_CASES[case])
+        return dict(case_config(changes.pop("base"), mode), **changes)
     if case in RECIPE_CASES:
         rc = RECIPE_CASES[case]
         cfg = case_config(case.replace("_recipe", "_zo"), mode)
