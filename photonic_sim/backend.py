@@ -33,7 +33,14 @@ JSON depth ≤ 32. Operations:
 * ``state {}`` / ``load_state {state}`` → ``state``;
 * ``init_phases {generator}`` (a CPU ``torch.Generator`` state) → ``phases``, the
   generator's state after the draw and the chip's ``state`` (drawing may set state: the
-  simulated chip's block gains).
+  simulated chip's block gains);
+* ``measure_block {block, inputs [B, k], phases [P, bp] | [bp]}`` (the calibration access,
+  :func:`photonic_sim.calibration.calibrate`): block ``block`` (an integer ≥ 0, control-vector
+  order) programmed with its own ``bp`` phases per setting, driven with real ``inputs`` in
+  [−1, 1] → ``readings`` float64 [P, B, k, 2] (the complex I/Q readings as (Re, Im) pairs,
+  ``torch.view_as_real``), ``state`` and ``elapsed_s``. The server checks dtypes and ranks,
+  P ≤ :data:`MAX_SETTINGS` and a reply within ``max_payload``; the chip checks the block index
+  and sizes. A chip without per-block readout refuses it.
 
 Each reply that carries ``state`` also carries its ``version`` (a counter the server bumps at
 every request that may change the chip's state). ``measure`` and ``init_phases`` requests carry
@@ -74,7 +81,7 @@ import torch
 from photonic_sim.chip import ChipClosure, Ledger
 
 __all__ = [
-    "MAGIC", "MAX_HEADER", "MAX_PAYLOAD", "OPS", "PROTOCOL_VERSION", "BackendError", "ChipBackend", "ChipServer",
+    "MAGIC", "MAX_HEADER", "MAX_PAYLOAD", "MAX_SETTINGS", "OPS", "PROTOCOL_VERSION", "BackendError", "ChipBackend", "ChipServer",
     "ChipUnreachable", "FrameError", "HardwareChip", "RemoteChip", "check_fit", "connect", "decode_value", "describe",
     "encode_value", "parse_address", "recv_frame", "send_frame",
 ]
@@ -89,9 +96,10 @@ _DTYPES = {"float32": (torch.float32, "<f4"), "float64": (torch.float64, "<f8"),
 _DTYPE_NAMES = {torch_dtype: name for name, (torch_dtype, _) in _DTYPES.items()}
 _MAX_DIMS, _MAX_DEPTH, _MAX_NODES = 8, 32, 200_000
 _LEDGER_KEYS = tuple(f.name for f in fields(Ledger))
-OPS = ("hello", "reset", "measure", "state", "load_state", "init_phases")
-_MUTATING = ("reset", "measure", "load_state", "init_phases")  # requests that may change the chip's state
-_EXPECTING = ("measure", "init_phases")  # requests whose result depends on the state the client acknowledged
+OPS = ("hello", "reset", "measure", "state", "load_state", "init_phases", "measure_block")
+_MUTATING = ("reset", "measure", "load_state", "init_phases", "measure_block")  # may change the chip's state
+_EXPECTING = ("measure", "init_phases", "measure_block")  # results depend on the state the client acknowledged
+MAX_SETTINGS = 1 << 16  # phase settings in one measure_block request
 
 
 @runtime_checkable
@@ -118,7 +126,10 @@ class ChipBackend(Protocol):
       None, lists and mappings only.
 
     Optional: ``timing()`` → a mapping of the chip's timing figures in SI (e.g. ``settle_s``,
-    sample rates in Hz), reported by :func:`describe`.
+    sample rates in Hz), reported by :func:`describe`; ``measure_block(block, inputs [B, k],
+    phases [P, bp])`` → complex I/Q readings [P, B, k] of one block on its own, counted in the
+    ledger (what :func:`photonic_sim.calibration.calibrate` needs; see
+    :meth:`photonic_sim.chip.Chip.measure_block` and :meth:`HardwareChip.measure_block`).
     """
 
     ledger: Ledger
@@ -206,6 +217,11 @@ class HardwareChip(ABC):
     uniform in [0, 2π)) and :meth:`timing` (default: nothing known) when the chip knows better.
     ADC/DAC conversions are not counted (``dac_conversions`` / ``adc_conversions`` stay 0)
     unless the subclass adds them to ``self.ledger`` in :meth:`read`.
+
+    Calibration (optional): a chip whose blocks can be driven and read one at a time also
+    implements :meth:`program_block` and :meth:`read_block`; :meth:`measure_block` (what
+    :func:`photonic_sim.calibration.calibrate` and a served chip's ``measure_block`` use) then
+    does the rest, counted as the simulated chip counts it.
     """
 
     num_phases: int
@@ -276,6 +292,46 @@ class HardwareChip(ABC):
             led.samples += xp.shape[0]
         readings = torch.stack(out)
         return readings[0] if single else readings
+
+    def program_block(self, block: int, phases: Tensor) -> None:
+        """Set block ``block``'s own phase shifters to ``phases`` (float64 [bp], rad: its U, Σ,
+        V targets in the order of ``photonic_sim.chip.Chip.measure_block``) and wait until they
+        settle; the other blocks may keep any setting (blocks are read on their own)."""
+        raise ValueError("measure_block: this chip has no per-block readout (allowed: a HardwareChip that "
+                         "implements program_block and read_block)")
+
+    def read_block(self, block: int, inputs: Tensor) -> Tensor:
+        """Complex I/Q readings [B, k] of block ``block``'s k output detectors for real
+        ``inputs`` [B, k] in [−1, 1] on its k input modulators (Re: the homodyne read, Im: the
+        read against the reference shifted by π/2; the normalized units of ``measure``)."""
+        raise ValueError("measure_block: this chip has no per-block readout (allowed: a HardwareChip that "
+                         "implements program_block and read_block)")
+
+    def measure_block(self, block: int, inputs: Tensor, phases: Tensor) -> Tensor:
+        """Complex readings [P, B, k] of block ``block`` at each of ``phases`` [P, bp] (or [bp])
+        for ``inputs`` [B, k] (:meth:`program_block` + :meth:`read_block` per setting). Ledger
+        as the simulated chip's: one call, P queries, P phase settings, P·B samples; the next
+        :meth:`measure` programs the whole vector again."""
+        if isinstance(block, bool) or not isinstance(block, int) or block < 0:
+            raise ValueError("block: need an integer >= 0 (control-vector order)")
+        ph = torch.as_tensor(phases)
+        ph = ph[None] if ph.ndim == 1 else ph
+        x = torch.as_tensor(inputs)
+        if not ph.is_floating_point() or ph.ndim != 2:
+            raise ValueError("phases: need a float tensor [P, bp] (one block's phases per setting)")
+        if not x.is_floating_point() or x.ndim != 2 or not bool((x.abs() <= 1.0).all()):
+            raise ValueError("inputs: need a float tensor [B, k] with values in [-1, 1]")
+        led = self.ledger
+        led.calls += 1
+        self._programmed = None  # the block's shifters change: the next measure programs again
+        out = []
+        for setting in ph.to(torch.float64):
+            self.program_block(block, setting.clone())
+            led.phase_settings += 1
+            out.append(torch.as_tensor(self.read_block(block, x)))
+            led.queries += 1
+            led.samples += x.shape[0]
+        return torch.stack(out)
 
     def closure(self, loss: Callable[[Tensor], Tensor]) -> ChipClosure:
         """``loss`` as the black box a strategy receives."""
@@ -399,6 +455,22 @@ class RemoteChip:
         self.elapsed_s += float(result.get("elapsed_s", 0.0))
         self._ack(result)
         return result["readings"].to(x.device)
+
+    def measure_block(self, block: int, inputs: Tensor, phases: Tensor) -> Tensor:
+        """Complex I/Q readings [P, B, k] of one block measured by the served chip (its
+        ``measure_block``: the calibration access, module docstring), bit for bit; counted in
+        the served chip's ledger, which this client's follows."""
+        if isinstance(block, bool) or not isinstance(block, int):
+            raise ValueError("block: need an integer >= 0 (control-vector order)")
+        result = self._call("measure_block", block=block, inputs=torch.as_tensor(inputs),
+                            phases=torch.as_tensor(phases))
+        readings = result.get("readings")
+        if not isinstance(readings, Tensor) or readings.dtype != torch.float64 or readings.ndim != 4 or \
+                readings.shape[-1] != 2:
+            raise BackendError(f"chip: {self.address} sent measure_block readings that are not float64 [P, B, k, 2]")
+        self.elapsed_s += float(result.get("elapsed_s", 0.0))
+        self._ack(result)
+        return torch.view_as_complex(readings.contiguous())
 
     def closure(self, loss: Callable[[Tensor], Tensor]) -> ChipClosure:
         """``loss`` as the black box a strategy receives (counted in this client's ledger)."""
@@ -631,7 +703,8 @@ class ChipServer:
         if not isinstance(args, dict):
             raise BackendError(f"{op}: args must be a mapping")
         allowed = {"hello": {"protocol"}, "reset": set(), "measure": {"inputs", "phases"}, "state": set(),
-                   "load_state": {"state"}, "init_phases": {"generator"}}[op]
+                   "load_state": {"state"}, "init_phases": {"generator"},
+                   "measure_block": {"block", "inputs", "phases"}}[op]
         if set(args) - allowed:
             raise BackendError(f"{op}: unknown argument {sorted(set(args) - allowed)[0][:40]!r} "
                                f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
@@ -699,6 +772,33 @@ class ChipServer:
         gen.set_state(state)
         phases = self.backend.init_phases(gen)
         return {"phases": torch.as_tensor(phases).detach(), "generator": gen.get_state(), "state": self._state()}
+
+    def _op_measure_block(self, args) -> dict:
+        measure_block = getattr(self.backend, "measure_block", None)
+        if not callable(measure_block):
+            raise BackendError("measure_block: this chip has no per-block readout (allowed: a chip with measure_block)")
+        block = args.get("block")
+        if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < 2**31:
+            raise BackendError("measure_block: block must be an integer >= 0")
+        x = args.get("inputs")
+        if not isinstance(x, Tensor) or x.dtype not in (torch.float32, torch.float64) or x.ndim != 2:
+            raise BackendError("measure_block: inputs must be a float32/float64 tensor [B, k]")
+        phases = args.get("phases")
+        if not isinstance(phases, Tensor) or phases.dtype not in (torch.float32, torch.float64) or \
+                phases.ndim not in (1, 2):
+            raise BackendError("measure_block: phases must be a float32/float64 tensor [P, bp] or [bp]")
+        settings = 1 if phases.ndim == 1 else phases.shape[0]
+        reply = settings * x.shape[0] * x.shape[1] * 16  # complex128 readings [P, B, k]
+        if settings > MAX_SETTINGS or reply > self.max_payload:
+            raise BackendError(f"measure_block: {settings} settings x {x.shape[0]} inputs is too large (allowed: "
+                               f"<= {MAX_SETTINGS} settings and a reply <= {self.max_payload} bytes)")
+        t0 = time.perf_counter()
+        readings = torch.as_tensor(measure_block(block, x, phases)).detach()
+        elapsed = time.perf_counter() - t0
+        if not readings.is_complex():
+            raise BackendError("measure_block: the chip's readings are not complex I/Q readings")
+        readings = torch.view_as_real(readings.to(torch.complex128).cpu().contiguous())
+        return {"readings": readings, "state": self._state(), "elapsed_s": elapsed}
 
     def _load(self, state: dict) -> None:
         """Load ``state``; on any refusal the chip is put back as it was (no half-loaded state)."""

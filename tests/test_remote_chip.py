@@ -4,7 +4,8 @@ A scenario's chip served by `photonic-sim serve-chip` in its own process trains 
 the local chip; a server killed mid-run and restarted on the same port, or a connection dropped
 after the server measured but before the reply arrived, resumes from the last acknowledged
 state to the same final phases; garbage, oversized and ill-typed requests get error replies
-and the server keeps serving; a lab's HardwareChip subclass is a backend that can be served."""
+and the server keeps serving; a lab's HardwareChip subclass is a backend that can be served;
+a served chip calibrates (measure_block) bit for bit as the local chip, ledger included."""
 
 from __future__ import annotations
 
@@ -395,6 +396,60 @@ def test_a_request_over_the_servers_limit_is_refused_not_retried():
         server.close()
 
 
+# ------------------------------------------------------------------ calibration through the protocol
+@pytest.fixture(scope="module")
+def served_tiny(tiny):
+    """The tiny scenario's chip served in-process (measure_block is this section's subject)."""
+    server = chip_server(load_scenario(tiny))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.close()
+
+
+def test_a_served_chip_calibrates_bit_for_bit_as_the_local_chip(tiny, served_tiny):
+    options = {"settings": 6, "steps": 20}
+    local_exp = Experiment.from_file(tiny)
+    local_cal = local_exp.calibrate(**options)
+    remote_exp = Experiment.from_file(tiny, chip=served_tiny.address)
+    remote_cal = remote_exp.calibrate(**options)
+    assert isinstance(remote_exp.chip, RemoteChip)
+    for name in ("bias", "gamma_scale", "crosstalk", "amplitude", "residual"):
+        assert torch.equal(getattr(remote_cal, name), getattr(local_cal, name)), name
+    assert remote_cal.kappa is None and local_cal.kappa is None and remote_cal.blocks == local_cal.blocks
+    hw_blocks = local_exp.network.num_hw_blocks
+    assert local_cal.ledger["queries"] == local_cal.ledger["phase_settings"] == 6 * hw_blocks
+    assert remote_cal.ledger == local_cal.ledger  # the calibration's share, counted by the served chip
+    assert remote_exp.chip.ledger.totals() == local_exp.chip.ledger.totals()
+    assert served_tiny.backend.ledger.totals() == local_exp.chip.ledger.totals()
+    # and the chip's noise stream moved on as locally: a measurement after it reads the same bits
+    x = local_exp.task.data.x_test[:4]
+    ph = torch.zeros(local_exp.chip.num_phases, dtype=torch.float64)
+    assert torch.equal(remote_exp.chip.measure(x, ph), local_exp.chip.measure(x, ph))
+
+
+def test_measure_block_readings_are_the_chips_and_a_chip_without_it_refuses(tiny, served_tiny):
+    local = Experiment.from_file(tiny).chip
+    with RemoteChip(served_tiny.address) as remote:
+        k, bp = 8, 136  # the tiny chip's blocks: 8 x 8 SVD blocks, 136 phases each
+        eye = torch.eye(k, dtype=torch.float64)
+        ph = torch.rand(3, bp, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        got = remote.measure_block(1, eye, ph)
+        assert got.dtype == torch.complex128 and got.shape == (3, k, k)
+        assert torch.equal(got, local.measure_block(1, eye, ph))
+        assert torch.equal(remote.measure_block(0, eye[:2], ph[0]), local.measure_block(0, eye[:2], ph[0]))
+        with pytest.raises(BackendError, match=r"measure_block: block: need an integer in \[0, "):
+            remote.measure_block(10**6, eye, ph)
+        assert remote.ledger.totals() == local.ledger.totals()  # the refused request counted nothing
+    toy = _Toy()
+    server = ChipServer(toy, identity="toy")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with RemoteChip(server.address) as remote, pytest.raises(BackendError, match="no per-block readout"):
+            remote.measure_block(0, torch.zeros(1, 2), torch.zeros(3))
+    finally:
+        server.close()
+
+
 # ------------------------------------------------------------------ malformed requests
 def _frame(header: bytes, payload: bytes = b"", head_len=None, payload_len=None) -> bytes:
     return struct.pack("<4sIQ", MAGIC, len(header) if head_len is None else head_len,
@@ -461,6 +516,36 @@ GARBAGE = {  # name: (bytes sent, words of the error, connection stays usable)
     "stale_expectation": (_json({"op": "measure", "id": 1, "expect": 10**12, "args": {}}),
                           "stale: the chip's state is version", True),
     "old_protocol": (_json({"op": "hello", "id": 1, "args": {"protocol": 0}}), "protocol 0 is not spoken", True),
+    "block_missing": (_json({"op": "measure_block", "id": 1, "args": {}}), "block must be an integer", True),
+    "block_bool": (_json({"op": "measure_block", "id": 1, "args": {"block": True}}), "block must be an integer", True),
+    "block_negative": (_json({"op": "measure_block", "id": 1, "args": {"block": -1}}), "block must be", True),
+    "block_out_of_range": (_json({"op": "measure_block", "id": 1, "args": {"block": 99, "inputs": {"$t": 0},
+                                                                             "phases": {"$t": 1}}},
+                                 [{"dtype": "float64", "shape": [1, 8]}, {"dtype": "float64", "shape": [136]}],
+                                 _f64(*[0.0] * 144)), "measure_block: block: need an integer in [0, ", True),
+    "block_inputs_integer": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "inputs": {"$t": 0}}},
+                                   [{"dtype": "int64", "shape": [1, 8]}], bytes(64)), "inputs must be a float", True),
+    "block_inputs_rank": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "inputs": {"$t": 0}}},
+                                [{"dtype": "float64", "shape": [8]}], _f64(*[0.0] * 8)), "inputs must be", True),
+    "block_inputs_out_of_range": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "inputs": {"$t": 0},
+                                                                                  "phases": {"$t": 1}}},
+                                        [{"dtype": "float64", "shape": [1, 8]}, {"dtype": "float64", "shape": [136]}],
+                                        _f64(*[2.0] * 8, *[0.0] * 136)), "values in [-1, 1]", True),
+    "block_phases_missing": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "inputs": {"$t": 0}}},
+                                   [{"dtype": "float64", "shape": [1, 8]}], _f64(*[0.0] * 8)),
+                             "phases must be a float", True),
+    "block_phases_wrong_length": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "inputs": {"$t": 0},
+                                                                                  "phases": {"$t": 1}}},
+                                        [{"dtype": "float64", "shape": [1, 8]}, {"dtype": "float64", "shape": [2, 5]}],
+                                        _f64(*[0.0] * 18)), "phases: need shape [P, 136]", True),
+    "block_too_many_settings": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "inputs": {"$t": 0},
+                                                                                "phases": {"$t": 1}}},
+                                      [{"dtype": "float64", "shape": [1, 8]},
+                                       {"dtype": "float32", "shape": [(1 << 16) + 1, 1]}],
+                                      _f64(*[0.0] * 8) + bytes(4 * ((1 << 16) + 1))),
+                                "is too large", True),
+    "block_unknown_argument": (_json({"op": "measure_block", "id": 1, "args": {"block": 0, "all": True}}),
+                               "unknown argument 'all'", True),
 }
 
 
@@ -563,6 +648,39 @@ def test_a_served_hardware_chip_reads_bit_for_bit_and_resets():
             assert closure.queries == 2 and remote.ledger.queries == 7
         with RemoteChip(server.address) as again:  # a new client starts from the reset chip
             assert again.ledger.queries == 0 and toy.ledger.queries == 0
+    finally:
+        server.close()
+
+
+class _ToyBlocks(_Toy):
+    """_Toy with per-block readout: block b reads x · e^{iφ_0} · (b + 1) (2 x 2, one phase)."""
+
+    def program_block(self, block, phases):
+        self.block_phases = phases
+
+    def read_block(self, block, inputs):
+        return inputs.to(torch.complex128) * torch.exp(1j * self.block_phases[0]) * (block + 1)
+
+
+def test_a_hardware_chip_with_block_readout_measures_blocks_counted_and_served():
+    toy = _ToyBlocks()
+    x = torch.tensor([[1.0, -0.5]], dtype=torch.float64)
+    ph = torch.tensor([[0.0], [math.pi / 2], [math.pi]], dtype=torch.float64)
+    out = toy.measure_block(1, x, ph)
+    expected = torch.stack([2 * x * complex(math.cos(p), math.sin(p)) for p in ph[:, 0].tolist()])
+    assert out.shape == (3, 1, 2) and torch.allclose(out, expected.to(torch.complex128), atol=1e-15)
+    assert toy.ledger.totals() == {"calls": 1, "queries": 3, "phase_settings": 3, "samples": 3,
+                                   "dac_conversions": 0, "adc_conversions": 0, "clipped": 0}
+    with pytest.raises(ValueError, match=r"values in \[-1, 1\]"):
+        toy.measure_block(0, 2 * x, ph)
+    with pytest.raises(ValueError, match="no per-block readout"):
+        _Toy().measure_block(0, x, ph)
+    server = ChipServer(_ToyBlocks(), identity="toy blocks")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with RemoteChip(server.address) as remote:
+            assert torch.equal(remote.measure_block(1, x, ph), out)
+            assert remote.ledger.totals() == toy.ledger.totals()
     finally:
         server.close()
 
