@@ -186,3 +186,36 @@ def test_input_gain_is_a_larger_first_layer_input_on_an_ideal_chip():
     for bad in ([1.0, 2.0, 3.0], [0.0, 1.0], float("inf")):
         with pytest.raises(ValueError, match="input_gain"):
             PINNTask("darcy", collocation=2, test_points=4, residual_points=2, input_gain=bad)
+
+
+def _pinn_run(tmp_path, steps, resume=False, **task_kw):
+    """A tiny Darcy ZO run through the Trainer (noisy chip), checkpoints in tmp_path."""
+    from photonic_sim.training.strategies import make_strategy
+    from photonic_sim.training.trainer import TrainConfig, Trainer
+
+    chip = Chip(TONN(TWO_D), load_device_card("silicon_thermo_optic"), seed=3, readout="coherent",
+                dtype=torch.float64)
+    params = chip.init_phases(torch.Generator().manual_seed(4))
+    strategy = make_strategy("zo-rge", params, lr=0.02, q=2, mu=0.03, generator=torch.Generator().manual_seed(5))
+    task = PINNTask("darcy", collocation=4, test_points=6, residual_points=3, **task_kw)
+    config = TrainConfig(steps=steps, eval_every=3, seed=0)  # same evaluations (they draw chip noise)
+    trainer = Trainer(chip, task, strategy, config, checkpoint_dir=tmp_path)
+    return trainer.run(resume=resume), task
+
+
+@pytest.mark.parametrize("task_kw", [
+    dict(sigma=0.1, sigma_final=0.01, sigma_decay_steps=6, resample_pool=20, resample_c=0.0, resample_refresh=5),
+    dict(estimator="monte_carlo", mc_samples=3, sigma=0.1, sigma_final=0.02, sigma_decay_steps=6),
+], ids=["sparse_grid+resample", "monte_carlo"])
+def test_resume_continues_the_width_schedule_sampler_and_draws_bit_identically(tmp_path, task_kw):
+    """N steps, checkpoint, resume to 2N == a straight 2N run: phases, losses and the width;
+    a fresh task that ignored the checkpoint's task state would restart the schedule at σ₀."""
+    straight, task_2n = _pinn_run(tmp_path / "a", 6, **task_kw)
+    _pinn_run(tmp_path / "b", 3, **task_kw)
+    resumed, task_r = _pinn_run(tmp_path / "b", 6, resume=True, **task_kw)
+    assert torch.equal(resumed.phases, straight.phases)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+    assert task_r.batches == task_2n.batches == 6
+    assert task_r.estimator.sigma == task_2n.estimator.sigma == pytest.approx(task_kw["sigma_final"] ** (5 / 6)
+                                                                              * task_kw["sigma"] ** (1 / 6))
+    assert resumed.final == straight.final

@@ -76,7 +76,8 @@ class PINNTask:
     the modulators get z = g ⊙ (a ⊙ x + b), in [−g, g]; the chip's block floating point
     rescales each input vector, so g > 1 acts as g× larger first-layer weights — higher
     frequencies in the sine features, for a sharp front). The training step is counted by
-    ``sample_batch`` (one call per step; a resumed run restarts the count).
+    ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
+    Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
 
     kind = "pde"
@@ -146,6 +147,27 @@ class PINNTask:
         if causal_eps and "t" not in self.pde.names:
             raise ValueError("causal_eps: the PDE has no time coordinate 't'")
         self.causal_eps, self.causal_bins = float(causal_eps), int(causal_bins)
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to go on bit-identically (plain data; the Trainer keeps it
+        in its checkpoint): the training steps done (the Stein width schedule's position), the
+        adaptive sampler's pool and scores, the Monte-Carlo Stein generator."""
+        state: dict = {"batches": self.batches}
+        if self.sampler is not None:
+            state["sampler"] = self.sampler.state_dict()
+        if isinstance(self.estimator, MonteCarloStein):
+            state["mc_generator"] = self.estimator.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict`; the Stein width is set to the one the last step used."""
+        self.batches = int(state["batches"])
+        if self.sigma_schedule is not None:
+            self.set_sigma(self.sigma_schedule(max(self.batches - 1, 0)))
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])
+        if isinstance(self.estimator, MonteCarloStein):
+            self.estimator.generator.set_state(state["mc_generator"])
 
     def set_sigma(self, sigma: float) -> None:
         """Stein width of the loss and evaluation estimators (PDE coordinates)."""

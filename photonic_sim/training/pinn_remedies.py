@@ -112,6 +112,27 @@ class ResidualSampler:
         if self.last_index is not None:
             self.scores[self.last_index] = r2.detach().to(self.scores)
 
+    def state_dict(self) -> dict:
+        """The pool, its scores (finite: ``measured`` marks the known ones), the last drawn
+        indices and the draw count: plain data, so a resumed run draws the same points."""
+        if self.pool is None:
+            return {"draws": self.draws}
+        measured = ~torch.isnan(self.scores)
+        return {"draws": self.draws, "pool": self.pool.clone(), "measured": measured,
+                "scores": torch.where(measured, self.scores, torch.zeros_like(self.scores)),
+                "last_index": None if self.last_index is None else self.last_index.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.draws = int(state["draws"])
+        if "pool" not in state:
+            self.pool = self.scores = self.last_index = None
+            return
+        self.pool = state["pool"].clone()
+        self.scores = torch.where(state["measured"], state["scores"].to(torch.float64),
+                                  torch.full_like(state["scores"], float("nan"), dtype=torch.float64))
+        index = state["last_index"]
+        self.last_index = None if index is None else index.to(self.pool.device)
+
 
 def causal_weights(t: Tensor, r2: Tensor, eps: float, bins: int, lower: float, upper: float) -> Tensor:
     """Per-point loss weights [N] of causal training (module docstring) for times t [N] in

@@ -299,6 +299,7 @@ class Trainer:
             "data_gen": self.data_gen.get_state(), "history": self.history, "best": self.best,
             "bad_evals": self.bad_evals, "eval_ledger": self.eval_ledger.totals(),
             "wall_s": self.wall_s, "last_eval": self.last_eval, "seed": self.config.seed,
+            "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
         }
 
     def _save_checkpoint(self) -> bool:
@@ -330,6 +331,8 @@ class Trainer:
             self.chip.load_state_dict(state["chip"])
             self.data_gen.set_state(state["data_gen"])
             self.eval_ledger.load(state["eval_ledger"])
+            if state.get("task") and hasattr(self.task, "load_state_dict"):  # e.g. a PINN's Stein width schedule
+                self.task.load_state_dict(state["task"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(f"{path}: does not fit this run ({type(exc).__name__}) "
                                   "(allowed: resume with the checkpoint's scenario and seed)") from None
