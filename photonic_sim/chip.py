@@ -63,7 +63,6 @@ from dataclasses import asdict, dataclass
 import torch
 
 from photonic_sim.devices import (
-    MZI,
     DeviceCard,
     DirectionalCoupler,
     PhaseShifter,
@@ -404,9 +403,16 @@ class Chip:
         self._kappa = None
         if coupler.imbalance_std > 0 or coupler.kappa != 0.5:
             self._kappa = coupler.draw_kappas((nhw, m, 2), gen).to(self.device, torch.float64)
+        # insertion loss (docs/physics.md#insertion-loss-and-the-link-budget): the per-MZI loss of
+        # the path-dependent mesh columns; the loss every path pays is the laser's (link budget)
         self._loss_db = None
         if insertion_loss:
-            self._loss_db = MZI.from_card(card).insertion_loss
+            from photonic_sim.accelerators.cost import simulated_loss_db
+            from photonic_sim.devices.readout import full_scale_power
+
+            fsa = full_scale_power(self._detector) / self.channel_power  # the chain's full_scale_amplitude
+            self._loss_db = {part: loss.to(self.device)
+                             for part, loss in simulated_loss_db(card, net.block_size, fsa).items()}
         if self.ideal:
             self._kappa = self._loss_db = None
         # time dependence (``_dynamics``): off unless the card gives τ or a drift

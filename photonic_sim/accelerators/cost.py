@@ -13,15 +13,25 @@ Symbols (k block size, H physical blocks, stages s with ``passes`` n_s, ``blocks
 * symbol periods per inference T and programs per inference G from ``mapping.schedule``;
   optical (streaming) time per inference t_opt = T / f.
 
-Link budget (docs/physics.md#cost-model). The critical path through one block U·Σ·V† crosses 2k+1 MZI
-columns (k per Clements mesh, worst case, plus the Σ attenuator), each with 2 couplers; on the
-top arm it meets 2 phase shifters per mesh MZI, 1 per Σ attenuator and 1 per output screen:
+Link budget (docs/physics.md#insertion-loss-and-the-link-budget, :func:`link_budget`). One
+optical pass crosses one k×k block U·Σ·V† (two Clements meshes and the Σ column); every MZI
+(mesh MZI or Σ attenuator) costs IL_MZI = 2·IL_ps + 2·IL_coupler on either arm. A column that
+pairs every mode (in a k-mode Clements mesh with k even: k/2 of the k columns; the Σ column of
+a square block) multiplies the block by one scalar; the other columns leave the edge modes
+untouched, so paths cross different numbers of MZIs (``block_loss``: u columns common to every
+path, c MZIs on the critical path; k = 8: u = 9, c = 17). The chip simulates the per-MZI loss
+of the path-dependent columns; the part every path pays is paid by the laser:
 
-    IL = IL_mod + (4k+2)·IL_coupler + (4k+3)·IL_ps + (2k+1)·mzi_pitch·waveguide_loss   [dB]
+    IL_uniform = IL_mod + 2·IL_ps (output screens) + (2k+1)·mzi_pitch·waveguide_loss + u·IL_MZI
+    IL_critical = IL_uniform + (c − u)·IL_MZI                                          [dB]
+    P_fs = FS / (2·G·R)  (the readout chain's full-scale channel power, ``full_scale_power``)
+    P_channel[dBm] = min(P_fs + IL_uniform, laser.max_power)   (one channel, one laser at most)
+    detector: P_fs − shortfall at full scale, P_det = that − (c − u)·IL_MZI on the critical path
+              (must be >= photodetector.sensitivity; checked when a scenario loads)
     fan-out F = H·k (one optical channel per block input; ×2 for coherent: a local-oscillator
                  channel per output)
-    P_laser[dBm] = PD sensitivity + IL + 10·log10(F);   P_opt = 1 mW · 10^(P_laser/10)
-    P_laser,el = P_opt / wall_plug_efficiency;          lasers = max(1, ⌈P_opt / max_power⌉)
+    P_laser[dBm] = P_channel + 10·log10(F);   P_opt = 1 mW · 10^(P_laser/10)
+    P_laser,el = P_opt / wall_plug_efficiency;  lasers = max(1, ⌈P_opt / max_power⌉)
 
 Powers and energies per inference:
 
@@ -72,14 +82,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
 from photonic_sim.accelerators.layout import floorplan_area
 from photonic_sim.accelerators.mapping import (
     Stage, hardware_counts, is_module, module_phases, schedule, spec_from_module, stages,
 )
+from photonic_sim.circuits.svd import SVDBlock
 from photonic_sim.cores.spec import NetworkSpec, preset
 from photonic_sim.devices.cards import DeviceCard, load_device_card
+from photonic_sim.devices.detector import Photodetector
+from photonic_sim.devices.readout import full_scale_power
+
+Tensor = torch.Tensor
 
 PRICED_KEYS = ("queries", "phase_settings", "samples")
 # chip.Ledger totals that are echoed but not priced (conversions follow from the schedule)
@@ -158,7 +174,7 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
     programs, periods = schedule(st, arch, acc.num_cores)
     rate = min(acc.clock, dev.dac.sample_rate, dev.adc.sample_rate)
 
-    link = _link_budget(dev, k, counts["blocks"] * k * (2 if readout == "coherent" else 1))
+    link = link_budget(dev, k, counts["blocks"] * k * (2 if readout == "coherent" else 1))
     counts["lasers"] = max(1, math.ceil(link["laser_optical_w"] / dev.laser.max_power))
 
     t_opt = periods / rate
@@ -274,20 +290,108 @@ def _price(rates: _Rates, queries: float, phase_settings: float, samples: float)
     }
 
 
-def _link_budget(dev: DeviceCard, k: int, fanout: int) -> dict[str, float]:
-    il = (dev.modulator.insertion_loss
-          + (4 * k + 2) * dev.coupler.insertion_loss
-          + (4 * k + 3) * dev.phase_shifter.insertion_loss
-          + (2 * k + 1) * dev.waveguide.mzi_pitch * dev.waveguide.loss)
-    dbm = dev.photodetector.sensitivity + il + 10 * math.log10(fanout)
+def block_loss(block: SVDBlock) -> dict[str, Any]:
+    """How the MZIs of ``block`` attenuate its paths (module docstring, link budget).
+
+    A mesh column that pairs every mode (and the Σ column of a square block) multiplies the
+    transfer matrix by the scalar amplitude of one MZI: its loss is common to every path
+    (``uniform`` such columns). The other columns leave some modes untouched, so different
+    paths cross different numbers of MZIs: ``critical`` (the most MZIs any input → output
+    path crosses) and ``least`` (the fewest). ``simulated``: 0/1 per MZI in the block's U, Σ, V
+    order (``SVDBlock.mzi_slices``), 1 on the MZIs of the path-dependent columns — the MZIs
+    whose loss the chip simulates (``Chip(insertion_loss=True)``); the rest is the laser's."""
+    n_in, n_out, r = block.n_in, block.n_out, block.rank
+    parts = {"U": torch.zeros(block.u.num_mzis), "S": torch.zeros(r), "V": torch.zeros(block.v.num_mzis)}
+    uniform = 0
+    hi = [0.0] * n_in  # most / fewest MZIs crossed on the way to each mode
+    lo = [0.0] * n_in
+
+    def sweep(mesh, key, hi, lo):
+        nonlocal uniform
+        for col in mesh.columns:
+            if 2 * col.count == mesh.n:
+                uniform += 1
+            else:
+                parts[key][col.start:col.start + col.count] = 1.0
+            for j in range(col.count):
+                a = col.offset + 2 * j
+                top, bottom = max(hi[a], hi[a + 1]) + 1, min(lo[a], lo[a + 1]) + 1
+                hi[a] = hi[a + 1] = top
+                lo[a] = lo[a + 1] = bottom
+        return hi, lo
+
+    hi, lo = sweep(block.v, "V", hi, lo)
+    if r == n_in == n_out:
+        uniform += 1
+    else:
+        parts["S"][:] = 1.0
+    inf = math.inf
+    hi = [hi[i] + 1 if i < r else -inf for i in range(n_out)]  # modes >= r of U get no light
+    lo = [lo[i] + 1 if i < r else inf for i in range(n_out)]
+    hi, lo = sweep(block.u, "U", hi, lo)
+    return {"uniform": uniform, "critical": int(max(hi)), "least": int(min(lo)),
+            "simulated": torch.cat((parts["U"], parts["S"], parts["V"])).to(torch.float64)}
+
+
+def link_budget(dev: DeviceCard, k: int, fanout: int, full_scale_amplitude: float = 1.0) -> dict[str, float]:
+    """The optical link of a k×k SVD block (module docstring): what the laser must emit so that
+    a full-scale channel (normalized amplitude 1, the readout chain's ``full_scale_power``)
+    reaches the detectors at the power the chip simulates. Keys (dB, dBm, W): ``mzi_loss_db``
+    (IL_MZI), ``simulated_loss_db`` (the critical path's MZIs: c·IL_MZI), ``path_dependent_loss_db``
+    ((c − u)·IL_MZI, the part the chip simulates on the critical path),
+    ``uniform_loss_db`` (paid by the laser), ``insertion_loss_db`` (the whole critical path),
+    ``detector_full_scale_dbm`` (a full-scale channel on the least lossy paths),
+    ``detector_dbm`` (a full-scale channel on the critical path), ``sensitivity_dbm``,
+    ``detector_margin_db`` (detector_dbm − sensitivity), ``laser_shortfall_db`` (> 0 when one
+    laser at ``laser.max_power`` cannot feed a channel the full-scale power), ``channel_dbm``,
+    ``fanout``, ``laser_dbm`` (all channels), ``laser_optical_w``, ``laser_electrical_w``."""
+    mzi = 2.0 * dev.phase_shifter.insertion_loss + 2.0 * dev.coupler.insertion_loss
+    paths = block_loss(SVDBlock(k, k))
+    uniform = (dev.modulator.insertion_loss + 2 * dev.phase_shifter.insertion_loss
+               + (2 * k + 1) * dev.waveguide.mzi_pitch * dev.waveguide.loss + paths["uniform"] * mzi)
+    extra = (paths["critical"] - paths["uniform"]) * mzi
+    full = _dbm(full_scale_power(Photodetector.from_card(dev), full_scale_amplitude))
+    need = full + uniform
+    channel = min(need, _dbm(dev.laser.max_power))
+    shortfall = need - channel
+    dbm = channel + 10 * math.log10(fanout)
     p_opt = 1e-3 * 10 ** (dbm / 10)
     return {
-        "insertion_loss_db": il,
+        "mzi_loss_db": mzi,
+        "simulated_loss_db": paths["critical"] * mzi,
+        "path_dependent_loss_db": extra,
+        "uniform_loss_db": uniform,
+        "insertion_loss_db": uniform + extra,
+        "detector_full_scale_dbm": full - shortfall,
+        "detector_dbm": full - shortfall - extra,
+        "sensitivity_dbm": dev.photodetector.sensitivity,
+        "detector_margin_db": full - shortfall - extra - dev.photodetector.sensitivity,
+        "laser_shortfall_db": shortfall,
+        "channel_dbm": channel,
         "fanout": fanout,
         "laser_dbm": dbm,
         "laser_optical_w": p_opt,
         "laser_electrical_w": p_opt / dev.laser.wall_plug_efficiency,
     }
+
+
+def simulated_loss_db(dev: DeviceCard, k: int, full_scale_amplitude: float = 1.0) -> dict[str, Tensor]:
+    """The insertion loss a chip of k×k blocks simulates, per MZI (dB), as ``SVDBlock``'s
+    ``loss_db`` dict {"U": [M_U], "S": [k], "V": [M_V]}: IL_MZI on the MZIs of the
+    path-dependent columns (``block_loss``), 0 on the columns every path crosses (their loss
+    is the laser's, :func:`link_budget`); plus, on the Σ column (a scalar for every path), the
+    ``laser_shortfall_db`` when one laser at ``laser.max_power`` cannot give a channel the
+    full-scale power. Float64 tensors."""
+    block = SVDBlock(k, k)
+    mask = block_loss(block)["simulated"]
+    link = link_budget(dev, k, 1, full_scale_amplitude)
+    loss = mask * link["mzi_loss_db"]
+    loss[block.mzi_slices["S"]] += link["laser_shortfall_db"]
+    return {part: loss[sl].clone() for part, sl in block.mzi_slices.items()}
+
+
+def _dbm(watts: float) -> float:
+    return 10.0 * math.log10(watts / 1e-3) if watts > 0 else -math.inf
 
 
 def _digital_ops(net: NetworkSpec, st: list[Stage]) -> int:

@@ -88,6 +88,17 @@ class Readout:
                 self.shot, self.bandwidth, self.floor, self.tia_gain, self.lsb, self.kmin, self.kmax, self.back)
 
 
+def full_scale_power(detector: Photodetector, full_scale_amplitude: float = 1.0) -> float:
+    """P_ch (W): the optical power a detector receives from a channel of normalized amplitude
+    1 when the ADC full scale corresponds to ``full_scale_amplitude`` (balanced homodyne
+    against a reference of the same power: 2·G·R·P_ch·a_fs = FS), P_ch = FS / (2·G·R·a_fs).
+    This is the detector power the chip simulates and the power the cost model's link budget
+    buys from the laser (``photonic_sim.accelerators.cost.link_budget``)."""
+    if not full_scale_amplitude > 0:
+        raise ValueError(f"full_scale_amplitude: {full_scale_amplitude} is out of range (allowed: > 0)")
+    return detector.full_scale / (2.0 * detector.tia_gain * detector.responsivity * full_scale_amplitude)
+
+
 class ReadoutChain:
     """DAC + modulator and photodetector + TIA + ADC of a chip (module docstring).
 
@@ -111,9 +122,8 @@ class ReadoutChain:
         self.generator = generator
         self.final_readout = final_readout
         self.exact = bool(exact)
-        r, g, fs = detector.responsivity, detector.tia_gain, detector.full_scale
         # channel power so that the ADC full scale is `full_scale_amplitude` (coherent, bipolar)
-        self.channel_power = fs / (2.0 * g * r * full_scale_amplitude)
+        self.channel_power = full_scale_power(detector, full_scale_amplitude)
         self.dac_conversions = self.adc_conversions = self.clipped = 0
 
     @classmethod

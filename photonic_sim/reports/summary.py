@@ -92,18 +92,39 @@ def _area(report: dict) -> tuple[str, str]:
     return "area", f"{number(float(report['area_mm2']['total']), DIGITS)} mm²"
 
 
+def link_sentence(report: dict) -> str | None:
+    """What the chip simulated of the optical link (report.json ``chip``), in one sentence;
+    None for a report written before the ``chip`` section existed."""
+    chip = report.get("chip")
+    if not isinstance(chip, dict) or "insertion_loss" not in chip:
+        return None
+    if not chip["insertion_loss"]:
+        return "insertion loss not simulated (scenario chip.insertion_loss: false)"
+    link = chip.get("link") or {}
+    try:
+        return (f"insertion loss simulated: {link['insertion_loss_db']:.3g} dB critical path "
+                f"({link['path_dependent_loss_db']:.3g} dB of it path-dependent); laser set by the link budget to "
+                f"{link['laser_dbm']:.3g} dBm so the detectors receive {link['detector_dbm']:.3g} dBm on the critical "
+                f"path, {link['detector_full_scale_dbm']:.3g} dBm at full scale (noise floor / sensitivity "
+                f"{link['sensitivity_dbm']:.3g} dBm)")
+    except (KeyError, TypeError, ValueError):
+        return "insertion loss simulated"
+
+
 def numbers(report: dict) -> Rows:
     """The run's headline numbers, rounded (see module docstring)."""
     inf, tr, m = report["inference"], report["training"], report["metrics"]
     inference = [("inference energy", eng(inf["energy_j"], "J", DIGITS)),
                  ("inference latency", eng(inf["latency_s"], "s", DIGITS))]
+    link = link_sentence(report)
+    optical = [("optical link", link)] if link else []
     if cost_only(report):
         counts = report["counts"]
         rows = [*inference, _area(report), _mzis(report)]
         rows += [(label, number(counts[key])) for key, label in
                  (("phase_shifters", "phase shifters"), ("detectors", "detectors"), ("adcs", "ADCs"),
                   ("dacs", "DACs"), ("lasers", "lasers")) if key in counts]
-        return rows
+        return rows + optical
     return [
         (f"{m['name']} final / best", f"{number(m['final'], DIGITS)} / {number(m['best'], DIGITS)}"),
         ("training queries", number(tr["queries"])),
@@ -112,6 +133,7 @@ def numbers(report: dict) -> Rows:
         _mzis(report),
         _area(report),
         ("wall time", eng(tr["wall_s"], "s", DIGITS)),
+        *optical,
     ]
 
 

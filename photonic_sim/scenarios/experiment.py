@@ -69,7 +69,7 @@ from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig,
 from .errors import ScenarioError
 from .loader import Scenario, _check_fit, load_scenario, resolve_task
 from .recipes import _check_options, _check_stages, load_training_recipe
-from .schema import TASKS, DatasetTask, TrainingRecipe, validate
+from .schema import TASKS, ChipSection, DatasetTask, TrainingRecipe, validate
 
 SUBSPACE_MASKS = {"l2ight-sigma": "S", "tt-subspace": "tt"}
 """Strategies that train a subspace by default: ``chip.controls()["masks"]`` kind they use
@@ -148,7 +148,9 @@ class Experiment:
     default the model's name), ``init_phases`` (start from these phases instead of random
     ones), ``ideal`` (a chip without any non-ideality, float64: the offline model of
     :meth:`weight_map`), ``torch_device`` (where chip and task tensors live, e.g. "cuda"),
-    ``chip`` (train through this chip instead of building the simulated one: a
+    ``insertion_loss`` (default True, as a scenario's ``chip.insertion_loss``: the simulated chip
+    has the meshes' per-MZI insertion loss, the laser set by the link budget), ``chip`` (train
+    through this chip instead of building the simulated one: a
     ``tcp://host:port`` address of ``photonic-sim serve-chip`` or any object with the
     :class:`photonic_sim.backend.ChipBackend` operations; it must have this network's sizes and
     readout; :meth:`weight_map` needs the simulated chip). The pieces are built on first use of
@@ -158,7 +160,8 @@ class Experiment:
     def __init__(self, *, devices: DeviceCard | str | Path, accelerator: AcceleratorCard | str | Path,
                  model: NetworkSpec | str, task: Any, training: TrainingRecipe | str | Path | dict,
                  seed: int = 0, name: str | None = None, init_phases: torch.Tensor | None = None,
-                 ideal: bool = False, torch_device: str | torch.device | None = None, chip: Any = None) -> None:
+                 ideal: bool = False, torch_device: str | torch.device | None = None, chip: Any = None,
+                 insertion_loss: bool = True) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
             raise ScenarioError(PYTHON_SOURCE, "seed", f"{seed!r} is out of range", "integer 0 <= seed <= 2**32-1")
         network = model if isinstance(model, NetworkSpec) else _preset(model)
@@ -171,7 +174,7 @@ class Experiment:
             device_card=devices if isinstance(devices, DeviceCard) else _load(load_device_card, devices, "devices"),
             accelerator_card=accelerator if isinstance(accelerator, AcceleratorCard) else
             _load(load_accelerator_card, accelerator, "accelerator"),
-            recipe=recipe, network=network, task=task_cfg)
+            recipe=recipe, network=network, task=task_cfg, chip=ChipSection(insertion_loss=bool(insertion_loss)))
         self._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device, backend=chip)
         self._dataset = dataset
 
@@ -279,6 +282,7 @@ class Experiment:
             kw = {} if self.torch_device is None else {"device": self.torch_device}
             self._chip = Chip(self.network, self.device_card, seed=self.seed, readout=self.readout, ideal=self.ideal,
                               exact_readout=pde and self.scenario.task.exact_readout,
+                              insertion_loss=self.scenario.chip.insertion_loss,
                               dtype=torch.float64 if pde or self.ideal else torch.float32, layout=self.layout, **kw)
         return self._chip
 
@@ -385,7 +389,8 @@ class Experiment:
         inference = estimate(acc, spec, dev).to_dict()
         base = {"scenario": scenario.name, "variant": scenario.variant, "seed": scenario.seed,
                 "task": scenario.task.model_dump(mode="json"), "counts": inference["counts"],
-                "area_mm2": inference["area_mm2"], "inference": inference["inference"]}
+                "area_mm2": inference["area_mm2"], "inference": inference["inference"],
+                "chip": {"insertion_loss": scenario.chip.insertion_loss, "link": inference["link"]}}
         if scenario.task.kind == "none":
             zero = training_cost(acc, spec, dev, {"queries": 0, "phase_settings": 0, "samples": 0})
             report = {**base, "metrics": {"name": "none", "final": None, "best": None, "history_file": "metrics.csv"},

@@ -33,8 +33,8 @@ from .errors import ScenarioError, did_you_mean, preview
 from .overrides import apply_sets, parse_set
 from .recipes import load_training_recipe, resolve_path
 from .schema import (
-    LAYERS, NAME_PATTERN, PDE_IO, TASK_IO, TASKS, InlineModel, ScenarioFile, TaskConfig, TrainingRecipe,
-    type_name, validate,
+    LAYERS, NAME_PATTERN, PDE_IO, TASK_IO, TASKS, ChipSection, InlineModel, ScenarioFile, TaskConfig,
+    TrainingRecipe, type_name, validate,
 )
 from .yamlsafe import read_yaml
 
@@ -65,6 +65,7 @@ class Scenario:
     task: TaskConfig
     variant: str | None = None
     variants: dict[str, Scenario] = field(default_factory=dict)
+    chip: ChipSection = ChipSection()
 
     def resolved(self) -> dict[str, Any]:
         """The scenario with every card and the recipe expanded (SI values, overrides applied),
@@ -81,6 +82,7 @@ class Scenario:
             "model": _plain(asdict(self.network)),
             "task": self.task.model_dump(mode="json"),
             "overrides": _plain(self.raw.get("overrides", {})),
+            "chip": self.chip.model_dump(mode="json"),
             "variants": sorted(self.variants),
             "references": {"devices": self.device_card.refs(), "accelerator": self.accelerator_card.refs()},
         }
@@ -138,11 +140,12 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
     _check_fit(network, task, recipe, ov.training, src)
     _check_derived(device_card, accelerator_card, network, ov.devices, src)
+    _check_detectors(device_card, accelerator_card, network, ov.devices, src)
     _check_layout(device_card, accelerator_card, "layout.block_pitch" in ov.accelerator, src)
     return Scenario(
         path=file, raw=raw, name=top.name, description=top.description, seed=top.seed,
         device_card=device_card, accelerator_card=accelerator_card, recipe=recipe, network=network,
-        task=task, variant=variant,
+        task=task, variant=variant, chip=top.chip,
     )
 
 
@@ -309,6 +312,34 @@ def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, n
             src, key, f"{where}the link budget needs {link['laser_dbm']:.4g} dBm of laser power (path loss "
             f"{link.get('insertion_loss_db', math.nan):.4g} dB) for network {preview(network.name)}",
             f"at most {MAX_LASER_DBM:g} dBm (1 kW): lower " + ", ".join(_LINK_KEYS))
+
+
+# Device-card keys that decide whether the detectors stay above their sensitivity (link_budget).
+_DETECTOR_KEYS = ("laser.max_power", "photodetector.sensitivity", "phase_shifter.insertion_loss",
+                  "coupler.insertion_loss", "modulator.insertion_loss", "adc.full_scale", "tia.gain",
+                  "photodetector.responsivity", "waveguide.loss", "waveguide.mzi_pitch")
+
+
+def _check_detectors(device_card: DeviceCard, accelerator_card: AcceleratorCard, network: NetworkSpec,
+                     overrides: dict, src: str) -> None:
+    """A full-scale channel on the critical path must reach the detectors at or above
+    ``photodetector.sensitivity`` with the laser the card allows (``laser.max_power`` per
+    channel; ``accelerators.cost.link_budget``): otherwise a load-time error naming the card
+    keys, before anything trains. Checked whether or not ``chip.insertion_loss`` simulates the
+    loss: the link is the hardware's."""
+    from photonic_sim.accelerators.cost import link_budget
+
+    link = link_budget(device_card, accelerator_card.block_size, 1)
+    if link["detector_margin_db"] >= 0:
+        return
+    key = next((f"overrides.devices.{k}" for k in _DETECTOR_KEYS if k in overrides), "devices")
+    where = "" if key.startswith("overrides.") else f"in {device_card.source}: "
+    raise ScenarioError(
+        src, key, f"{where}the link budget leaves the detectors on the critical path {link['detector_dbm']:.4g} dBm, below "
+        f"photodetector.sensitivity {link['sensitivity_dbm']:.4g} dBm (laser.max_power per channel, path loss "
+        f"{link['insertion_loss_db']:.4g} dB) for network {preview(network.name)}",
+        "cards whose laser.max_power, detector (sensitivity, adc.full_scale, tia.gain, responsivity) and "
+        "insertion losses keep the detectors at or above their sensitivity")
 
 
 def _non_finite(obj: Any, path: str = "") -> str | None:

@@ -43,6 +43,15 @@ class Overrides(_Strict):
     training: dict[str, Any] = {}
 
 
+class ChipSection(_Strict):
+    """``chip:`` how the simulated chip is built. ``insertion_loss`` (default true): simulate
+    the per-MZI insertion loss of the meshes' path-dependent columns, with the laser power set
+    by the link budget paying the loss every path shares (docs/physics.md#insertion-loss-and-the-link-budget);
+    false: a lossless chip (the seed paper's model: phase errors only)."""
+
+    insertion_loss: bool = True
+
+
 class ScenarioFile(_Strict):
     """The top level of a scenario file; ``model`` and ``task`` are checked by their own models."""
 
@@ -55,6 +64,7 @@ class ScenarioFile(_Strict):
     model: Any
     task: dict[str, Any]
     overrides: Overrides = Overrides()
+    chip: ChipSection = ChipSection()
     variants: dict[str, dict[str, Any]] = {}
 
 
@@ -295,8 +305,14 @@ def convert(exc: ValidationError, model: type[BaseModel], src: str, prefix: str 
     value = err.get("input")
     kind = err["type"]
     if kind == "extra_forbidden":
-        owner, _ = _walk(model, loc[:-1]) if loc[:-1] else (model, None)
-        fields = list(owner.model_fields) if owner else []
+        owner = model  # the model whose keys the unknown key sits among (a nested section's own)
+        for part in loc[:-1]:
+            info = owner.model_fields.get(str(part))
+            inner = _unwrap(info.annotation)[0] if info is not None else None
+            if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+                break
+            owner = inner
+        fields = list(owner.model_fields)
         return ScenarioError(src, key, f"unknown key {preview(loc[-1])}{did_you_mean(loc[-1], fields)}", ", ".join(fields))
     owner, info = _walk(model, loc)
     allowed = describe(info) if info is not None else None
