@@ -29,7 +29,9 @@ Chip: the silicon_thermo_optic card's phase-domain non-idealities (8-bit phases,
 thermal crosstalk, manufacturing bias), coherent readout, ``Chip(exact_readout=True)``: no
 DAC/ADC quantization and no detector noise, the seed paper's noise model — with the card's real
 readout, the level-3 sparse grid in d = 21 amplifies each reading's noise by ~3e5 in the
-Laplacian (docs/pinn.md). ``--noisy-readout`` keeps the card's readout chain.
+Laplacian (docs/pinn.md). ``--noisy-readout`` keeps the card's readout chain. No insertion
+loss (``Experiment(insertion_loss=False)``, as the PINN scenarios' ``chip.insertion_loss:
+false``): the published tables these rows reproduce were measured without it.
 
 Default (CPU) mode: HJB on ``HJB_SMALL`` (TT 21→64→64→1), 1 collocation point and 1000
 steps per case (ZO: q 64, lr 0.03, μ 0.03 rad; then 1200 polish steps, q 128 two-sided, lr 0.003,
@@ -179,7 +181,8 @@ def case_config(case: str, mode: dict) -> dict:
 def experiment(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bool = False,
                steps: int | None = None) -> Experiment:
     """One configuration as a :class:`photonic_sim.Experiment`: a PDE task on the card's chip
-    (coherent readout, float64; exact converters and detectors unless ``noisy_readout``), the
+    (coherent readout, float64; exact converters and detectors unless ``noisy_readout``; no
+    insertion loss, as the published tables), the
     TONN or dense ONN on its accelerator card, and the row's strategy; HJB ZO rows run the ZO
     stage and the polish as one ``staged`` strategy. The recipe's steps are the first stage's
     (the run is continued into the polish by :func:`run_case`)."""
@@ -199,7 +202,7 @@ def experiment(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: 
     recipe = dict(name="bench_pinn", strategy=name, strategy_options=options, steps=n_steps, eval_every=n_steps,
                   loss="pinn")
     return Experiment(devices=CARD, accelerator="dense_onn" if cfg["dense"] else "tonn_space", model=cfg["spec"],
-                      task=task, training=recipe, seed=seed, torch_device=device)
+                      task=task, training=recipe, seed=seed, torch_device=device, insertion_loss=False)
 
 
 def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bool = False,
