@@ -4,7 +4,9 @@
                      [--backend local|ray] [--workers N] [--ray-address ADDR]
     photonic-sim serve-chip SCENARIO [--host 127.0.0.1] [--port N] [--set key.path=value ...]
     photonic-sim compare SCENARIO [--strategies a,b,...] --seeds N [--out DIR] [--workers N] [--backend local|ray]
+                         [--chip tcp://HOST:PORT]
     photonic-sim sweep SCENARIO --grid key.path=v1,v2 [--grid ...] [--seeds N] [--out DIR] [--workers N] [--backend local|ray]
+                       [--chip tcp://HOST:PORT]
     photonic-sim report RUN_DIR
     photonic-sim validate SCENARIO [SCENARIO ...]
     photonic-sim list
@@ -224,15 +226,17 @@ def _threads(value: int | None, command: str) -> int:
     return value
 
 
-def _chip_experiment(args, scenario, command: str):
+def _chip_experiment(args, scenario, command: str, *, reset: bool = True):
     """None without --chip; else the run's builder on that chip, connected and checked against
-    the scenario's network now (UsageError: one line, exit 2, before anything is written)."""
+    the scenario's network now (UsageError: one line, exit 2, before anything is written).
+    ``reset=False``: a look at the chip only (its state is left as it is)."""
     if args.chip is None:
         return None
+    from photonic_sim.backend import RemoteChip
     from photonic_sim.scenarios.experiment import Experiment
 
-    experiment = Experiment.from_scenario(scenario, chip=args.chip)
     try:
+        experiment = Experiment.from_scenario(scenario, chip=args.chip if reset else RemoteChip(args.chip, reset=False))
         _ = experiment.chip  # connects (photonic_sim.backend.RemoteChip) and checks the fit
     except (ValueError, ConnectionError) as exc:
         raise UsageError(f"photonic-sim {command}: --chip: {str(exc).removeprefix('chip: ')}") from None
@@ -330,6 +334,10 @@ def _add_pool_options(p) -> None:
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--ray-address", help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--chip", metavar="tcp://HOST:PORT",
+                   help="run every job through the chip served there, one after another, each from the chip's reset "
+                        "state (one seed; strategies, variants or grid keys that leave the chip as it is; no job "
+                        "files are kept for reuse); checked before anything runs")
 
 
 def _add_compare(sub) -> None:
@@ -337,7 +345,8 @@ def _add_compare(sub) -> None:
     p.add_argument("scenario")
     p.add_argument("--strategies", help="comma-separated strategy names (default: the base scenario and every "
                                         "entry of its variants:)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1 added to the scenario seed)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="number of seeds (0 .. N-1 added to the scenario seed; default 3, with --chip 1)")
     _add_pool_options(p)
     p.set_defaults(func=cmd_compare)
 
@@ -348,12 +357,21 @@ def _add_sweep(sub) -> None:
     p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
                    help="one grid axis: a dotted key path and comma-separated values (YAML each); repeatable, the "
                         "sweep runs every combination (e.g. --grid devices.phase_shifter.bits=4,6,8)")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 1)")
     _add_pool_options(p)
     p.set_defaults(func=cmd_sweep)
 
 
-def _check_pool(args, command: str) -> None:
+def _check_pool(args, command: str, seeds: int = 1) -> None:
+    if args.seeds is None:
+        args.seeds = 1 if args.chip is not None else seeds
+    if args.chip is not None:  # one served chip: its static errors are fixed, runs take turns
+        if args.seeds != 1:
+            raise UsageError(f"photonic-sim {command}: --seeds: {args.seeds} with --chip (allowed: 1; a served chip "
+                             "has one set of static errors, which the seed draws)")
+        if args.workers != 1 or args.backend != "local":
+            raise UsageError(f"photonic-sim {command}: --workers/--backend: with --chip the jobs run one after another "
+                             "on the one chip (allowed: --workers 1 --backend local)")
     if args.workers < 1:
         raise UsageError(f"photonic-sim {command}: --workers: {args.workers} is out of range (allowed: >= 1)")
     if args.seeds < 1:
@@ -373,7 +391,7 @@ def cmd_compare(args) -> int:
     from photonic_sim.scenarios import load_scenario
     from photonic_sim.scenarios.jobs import job, strategy_sets
 
-    _check_pool(args, "compare")
+    _check_pool(args, "compare", seeds=3)
     scenario = load_scenario(args.scenario, args.sets)
     jobs = []
     if args.strategies is None:  # the base scenario and every variant of the file
@@ -396,6 +414,9 @@ def cmd_compare(args) -> int:
             for i in range(args.seeds):
                 seed = scenario.seed + i
                 jobs.append(job(args.scenario, [*args.sets, *sets, f"seed={seed}"], {"strategy": name, "seed": seed}))
+    if args.chip is not None:
+        flag = "--strategies" if args.strategies is not None else "--chip: variants"
+        _check_chip_jobs(args, scenario, [(j, flag) for j in jobs], "compare")
     rows = _run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-compare", args, "compare",
                      lambda out, rows: _write_comparison(out, rows, group_by))
     return _pool_exit(rows)
@@ -428,6 +449,9 @@ def cmd_sweep(args) -> int:
             seed = scenario.seed + i
             label = {k: v for (k, _), v in zip(axes, combo)} | {"seed": seed}
             jobs.append(job(args.scenario, [*args.sets, *point, f"seed={seed}"], label))
+    if args.chip is not None:  # name the first grid key that changes the chip, else the grid as a whole
+        singles = [(job(args.scenario, [*args.sets, f"{k}={v}"], {}), f"--grid {k}") for k, vals in axes for v in vals]
+        _check_chip_jobs(args, scenario, singles + [(j, "--grid") for j in jobs], "sweep")
 
     def write(out, rows):
         from photonic_sim.reports.compare import write_sweep
@@ -442,6 +466,69 @@ def _pool_exit(rows: list[dict]) -> int:
     """1 when a job failed or diverged (a diverged run is a failed run), else 0."""
     bad = any("error" in r or r.get("status") == "diverged" for r in rows)
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def _chip_key(scenario) -> str:
+    """What builds ``scenario``'s chip (serve.chip_identity without the scenario's name)."""
+    from photonic_sim.scenarios.experiment import Experiment
+    from photonic_sim.scenarios.serve import chip_identity
+
+    return chip_identity(Experiment.from_scenario(scenario)).removeprefix(scenario.name)
+
+
+def _job_scenario(job):
+    from photonic_sim.scenarios import load_scenario
+
+    scenario = load_scenario(job.scenario, list(job.sets))
+    return scenario if job.variant is None else scenario.variants[job.variant]
+
+
+def _check_chip_jobs(args, scenario, jobs: list, command: str) -> None:
+    """--chip: UsageError (one line, exit 2, before anything runs or is written) unless the served
+    chip fits ``scenario`` and every job ``(job, flag)`` runs on the chip the scenario builds
+    (same devices, accelerator, model, seed and readout) with an in-situ strategy."""
+    from photonic_sim.training.strategies import STRATEGIES
+
+    _chip_experiment(args, scenario, command, reset=False).chip.close()  # connects, checks sizes and readout
+    base = _chip_key(scenario)
+    for job_, flag in jobs:
+        sc = _job_scenario(job_)
+        if not getattr(STRATEGIES[sc.recipe.strategy], "in_situ", True):
+            raise UsageError(f"photonic-sim {command}: {flag}: {sc.recipe.strategy} needs the simulated chip's "
+                             "gradients (allowed with --chip: in-situ strategies)")
+        if _chip_key(sc) != base:
+            raise UsageError(f"photonic-sim {command}: {flag}: changes the chip (devices, accelerator, model, seed or "
+                             "readout), which a served chip cannot change (allowed with --chip: training keys)")
+
+
+def _run_on_chip(jobs, address: str, done) -> list[dict]:
+    """--chip: the jobs one after another through the served chip, each from its reset state
+    (``Experiment(chip=address)`` resets it), as rows like ``jobs.run_job``'s; never reused."""
+    from photonic_sim.scenarios.experiment import Experiment
+    from photonic_sim.training.trainer import stop_status
+
+    rows = []
+    for job_ in jobs:
+        row = {**job_.label, "job": job_.id}
+        try:
+            experiment = Experiment.from_scenario(_job_scenario(job_), chip=address)
+            try:
+                result = experiment.run()
+            finally:
+                experiment.chip.close()
+        except Exception as exc:  # a failed job is a row (exit 1), as in the pool
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        else:
+            rep, cost = result.report, result.report["inference"]
+            row |= {k: v for k, v in result.row().items() if k in _ROW_FIELDS}
+            row |= {"metric_final": rep["metrics"]["final"], "metric_best": rep["metrics"]["best"],
+                    "higher_is_better": rep["metrics"].get("higher_is_better", True),
+                    "inference_energy_j": cost["energy_j"], "inference_latency_s": cost["latency_s"],
+                    "mzi_blocked": rep["counts"]["mzi_blocked"], "area_mm2": rep["area_mm2"]["total"],
+                    "stopped": row.get("stopped") or "completed", "status": stop_status(row.get("stopped") or "")}
+        done(row)
+        rows.append(row)
+    return rows
 
 
 def _run_pool(jobs, out_arg, args, command: str, write) -> list[dict]:
@@ -460,8 +547,11 @@ def _run_pool(jobs, out_arg, args, command: str, write) -> list[dict]:
         print(f"  job {_job_line(row, results)}", file=sys.stderr)
 
     try:
-        rows = run_jobs(jobs, results_dir=results, workers=args.workers, backend=args.backend,
-                        ray_address=args.ray_address, on_done=done)
+        if getattr(args, "chip", None) is not None:
+            rows = _run_on_chip(jobs, args.chip, done)
+        else:
+            rows = run_jobs(jobs, results_dir=results, workers=args.workers, backend=args.backend,
+                            ray_address=args.ray_address, on_done=done)
         write(claim.path, rows)
     finally:
         claim.release()

@@ -9,6 +9,7 @@ a served chip calibrates (measure_block) bit for bit as the local chip, ledger i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -397,13 +398,22 @@ def test_a_request_over_the_servers_limit_is_refused_not_retried():
 
 
 # ------------------------------------------------------------------ calibration through the protocol
+@contextlib.contextmanager
+def served_in_process(scenario):
+    """``scenario``'s chip served by a thread of this process (closed on leaving)."""
+    server = chip_server(scenario)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="module")
 def served_tiny(tiny):
     """The tiny scenario's chip served in-process (measure_block is this section's subject)."""
-    server = chip_server(load_scenario(tiny))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.close()
+    with served_in_process(load_scenario(tiny)) as server:
+        yield server
 
 
 def test_a_served_chip_calibrates_bit_for_bit_as_the_local_chip(tiny, served_tiny):
