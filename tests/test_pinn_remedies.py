@@ -219,3 +219,38 @@ def test_resume_continues_the_width_schedule_sampler_and_draws_bit_identically(t
     assert task_r.estimator.sigma == task_2n.estimator.sigma == pytest.approx(task_kw["sigma_final"] ** (5 / 6)
                                                                               * task_kw["sigma"] ** (1 / 6))
     assert resumed.final == straight.final
+
+
+def test_per_coordinate_width_schedule_and_task_options():
+    """σ = (0.02, 0.08) → (0.002, 0.02) over 4 steps: each coordinate shrinks geometrically on
+    its own (a single final width broadcasts); the task hands the per-coordinate width to its
+    estimators; wrong lengths or values are refused in one line naming the key."""
+    s = SigmaSchedule([0.02, 0.08], [0.002, 0.02], 4)
+    torch.testing.assert_close(s(2), torch.tensor([math.sqrt(0.02 * 0.002), math.sqrt(0.08 * 0.02)],
+                                                   dtype=torch.float64), rtol=1e-13, atol=0)
+    torch.testing.assert_close(SigmaSchedule([0.02, 0.08], 0.01, 2)(9), torch.tensor([0.01, 0.01], dtype=torch.float64))
+    with pytest.raises(ValueError, match="sigma_final"):
+        SigmaSchedule([0.02, 0.08], [0.03, 0.01], 4)  # grows in x
+    task = PINNTask(Burgers(), collocation=3, test_points=4, residual_points=2, sigma=[0.02, 0.08],
+                    sigma_final=[0.002, 0.02], sigma_decay_steps=4)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        task.sample_batch(gen)
+    torch.testing.assert_close(task.estimator.sigma, s(2), rtol=0, atol=0)
+    for kw, key in ((dict(sigma=[0.1, 0.1, 0.1]), "sigma"), (dict(sigma=[0.1, -0.1]), "sigma"),
+                    (dict(sigma=0.1, sigma_final=[0.01, 0.0]), "sigma_final"), (dict(sigma="wide"), "sigma")):
+        with pytest.raises(ValueError, match=f"^{key}: need one width > 0 or 2 of them") as info:
+            PINNTask(Burgers(), collocation=2, test_points=4, residual_points=2, **kw)
+        assert "\n" not in str(info.value)
+
+
+def test_per_coordinate_width_in_the_scenario_schema():
+    from photonic_sim.scenarios.errors import ScenarioError
+    from photonic_sim.scenarios.schema import PdeTask, validate
+
+    ok = validate(PdeTask, dict(kind="pde", pde="burgers", sigma=[0.01, 0.05], sigma_final=0.005), "s.yaml", "task")
+    assert ok.sigma == [0.01, 0.05] and ok.sigma_final == 0.005
+    for bad, key in (([0.01, 0.05, 0.1], "task.sigma"), ([0.01, 0.0], "task.sigma"), ("0.1", "task.sigma")):
+        with pytest.raises(ScenarioError, match=key) as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", sigma=bad), "s.yaml", "task")
+        assert "list of 2 numbers > 0" in str(info.value) and "\n" not in str(info.value)

@@ -9,11 +9,12 @@ documented in :mod:`photonic_sim.scenarios` and ``docs/scenarios.md``.
 
 from __future__ import annotations
 
+import math
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
 
@@ -93,7 +94,7 @@ class PdeTask(_Strict):
     pde: Literal[PDES]  # type: ignore[valid-type]
     collocation: int = Field(100, ge=1)
     estimator: Literal[ESTIMATORS] = "sparse_grid"  # type: ignore[valid-type]
-    sigma: float = Field(0.1, gt=0)
+    sigma: float | list[float] = 0.1  # Stein width (> 0): one, or one per input coordinate (PDE order, e.g. x, t)
     level: int = Field(3, ge=1)
     mc_samples: int = Field(1024, ge=1)
     test_points: int = Field(10000, ge=1)
@@ -102,7 +103,7 @@ class PdeTask(_Strict):
     exact_readout: bool = False  # phase errors stay; DAC/ADC/detector exact (the seed paper's model)
     fd_step: float = Field(1e-2, gt=0, le=0.5)  # finite_difference step h (PDE coordinates)
     # Remedies (photonic_sim/training/pinn_remedies.py), off by default:
-    sigma_final: float | None = Field(None, gt=0)  # Stein width shrinks sigma -> sigma_final (<= sigma)
+    sigma_final: float | list[float] | None = None  # Stein width shrinks sigma -> sigma_final (<= sigma; one or per coordinate)
     sigma_decay_steps: int | None = Field(None, ge=1)  # ... geometrically over this many steps
     resample_pool: int = Field(0, ge=0, le=1_000_000)  # > 0: residual-based adaptive sampling pool
     resample_k: float = Field(1.0, ge=0, le=10)  # p ~ r2^k / mean(r2^k) + c
@@ -111,6 +112,19 @@ class PdeTask(_Strict):
     causal_eps: float = Field(0.0, ge=0, le=1e6)  # > 0: causal weights over time slices (PDE with t)
     causal_bins: int = Field(10, ge=1, le=1000)
     input_gain: float | list[float] | None = None  # modulator input z = gain * (a x + b) (> 0; one or per coordinate)
+
+    @field_validator("sigma", "sigma_final", mode="before")
+    @classmethod
+    def _stein_width(cls, value, info):
+        """One finite width > 0, or one per input coordinate of the PDE (PDE_IO, in its order)."""
+        if value is None:
+            return value
+        widths = value if isinstance(value, list) else [value]
+        dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
+        number = all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in widths)
+        if not number or len(widths) not in (1, dim) or not all(math.isfinite(w) and w > 0 for w in widths):
+            raise ValueError(f"need one number > 0 or a list of {dim or 'd'} numbers > 0 (one per input coordinate)")
+        return value
 
 
 class NoneTask(_Strict):

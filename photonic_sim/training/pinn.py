@@ -58,7 +58,8 @@ class PINNTask:
     """Physics-informed training task on a chip (module docstring).
 
     Parameters: ``pde`` (a ``PDE`` or a name of ``PDES``), ``estimator`` (one of
-    ``ESTIMATORS``), ``sigma`` (Stein smoothing, in PDE coordinates), ``level`` (sparse grid),
+    ``ESTIMATORS``), ``sigma`` (Stein smoothing, in PDE coordinates: one width, or a list of
+    ``pde.dim`` widths, one per coordinate of ``pde.names``), ``level`` (sparse grid),
     ``mc_samples`` (Monte-Carlo Stein draws per estimate), ``fd_step`` (finite-difference step
     h, PDE coordinates), ``collocation`` (points per training batch), ``test_points`` (metric
     points, uniform, drawn once on the CPU from ``test_seed``), ``residual_points`` (test points on which
@@ -69,7 +70,8 @@ class PINNTask:
 
     Remedies (``photonic_sim.training.pinn_remedies``; off by default): ``sigma_final`` and
     ``sigma_decay_steps`` (Stein width shrinking geometrically from ``sigma`` to
-    ``sigma_final`` over that many training batches), ``resample_pool`` (> 0: residual-based
+    ``sigma_final`` over that many training batches; either may be per coordinate),
+    ``resample_pool`` (> 0: residual-based
     adaptive sampling from a pool of that many points, with ``resample_k``, ``resample_c``,
     ``resample_refresh``), ``causal_eps`` (> 0: causal weights over ``causal_bins`` time slices;
     the PDE needs a coordinate named "t"), ``input_gain`` (g, a number or one per coordinate:
@@ -84,11 +86,12 @@ class PINNTask:
     metric_name = "relative_l2"
     higher_is_better = False
 
-    def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float = 0.1, level: int = 3,
+    def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float | tuple[float, ...] = 0.1,
+                 level: int = 3,
                  mc_samples: int = 1024, fd_step: float = 1e-2, collocation: int = 100,
                  test_points: int = 10000, residual_points: int = 1000, eval_rows: int = 200_000,
                  eval_level: int | None = None, test_seed: int = 0, seed: int = 0,
-                 device: torch.device | str = "cpu", sigma_final: float | None = None,
+                 device: torch.device | str = "cpu", sigma_final: float | tuple[float, ...] | None = None,
                  sigma_decay_steps: int | None = None, resample_pool: int = 0, resample_k: float = 1.0,
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
                  causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None) -> None:
@@ -110,6 +113,9 @@ class PINNTask:
         self.eval_rows = int(eval_rows)
         self.residual_points = int(residual_points)
         d = self.pde.dim
+        sigma = self._check_width("sigma", sigma)
+        if sigma_final is not None:
+            sigma_final = self._check_width("sigma_final", sigma_final)
         self.estimator = self._make_estimator(estimator, sigma, level, mc_samples, fd_step, seed)
         self.eval_estimator = self.estimator
         if eval_level is not None and eval_level != level:
@@ -130,6 +136,19 @@ class PINNTask:
             if gain.numel() not in (1, d) or not bool(torch.isfinite(gain).all() and (gain > 0).all()):
                 raise ValueError(f"input_gain: need one number > 0 or {d} of them")
             self.scale, self.shift = self.scale * gain, self.shift * gain
+
+    def _check_width(self, key: str, value):
+        """A Stein width: one number > 0 (a float) or one per coordinate (a tuple of d floats)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = (float(value),)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+            values = tuple(float(v) for v in value)
+        else:
+            values = ()
+        names = ", ".join(self.pde.names)
+        if len(values) not in (1, self.pde.dim) or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"{key}: need one width > 0 or {self.pde.dim} of them (one per coordinate {names})")
+        return values[0] if isinstance(value, (int, float)) else values
 
     def _init_remedies(self, sigma, sigma_final, decay_steps, pool, k, c, refresh, causal_eps, causal_bins):
         """The optional remedies (class docstring); checked here, one line naming the key."""
@@ -169,10 +188,11 @@ class PINNTask:
         if isinstance(self.estimator, MonteCarloStein):
             self.estimator.generator.set_state(state["mc_generator"])
 
-    def set_sigma(self, sigma: float) -> None:
-        """Stein width of the loss and evaluation estimators (PDE coordinates)."""
+    def set_sigma(self, sigma) -> None:
+        """Stein width of the loss and evaluation estimators (PDE coordinates): one number or
+        one per coordinate (a sequence or tensor of ``pde.dim`` widths)."""
         for est in (self.estimator, self.eval_estimator):
-            est.sigma = float(sigma)
+            est.sigma = sigma
 
     def train_losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
         """The training loss [P]: ``losses`` with the remedies applied (causal weights; the

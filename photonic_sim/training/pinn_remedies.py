@@ -45,18 +45,28 @@ Tensor = torch.Tensor
 
 class SigmaSchedule:
     """Geometric Stein-width schedule σ(t) from ``start`` to ``end`` over ``steps`` steps (module
-    docstring); ``end`` ≤ ``start``, both > 0, PDE coordinates."""
+    docstring); ``end`` ≤ ``start``, both > 0, PDE coordinates. Either may be one width per
+    coordinate (a sequence; the other is broadcast): each coordinate then shrinks geometrically
+    on its own, σ_j(t) = σ₀_j (σ₁_j/σ₀_j)^{min(t/T, 1)}, and σ(t) is a float64 tensor [d]
+    (a float when both are single numbers)."""
 
-    def __init__(self, start: float, end: float, steps: int):
-        if not (math.isfinite(start) and start > 0):
-            raise ValueError("sigma: must be a finite number > 0")
-        if not (math.isfinite(end) and 0 < end <= start):
+    def __init__(self, start, end, steps: int):
+        scalar = all(isinstance(v, (int, float)) for v in (start, end))
+        a = torch.as_tensor(start, dtype=torch.float64).reshape(-1)
+        b = torch.as_tensor(end, dtype=torch.float64).reshape(-1)
+        if not bool((torch.isfinite(a) & (a > 0)).all()) or a.numel() < 1:
+            raise ValueError("sigma: must be finite numbers > 0")
+        if a.numel() != b.numel() and 1 not in (a.numel(), b.numel()):
+            raise ValueError("sigma_final: need one width or as many as sigma has")
+        a, b = torch.broadcast_tensors(a, b)
+        if not bool((torch.isfinite(b) & (b > 0) & (b <= a)).all()):
             raise ValueError("sigma_final: must be > 0 and <= sigma")
         if int(steps) != steps or steps < 1:
             raise ValueError("sigma_decay_steps: must be an integer >= 1")
-        self.start, self.end, self.steps = float(start), float(end), int(steps)
+        self.start, self.end = (float(start), float(end)) if scalar else (a.clone(), b.clone())
+        self.steps = int(steps)
 
-    def __call__(self, step: int) -> float:
+    def __call__(self, step: int):
         frac = min(max(step, 0) / self.steps, 1.0)
         return self.start * (self.end / self.start) ** frac
 

@@ -5,7 +5,9 @@ batch, e.g. P phase settings, is allowed on the output) and calls it ONCE per es
 shifted copies of all collocation points stacked into one [M, d] input.
 
 Stein estimators approximate the Gaussian-smoothed model u_σ(x) = E_δ[f(x+δ)], δ ~ N(0, σ²I),
-with nodes δ_i = σ·z_i and weights w_i (Σ w_i = 1), in antithetic form (docs/physics.md#bp-free-pinns):
+with nodes δ_i = σ·z_i and weights w_i (Σ w_i = 1), in antithetic form (docs/physics.md#bp-free-pinns);
+σ may also be one width σ_j per coordinate (δ ~ N(0, diag σ_j²), δ_i = σ ⊙ z_i; below σ² → σ_j²
+and σ⁴ → σ_j⁴ of the coordinate j differentiated):
 
     u        ≈ Σ w_i (f(x+δ_i) + f(x−δ_i)) / 2
     ∂_j u    ≈ Σ w_i δ_ij (f(x+δ_i) − f(x−δ_i)) / (2σ²)
@@ -32,6 +34,7 @@ only the coordinates in ``dims`` are stepped (2·len(dims)+1 points).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -118,13 +121,36 @@ class DerivativeEstimator(ABC):
 
 
 class _SteinEstimator(DerivativeEstimator):
-    """Antithetic Stein forms on nodes z [K, d] (standard normal) with weights [K]."""
+    """Antithetic Stein forms on nodes z [K, d] (standard normal) with weights [K].
 
-    def __init__(self, d: int, sigma: float):
+    ``sigma``: one width (isotropic, a float) or d widths σ_j, one per coordinate (a float64
+    tensor [d]): the anisotropic smoothing δ ~ N(0, diag(σ_j²)), δ = σ ⊙ z, for which every
+    formula of the module docstring holds with σ² → σ_j² and σ⁴ → σ_j⁴ of the coordinate j
+    differentiated (the Gaussian factorises over coordinates).
+    """
+
+    def __init__(self, d: int, sigma):
         super().__init__(d)
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
-        self.sigma = float(sigma)
+        self.sigma = sigma
+
+    @property
+    def sigma(self):
+        """The width: a float, or a float64 tensor [d] (one per coordinate); set either."""
+        return self._sigma
+
+    @sigma.setter
+    def sigma(self, value) -> None:
+        if not isinstance(value, (int, float)) and torch.as_tensor(value).numel() == 1:
+            value = float(torch.as_tensor(value))
+        if isinstance(value, (int, float)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"sigma must be a finite number > 0, got {value!r}")
+            self._sigma = float(value)
+            return
+        s = torch.as_tensor(value, dtype=torch.float64).detach().reshape(-1).cpu()
+        if s.numel() != self.d or not bool((torch.isfinite(s) & (s > 0)).all()):
+            raise ValueError(f"sigma must be one number > 0 or {self.d} of them (one per coordinate)")
+        self._sigma = s.clone()
 
     @abstractmethod
     def _nodes(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +166,9 @@ class _SteinEstimator(DerivativeEstimator):
         dims = self._dims(dims, self.d)
         z, w = self._nodes()
         z, w = z.to(x), w.to(x)
-        delta = self.sigma * z  # [K, d]
+        sig = self.sigma if isinstance(self.sigma, float) else self.sigma.to(x)  # σ or σ_j [d]
+        sub = sig if isinstance(sig, float) else sig[dims]  # the differentiated coordinates' widths
+        delta = sig * z  # [K, d]
         k, n = delta.shape[0], x.shape[0]
         center = _needs_second(need)
         shifted = [x.unsqueeze(0) + delta.unsqueeze(1), x.unsqueeze(0) - delta.unsqueeze(1)]
@@ -153,11 +181,11 @@ class _SteinEstimator(DerivativeEstimator):
             out["u"] = torch.einsum("k,...kn->...n", w, fp + fm) / 2
         if "grad" in need:
             dsub = delta[:, dims]
-            out["grad"] = torch.einsum("k,kj,...kn->...nj", w, dsub, fp - fm) / (2 * self.sigma**2)
+            out["grad"] = torch.einsum("k,kj,...kn->...nj", w, dsub, fp - fm) / (2 * sub**2)
         if center:
-            coef = w.unsqueeze(1) * (delta[:, dims] ** 2 - self.sigma**2)  # [K, k]
+            coef = w.unsqueeze(1) * (delta[:, dims] ** 2 - sub**2)  # [K, k]
             second = fp + fm - 2 * f0.unsqueeze(-2)
-            diag2 = torch.einsum("kj,...kn->...nj", coef, second) / (2 * self.sigma**4)
+            diag2 = torch.einsum("kj,...kn->...nj", coef, second) / (2 * sub**4)
             _put_second(out, diag2, need)
         return out
 
