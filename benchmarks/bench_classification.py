@@ -11,7 +11,9 @@
 Every run is a :class:`photonic_sim.Experiment` (the assembly ``photonic-sim run`` uses; a
 :class:`Setup` holds one part's plain data and builds it per strategy and seed), compared with
 ``photonic_sim.training.compare``: the chip is the default silicon card (8-bit phases, γ-noise
-0.002, crosstalk 0.005, phase bias U(−1, 1) rad, intensity readout), the test metric is measured
+0.002, crosstalk 0.005, phase bias U(−1, 1) rad, intensity readout; no insertion loss,
+``Experiment(insertion_loss=False)``, the model the published tables were measured with — a
+scenario's ``chip.insertion_loss`` is on by default), the test metric is measured
 through the noisy chip, queries and training energy/latency come from the training ledger only.
 A run's seed sets the chip, the train/test split, the initial phases, the strategy's generator
 (seed + 1) and the mini-batch order. ``--workers N`` runs jobs in N processes (torch
@@ -72,7 +74,7 @@ class Setup:
                   "eval_batch_size": self.eval_batch_size, "logit_scale": self.logit_scale, "loss": self.loss}
         return Experiment(devices=load_device_card(self.devices, overrides=dict(self.device_overrides)),
                           accelerator=self.accelerator, model=self.model, task=dict(self.task), training=recipe,
-                          seed=seed, **kwargs)
+                          seed=seed, insertion_loss=False, **kwargs)
 
     def __call__(self, strategy: str, seed: int) -> dict:
         base, _, insitu = strategy.partition("+")
