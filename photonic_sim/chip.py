@@ -28,8 +28,11 @@ Physics of one query (all batched over P phase settings and B inputs):
    share its static errors.
 2. **Couplers**: static κ(λ) + δκ per coupler (``coupler.kappa`` and its wavelength
    polynomial at ``laser.wavelength``, ``coupler.imbalance_std``), drawn once.
-   Uniform insertion loss is an overall attenuation that the laser link budget pays for
-   (the cost model charges it); it is simulated only with ``insertion_loss=True``.
+   Insertion loss (``insertion_loss=True``; docs/physics.md#insertion-loss-and-the-link-budget):
+   IL_MZI = 2·IL_ps + 2·IL_coupler on the MZIs of the mesh columns that leave some modes
+   untouched, so paths lose different amounts; the loss every path shares (full columns,
+   modulator, screens, waveguide) is a scalar the laser pays for, the link budget setting it so
+   a full-scale channel still reaches the detectors at ``P_ch`` (``accelerators.cost``).
 3. **Modulators** (E/O; steps 3 and 4 are the chip's readout chain, a device-level object
    it owns: ``photonic_sim.devices.ReadoutChain``): real signed amplitudes in [−1, 1] with DAC quantization. Each
    vector is scaled digitally to the DAC range before conversion and scaled back after
@@ -124,7 +127,9 @@ class Chip:
     same chip on every device; the per-query noise generator lives on ``device``), ``layout``
     (block origins [num_blocks, 2] in m on the die, e.g. ``accelerators.layout.block_origins``:
     thermal crosstalk then acts across blocks by distance instead of within each block;
-    space-multiplexed networks only; default None: thermally isolated blocks).
+    space-multiplexed networks only; default None: thermally isolated blocks),
+    ``insertion_loss`` (simulate the meshes' path-dependent per-MZI loss, module docstring 2;
+    default False here, True in scenarios and ``Experiment``).
     """
 
     def __init__(
@@ -403,16 +408,18 @@ class Chip:
         self._kappa = None
         if coupler.imbalance_std > 0 or coupler.kappa != 0.5:
             self._kappa = coupler.draw_kappas((nhw, m, 2), gen).to(self.device, torch.float64)
-        # insertion loss (docs/physics.md#insertion-loss-and-the-link-budget): the per-MZI loss of
-        # the path-dependent mesh columns; the loss every path pays is the laser's (link budget)
+        # insertion loss (docs/physics.md#insertion-loss-and-the-link-budget): the per-MZI loss of the
+        # path-dependent mesh columns; the loss every path pays is the laser's (link budget); the
+        # controller's digital readout gain restores the mean path's scale (``mean_loss_db``)
         self._loss_db = None
-        if insertion_loss:
-            from photonic_sim.accelerators.cost import simulated_loss_db
+        if insertion_loss and not self.ideal:
+            from photonic_sim.accelerators.cost import mean_loss_db, simulated_loss_db
             from photonic_sim.devices.readout import full_scale_power
 
             fsa = full_scale_power(self._detector) / self.channel_power  # the chain's full_scale_amplitude
-            self._loss_db = {part: loss.to(self.device)
-                             for part, loss in simulated_loss_db(card, net.block_size, fsa).items()}
+            loss = simulated_loss_db(card, net.block_size, fsa)
+            self._readout_chain.gain = 10.0 ** (mean_loss_db(net.block, loss) / 20.0)
+            self._loss_db = {part: value.to(self.device) for part, value in loss.items()}
         if self.ideal:
             self._kappa = self._loss_db = None
         # time dependence (``_dynamics``): off unless the card gives τ or a drift

@@ -118,8 +118,12 @@ def test_chip_per_path_loss_by_hand():
     """Every MZI in the bar state (θ = π: diag(−1, 1)), Σ at θ = π (σ = 1), screens 0: light
     entering mode j leaves on mode j. Modes 0 and 3 cross only the full columns (0 and 2 of
     each mesh) and Σ: 5 MZIs; modes 1 and 2 cross all 4 columns of each mesh and Σ: 9 MZIs.
-    The laser pays the 5 every path shares, so the chip reads 1 on modes 0, 3 and
-    10^(−4·1.16/20) on modes 1, 2 (0.586); without loss every mode reads 1."""
+    The laser pays the 5 every path shares, so the light reaches the detectors with amplitude 1
+    on modes 0, 3 and 10^(−4·1.16/20) on modes 1, 2 (0.586); without loss every mode reads 1.
+    The controller's digital gain restores the mean path: by hand, light spread evenly and
+    split evenly by each MZI keeps ((1 + t)/2)⁴ of its power through the 4 lossy columns
+    (t = 10^(−0.116), each lossy column halves the pair's loss on average), so readings are
+    × ((1 + t)/2)^(−2) = 1.283."""
     chip = _bar_chip(True)
     block = SVDBlock(4, 4)
     ph = torch.zeros(chip.num_phases, dtype=torch.float64)
@@ -129,11 +133,14 @@ def test_chip_per_path_loss_by_hand():
     ph[block.slices["S"]] = math.pi
     eye = torch.eye(4, dtype=torch.float64)
     crossed = [5, 9, 9, 5]  # MZIs on each mode's path (hand count)
-    want = torch.tensor([10 ** (-(n - 5) * 1.16 / 20) for n in crossed], dtype=torch.float64)
+    t = 10 ** (-1.16 / 10)
+    gain = ((1 + t) / 2) ** -2
+    assert chip._readout_chain.gain == pytest.approx(gain, rel=1e-12) and gain == pytest.approx(1.283, abs=1e-3)
+    want = gain * torch.tensor([10 ** (-(n - 5) * 1.16 / 20) for n in crossed], dtype=torch.float64)
     got = chip.measure(eye, ph)
     assert torch.allclose(got.abs().diagonal(), want, atol=1e-12, rtol=0)
     assert float((got - torch.diag(got.diagonal())).abs().max()) < 1e-12  # the bar state routes mode j to j
-    assert want[1] == pytest.approx(0.586, abs=1e-3)
+    assert want[1] / gain == pytest.approx(0.586, abs=1e-3)
     lossless = _bar_chip(False).measure(eye, ph)
     assert torch.allclose(lossless.abs(), eye, atol=1e-12, rtol=0)
     # the detector power the chip simulates is the link budget's full-scale power
@@ -173,3 +180,88 @@ def test_experiment_builds_the_lossy_chip_and_reports_it():
     assert "sensitivity -27 dBm" in line
     assert line in to_markdown(rep_on, {})
     assert link_sentence(rep_off) == "insertion loss not simulated (scenario chip.insertion_loss: false)"
+
+
+# ------------------------------------------------------------------ in-situ gradient hardware (issue 23)
+
+
+def test_in_situ_conversions_counted_by_hand_and_priced():
+    """One adjoint step of B = 3 inputs on one 4×4 block (coherent readout). By hand, per input
+    vector: forward pass 4 DAC + 4 ADC (the ordinary readout) + 2k² + 2k = 40 tap ADCs; adjoint
+    pass 2·4 DAC (I/Q source at the 4 outputs) + 2·8 ADC (I/Q receivers at the 4 inputs and 4
+    Σ spare ports) + 40 taps; interference pass 2·8 DAC (I/Q at the 8 input-side ports) + 40
+    taps. The cost model prices the conversions beyond the schedule's 4 + 4 per sample."""
+    from photonic_sim.accelerators.cards import load_accelerator_card
+    from photonic_sim.accelerators.cost import conversion_energy, converter_area, in_situ_counts, training_cost
+
+    card = load_device_card(CARD)
+    net = DenseONN([dense(4, 4, "none", False)], block_size=4)
+    chip = Chip(net, card, seed=0, readout="coherent", dtype=torch.float64)
+    b, k = 3, 4
+    x = torch.rand(b, k, generator=torch.Generator().manual_seed(1))
+    chip.adjoint_gradient(x, chip.init_phases(torch.Generator().manual_seed(0)), lambda r: r.square().sum(-1))
+    led = chip.ledger.totals()
+    taps = 2 * k * k + 2 * k
+    adc = b * (k + taps) + b * (2 * 2 * k + taps) + b * taps
+    dac = b * k + b * 2 * k + b * 2 * 2 * k
+    assert (led["queries"], led["samples"], led["adc_conversions"], led["dac_conversions"]) == (3, 3 * b, adc, dac)
+    assert (adc, dac) == (420, 84)
+
+    acc = load_accelerator_card("dense_onn", overrides={"block_size": 4})
+    plain = training_cost(acc, net.spec, card, led)
+    hw = training_cost(acc, net.spec, card, led, in_situ_hardware=True)
+    e_adc, e_dac = conversion_energy(card.adc), conversion_energy(card.dac)
+    scheduled = 3 * b * k  # samples × (blocks · k) conversions of each kind
+    e = hw["breakdown"]["energy_j"]
+    assert e["adc_in_situ"] == pytest.approx((adc - scheduled) * e_adc, rel=1e-12)
+    assert e["dac_in_situ"] == pytest.approx((dac - scheduled) * e_dac, rel=1e-12)
+    assert e["adc"] + e["adc_in_situ"] == pytest.approx(adc * e_adc, rel=1e-12)  # every conversion the chip made
+    assert hw["energy_j"] == pytest.approx(plain["energy_j"] + e["adc_in_situ"] + e["dac_in_situ"], rel=1e-12)
+    assert hw["latency_s"] == plain["latency_s"]  # one converter per tap / port, during the pass
+    assert "adc_in_situ" not in plain["breakdown"]["energy_j"]
+
+    rep = estimate(acc, net.spec, card, in_situ_hardware=True)
+    extra = in_situ_counts(k, 1)
+    assert extra == {"tap_detectors": 40, "tap_tias": 40, "tap_adcs": 40, "iq_modulators": 16, "iq_dacs": 16,
+                     "iq_detectors": 32, "iq_tias": 16, "iq_adcs": 16}
+    assert all(rep.counts[name] == n for name, n in extra.items())
+    base = estimate(acc, net.spec, card)
+    added = sum(rep.area_m2.values()) - sum(base.area_m2.values())
+    by_hand = acc.area_overhead * (40 * (card.photodetector.area + card.tia.area + converter_area(card.adc))
+                                   + 16 * (card.modulator.area + converter_area(card.dac))
+                                   + 32 * card.photodetector.area + 16 * (card.tia.area + converter_area(card.adc)))
+    assert added == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_experiment_prices_the_hardware_of_in_situ_strategies_only():
+    """The report of an adjoint run carries the taps' conversions and area; a ZO run's does not."""
+    reports = {}
+    for strategy in ("adjoint", "zo-rge"):
+        exp = Experiment(devices=CARD, accelerator="tonn_space", model="digits", task="digits", seed=0,
+                         training={"strategy": strategy, "steps": 1, "batch_size": 2, "eval_every": 1,
+                                   "eval_batch_size": 512, "strategy_options": {"lr": 0.01}})
+        reports[strategy] = exp.run().report
+    adj, zo = reports["adjoint"], reports["zo-rge"]
+    assert adj["training"]["breakdown"]["energy_j"]["adc_in_situ"] > 0
+    assert adj["counts"]["tap_adcs"] == 24 * (2 * 64 + 16) and "tap_adcs" in adj["area_mm2"]["breakdown"]
+    assert "adc_in_situ" not in zo["training"]["breakdown"]["energy_j"] and "tap_adcs" not in zo["counts"]
+
+
+@pytest.mark.parametrize("readout", ["intensity", "coherent"])
+def test_readout_gain_same_on_the_fused_and_torch_paths(readout, monkeypatch):
+    """The digital readout gain acts alike in the fused C readout and the torch readout (exact
+    conversion, so both give the same numbers)."""
+    from photonic_sim.cores import _fused_read
+
+    card = load_device_card(CARD)
+    net = DenseONN([dense(8, 8, "none", False)], block_size=8)
+    chip = Chip(net, card, seed=0, exact_readout=True, readout=readout, insertion_loss=True, dtype=torch.float64)
+    assert chip._readout_chain.gain > 1
+    x = torch.rand(16, 8, generator=torch.Generator().manual_seed(2))
+    ph = chip.init_phases(torch.Generator().manual_seed(1))
+    if _fused_read.kernel() is None:
+        pytest.skip("no C compiler: the fused readout kernel is not available")
+    fused = chip.measure(x, ph)
+    monkeypatch.setattr(_fused_read, "usable", lambda *t: False)
+    torch_path = chip.measure(x, ph)
+    assert torch.allclose(fused, torch_path, rtol=1e-12, atol=1e-12)

@@ -20,7 +20,8 @@ pairs every mode (in a k-mode Clements mesh with k even: k/2 of the k columns; t
 a square block) multiplies the block by one scalar; the other columns leave the edge modes
 untouched, so paths cross different numbers of MZIs (``block_loss``: u columns common to every
 path, c MZIs on the critical path; k = 8: u = 9, c = 17). The chip simulates the per-MZI loss
-of the path-dependent columns; the part every path pays is paid by the laser:
+of the path-dependent columns (and its controller's digital readout gain undoes their mean,
+``mean_loss_db``); the part every path pays is paid by the laser:
 
     IL_uniform = IL_mod + 2·IL_ps (output screens) + (2k+1)·mzi_pitch·waveguide_loss + u·IL_MZI
     IL_critical = IL_uniform + (c − u)·IL_MZI                                          [dB]
@@ -60,6 +61,17 @@ Latency of Q queries, S settings, N samples (one inference: Q = 1, S = 0, N = 1)
                                each query loads the G programs in turn)
     latency = settles · settle_time + N · t_opt + Q · control_overhead
     energy  = N_ps·P_π·φ̄/π · latency + N · (laser + TIA + DAC + ADC + modulator + digital + SRAM)
+
+In-situ gradient hardware (strategies with ``needs_hardware``: the in-situ adjoint, node
+perturbation; docs/in-situ-gradients.md#what-it-costs). Every pass of an input vector through a
+k×k block lights 2k² + 2k monitor taps, one ADC conversion each, and the adjoint and
+interference passes inject and read I/Q fields at the block's ports; the chip books all of
+them in its ledger (``adc_conversions`` / ``dac_conversions``). ``training_cost(...,
+in_situ_hardware=True)`` prices the conversions beyond the schedule's per-sample ones at the
+ADC / DAC energy per conversion (no latency: every tap and port has its own converter, which
+converts during the pass already charged); ``estimate(..., in_situ_hardware=True)`` adds the
+taps (photodiode, TIA, ADC each) and an I/Q transceiver per block port (``in_situ_counts``) to
+the counts and the area.
 
 Area: Σ count · footprint per device type (phase shifters, couplers, modulators, detectors,
 TIAs, ADCs, DACs, lasers), each × area_overhead; m² inside, mm² in ``to_dict``. A converter
@@ -113,6 +125,8 @@ class _Rates:
     programs: int  # G: program loads per query (0: phases stay put)
     t_opt: float  # s of streaming per sample
     per_sample: dict[str, float]  # J per sample, keys _DYNAMIC
+    channel_symbols: int = 0  # DAC / ADC conversions per sample the schedule prices
+    conversion_energy: tuple[float, float] = (0.0, 0.0)  # J per (ADC, DAC) conversion
 
 
 @dataclass(frozen=True)
@@ -151,14 +165,17 @@ class CostReport:
 
 
 def estimate(architecture: str | Path | AcceleratorCard, model: Any,
-             devices: str | Path | DeviceCard = "silicon_thermo_optic", phases: Any = None) -> CostReport:
+             devices: str | Path | DeviceCard = "silicon_thermo_optic", phases: Any = None, *,
+             in_situ_hardware: bool = False) -> CostReport:
     """Counts, area and one inference's energy / latency (formulas: module docstring).
 
     ``architecture``: accelerator card name, path or loaded card; ``model``: NetworkSpec,
     preset name, or a ``torch.nn.Module`` (module docstring); ``devices``: device card name,
     path or loaded card; ``phases``: optional array (or list of arrays) of the programmed
     phase-shifter phases (rad) whose mean sets the heater power (default: the model's
-    photonic layers' phases, else mean π).
+    photonic layers' phases, else mean π); ``in_situ_hardware``: add the devices of the
+    in-situ adjoint / node-perturbation strategies (``needs_hardware``) to the counts and the
+    area (module docstring, "In-situ gradient hardware").
     """
     acc = architecture if isinstance(architecture, AcceleratorCard) else load_accelerator_card(architecture)
     dev = devices if isinstance(devices, DeviceCard) else load_device_card(devices)
@@ -196,6 +213,8 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
         programs=programs,
         t_opt=t_opt,
         per_sample=per_sample,
+        channel_symbols=channel_symbols,
+        conversion_energy=(conversion_energy(dev.adc), conversion_energy(dev.dac)),
     )
     link["heater_power_w"] = rates.heater_power
     link["heater_mean_phase_rad"] = mean_phase
@@ -206,6 +225,13 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
         "modulators": dev.modulator.area, "detectors": dev.photodetector.area, "tias": dev.tia.area,
         "adcs": converter_area(dev.adc), "dacs": converter_area(dev.dac), "lasers": dev.laser.area,
     }
+    if in_situ_hardware:
+        extra = in_situ_counts(k, counts["blocks"])
+        counts.update(extra)
+        footprints |= {"tap_detectors": dev.photodetector.area, "tap_tias": dev.tia.area,
+                       "tap_adcs": converter_area(dev.adc), "iq_modulators": dev.modulator.area,
+                       "iq_dacs": converter_area(dev.dac), "iq_detectors": dev.photodetector.area,
+                       "iq_tias": dev.tia.area, "iq_adcs": converter_area(dev.adc)}
     area = {name: counts[name] * a * acc.area_overhead for name, a in footprints.items()}
     if acc.layout is not None:  # the meshes' area is the floorplan's (accelerators.layout)
         del area["phase_shifters"], area["couplers"]
@@ -225,7 +251,8 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
 
 
 def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
-                  devices: str | Path | DeviceCard, ledger: dict[str, float], phases: Any = None) -> dict[str, Any]:
+                  devices: str | Path | DeviceCard, ledger: dict[str, float], phases: Any = None, *,
+                  in_situ_hardware: bool = False) -> dict[str, Any]:
     """Energy (J) and latency (s) of a training run from the chip ledger totals.
 
     ``ledger`` (e.g. ``chip.ledger.totals()``): ``queries`` (phase settings × input batches
@@ -236,6 +263,13 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
     and ``phases`` as in :func:`estimate`: pass the run's programmed phase-shifter phases (the
     phase entries of the final control vector; Σ attenuator entries folded into [0, π] as the
     device realises them) so the heater energy follows them.
+
+    ``in_situ_hardware`` (a strategy with ``needs_hardware``: the in-situ adjoint, node
+    perturbation): the ADC / DAC conversions the chip booked beyond the schedule's per-sample
+    ones (``adc_conversions`` − samples · conversions per sample, the monitor taps and the I/Q
+    ports; module docstring, "In-situ gradient hardware") are priced too, as the breakdown's
+    ``adc_in_situ`` / ``dac_in_situ`` (J; no latency: every tap and port has its own converter,
+    which converts during the pass already charged as a sample).
     """
     allowed = ", ".join(PRICED_KEYS + INFO_KEYS)
     for key in ledger:
@@ -249,8 +283,28 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
             raise ValueError(f"ledger.{key}: {v!r} is not a count (allowed: finite number >= 0)")
     rates = estimate(architecture, model, devices, phases)._rates
     out = _price(rates, ledger["queries"], ledger["phase_settings"], ledger["samples"])
+    if in_situ_hardware:
+        scheduled = ledger["samples"] * rates.channel_symbols
+        energy = out["breakdown"]["energy_j"]
+        for name, key, joules in (("adc_in_situ", "adc_conversions", rates.conversion_energy[0]),
+                                  ("dac_in_situ", "dac_conversions", rates.conversion_energy[1])):
+            energy[name] = max(0.0, ledger.get(key, 0) - scheduled) * joules
+        out["energy_j"] = sum(energy.values())
     out["ledger"] = dict(ledger)
     return out
+
+
+def in_situ_counts(k: int, blocks: int) -> dict[str, int]:
+    """Devices the in-situ adjoint / node perturbation add to ``blocks`` k×k SVD blocks (module
+    docstring, "In-situ gradient hardware"): a monitor tap (photodiode, TIA, ADC) at every phase
+    shifter and Σ spare port, 2k² + 2k per block (two k×k meshes: 2·k(k−1)/2 MZIs × 2 shifters,
+    2k Σ ports, 2k output-screen shifters); an I/Q transceiver at every one of the block's 2k
+    ports (k inputs, k outputs): an I/Q modulator (2 modulators, 2 DACs) and an I/Q receiver
+    (2 balanced pairs: 4 photodiodes, 2 TIAs, 2 ADCs)."""
+    taps = blocks * (2 * k * k + 2 * k)
+    ports = blocks * 2 * k
+    return {"tap_detectors": taps, "tap_tias": taps, "tap_adcs": taps, "iq_modulators": 2 * ports,
+            "iq_dacs": 2 * ports, "iq_detectors": 4 * ports, "iq_tias": 2 * ports, "iq_adcs": 2 * ports}
 
 
 def conversion_energy(converter: Any) -> float:
@@ -388,6 +442,30 @@ def simulated_loss_db(dev: DeviceCard, k: int, full_scale_amplitude: float = 1.0
     loss = mask * link["mzi_loss_db"]
     loss[block.mzi_slices["S"]] += link["laser_shortfall_db"]
     return {part: loss[sl].clone() for part, sl in block.mzi_slices.items()}
+
+
+def mean_loss_db(block: SVDBlock, loss_db: dict[str, Tensor]) -> float:
+    """The power loss (dB) the per-MZI loss ``loss_db`` (``SVDBlock``'s dict, e.g.
+    :func:`simulated_loss_db`) costs a field spread evenly over the block's inputs when every
+    MZI splits its light evenly (the mean over the paths of a random mesh). The chip's
+    controller calibrates its digital readout gain to it (``Chip(insertion_loss=True)``:
+    readings × 10^(dB/20), intensities × 10^(dB/10)), so readings keep their lossless scale on
+    average while noise and ADC resolution stay those of the attenuated light."""
+    n_in, n_out, r = block.n_in, block.n_out, block.rank
+    power = [1.0 / n_in] * n_in
+
+    def sweep(mesh, key, power):
+        t = (10.0 ** (-loss_db[key].to(torch.float64) / 10.0)).tolist()
+        for col in mesh.columns:
+            for j in range(col.count):
+                a = col.offset + 2 * j
+                power[a] = power[a + 1] = 0.5 * (power[a] + power[a + 1]) * t[col.start + j]
+        return power
+
+    power = sweep(block.v, "V", power)
+    sigma = (10.0 ** (-loss_db["S"].to(torch.float64) / 10.0)).tolist()
+    power = [power[i] * sigma[i] if i < r else 0.0 for i in range(n_out)]
+    return -10.0 * math.log10(sum(sweep(block.u, "U", power)))
 
 
 def _dbm(watts: float) -> float:

@@ -19,6 +19,11 @@ O/E (``detect``), in normalized units where a full-scale input carries the chann
 * *intensity* = one photodiode, P = P_ch|y|², unipolar ADC, reading = (V/G − I_d) / (R·P_ch)
   (``Photodetector.read``).
 
+``gain`` (default 1) is the controller's digital gain on every reading (after the ADC: noise
+and resolution are those of the light that arrived): coherent readings × gain, intensity
+readings × gain². A chip with insertion loss sets it to undo the mean loss of its meshes'
+path-dependent columns (``accelerators.cost.mean_loss_db``).
+
 Intermediate passes (a TT core chain, partial sums) are always read coherently because they
 are signed; the final pass follows ``final_readout``. ``exact`` conversion: coherent reads
 Re y, intensity reads |y|², no noise, no ADC.
@@ -124,6 +129,7 @@ class ReadoutChain:
         self.exact = bool(exact)
         # channel power so that the ADC full scale is `full_scale_amplitude` (coherent, bipolar)
         self.channel_power = full_scale_power(detector, full_scale_amplitude)
+        self.gain = 1.0  # the controller's digital gain on every reading (``detect``)
         self.dac_conversions = self.adc_conversions = self.clipped = 0
 
     @classmethod
@@ -175,7 +181,8 @@ class ReadoutChain:
         coherent = self.coherent(final)
         self.adc_conversions += field.numel()
         if self.exact:
-            return field.real if coherent else field.real.square() + field.imag.square()
+            out = field.real if coherent else field.real.square() + field.imag.square()
+            return out if self.gain == 1.0 else out * (self.gain if coherent else self.gain**2)
         det, pch = self.detector, self.channel_power
         g, r = det.tia_gain, det.responsivity
         if coherent:
@@ -188,6 +195,9 @@ class ReadoutChain:
             reading = (volts / g - det.dark_current) / (r * pch)
         self.clipped += clipped
         reading = reading.to(exact.dtype)
+        if self.gain != 1.0:
+            g = self.gain if coherent else self.gain**2
+            exact, reading = exact * g, reading * g
         if differentiable:
             reading = exact + (reading - exact).detach()
         return reading
@@ -198,8 +208,10 @@ class ReadoutChain:
         to reading units in ``detect``; exact conversion: noise and ADC off."""
         coherent = self.coherent(final)
         if self.exact:
-            return Readout(coherent, False, False, amp=1.0, responsivity=1.0, dark_current=0.0, shot=0.0,
-                           bandwidth=0.0, floor=0.0, tia_gain=1.0, lsb=1.0, kmin=0.0, kmax=0.0, back=1.0)
+            g = self.gain if coherent else self.gain**2
+            return Readout(coherent, False, False, amp=g if coherent else 1.0, responsivity=1.0, dark_current=0.0,
+                           shot=0.0, bandwidth=0.0, floor=0.0, tia_gain=1.0, lsb=1.0, kmin=0.0, kmax=0.0,
+                           back=1.0 if coherent else 1.0 / g)
         det, pch = self.detector, self.channel_power
         g, r = det.tia_gain, det.responsivity
         lsb, kmin, kmax = det.adc_grid(bipolar=coherent)
@@ -207,7 +219,8 @@ class ReadoutChain:
             scale, floor = det.homodyne_noise(pch)
             return Readout(True, True, True, amp=2.0 * r * pch, responsivity=r, dark_current=det.dark_current,
                            shot=scale, bandwidth=det.bandwidth, floor=floor, tia_gain=g, lsb=lsb, kmin=kmin,
-                           kmax=kmax, back=1.0 / (2.0 * g * r * pch), generator=self.generator)
+                           kmax=kmax, back=self.gain / (2.0 * g * r * pch), generator=self.generator)
         return Readout(False, True, True, amp=pch, responsivity=r, dark_current=det.dark_current,
                        shot=2.0 * elementary_charge, bandwidth=det.bandwidth, floor=det.thermal_variance,
-                       tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=r * pch, generator=self.generator)
+                       tia_gain=g, lsb=lsb, kmin=kmin, kmax=kmax, back=r * pch / self.gain**2,
+                       generator=self.generator)

@@ -360,8 +360,15 @@ class Experiment:
         ``phases`` (a control vector) the heater energy follows those programmed phases, as the
         report's total does, else a mean phase of π."""
         programmed = None if phases is None else programmed_phases(self.network, phases)
-        c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger, programmed)
+        c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger, programmed,
+                          in_situ_hardware=self._in_situ_hardware)
         return c["energy_j"], c["latency_s"]
+
+    @property
+    def _in_situ_hardware(self) -> bool:
+        """Whether the strategy assumes the in-situ gradient hardware (``needs_hardware``: monitor
+        taps, I/Q ports), which the cost model then prices (``accelerators.cost``)."""
+        return bool(getattr(self.strategy, "needs_hardware", ()))
 
     def _make_trainer(self, checkpoint_dir, progress: bool) -> Trainer:
         recipe, stop = self.recipe, self.recipe.early_stopping
@@ -404,9 +411,9 @@ class Experiment:
         trainer, task, recipe = self._trainer, self.task, self.recipe
         result = trainer.run(resume=resume)
         programmed = programmed_phases(self.network, result.phases)
-        inference = estimate(acc, spec, dev, programmed).to_dict()
+        inference = estimate(acc, spec, dev, programmed, in_situ_hardware=self._in_situ_hardware).to_dict()
         base.update(counts=inference["counts"], area_mm2=inference["area_mm2"], inference=inference["inference"])
-        tc = training_cost(acc, spec, dev, result.ledger, programmed)
+        tc = training_cost(acc, spec, dev, result.ledger, programmed, in_situ_hardware=self._in_situ_hardware)
         report = {**base,
                   "metrics": {"name": task.metric_name, "final": _finite(result.final.get("metric")),
                               "best": _finite(result.best), "higher_is_better": task.higher_is_better,
