@@ -141,6 +141,10 @@ BURGERS_CASES = {
     "burgers_fo_gain": dict(base="burgers_tonn_fo", task_options=dict(input_gain=BURGERS_GAIN)),
     "burgers_wide_fo_gain": dict(base="burgers_tonn_fo", spec=BURGERS_WIDE,
                                  task_options=dict(input_gain=BURGERS_GAIN)),
+    # FO + AD with residual-based adaptive resampling (RAD, k = c = 1, pool 4000): the front
+    # (width ~0.003 in x) holds ~1 % of uniform points.
+    "burgers_fo_gain_rad": dict(base="burgers_tonn_fo", task_options=dict(
+        input_gain=BURGERS_GAIN, resample_pool=4000, resample_k=1.0, resample_c=1.0)),
     # FO on the Stein loss: isotropic sigma 0.1 (the ZO rows' width) and per coordinate (x, t)
     # = (0.01, 0.05): narrow across the front (smoothing the exact solution in x by 0.01 costs
     # 3.6e-2), wider in t, where the solution is smooth.
