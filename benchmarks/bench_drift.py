@@ -1,5 +1,5 @@
 """What bias drift does to a weight-mapped chip versus a chip trained in situ, and how often
-recalibration pays (docs/physics.md#drift-and-thermal-settling, docs/calibration.md#drift).
+recalibration pays (docs/physics.md#drift-and-thermal-settling, docs/calibration.md#drift-a-weight-mapped-chip-versus-a-chip-trained-in-situ).
 
     nice -n 10 python benchmarks/bench_drift.py --diffusion 0.001 --lr 0.003   # the table's rows
     nice -n 10 python benchmarks/bench_drift.py --diffusion 0.01 --lr 0.03

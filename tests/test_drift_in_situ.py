@@ -1,4 +1,4 @@
-"""Bias drift during an in-situ run (benchmarks/bench_drift.py's in-situ part, docs/calibration.md#drift).
+"""Bias drift during an in-situ run (benchmarks/bench_drift.py's in-situ part, docs/calibration.md#drift-a-weight-mapped-chip-versus-a-chip-trained-in-situ).
 
 A ZO strategy stepping through the chip's black box moves the chip's clock by the drift
 model's law (settle_time per phase setting, query_time per query) and the random walk goes on
