@@ -469,11 +469,13 @@ def _pool_exit(rows: list[dict]) -> int:
 
 
 def _chip_key(scenario) -> str:
-    """What builds ``scenario``'s chip (serve.chip_identity without the scenario's name)."""
+    """What builds ``scenario``'s chip: serve.chip_identity without the scenario's name, and the
+    scenario's ``chip`` section (insertion loss)."""
     from photonic_sim.scenarios.experiment import Experiment
     from photonic_sim.scenarios.serve import chip_identity
 
-    return chip_identity(Experiment.from_scenario(scenario)).removeprefix(scenario.name)
+    identity = chip_identity(Experiment.from_scenario(scenario)).removeprefix(scenario.name)
+    return f"{identity} {scenario.resolved().get('chip')}"
 
 
 def _job_scenario(job):
@@ -486,7 +488,7 @@ def _job_scenario(job):
 def _check_chip_jobs(args, scenario, jobs: list, command: str) -> None:
     """--chip: UsageError (one line, exit 2, before anything runs or is written) unless the served
     chip fits ``scenario`` and every job ``(job, flag)`` runs on the chip the scenario builds
-    (same devices, accelerator, model, seed and readout) with an in-situ strategy."""
+    (same devices, accelerator, model, seed, readout and ``chip`` section) with an in-situ strategy."""
     from photonic_sim.training.strategies import STRATEGIES
 
     _chip_experiment(args, scenario, command, reset=False).chip.close()  # connects, checks sizes and readout
@@ -497,8 +499,8 @@ def _check_chip_jobs(args, scenario, jobs: list, command: str) -> None:
             raise UsageError(f"photonic-sim {command}: {flag}: {sc.recipe.strategy} needs the simulated chip's "
                              "gradients (allowed with --chip: in-situ strategies)")
         if _chip_key(sc) != base:
-            raise UsageError(f"photonic-sim {command}: {flag}: changes the chip (devices, accelerator, model, seed or "
-                             "readout), which a served chip cannot change (allowed with --chip: training keys)")
+            raise UsageError(f"photonic-sim {command}: {flag}: changes the chip (devices, accelerator, model, seed, "
+                             "readout or chip), which a served chip cannot change (allowed with --chip: training keys)")
 
 
 def _run_on_chip(jobs, address: str, done) -> list[dict]:

@@ -2,9 +2,9 @@
 
 A served chip is one chip: its jobs run one after another, each from the chip's reset state,
 and give the local jobs' numbers bit for bit; what would change the chip (several seeds, a
-grid key or a variant that changes the devices, accelerator, model, seed or readout) and what
-cannot run on it (the first-order baseline, parallel workers, Ray) is refused with one line,
-exit 2, before anything runs or is written."""
+grid key or a variant that changes the devices, accelerator, model, seed, readout or insertion
+loss) and what cannot run on it (the first-order baseline, parallel workers, Ray) is refused
+with one line, exit 2, before anything runs or is written."""
 
 from __future__ import annotations
 
@@ -85,9 +85,10 @@ REFUSED = {  # name: (arguments after SCENARIO, words of the one-line error)
     "workers": (["compare", "--strategies", "zo-sign-rge", "--workers", "2"], "--workers/--backend: with --chip"),
     "ray": (["sweep", "--grid", "training.steps=1", "--backend", "ray"], "(allowed: --workers 1 --backend local)"),
     "grid_seed": (["sweep", "--grid", "training.steps=1,2", "--grid", "seed=0,1"],
-                  "sweep: --grid seed: changes the chip (devices, accelerator, model, seed or readout)"),
+                  "sweep: --grid seed: changes the chip (devices, accelerator, model, seed, readout or chip)"),
     "grid_devices": (["sweep", "--grid", "devices.phase_shifter.bits=8,6"],
                      "sweep: --grid devices.phase_shifter.bits: changes the chip"),
+    "grid_loss": (["sweep", "--grid", "chip.insertion_loss=true,false"], "sweep: --grid chip.insertion_loss: changes"),
     "variants": (["compare"], "compare: --chip: variants: changes the chip"),
     "first_order": (["compare", "--strategies", "zo-sign-rge,fo"], "--strategies: fo needs the simulated chip"),
     "unreachable": (["compare", "--strategies", "zo-sign-rge"], "compare: --chip: "),
