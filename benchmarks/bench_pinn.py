@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pinn.py [--quick | --paper] [--cases a,b] [--device cpu|cuda]
                                     [--steps N] [--polish-steps N] [--points N] [--sigma S]
-                                    [--test-points N] [--residual-points N] [--dry-run]
+                                    [--test-points N] [--residual-points N] [--input-gain G[,G]] [--dry-run]
                                     [--threads N] [--out FILE.json]
 
 Cases (rows of the table):
@@ -269,6 +269,8 @@ def main(argv=None) -> None:
                     help=f"Stein smoothing width of the sparse-grid rows, in PDE units (default {SIGMA})")
     ap.add_argument("--test-points", type=int, default=None, help="override the test points of every case")
     ap.add_argument("--residual-points", type=int, default=None, help="override the residual test points of every case")
+    ap.add_argument("--input-gain", default=None,
+                    help="override every case's modulator input gain: one number or one per coordinate, comma list")
     ap.add_argument("--dry-run", action="store_true",
                     help="print (and with --out write) each case's configuration as JSON; train nothing")
     ap.add_argument("--device", default="cpu")
@@ -301,8 +303,23 @@ def main(argv=None) -> None:
     for c in cases:
         if c not in CASES:
             raise SystemExit(f"--cases: {c!r} is not one of {CASES}")
+    gain = None
+    if args.input_gain is not None:
+        try:
+            gain = [float(g) for g in args.input_gain.split(",")]
+        except ValueError:
+            gain = []
+        if not gain or not all(math.isfinite(g) and g > 0 for g in gain):
+            raise SystemExit("--input-gain: need numbers > 0, comma separated (one, or one per coordinate)")
+
+    def config(c: str) -> dict:
+        cfg = case_config(c, mode)
+        if gain:
+            cfg["task_options"] = dict(cfg.get("task_options", {}), input_gain=gain if len(gain) > 1 else gain[0])
+        return cfg
+
     if args.dry_run:
-        configs = [{"case": c, **case_config(c, mode)} for c in cases]
+        configs = [{"case": c, **config(c)} for c in cases]
         for cfg in configs:
             cfg["spec"] = cfg["spec"].name
             cfg["steps"] = args.steps or cfg["steps"]
@@ -321,7 +338,7 @@ def main(argv=None) -> None:
     rows = []
     for case in cases:
         t0 = time.perf_counter()
-        row = {"case": case, **run_case(case_config(case, mode), seed=args.seed, device=args.device,
+        row = {"case": case, **run_case(config(case), seed=args.seed, device=args.device,
                                          noisy_readout=args.noisy_readout, steps=args.steps)}
         row["total_wall_s"] = time.perf_counter() - t0
         rows.append(row)
