@@ -461,7 +461,10 @@ class Experiment:
         Its queries, settings, samples and conversions land in the chip's ledger, so a later
         :meth:`run` reports them in its training queries / energy / latency;
         ``Calibration.ledger`` holds the calibration's share (priced by :meth:`cost`). The chip
-        must offer ``measure_block`` (the simulated chip does; a served or lab chip may)."""
+        must offer ``measure_block``: the simulated chip does, a served one (``chip="tcp://..."``)
+        does over the wire (the same result and ledger bit for bit), a lab's
+        :class:`~photonic_sim.backend.HardwareChip` when it implements ``program_block`` and
+        ``read_block``."""
         from photonic_sim.calibration import calibrate  # the chip-level module, imported on use
 
         if not callable(getattr(self.chip, "measure_block", None)):
