@@ -3,8 +3,10 @@
 A lab characterises a chip before it maps weights onto it: it programs phases, sends light
 in and reads detectors, and fits the device model's unknown parameters to what it read.
 :func:`calibrate` does that here, block by block, through ``chip.measure_block`` (the
-calibration access of :class:`photonic_sim.chip.Chip`; a lab's chip offers the same
-operation next to the :class:`photonic_sim.backend.ChipBackend` ones). It never reads the
+calibration access of :class:`photonic_sim.chip.Chip`; a chip served over TCP offers it
+through :class:`photonic_sim.backend.RemoteChip`, bit for bit, and a lab's
+:class:`photonic_sim.backend.HardwareChip` by implementing ``program_block`` and
+``read_block``). It never reads the
 chip's internals: what it knows is the *form* of the device model and the card's nominal
 values (docs/physics.md#non-idealities):
 
