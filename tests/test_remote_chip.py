@@ -106,6 +106,21 @@ def test_served_chip_trains_bit_for_bit_as_the_local_chip(tiny, server, local):
     assert exp.chip.reconnects == 0 and exp.chip.elapsed_s > 0 and exp.chip.round_trip_s >= exp.chip.elapsed_s
 
 
+def test_chip_identity_names_what_builds_the_chip(tiny):
+    """The served identity changes with anything that changes the chip (here the simulated
+    insertion loss) and not otherwise, so a client never resumes on another chip."""
+    from photonic_sim.scenarios.serve import chip_identity
+
+    def ident(*sets):
+        return chip_identity(Experiment.from_scenario(load_scenario(tiny, list(sets))))
+
+    base = ident()
+    assert ident() == base
+    assert ident("chip.insertion_loss=false") != base
+    assert ident("seed=1") != base
+    assert ident("training.steps=9") == base  # the recipe does not build the chip
+
+
 def test_a_pinn_trains_bit_for_bit_through_a_served_chip():
     """The PDE path: float64 signals, coherent readout, exact converters, inputs in float64."""
     sets = ["training.steps=2", "training.eval_every=2", "training.checkpoint_every=0", "task.test_points=200"]

@@ -20,11 +20,13 @@ from .loader import Scenario
 
 def chip_identity(exp: Experiment) -> str:
     """``name (seed S, chip HASH)``: HASH covers what builds the chip (device and accelerator
-    cards, model, seed, readout, task kind and exact readout), so a restarted server of the same
-    scenario has the same identity and a different chip a different one."""
+    cards, model, seed, readout, task kind, exact readout and simulated insertion loss), so a
+    restarted server of the same scenario has the same identity and a different chip a
+    different one."""
     resolved, task = exp.resolved(), exp.scenario.task
     key = {k: resolved.get(k) for k in ("seed", "devices", "accelerator", "model")}
-    key.update(readout=exp.readout, task=task.kind, exact_readout=getattr(task, "exact_readout", False))
+    key.update(readout=exp.readout, task=task.kind, exact_readout=getattr(task, "exact_readout", False),
+               insertion_loss=exp.scenario.chip.insertion_loss)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{exp.scenario.name} (seed {exp.seed}, chip {digest})"
 
