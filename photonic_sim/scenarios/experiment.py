@@ -367,8 +367,10 @@ class Experiment:
     @property
     def _in_situ_hardware(self) -> bool:
         """Whether the strategy assumes the in-situ gradient hardware (``needs_hardware``: monitor
-        taps, I/Q ports), which the cost model then prices (``accelerators.cost``)."""
-        return bool(getattr(self.strategy, "needs_hardware", ()))
+        taps, I/Q ports), which the cost model then prices (``accelerators.cost``). Read from the
+        built strategy, else from the recipe's strategy class (so pricing never builds it)."""
+        strategy = self._strategy if self._strategy is not None else STRATEGIES.get(self.recipe.strategy)
+        return bool(getattr(strategy, "needs_hardware", ()))
 
     def _make_trainer(self, checkpoint_dir, progress: bool) -> Trainer:
         recipe, stop = self.recipe, self.recipe.early_stopping
