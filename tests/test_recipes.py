@@ -16,6 +16,9 @@ node_perturbation -> 1.587; forward_forward after 40 steps 2.720 -> 2.206 (its o
 cross-entropy of its goodness scores, measured by its evaluation rule, ``trainer.task_evaluate``); pinn_zo after 15 steps
 5.8e-3 -> 2e-4; pinn_zo_hjb after 4 steps 1.07 -> 0.22. Each case takes a few seconds on an
 idle core (10-40 s at load 7 on the shared 2 cores).
+The six recipes added with docs/strategies.md: flops, l2ight_sigma, tt_subspace and staged must
+cut the loss by 3 %; mixedtrain and zo_cge (a few coordinates per step, so 40 steps touch few
+phases) only must lower it.
 """
 from __future__ import annotations
 
@@ -41,6 +44,12 @@ CASES = {
     "adjoint": ("compare_strategies", 20, [], 0.30),
     "node_perturbation": ("compare_strategies", 20, [], 0.20),
     "forward_forward": ("compare_strategies", 40, [], 0.10),
+    "flops": ("compare_strategies", 40, [], 0.03),
+    "mixedtrain": ("compare_strategies", 40, [], 0.0),
+    "zo_cge": ("compare_strategies", 40, [], 0.0),
+    "l2ight_sigma": ("compare_strategies", 40, [], 0.03),
+    "tt_subspace": ("compare_strategies", 40, [], 0.03),
+    "staged": ("compare_strategies", 40, [], 0.03),
     "pinn_zo": ("black_scholes_tonn", 10, PDE_SMALL, 0.30),
     "pinn_zo_hjb": ("hjb20_tonn", 4, HJB_SMALL, 0.30),
 }
