@@ -143,6 +143,9 @@ BURGERS_CASES = {
                                  task_options=dict(input_gain=BURGERS_GAIN)),
     # FO + AD with a 5x steeper x input (gain 50): first-layer sine features of higher frequency.
     "burgers_fo_gain50": dict(base="burgers_tonn_fo", task_options=dict(input_gain=[50.0, 1.0])),
+    # ... and with causal time-slice weights (eps 1, 10 slices: the loss is ~0.3 per slice).
+    "burgers_fo_gain50_causal": dict(base="burgers_tonn_fo", task_options=dict(
+        input_gain=[50.0, 1.0], causal_eps=1.0, causal_bins=10)),
     # FO + AD with residual-based adaptive resampling (RAD, k = c = 1, pool 4000): the front
     # (width ~0.003 in x) holds ~1 % of uniform points.
     "burgers_fo_gain_rad": dict(base="burgers_tonn_fo", task_options=dict(
