@@ -165,6 +165,9 @@ BURGERS_CASES = {
                                 task_options=dict(input_gain=BURGERS_GAIN)),
     "burgers_zo_fd_gain": dict(base="burgers_tonn_zo", estimator="finite_difference",
                                strategy=dict(ZO, lr=0.03, mu=0.03), task_options=dict(input_gain=BURGERS_GAIN)),
+    "burgers_zo_fd_gain50_causal": dict(base="burgers_tonn_zo", estimator="finite_difference",
+                                        strategy=dict(ZO, lr=0.03, mu=0.03), task_options=dict(
+                                            input_gain=[50.0, 1.0], causal_eps=1.0, causal_bins=10)),
 }
 OPT_IN_CASES = tuple(BURGERS_CASES)  # run only when named in --cases (not in the default list)
 
