@@ -4,6 +4,7 @@ partial training run of the TT network (issue 24, item 5; docs/classification.md
     python benchmarks/bench_mnist.py                     # both networks, then ~10 min of TT training
     python benchmarks/bench_mnist.py --train-budget 0    # the cost table only
     python benchmarks/bench_mnist.py --quick             # CPU-sized pair (mnist_small), < 30 s
+    python benchmarks/bench_mnist.py --set chip.insertion_loss=false   # any scenario value, both networks
 
 The pair, each a :class:`photonic_sim.Experiment` of ``scenarios/mnist_tonn.yaml`` (seed 0,
 the default silicon chip, recipe hybrid_zo as that scenario sets it: batch 64, 2000 steps, an
@@ -73,12 +74,13 @@ WORKERS = (2, 8, 32)
 EXCHANGE_MS = 9.4  # docs/howto/ray-training.md: Ray round trip, 2 local actors, loaded 2-core machine
 
 
-def experiment(accelerator: str, quick: bool, seed: int = 0) -> Experiment:
-    """The scenario's run on ``accelerator`` (``--quick``: the mnist_small preset), no checkpoints."""
+def experiment(accelerator: str, quick: bool, extra: list[str] = (), seed: int = 0) -> Experiment:
+    """The scenario's run on ``accelerator`` (``--quick``: the mnist_small preset), no
+    checkpoints, with ``extra`` scenario values (``--set``)."""
     sets = [f"accelerator={accelerator}", "training.checkpoint_every=0", f"seed={seed}"]
     if quick:
         sets.append("model=mnist_small")
-    return Experiment.from_file(SCENARIO, sets)
+    return Experiment.from_file(SCENARIO, sets + list(extra))
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -104,7 +106,7 @@ def median_call(fn, rounds: int) -> float:
 def cost_row(name: str, accelerator: str, args) -> dict:
     """Measured costs of one network (module docstring, "Cost table")."""
     t0 = clock()
-    exp = experiment(accelerator, args.quick).build()
+    exp = experiment(accelerator, args.quick, args.set).build()
     build_s = clock() - t0
     chip, task, strategy, recipe = exp.chip, exp.task, exp.strategy, exp.recipe
     d = exp.params.numel()
@@ -193,7 +195,7 @@ def print_costs(rows: list[dict], args) -> None:
 
 def partial_run(args, cost: dict) -> dict:
     """Train the TT network for about ``--train-budget`` seconds (module docstring)."""
-    exp = experiment(NETWORKS["TT"], args.quick).build()
+    exp = experiment(NETWORKS["TT"], args.quick, args.set).build()
     trainer, strategy = exp.trainer, exp.strategy
     per_setting = (cost["f_s"] - cost["e_s"]) / cost["queries_per_step"]
     t0 = clock()
@@ -247,6 +249,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-budget", type=float, default=600.0, help="seconds of TT training (0: none)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what the costs and the budget count")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a scenario value for both networks, as photonic-sim run --set (repeatable)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.networks.split(",") if n.strip()]
@@ -260,7 +264,7 @@ def main(argv=None) -> int:
     loadavg = Path("/proc/loadavg")
     load = " ".join(loadavg.read_text().split()[:3]) if loadavg.exists() else "n/a"
     print(f"bench_mnist: torch {torch.__version__}, threads {torch.get_num_threads()}, rounds {args.rounds}, "
-          f"clock {args.clock}, "
+          f"clock {args.clock}, set {args.set or 'nothing'}, "
           f"load average {load}{', QUICK (mnist_small pair, not the paper pair)' if args.quick else ''}")
     rows = [cost_row(n, NETWORKS[n], args) for n in names]
     print_costs(rows, args)
