@@ -47,7 +47,7 @@ Partial run (``--train-budget`` seconds of ``--clock``, TT only): the scenario's
 the elapsed time plus two steps of the current phase's cost would pass the budget, that
 step is the last (the trainer's ``closure_hook`` sets ``config.steps``), so a run can
 overshoot by one step; a CGE step (d + 1 settings) is long. Printed: the accuracy curve
-(step, queries, test accuracy, modelled training energy and latency of the chip from the
+(step, queries, test accuracy and loss, modelled training energy and latency of the chip from the
 run's ledger), the report's totals, the step where the recipe switched to CGE, and the
 full run's projection next to it. ``--json FILE`` writes both tables.
 """
@@ -213,14 +213,15 @@ def partial_run(args, cost: dict) -> dict:
     out = {"steps": tr["steps"], "steps_planned": cost["steps"], "queries": tr["queries"],
            "accuracy": rep["metrics"]["final"], "best": rep["metrics"]["best"], "energy_j": tr["energy_j"],
            "latency_s": tr["latency_s"], "wall_s": tr["wall_s"], "clock_s": spent, "switched_at": getattr(strategy, "switched_at", None),
-           "curve": [{k: h.get(k) for k in ("step", "queries", "metric", "energy_j", "latency_s", "wall_s")}
+           "curve": [{k: h.get(k) for k in ("step", "queries", "metric", "eval_loss", "energy_j", "latency_s", "wall_s")}
                      for h in result.train.history if h.get("metric") is not None]}
     print(f"\n## Partial run: TT network, {SCENARIO} seed 0, budget {args.train_budget:g} s of one thread "
           f"(PARTIAL: {out['steps']} of {out['steps_planned']} steps)\n")
-    print("| step | queries | test accuracy | training energy (J) | training latency (s) | wall (s) |")
-    print("|---|---|---|---|---|---|")
+    print("| step | queries | test accuracy | test loss | training energy (J) | training latency (s) | wall (s) |")
+    print("|---|---|---|---|---|---|---|")
     for h in out["curve"]:
-        print(f"| {h['step']} | {h['queries']} | {100 * h['metric']:.2f} % | {h.get('energy_j') or 0:.3g} | "
+        print(f"| {h['step']} | {h['queries']} | {100 * h['metric']:.2f} % | {h.get('eval_loss') or math.nan:.4f} | "
+              f"{h.get('energy_j') or 0:.3g} | "
               f"{h.get('latency_s') or 0:.3g} | {h.get('wall_s') or 0:.0f} |")
     switched = out["switched_at"]
     print(f"\nreached {100 * out['accuracy']:.2f} % (best {100 * out['best']:.2f} %) after {out['steps']} steps, "
