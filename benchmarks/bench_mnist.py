@@ -14,7 +14,7 @@ evaluation on the 2000 test images every 100 steps):
 * ``dense``: the same widths on the ``dense_onn`` accelerator (every layer a blocked dense
   matrix; ``--set accelerator=dense_onn``).
 
-``--quick`` uses the ``mnist_small`` preset (784→64→10) for both, one timing round and a 5 s
+``--quick`` uses the ``mnist_small`` preset (784→64→10) for both, one timing round and a 3 s
 training budget: a smoke run of the script, not the paper's pair.
 
 Cost table (one torch thread; medians of ``--rounds`` calls of the process's CPU time, which on
@@ -43,7 +43,7 @@ over every control (d + 1 settings per step). Per network:
   setting, (f − e) / P (plus e scaled to P settings).
 
 Partial run (``--train-budget`` seconds of ``--clock``, TT only): the scenario's run, bit for bit as
-``photonic-sim run mnist_tonn`` (seed 0) up to the step where it stops: before each step, if
+``photonic-sim run mnist_tonn`` (seed 0, the same ``--set`` values) up to the step where it stops: before each step, if
 the elapsed time plus two steps of the current phase's cost would pass the budget, that
 step is the last (the trainer's ``closure_hook`` sets ``config.steps``), so a run can
 overshoot by one step; a CGE step (d + 1 settings) is long. Printed: the accuracy curve
