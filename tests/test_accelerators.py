@@ -100,9 +100,14 @@ def test_inference_energy_by_hand():
     t_opt = 5 / f  # 5 symbol periods (test_schedule_small)
     latency = t_opt + acc.digital.control_overhead
     heaters = 144 * dev.phase_shifter.p_pi  # mean phase π → P_π each
-    il = (dev.modulator.insertion_loss + 18 * dev.coupler.insertion_loss + 19 * dev.phase_shifter.insertion_loss
-          + 9 * dev.waveguide.mzi_pitch * dev.waveguide.loss)
-    p_opt = 1e-3 * 10 ** ((dev.photodetector.sensitivity + il + 10 * math.log10(16)) / 10)
+    # link budget (docs/physics.md#insertion-loss-and-the-link-budget), k = 4: the laser pays the loss every
+    # path shares (modulator, output screens, waveguide, the 5 MZI columns every path crosses) and delivers
+    # the readout chain's full-scale power FS/(2GR) to the detectors, on each of the 16 channels
+    il_uniform = (dev.modulator.insertion_loss + 2 * dev.phase_shifter.insertion_loss
+                  + 9 * dev.waveguide.mzi_pitch * dev.waveguide.loss
+                  + 5 * (2 * dev.phase_shifter.insertion_loss + 2 * dev.coupler.insertion_loss))
+    full_scale_dbm = 10 * math.log10(dev.adc.full_scale / (2 * dev.tia.gain * dev.photodetector.responsivity) / 1e-3)
+    p_opt = 1e-3 * 10 ** ((full_scale_dbm + il_uniform + 10 * math.log10(16)) / 10)
     symbols = k * (2 * 1 + 2 * 1 + 1 * 2)  # Σ passes·blocks·k = 24 channel symbols
     ops = 3 + 8 * 2 + 3  # dense partial sums 3·(2−1); TT bias+relu 8·2; dense bias 3
     sram_bytes = 8 + 8  # core 1 writes 2·4 values, core 0 reads 2·4 values, 1 byte each
