@@ -254,3 +254,4 @@ def test_per_coordinate_width_in_the_scenario_schema():
         with pytest.raises(ScenarioError, match=key) as info:
             validate(PdeTask, dict(kind="pde", pde="burgers", sigma=bad), "s.yaml", "task")
         assert "list of 2 numbers > 0" in str(info.value) and "\n" not in str(info.value)
+        assert "Value error" not in str(info.value)  # the validator's message, not pydantic's wrapper

@@ -345,6 +345,8 @@ def convert(exc: ValidationError, model: type[BaseModel], src: str, prefix: str 
         what = f"{preview(value)} is not a valid name"
     elif kind in ("too_short", "string_too_short"):
         what = f"{preview(value)} is empty"
+    elif kind == "value_error":  # a field validator's own message, without pydantic's prefix
+        what = f"{preview(value)}: {_cut(err['msg'].removeprefix('Value error, '))}"
     else:
         what = f"{preview(value)}: {_cut(err['msg'])}"
     return ScenarioError(src, key, what, allowed)
