@@ -64,12 +64,10 @@ NOTES = """\
   scenario's overrides (steps, batch, evaluation period; Black-Scholes: the PINN loss); the
   scenario files `scenarios/strategies_digits.yaml` and `scenarios/strategies_black_scholes.yaml`
   list them. Two page-wide changes, both in those files:
-  * *Adam's eps 1e-12 on the digits* (every run; the new recipes ship it). With the insertion
-    loss on, the digits' ZO gradient estimates are about as small as Adam's default eps (1e-8),
-    which then damps every step: `zo_rge` as shipped stays at chance on seed 0 (9.1 % after
-    150 steps, test loss ln 10), with eps 1e-12 it reaches 28.5 % after 100 steps (31.2 % after
-    150 steps with the insertion loss off and the shipped eps). Black-Scholes (exact readout)
-    trains the same with the loss on or off and runs the shipped eps.
+  * *Adam's eps 1e-12 on the digits* (every run; the new recipes ship it). On the default chip
+    it trains exactly as Adam's default eps 1e-8 does (`zo_rge`, seed 0, 150 steps of this
+    scenario: 30.29 % with either), so it changes none of the numbers below; Black-Scholes runs
+    the recipes' own eps.
   * *hybrid without its CGE phase*: one CGE step measures every coordinate (d + 1 = 3 339 queries
     on the digits, 2 034 on Black-Scholes), half the digits budget and more than twice the
     Black-Scholes budget, so its plateau switch is set out of reach (`patience: 100000`) and the
@@ -100,9 +98,10 @@ What the tables below say (3 seeds each; measured with this command on the share
 * **Insertion loss breaks the in-situ adjoint here**: `adjoint` 14.1 ± 6.9 % and
   `node-perturbation` (which uses it) 8.8 ± 4.2 % after 30 steps, where the same 30 adjoint
   steps reach 62.8 % with `chip.insertion_loss: false` (seed 0; 10.2 % with it on, both with
-  the recipe's eps). The adjoint recipe was tuned without insertion loss, and why its
-  measured gradients stop working with the loss on is not investigated here: read these two
-  rows as "fails on the default chip", not as their methods' potential.
+  the recipe's eps). The adjoint's interference pass assumes unitary meshes, and the default
+  chip's loss is path-dependent, so its measured gradient is only roughly along the true one
+  (cosine 0.22 on the digits network; [in-situ gradients](in-situ-gradients.md)): read these
+  two rows as "fails on the default lossy chip", not as their methods' potential.
 * **Energy per query** is nearly the same for every ZO strategy (4.2-5.4 J for 6 400 queries:
   heaters held through every settle dominate); the differences come from which phases a
   strategy moves (`l2ight-sigma`, only Σ phases, is the cheapest, 4.25 J).
