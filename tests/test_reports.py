@@ -560,3 +560,11 @@ def test_convergence_bands_against_queries_and_joules():
     rows.append({"strategy": "old", "seed": 0, "metric": "relative_l2", "history": [[0, 0.5], [100, 0.2]]})
     png = convergence_figure(rows, ("strategy",))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # past 10 groups no two look alike: colour i mod 10 with dash pattern i div 10
+    from photonic_sim.reports.compare import _style
+
+    looks = {(st["color"], st["linestyle"]) for st in (_style(i, True) for i in range(16))}
+    assert len(looks) == 16 and _style(3, False) == {"color": "C3", "linestyle": "-", "alpha": 0.2}
+    many = [{"strategy": f"s{i}", "seed": 0, "metric": "accuracy", "history": [[0, 0.1, 0.0], [10, 0.2 + 0.01 * i, 1.0]]}
+            for i in range(16)]
+    assert convergence_figure(many, ("strategy",))[:8] == b"\x89PNG\r\n\x1a\n"

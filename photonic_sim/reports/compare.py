@@ -151,12 +151,14 @@ def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
         if "error" not in r and r.get("history"):
             groups[_group_label(r, group_by)].append(r)
     metric = next((r["metric"] for r in rows if "metric" in r), "metric")
-    for label, members in groups.items():
+    many = len(groups) > 10  # past the 10-colour cycle: colour x dash, fainter bands, legend outside
+    for i, (label, members) in enumerate(groups.items()):
         curves = [np.asarray([h[:3] + [math.nan] * (3 - len(h[:3])) for h in r["history"]], dtype=float)
                   for r in members]
-        line = _band(ax_q, [c[:, [0, 1]] for c in curves], f"{label} (n={len(members)})")
+        style = _style(i, many)
+        line = _band(ax_q, [c[:, [0, 1]] for c in curves], f"{label} (n={len(members)})", **style)
         if all(np.isfinite(c[:, 2]).all() for c in curves):
-            _band(ax_e, [c[:, [2, 1]] for c in curves], f"{label} (n={len(members)})", color=line.get_color())
+            _band(ax_e, [c[:, [2, 1]] for c in curves], f"{label} (n={len(members)})", **style)
     ax_q.set_xlabel("chip queries")
     ax_e.set_xlabel("training energy (J)")
     ax_e.xaxis.set_major_formatter(EngFormatter(unit="J", sep=" "))
@@ -168,20 +170,35 @@ def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
         ax.grid(alpha=0.3)
     ax_q.set_title("against queries (mean, band = min-max over seeds)")
     ax_e.set_title("against training energy")
-    if groups:
-        ax_q.legend(fontsize=8)
-    fig.tight_layout()
+    if groups and many:
+        fig.set_size_inches(13.5, 4.6)
+        fig.legend(*ax_q.get_legend_handles_labels(), loc="center right", fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0, 0.83, 1))
+    else:
+        if groups:
+            ax_q.legend(fontsize=8)
+        fig.tight_layout()
     return _png(fig)
 
 
-def _band(ax, curves: list[np.ndarray], label: str, color=None):
+_DASHES = ("-", "--", ":", "-.")
+
+
+def _style(i: int, many: bool) -> dict:
+    """Line style of the i-th group: the 10-colour cycle, and past 10 groups every colour again
+    with another dash pattern (colour i mod 10, dash i div 10) and fainter bands, so no two
+    groups look alike."""
+    return {"color": f"C{i % 10}", "linestyle": _DASHES[(i // 10) % len(_DASHES)], "alpha": 0.08 if many else 0.2}
+
+
+def _band(ax, curves: list[np.ndarray], label: str, color=None, linestyle: str = "-", alpha: float = 0.2):
     """Mean of [x, y] curves on a common x grid (the overlap of their ranges) and their min-max band."""
     top = min(c[-1, 0] for c in curves)
     grid = np.linspace(max(c[0, 0] for c in curves), top, 50) if top > 0 else np.array([0.0])
     ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
-    line, = ax.plot(grid, ys.mean(0), label=label, color=color)
+    line, = ax.plot(grid, ys.mean(0), label=label, color=color, linestyle=linestyle)
     if len(curves) > 1:
-        ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+        ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=alpha)
     return line
 
 
