@@ -156,7 +156,7 @@ def convergence_figure(rows: list[dict], group_by: tuple[str, ...]) -> bytes:
         curves = [np.asarray([h[:3] + [math.nan] * (3 - len(h[:3])) for h in r["history"]], dtype=float)
                   for r in members]
         style = _style(i, many)
-        line = _band(ax_q, [c[:, [0, 1]] for c in curves], f"{label} (n={len(members)})", **style)
+        _band(ax_q, [c[:, [0, 1]] for c in curves], f"{label} (n={len(members)})", **style)
         if all(np.isfinite(c[:, 2]).all() for c in curves):
             _band(ax_e, [c[:, [2, 1]] for c in curves], f"{label} (n={len(members)})", **style)
     ax_q.set_xlabel("chip queries")
