@@ -734,12 +734,13 @@ def test_public_names_are_exported_with_docstrings():
 def test_rge_with_torch_optim_trains_the_quickstart_network(update):
     """Acceptance (issue 20): two-sided RGE (q 16, μ 0.05 rad) writing .grad, with
     torch.optim.Adam (lr 0.01) and with torch.optim.SGD (lr 0.03) + CosineAnnealingLR, trains
-    the quickstart TONN in situ on its noisy chip: after 60 steps the test-set loss through
-    the chip is ≥ 5 % below its start and the accuracy ≥ 17 % (chance 10 %). Measured: Adam
-    2.456 -> 2.184, 11.6 % -> 21.6 %; SGD + cosine 2.456 -> 2.159, 11.6 % -> 25.2 %."""
+    the quickstart TONN in situ on its noisy (and lossy: the scenario default) chip: after 100
+    steps the test-set loss through the chip is ≥ 5 % below its start and the accuracy ≥ 17 %
+    (chance 10 %). Measured: Adam 2.508 -> 2.139, 11.6 % -> 25.6 %; SGD + cosine 2.508 -> 2.172,
+    11.6 % -> 22.9 %."""
     from photonic_sim import Experiment
 
-    exp = Experiment.from_file("quickstart", sets=["training.steps=60"])
+    exp = Experiment.from_file("quickstart", sets=["training.steps=100"])
     chip, task, phases = exp.chip, exp.task, exp.params
     periods = chip.controls()["periods"]
     estimator = RGE(q=16, mu=0.05, two_sided=True, generator=gen(1))
@@ -747,10 +748,10 @@ def test_rge_with_torch_optim_trains_the_quickstart_network(update):
         opt, sched = torch.optim.Adam([phases], lr=0.01), None
     else:
         opt = torch.optim.SGD([phases], lr=0.03)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=60, eta_min=0.003)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100, eta_min=0.003)
     batches = gen(2)
     start = task.evaluate(chip, phases)
-    for _ in range(60):
+    for _ in range(100):
         estimator.estimate_(task.closure(chip, task.sample_batch(batches)), phases, periods=periods)
         opt.step()
         if sched is not None:
