@@ -22,6 +22,7 @@ import itertools
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,6 +37,11 @@ class UsageError(ValueError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage otherwise)
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning from the library, as one line on stderr (no source location or code line)."""
+    print(f"photonic-sim: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     cost_cli.add_parser(sub)
     try:
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

@@ -306,3 +306,27 @@ def test_own_dataset_must_fit_the_network():
         Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model="digits", task=_own_data(),
                    training="zo_rge")
     assert exc.value.key == "model" and "16 -> 4" in str(exc.value)
+
+
+def test_adjoint_on_the_lossy_chip_warns_and_on_the_lossless_chip_does_not():
+    """The in-situ adjoint's interference pass assumes unitary meshes: building it on a chip that
+    simulates path-dependent insertion loss (the scenario default) warns once, naming the key that
+    turns the loss off; the lossless chip and the ZO strategies build silently."""
+    import warnings
+
+    with pytest.warns(UserWarning, match="chip.insertion_loss: false"):
+        Experiment.from_file("quickstart", sets=["training=adjoint"]).strategy
+    for sets in (["training=adjoint", "chip.insertion_loss=false"], ["training=zo_rge"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            Experiment.from_file("quickstart", sets=sets).strategy
+
+
+def test_the_cli_prints_a_library_warning_as_one_line(tmp_path, capsys):
+    from photonic_sim.cli import main
+
+    out = tmp_path / "adj"
+    sets = ["training=adjoint", "training.steps=1", "training.eval_every=1", "training.checkpoint_every=0"]
+    assert main(["run", "quickstart", "--out", str(out), "--no-progress", *sum((["--set", s] for s in sets), [])]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and err[0].startswith("photonic-sim: warning: strategy 'adjoint'"), err

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,11 @@ class Experiment:
             gen = None if recipe.strategy == "fo" else torch.Generator().manual_seed(self.seed + 1)
             self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
                                            periods=controls["periods"], lattice=controls.get("lattice"), **options)
+            if self._in_situ_hardware and self.scenario.chip.insertion_loss:
+                warnings.warn(f"strategy {recipe.strategy!r}: its interference pass assumes unitary meshes, and this chip "
+                              "simulates path-dependent insertion loss, so its gradients are approximate "
+                              "(chip.insertion_loss: false gives the lossless chip; docs/in-situ-gradients.md)",
+                              UserWarning, stacklevel=2)
         return self._strategy
 
     @property
