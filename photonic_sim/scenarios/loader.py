@@ -139,8 +139,8 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     accelerator_card = _component("accelerator", load_accelerator_card, top.accelerator, ov.accelerator, file)
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
     _check_fit(network, task, recipe, ov.training, src)
-    _check_derived(device_card, accelerator_card, network, ov.devices, src)
-    _check_detectors(device_card, accelerator_card, network, ov.devices, src)
+    link = _check_derived(device_card, accelerator_card, network, ov.devices, src)
+    _check_detectors(link, device_card, network, ov.devices, src)
     _check_layout(device_card, accelerator_card, "layout.block_pitch" in ov.accelerator, src)
     return Scenario(
         path=file, raw=raw, name=top.name, description=top.description, seed=top.seed,
@@ -288,7 +288,7 @@ def _check_layout(device_card: DeviceCard, accelerator_card: AcceleratorCard, ov
 
 
 def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, network: NetworkSpec,
-                   overrides: dict, src: str) -> None:
+                   overrides: dict, src: str) -> dict:
     """Quantities derived from the cards (the link budget's laser power, per-inference energy,
     latency, area) are computed once here: one that overflows or is not finite is a load-time
     error naming the card keys behind it, not a crash in the middle of a run."""
@@ -312,6 +312,7 @@ def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, n
             src, key, f"{where}the link budget needs {link['laser_dbm']:.4g} dBm of laser power (path loss "
             f"{link.get('insertion_loss_db', math.nan):.4g} dB) for network {preview(network.name)}",
             f"at most {MAX_LASER_DBM:g} dBm (1 kW): lower " + ", ".join(_LINK_KEYS))
+    return link
 
 
 # Device-card keys that decide whether the detectors stay above their sensitivity (link_budget).
@@ -320,16 +321,13 @@ _DETECTOR_KEYS = ("laser.max_power", "photodetector.sensitivity", "phase_shifter
                   "photodetector.responsivity", "waveguide.loss", "waveguide.mzi_pitch")
 
 
-def _check_detectors(device_card: DeviceCard, accelerator_card: AcceleratorCard, network: NetworkSpec,
-                     overrides: dict, src: str) -> None:
+def _check_detectors(link: dict, device_card: DeviceCard, network: NetworkSpec, overrides: dict, src: str) -> None:
     """A full-scale channel on the critical path must reach the detectors at or above
     ``photodetector.sensitivity`` with the laser the card allows (``laser.max_power`` per
-    channel; ``accelerators.cost.link_budget``): otherwise a load-time error naming the card
-    keys, before anything trains. Checked whether or not ``chip.insertion_loss`` simulates the
-    loss: the link is the hardware's."""
-    from photonic_sim.accelerators.cost import link_budget
-
-    link = link_budget(device_card, accelerator_card.block_size, 1)
+    channel; ``link``: the cost estimate's ``accelerators.cost.link_budget``, whose detector
+    figures do not depend on the fan-out): otherwise a load-time error naming the card keys,
+    before anything trains. Checked whether or not ``chip.insertion_loss`` simulates the loss:
+    the link is the hardware's."""
     if link["detector_margin_db"] >= 0:
         return
     key = next((f"overrides.devices.{k}" for k in _DETECTOR_KEYS if k in overrides), "devices")
