@@ -129,7 +129,12 @@ class Chip:
     thermal crosstalk then acts across blocks by distance instead of within each block;
     space-multiplexed networks only; default None: thermally isolated blocks),
     ``insertion_loss`` (simulate the meshes' path-dependent per-MZI loss, module docstring 2;
-    default False here, True in scenarios and ``Experiment``).
+    default False here, True in scenarios and ``Experiment``), ``loss_balanced`` (with
+    ``insertion_loss``: a loss-balanced mesh, a dummy element matched to one MZI at every
+    position a column leaves unpaired, docs/physics.md#loss-balanced-meshes: no path-dependent
+    loss is simulated and the laser pays the whole critical path: only a shortfall of it, on
+    the Σ column, with the readout gain undoing it (else 0 dB); ValueError without
+    ``insertion_loss``).
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class Chip:
         ideal: bool = False,
         exact_readout: bool = False,
         insertion_loss: bool = False,
+        loss_balanced: bool = False,
         full_scale_amplitude: float = 1.0,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
@@ -166,6 +172,9 @@ class Chip:
         self._programmed: Tensor | None = None
         self._current: Tensor | None = None
         self._shard: tuple[int, int, dict[str, int]] | None = None  # ``shard``: rows a..b, their counts
+        if loss_balanced and not insertion_loss:
+            raise ValueError("loss_balanced: needs insertion_loss=True (a lossless chip has no loss to balance)")
+        self.loss_balanced = bool(loss_balanced)
         self._build_static(int(seed if static_seed is None else static_seed), insertion_loss,
                            None if layout is None else torch.as_tensor(layout, dtype=torch.float64))
 
@@ -410,16 +419,20 @@ class Chip:
             self._kappa = coupler.draw_kappas((nhw, m, 2), gen).to(self.device, torch.float64)
         # insertion loss (docs/physics.md#insertion-loss-and-the-link-budget): the per-MZI loss of the
         # path-dependent mesh columns; the loss every path pays is the laser's (link budget); the
-        # controller's digital readout gain restores the mean path's scale (``mean_loss_db``)
+        # controller's digital readout gain restores the mean path's scale (``mean_loss_db``).
+        # A loss-balanced mesh has no path-dependent column: nothing simulated but a laser
+        # shortfall (a scalar on the Σ column, the gain undoing it), else readout gain 0 dB
         self._loss_db = None
+        balanced = getattr(self, "loss_balanced", False)
         if insertion_loss and not self.ideal:
             from photonic_sim.accelerators.cost import mean_loss_db, simulated_loss_db
             from photonic_sim.devices.readout import full_scale_power
 
             fsa = full_scale_power(self._detector) / self.channel_power  # the chain's full_scale_amplitude
-            loss = simulated_loss_db(card, net.block_size, fsa)
-            self._readout_chain.gain = 10.0 ** (mean_loss_db(net.block, loss) / 20.0)
-            self._loss_db = {part: value.to(self.device) for part, value in loss.items()}
+            loss = simulated_loss_db(card, net.block_size, fsa, loss_balanced=balanced)
+            if not balanced or any(bool(v.any()) for v in loss.values()):  # balanced: a shortfall only
+                self._readout_chain.gain = 10.0 ** (mean_loss_db(net.block, loss) / 20.0)
+                self._loss_db = {part: value.to(self.device) for part, value in loss.items()}
         if self.ideal:
             self._kappa = self._loss_db = None
         # time dependence (``_dynamics``): off unless the card gives τ or a drift

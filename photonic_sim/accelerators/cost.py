@@ -34,6 +34,20 @@ of the path-dependent columns (and its controller's digital readout gain undoes 
     P_laser[dBm] = P_channel + 10·log10(F);   P_opt = 1 mW · 10^(P_laser/10)
     P_laser,el = P_opt / wall_plug_efficiency;  lasers = max(1, ⌈P_opt / max_power⌉)
 
+Loss-balanced mesh (``loss_balanced=True``; docs/physics.md#loss-balanced-meshes): every
+position where a mesh column leaves a mode unpaired gets a dummy element matched to one MZI's
+insertion loss (``dummy_elements``: Σ over the columns of both meshes of n − 2·(MZIs in the
+column); k = 3: 6, k = 4: 8, k = 8: 16 per block; the Σ column of a square block pairs every
+mode with its spare port and needs none). Every column then attenuates all modes alike, every
+path crosses c elements, the block is a scalar times a unitary: u = c, no path-dependent loss
+(the chip simulates none, its readout gain is 0 dB) and the laser pays the whole critical
+path, IL_uniform + (c − u_unbalanced)·IL_MZI more than the unbalanced mesh's. Assumed dummy:
+a dummy MZI (two couplers and two phase-shifter sections whose heaters are never driven, the
+unused port terminated), so its loss matches IL_MZI by construction; it is passive (no static
+power, no DAC) and its footprint is one MZI's, 2·(phase_shifter.area + coupler.area), counted
+as ``dummy_elements`` in the counts and the area (with a ``layout`` floorplan none is added:
+the dummies fill the empty edge slots of the Clements columns, inside each block's footprint).
+
 Powers and energies per inference:
 
 * phase shifters (static, held during the whole latency): N_ps · P_π · φ̄/π · t, with φ̄ the
@@ -166,7 +180,7 @@ class CostReport:
 
 def estimate(architecture: str | Path | AcceleratorCard, model: Any,
              devices: str | Path | DeviceCard = "silicon_thermo_optic", phases: Any = None, *,
-             in_situ_hardware: bool = False) -> CostReport:
+             in_situ_hardware: bool = False, loss_balanced: bool = False) -> CostReport:
     """Counts, area and one inference's energy / latency (formulas: module docstring).
 
     ``architecture``: accelerator card name, path or loaded card; ``model``: NetworkSpec,
@@ -175,7 +189,9 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
     phase-shifter phases (rad) whose mean sets the heater power (default: the model's
     photonic layers' phases, else mean π); ``in_situ_hardware``: add the devices of the
     in-situ adjoint / node-perturbation strategies (``needs_hardware``) to the counts and the
-    area (module docstring, "In-situ gradient hardware").
+    area (module docstring, "In-situ gradient hardware"); ``loss_balanced``: a loss-balanced
+    mesh (module docstring): the link budget pays the whole critical path and the dummy
+    elements are counted (``dummy_elements``) and priced in the area.
     """
     acc = architecture if isinstance(architecture, AcceleratorCard) else load_accelerator_card(architecture)
     dev = devices if isinstance(devices, DeviceCard) else load_device_card(devices)
@@ -191,7 +207,8 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
     programs, periods = schedule(st, arch, acc.num_cores)
     rate = min(acc.clock, dev.dac.sample_rate, dev.adc.sample_rate)
 
-    link = link_budget(dev, k, counts["blocks"] * k * (2 if readout == "coherent" else 1))
+    link = link_budget(dev, k, counts["blocks"] * k * (2 if readout == "coherent" else 1),
+                       loss_balanced=loss_balanced)
     counts["lasers"] = max(1, math.ceil(link["laser_optical_w"] / dev.laser.max_power))
 
     t_opt = periods / rate
@@ -232,6 +249,10 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
                        "tap_adcs": converter_area(dev.adc), "iq_modulators": dev.modulator.area,
                        "iq_dacs": converter_area(dev.dac), "iq_detectors": dev.photodetector.area,
                        "iq_tias": dev.tia.area, "iq_adcs": converter_area(dev.adc)}
+    if loss_balanced:  # passive dummy MZIs, one MZI's footprint each (module docstring)
+        counts["dummy_elements"] = counts["blocks"] * int(link["dummy_elements_per_block"])
+        if acc.layout is None:
+            footprints["dummy_elements"] = 2.0 * (dev.phase_shifter.area + dev.coupler.area)
     area = {name: counts[name] * a * acc.area_overhead for name, a in footprints.items()}
     if acc.layout is not None:  # the meshes' area is the floorplan's (accelerators.layout)
         del area["phase_shifters"], area["couplers"]
@@ -252,7 +273,7 @@ def estimate(architecture: str | Path | AcceleratorCard, model: Any,
 
 def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
                   devices: str | Path | DeviceCard, ledger: dict[str, float], phases: Any = None, *,
-                  in_situ_hardware: bool = False) -> dict[str, Any]:
+                  in_situ_hardware: bool = False, loss_balanced: bool = False) -> dict[str, Any]:
     """Energy (J) and latency (s) of a training run from the chip ledger totals.
 
     ``ledger`` (e.g. ``chip.ledger.totals()``): ``queries`` (phase settings × input batches
@@ -269,7 +290,8 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
     ones (``adc_conversions`` − samples · conversions per sample, the monitor taps and the I/Q
     ports; module docstring, "In-situ gradient hardware") are priced too, as the breakdown's
     ``adc_in_situ`` / ``dac_in_situ`` (J; no latency: every tap and port has its own converter,
-    which converts during the pass already charged as a sample).
+    which converts during the pass already charged as a sample). ``loss_balanced``: the laser of
+    a loss-balanced mesh (:func:`estimate`).
     """
     allowed = ", ".join(PRICED_KEYS + INFO_KEYS)
     for key in ledger:
@@ -281,7 +303,7 @@ def training_cost(architecture: str | Path | AcceleratorCard, model: Any,
     for key, v in ledger.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"ledger.{key}: {v!r} is not a count (allowed: finite number >= 0)")
-    rates = estimate(architecture, model, devices, phases)._rates
+    rates = estimate(architecture, model, devices, phases, loss_balanced=loss_balanced)._rates
     out = _price(rates, ledger["queries"], ledger["phase_settings"], ledger["samples"])
     if in_situ_hardware:
         scheduled = ledger["samples"] * rates.channel_symbols
@@ -344,7 +366,7 @@ def _price(rates: _Rates, queries: float, phase_settings: float, samples: float)
     }
 
 
-def block_loss(block: SVDBlock) -> dict[str, Any]:
+def block_loss(block: SVDBlock, balanced: bool = False) -> dict[str, Any]:
     """How the MZIs of ``block`` attenuate its paths (module docstring, link budget).
 
     A mesh column that pairs every mode (and the Σ column of a square block) multiplies the
@@ -353,7 +375,12 @@ def block_loss(block: SVDBlock) -> dict[str, Any]:
     paths cross different numbers of MZIs: ``critical`` (the most MZIs any input → output
     path crosses) and ``least`` (the fewest). ``simulated``: 0/1 per MZI in the block's U, Σ, V
     order (``SVDBlock.mzi_slices``), 1 on the MZIs of the path-dependent columns — the MZIs
-    whose loss the chip simulates (``Chip(insertion_loss=True)``); the rest is the laser's."""
+    whose loss the chip simulates (``Chip(insertion_loss=True)``); the rest is the laser's.
+
+    ``balanced`` (a loss-balanced mesh, module docstring): every unpaired position of a column
+    holds a dummy element matched to one MZI, so every column is common to every path:
+    ``uniform`` = ``least`` = ``critical``, ``simulated`` all 0, and the extra key ``dummies``
+    (:func:`dummy_elements`)."""
     n_in, n_out, r = block.n_in, block.n_out, block.rank
     parts = {"U": torch.zeros(block.u.num_mzis), "S": torch.zeros(r), "V": torch.zeros(block.v.num_mzis)}
     uniform = 0
@@ -383,11 +410,23 @@ def block_loss(block: SVDBlock) -> dict[str, Any]:
     hi = [hi[i] + 1 if i < r else -inf for i in range(n_out)]  # modes >= r of U get no light
     lo = [lo[i] + 1 if i < r else inf for i in range(n_out)]
     hi, lo = sweep(block.u, "U", hi, lo)
+    if balanced:
+        c = int(max(hi))
+        return {"uniform": c, "critical": c, "least": c,
+                "simulated": torch.zeros(block.num_mzis, dtype=torch.float64), "dummies": dummy_elements(block)}
     return {"uniform": uniform, "critical": int(max(hi)), "least": int(min(lo)),
             "simulated": torch.cat((parts["U"], parts["S"], parts["V"])).to(torch.float64)}
 
 
-def link_budget(dev: DeviceCard, k: int, fanout: int, full_scale_amplitude: float = 1.0) -> dict[str, float]:
+def dummy_elements(block: SVDBlock) -> int:
+    """Dummy elements of a loss-balanced ``block`` (module docstring): one at every position where
+    a column of its U or V mesh leaves a mode unpaired, Σ over the columns of n − 2·count (the
+    Σ column pairs every lit mode: none there); 2·k for a k×k block of Clements meshes, k >= 2."""
+    return sum(mesh.n - 2 * col.count for mesh in (block.v, block.u) for col in mesh.columns)
+
+
+def link_budget(dev: DeviceCard, k: int, fanout: int, full_scale_amplitude: float = 1.0, *,
+                loss_balanced: bool = False) -> dict[str, float]:
     """The optical link of a k×k SVD block (module docstring): what the laser must emit so that
     a full-scale channel (normalized amplitude 1, the readout chain's ``full_scale_power``)
     reaches the detectors at the power the chip simulates. Keys (dB, dBm, W): ``mzi_loss_db``
@@ -398,9 +437,12 @@ def link_budget(dev: DeviceCard, k: int, fanout: int, full_scale_amplitude: floa
     ``detector_dbm`` (a full-scale channel on the critical path), ``sensitivity_dbm``,
     ``detector_margin_db`` (detector_dbm − sensitivity), ``laser_shortfall_db`` (> 0 when one
     laser at ``laser.max_power`` cannot feed a channel the full-scale power), ``channel_dbm``,
-    ``fanout``, ``laser_dbm`` (all channels), ``laser_optical_w``, ``laser_electrical_w``."""
+    ``fanout``, ``laser_dbm`` (all channels), ``laser_optical_w``, ``laser_electrical_w``.
+    ``loss_balanced`` (module docstring): every path crosses the critical count, all of it
+    uniform (``path_dependent_loss_db`` 0); adds ``loss_balanced`` (1.0) and
+    ``dummy_elements_per_block``."""
     mzi = 2.0 * dev.phase_shifter.insertion_loss + 2.0 * dev.coupler.insertion_loss
-    paths = block_loss(SVDBlock(k, k))
+    paths = block_loss(SVDBlock(k, k), balanced=loss_balanced)
     uniform = (dev.modulator.insertion_loss + 2 * dev.phase_shifter.insertion_loss
                + (2 * k + 1) * dev.waveguide.mzi_pitch * dev.waveguide.loss + paths["uniform"] * mzi)
     extra = (paths["critical"] - paths["uniform"]) * mzi
@@ -410,6 +452,7 @@ def link_budget(dev: DeviceCard, k: int, fanout: int, full_scale_amplitude: floa
     shortfall = need - channel
     dbm = channel + 10 * math.log10(fanout)
     p_opt = 1e-3 * 10 ** (dbm / 10)
+    balanced = {"loss_balanced": 1.0, "dummy_elements_per_block": float(paths["dummies"])} if loss_balanced else {}
     return {
         "mzi_loss_db": mzi,
         "simulated_loss_db": paths["critical"] * mzi,
@@ -426,19 +469,22 @@ def link_budget(dev: DeviceCard, k: int, fanout: int, full_scale_amplitude: floa
         "laser_dbm": dbm,
         "laser_optical_w": p_opt,
         "laser_electrical_w": p_opt / dev.laser.wall_plug_efficiency,
+        **balanced,
     }
 
 
-def simulated_loss_db(dev: DeviceCard, k: int, full_scale_amplitude: float = 1.0) -> dict[str, Tensor]:
+def simulated_loss_db(dev: DeviceCard, k: int, full_scale_amplitude: float = 1.0, *,
+                      loss_balanced: bool = False) -> dict[str, Tensor]:
     """The insertion loss a chip of k×k blocks simulates, per MZI (dB), as ``SVDBlock``'s
     ``loss_db`` dict {"U": [M_U], "S": [k], "V": [M_V]}: IL_MZI on the MZIs of the
     path-dependent columns (``block_loss``), 0 on the columns every path crosses (their loss
     is the laser's, :func:`link_budget`); plus, on the Σ column (a scalar for every path), the
     ``laser_shortfall_db`` when one laser at ``laser.max_power`` cannot give a channel the
-    full-scale power. Float64 tensors."""
+    full-scale power. Float64 tensors. ``loss_balanced``: no path-dependent column, so only the
+    shortfall (of the balanced link, whose laser pays the whole critical path) is left."""
     block = SVDBlock(k, k)
-    mask = block_loss(block)["simulated"]
-    link = link_budget(dev, k, 1, full_scale_amplitude)
+    mask = block_loss(block, balanced=loss_balanced)["simulated"]
+    link = link_budget(dev, k, 1, full_scale_amplitude, loss_balanced=loss_balanced)
     loss = mask * link["mzi_loss_db"]
     loss[block.mzi_slices["S"]] += link["laser_shortfall_db"]
     return {part: loss[sl].clone() for part, sl in block.mzi_slices.items()}
