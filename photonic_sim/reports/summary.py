@@ -102,7 +102,11 @@ def link_sentence(report: dict) -> str | None:
         return "insertion loss not simulated (scenario chip.insertion_loss: false)"
     link = chip.get("link") or {}
     try:
-        return (f"insertion loss simulated: {link['insertion_loss_db']:.3g} dB critical path "
+        mesh = ""
+        if chip.get("loss_balanced"):
+            mesh = (f"loss-balanced mesh ({link['dummy_elements_per_block']:.0f} dummy elements per block, every path "
+                    "crosses the critical count); ")
+        return (f"insertion loss simulated: {mesh}{link['insertion_loss_db']:.3g} dB critical path "
                 f"({link['path_dependent_loss_db']:.3g} dB of it path-dependent); laser set by the link budget to "
                 f"{link['laser_dbm']:.3g} dBm so the detectors receive {link['detector_dbm']:.3g} dBm on the critical "
                 f"path, {link['detector_full_scale_dbm']:.3g} dBm at full scale (noise floor / sensitivity "

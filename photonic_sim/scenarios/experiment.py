@@ -150,7 +150,9 @@ class Experiment:
     ones), ``ideal`` (a chip without any non-ideality, float64: the offline model of
     :meth:`weight_map`), ``torch_device`` (where chip and task tensors live, e.g. "cuda"),
     ``insertion_loss`` (default True, as a scenario's ``chip.insertion_loss``: the simulated chip
-    has the meshes' per-MZI insertion loss, the laser set by the link budget), ``chip`` (train
+    has the meshes' per-MZI insertion loss, the laser set by the link budget), ``loss_balanced``
+    (default False, as ``chip.loss_balanced``: a loss-balanced mesh, only with ``insertion_loss``;
+    docs/physics.md#loss-balanced-meshes), ``chip`` (train
     through this chip instead of building the simulated one: a
     ``tcp://host:port`` address of ``photonic-sim serve-chip`` or any object with the
     :class:`photonic_sim.backend.ChipBackend` operations; it must have this network's sizes and
@@ -162,7 +164,7 @@ class Experiment:
                  model: NetworkSpec | str, task: Any, training: TrainingRecipe | str | Path | dict,
                  seed: int = 0, name: str | None = None, init_phases: torch.Tensor | None = None,
                  ideal: bool = False, torch_device: str | torch.device | None = None, chip: Any = None,
-                 insertion_loss: bool = True) -> None:
+                 insertion_loss: bool = True, loss_balanced: bool = False) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
             raise ScenarioError(PYTHON_SOURCE, "seed", f"{seed!r} is out of range", "integer 0 <= seed <= 2**32-1")
         network = model if isinstance(model, NetworkSpec) else _preset(model)
@@ -170,12 +172,16 @@ class Experiment:
         task_cfg = _task_config(task)
         recipe = _recipe(training, task_cfg)
         _check_fit(network, task_cfg, recipe, {}, PYTHON_SOURCE)
+        if loss_balanced and not insertion_loss:
+            raise ScenarioError(PYTHON_SOURCE, "loss_balanced", "true needs insertion_loss=True (a lossless chip has "
+                                "no loss to balance)", "False, or True with insertion_loss=True")
         scenario = Scenario(
             path=Path(PYTHON_SOURCE), raw={}, name=name or network.name, description="", seed=seed,
             device_card=devices if isinstance(devices, DeviceCard) else _load(load_device_card, devices, "devices"),
             accelerator_card=accelerator if isinstance(accelerator, AcceleratorCard) else
             _load(load_accelerator_card, accelerator, "accelerator"),
-            recipe=recipe, network=network, task=task_cfg, chip=ChipSection(insertion_loss=bool(insertion_loss)))
+            recipe=recipe, network=network, task=task_cfg, chip=ChipSection(insertion_loss=bool(insertion_loss),
+                                                                          loss_balanced=bool(loss_balanced)))
         self._setup(scenario, init_phases=init_phases, ideal=ideal, torch_device=torch_device, backend=chip)
         self._dataset = dataset
 
@@ -284,6 +290,7 @@ class Experiment:
             self._chip = Chip(self.network, self.device_card, seed=self.seed, readout=self.readout, ideal=self.ideal,
                               exact_readout=pde and self.scenario.task.exact_readout,
                               insertion_loss=self.scenario.chip.insertion_loss,
+                              loss_balanced=self.scenario.chip.loss_balanced,
                               dtype=torch.float64 if pde or self.ideal else torch.float32, layout=self.layout, **kw)
         return self._chip
 
@@ -343,10 +350,11 @@ class Experiment:
             gen = None if recipe.strategy == "fo" else torch.Generator().manual_seed(self.seed + 1)
             self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
                                            periods=controls["periods"], lattice=controls.get("lattice"), **options)
-            if self._in_situ_hardware and self.scenario.chip.insertion_loss:
+            if self._in_situ_hardware and self.scenario.chip.insertion_loss and not self.scenario.chip.loss_balanced:
                 warnings.warn(f"strategy {recipe.strategy!r}: its interference pass assumes unitary meshes, and this chip "
                               "simulates path-dependent insertion loss, so its gradients are approximate "
-                              "(chip.insertion_loss: false gives the lossless chip; docs/in-situ-gradients.md)",
+                              "(chip.loss_balanced: true balances the meshes so it is exact, chip.insertion_loss: "
+                              "false gives the lossless chip; docs/in-situ-gradients.md)",
                               UserWarning, stacklevel=2)
         return self._strategy
 
@@ -367,7 +375,7 @@ class Experiment:
         report's total does, else a mean phase of π."""
         programmed = None if phases is None else programmed_phases(self.network, phases)
         c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger, programmed,
-                          in_situ_hardware=self._in_situ_hardware)
+                          in_situ_hardware=self._in_situ_hardware, loss_balanced=self.scenario.chip.loss_balanced)
         return c["energy_j"], c["latency_s"]
 
     @property
@@ -401,13 +409,16 @@ class Experiment:
             return self._run_distributed(backend, workers, ray_address, checkpoint_dir, resume)
         t0 = time.perf_counter()
         scenario, acc, dev, spec = self.scenario, self.accelerator_card, self.device_card, self.spec
-        inference = estimate(acc, spec, dev).to_dict()
+        balanced = scenario.chip.loss_balanced
+        inference = estimate(acc, spec, dev, loss_balanced=balanced).to_dict()
         base = {"scenario": scenario.name, "variant": scenario.variant, "seed": scenario.seed,
                 "task": scenario.task.model_dump(mode="json"), "counts": inference["counts"],
                 "area_mm2": inference["area_mm2"], "inference": inference["inference"],
-                "chip": {"insertion_loss": scenario.chip.insertion_loss, "link": inference["link"]}}
+                "chip": {"insertion_loss": scenario.chip.insertion_loss, **({"loss_balanced": True} if balanced else {}),
+                         "link": inference["link"]}}
         if scenario.task.kind == "none":
-            zero = training_cost(acc, spec, dev, {"queries": 0, "phase_settings": 0, "samples": 0})
+            zero = training_cost(acc, spec, dev, {"queries": 0, "phase_settings": 0, "samples": 0},
+                                 loss_balanced=balanced)
             report = {**base, "metrics": {"name": "none", "final": None, "best": None, "history_file": "metrics.csv"},
                       "training": {"queries": 0, "energy_j": 0.0, "latency_s": 0.0,
                                    "breakdown": zero["breakdown"], "wall_s": 0.0},
@@ -419,9 +430,11 @@ class Experiment:
         trainer, task, recipe = self._trainer, self.task, self.recipe
         result = trainer.run(resume=resume)
         programmed = programmed_phases(self.network, result.phases)
-        inference = estimate(acc, spec, dev, programmed, in_situ_hardware=self._in_situ_hardware).to_dict()
+        inference = estimate(acc, spec, dev, programmed, in_situ_hardware=self._in_situ_hardware,
+                             loss_balanced=balanced).to_dict()
         base.update(counts=inference["counts"], area_mm2=inference["area_mm2"], inference=inference["inference"])
-        tc = training_cost(acc, spec, dev, result.ledger, programmed, in_situ_hardware=self._in_situ_hardware)
+        tc = training_cost(acc, spec, dev, result.ledger, programmed, in_situ_hardware=self._in_situ_hardware,
+                           loss_balanced=balanced)
         report = {**base,
                   "metrics": {"name": task.metric_name, "final": _finite(result.final.get("metric")),
                               "best": _finite(result.best), "higher_is_better": task.higher_is_better,

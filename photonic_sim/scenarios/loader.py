@@ -82,7 +82,7 @@ class Scenario:
             "model": _plain(asdict(self.network)),
             "task": self.task.model_dump(mode="json"),
             "overrides": _plain(self.raw.get("overrides", {})),
-            "chip": self.chip.model_dump(mode="json"),
+            "chip": _chip_dump(self.chip),
             "variants": sorted(self.variants),
             "references": {"devices": self.device_card.refs(), "accelerator": self.accelerator_card.refs()},
         }
@@ -132,6 +132,9 @@ def validate_files(paths, sets=()) -> list[str]:
 def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     src = str(file)
     top = validate(ScenarioFile, raw, src)
+    if top.chip.loss_balanced and not top.chip.insertion_loss:
+        raise ScenarioError(src, "chip.loss_balanced", "true needs chip.insertion_loss: true (a lossless chip has no "
+                            "loss to balance)", "false, or true with chip.insertion_loss: true")
     network = _network(top.model, src)
     task = resolve_task(top.task, src, file.parent)
     ov = top.overrides
@@ -139,7 +142,7 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     accelerator_card = _component("accelerator", load_accelerator_card, top.accelerator, ov.accelerator, file)
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
     _check_fit(network, task, recipe, ov.training, src)
-    link = _check_derived(device_card, accelerator_card, network, ov.devices, src)
+    link = _check_derived(device_card, accelerator_card, network, ov.devices, src, top.chip.loss_balanced)
     _check_detectors(link, device_card, network, ov.devices, src)
     _check_layout(device_card, accelerator_card, "layout.block_pitch" in ov.accelerator, src)
     return Scenario(
@@ -288,10 +291,11 @@ def _check_layout(device_card: DeviceCard, accelerator_card: AcceleratorCard, ov
 
 
 def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, network: NetworkSpec,
-                   overrides: dict, src: str) -> dict:
+                   overrides: dict, src: str, loss_balanced: bool = False) -> dict:
     """Quantities derived from the cards (the link budget's laser power, per-inference energy,
     latency, area) are computed once here: one that overflows or is not finite is a load-time
-    error naming the card keys behind it, not a crash in the middle of a run."""
+    error naming the card keys behind it, not a crash in the middle of a run. ``loss_balanced``:
+    the link of a loss-balanced mesh (``chip.loss_balanced``), whose laser pays the whole path."""
     from photonic_sim.accelerators import estimate
 
     key = next((f"overrides.devices.{k}" for k in _LINK_KEYS if k in overrides), None)
@@ -299,7 +303,7 @@ def _check_derived(device_card: DeviceCard, accelerator_card: AcceleratorCard, n
     key = key or "devices"
     allowed = "cards whose optical path loss (" + ", ".join(_LINK_KEYS) + ") and figures give finite costs"
     try:
-        cost = estimate(accelerator_card, network, device_card).to_dict()
+        cost = estimate(accelerator_card, network, device_card, loss_balanced=loss_balanced).to_dict()
     except ArithmeticError as exc:
         raise ScenarioError(src, key, f"{where}the link budget / cost model overflows ({type(exc).__name__}) for "
                             f"network {preview(network.name)}", allowed) from None
@@ -353,6 +357,15 @@ def _non_finite(obj: Any, path: str = "") -> str | None:
         if found:
             return found
     return None
+
+
+def _chip_dump(chip: ChipSection) -> dict[str, Any]:
+    """The ``chip:`` section as resolved; ``loss_balanced`` only when true, so the resolved
+    scenarios (and the run identities hashed from them) of unbalanced chips stay as before."""
+    dump = chip.model_dump(mode="json")
+    if not dump.get("loss_balanced"):
+        dump.pop("loss_balanced", None)
+    return dump
 
 
 def _plain(obj: Any) -> Any:

@@ -48,9 +48,14 @@ class ChipSection(_Strict):
     """``chip:`` how the simulated chip is built. ``insertion_loss`` (default true): simulate
     the per-MZI insertion loss of the meshes' path-dependent columns, with the laser power set
     by the link budget paying the loss every path shares (docs/physics.md#insertion-loss-and-the-link-budget);
-    false: a lossless chip (the seed paper's model: phase errors only)."""
+    false: a lossless chip (the seed paper's model: phase errors only). ``loss_balanced``
+    (default false; only with ``insertion_loss: true``, else a load error): a loss-balanced
+    mesh, a dummy element matched to one MZI's loss at every position a mesh column leaves
+    unpaired, so every path crosses the critical count, the chip simulates no path-dependent
+    loss and the laser pays the whole critical path (docs/physics.md#loss-balanced-meshes)."""
 
     insertion_loss: bool = True
+    loss_balanced: bool = False
 
 
 class ScenarioFile(_Strict):

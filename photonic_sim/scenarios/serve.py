@@ -20,13 +20,16 @@ from .loader import Scenario
 
 def chip_identity(exp: Experiment) -> str:
     """``name (seed S, chip HASH)``: HASH covers what builds the chip (device and accelerator
-    cards, model, seed, readout, task kind, exact readout and simulated insertion loss), so a
+    cards, model, seed, readout, task kind, exact readout, simulated insertion loss and, when
+    set, the loss-balanced mesh), so a
     restarted server of the same scenario has the same identity and a different chip a
     different one."""
     resolved, task = exp.resolved(), exp.scenario.task
     key = {k: resolved.get(k) for k in ("seed", "devices", "accelerator", "model")}
     key.update(readout=exp.readout, task=task.kind, exact_readout=getattr(task, "exact_readout", False),
                insertion_loss=exp.scenario.chip.insertion_loss)
+    if exp.scenario.chip.loss_balanced:  # only when set: identities of unbalanced chips stay as they were
+        key["loss_balanced"] = True
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{exp.scenario.name} (seed {exp.seed}, chip {digest})"
 
