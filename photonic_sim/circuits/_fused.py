@@ -57,7 +57,9 @@ Tensor = torch.Tensor
 
 _TEMPLATE = r"""
 /* t00..t11: MZI entries [batch][m] (batch strides tstride), or, when t01 is NULL, t00 holds
-   the phasors e^{i theta} [batch][m] and e^{i phi} right after them (ideal couplers, no loss);
+   the phasors e^{i theta} [batch][m] and e^{i phi} right after them (ideal couplers), and t10
+   is NULL (no loss) or the real amplitudes 10^(-IL/20) [batch][m] (batch stride tstride[2]
+   REALs) every entry of MZI k is multiplied by, as torch's t * amp does (complex x real);
    alpha: e^{i alpha} [batch][n] (batch stride astride); out: U [batch][n][n]. Complex values
    are interleaved (re, im). work: 8m + 2n^2 REALs then 2n int64s, kept by the caller. */
 void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
@@ -68,6 +70,7 @@ void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
     int64_t *lo = (int64_t *)(u + 2 * n * n), *hi = lo + n;
     for (int64_t p = 0; p < batch; ++p) {
         const REAL *c00 = t00 + 2 * p * tstride[0];
+        const REAL *amp = !t01 && t10 ? t10 + p * tstride[2] : 0;
         for (int64_t k = 0; k < m; ++k) {
             REAL *c = cf + 8 * k;
             if (t01) {
@@ -82,6 +85,8 @@ void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
                 const REAL br = -ti * (REAL)0.5, bi = (1 + tr) * (REAL)0.5;
                 c[0] = -(fr * dr - fi * di); c[1] = -(fr * di + fi * dr); c[2] = br; c[3] = bi;
                 c[4] = fr * br - fi * bi; c[5] = fr * bi + fi * br; c[6] = dr; c[7] = di;
+                if (amp)
+                    for (int q = 0; q < 8; ++q) c[q] *= amp[k];
             }
         }
         memset(u, 0, 2 * n * n * sizeof(REAL));
@@ -170,13 +175,20 @@ def build(tops: Tensor, coefs: tuple[Tensor, ...], alpha: Tensor, n: int) -> Ten
                  alpha.data_ptr(), alpha.stride(0))
 
 
-def build_ideal(tops: Tensor, phasors: Tensor, n: int) -> Tensor:
-    """U [batch, n, n] of a mesh with ideal 50:50 couplers and no loss from e^{i·phases}
-    ``phasors`` [batch, 2M + n] (θ, φ, α as in the mesh phase vector): the kernel takes the
-    2×2 entries in closed form (``devices.mzi`` formulas) itself. Same conditions as ``build``."""
+def build_ideal(tops: Tensor, phasors: Tensor, n: int, amp: Tensor | None = None) -> Tensor:
+    """U [batch, n, n] of a mesh with ideal 50:50 couplers from e^{i·phases} ``phasors``
+    [batch, 2M + n] (θ, φ, α as in the mesh phase vector): the kernel takes the 2×2 entries
+    in closed form (``devices.mzi`` formulas) itself. ``amp``: None (no loss) or the real
+    amplitudes 10^(−IL/20) of every MZI [batch or 1, M] (the real dtype of ``phasors``), each
+    MZI's entries multiplied by its own, as ``mzi_coefficients_from_phasors`` does with a
+    loss. Same conditions as ``build``."""
     phasors = phasors if phasors.stride(-1) == 1 else phasors.contiguous()
     m, stride = tops.numel(), phasors.stride(0)
-    return _call(tops, n, phasors.dtype, phasors.shape[0], [phasors.data_ptr(), None, None, None], [stride, 0, 0, 0],
+    ptrs, strides = [phasors.data_ptr(), None, None, None], [stride, 0, 0, 0]
+    if amp is not None:
+        amp = amp if amp.stride(-1) == 1 else amp.contiguous()
+        ptrs[2], strides[2] = amp.data_ptr(), amp.stride(0) if amp.shape[0] > 1 else 0
+    return _call(tops, n, phasors.dtype, phasors.shape[0], ptrs, strides,
                  phasors.data_ptr() + 2 * m * phasors.element_size(), stride)
 
 

@@ -235,14 +235,24 @@ class Mesh:
         """U [..., n, n] without autograd (checked phases, ``unitary``'s kappa / loss_db).
 
         CPU with the fused kernel available (``photonic_sim.circuits._fused``): one C call
-        sweeps every MZI into U; with ideal couplers and no loss it also takes the 2×2
-        entries from e^{iφ} itself. Otherwise (CUDA, no C compiler) the pure-torch grouped
+        sweeps every MZI into U; with ideal couplers it also takes the 2×2 entries from e^{iφ}
+        itself, and scales them by the MZIs' loss amplitudes 10^(−IL/20) when ``loss_db``
+        broadcasts into the phases' batch (the products of ``mzi_coefficients_from_phasors`` and
+        ``t * amp`` as torch's vectorised loops round them, tests/test_fast_paths.py; torch's
+        scalar tail loop, compiled with fused multiply-add, may differ by an ulp where M is not
+        a multiple of its vector width, e.g. k = 4: M = 6). Otherwise (CUDA, no C compiler) the pure-torch grouped
         band sweep ``_build_torch``. Same matrix to rounding (tests pin them together)."""
         if self.num_mzis and phases.device.type == "cpu" and _fused.kernel() is not None:
             n, lead = self.n, phases.shape[:-1]
-            if kappa is None and loss_db is None:
+            amp = None
+            if kappa is None and loss_db is not None:  # ideal couplers with loss: the kernel scales
+                loss = self._loss_tensor(loss_db, _real_dtype(cdtype), phases.device)
+                if torch.broadcast_shapes(loss.shape[:-1], lead) == lead:  # loss_db does not widen the batch
+                    amp = (10.0 ** (-loss / 20.0)).expand(*lead, self.num_mzis).reshape(-1, self.num_mzis)
+                    amp = amp[:1] if amp.stride(0) == 0 else amp  # one row shared by every setting
+            if kappa is None and (loss_db is None or amp is not None):
                 e = _unit_phasor(phases, cdtype).reshape(-1, self.num_phases)
-                return _fused.build_ideal(self._tops(), e, n).reshape(*lead, n, n)
+                return _fused.build_ideal(self._tops(), e, n, amp).reshape(*lead, n, n)
             coefs, alpha = self._coefficients(phases, kappa, loss_db, cdtype)
             lead = coefs[0].shape[:-1]  # kappa / loss_db may broadcast it
             batch = math.prod(lead)
@@ -448,18 +458,23 @@ class Mesh:
             if bool(((k < 0) | (k > 1) | torch.isnan(k)).any()):
                 raise ValueError("kappa (coupler power ratio) must lie in [0, 1]")
             kappa1, kappa2 = k[..., 0], k[..., 1]
-        loss = 0.0
-        if loss_db is not None:
-            loss = torch.as_tensor(loss_db, dtype=rdt, device=phases.device)
-            try:
-                torch.broadcast_shapes(loss.shape, (m,))
-            except RuntimeError:
-                msg = f"loss_db must broadcast to [..., {m}] (M = num_mzis), got {tuple(loss.shape)}"
-                raise ValueError(msg) from None
-            if bool(((loss < 0) | torch.isnan(loss)).any()):
-                raise ValueError("loss_db (insertion loss per MZI, dB) must be >= 0")
+        loss = 0.0 if loss_db is None else self._loss_tensor(loss_db, rdt, phases.device)
         coefs = mzi_coefficients_from_phasors(e[..., :m], e[..., m : 2 * m], kappa1=kappa1, kappa2=kappa2, loss_db=loss)
         return coefs, e[..., 2 * m :]
+
+
+    def _loss_tensor(self, loss_db, rdt: torch.dtype, device: torch.device) -> Tensor:
+        """``loss_db`` (dB per MZI) as a checked ``rdt`` tensor broadcastable to [..., M]."""
+        m = self.num_mzis
+        loss = torch.as_tensor(loss_db, dtype=rdt, device=device)
+        try:
+            torch.broadcast_shapes(loss.shape, (m,))
+        except RuntimeError:
+            msg = f"loss_db must broadcast to [..., {m}] (M = num_mzis), got {tuple(loss.shape)}"
+            raise ValueError(msg) from None
+        if bool(((loss < 0) | torch.isnan(loss)).any()):
+            raise ValueError("loss_db (insertion loss per MZI, dB) must be >= 0")
+        return loss
 
 
 class ClementsMesh(Mesh):
