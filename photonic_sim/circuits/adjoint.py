@@ -31,8 +31,46 @@ it with three intensity maps at every phase shifter (a monitor tap each):
 The extra i (a quarter-wave offset of the time-reversed beam) turns Hughes' Re(f a) into the
 Re(i f a) that a phase derivative needs in this convention. The time-reversal step needs a
 lossless, reciprocal circuit: it holds for meshes with imbalanced couplers (still unitary);
-insertion loss breaks it (the intensity gradient is then biased, while the field formula
+insertion loss that differs between paths breaks it (the edge modes of a Clements mesh skip
+the MZIs of every other column: the intensity gradient is then biased, while the field formula
 :meth:`AdjointCircuit.field_gradient` stays exact).
+
+Loss-balanced circuits (``balanced=True``; docs/physics.md#loss-balanced-meshes). A dummy
+element matched to the column's MZIs sits on every mode a lossy column leaves unpaired (and on
+a block's spare modes: their I/Q lines matched to the meshes they bypass, or equivalently a
+calibrated gain of the spare transceivers), so every column multiplies all modes by one
+amplitude. Up to a cut the circuit is then a_≤·U_≤ and from the cut to the outputs a_>·U_>
+(U_≤, U_> unitary, a_≤·a_> = a, the whole circuit's amplitude). With f = a_≤·U_≤ x, the
+adjoint field a = a_>·U_>ᵀ conj(g) and x_adj = a·Uᵀ conj(g) (U = U_> U_≤, so U_≤ U^† = U_>^†),
+the time-reversed input x + conj(i·x_adj) arrives at the cut as
+
+    f + a_≤·a·U_≤ conj(i·Uᵀ conj(g)) = f + a_≤·a·conj(i·U_>ᵀ conj(g)) = f + T·conj(i·a),
+    T = a_≤²  (the power transmission from the inputs to the cut),
+
+so I_t = I_f + T²·I_a + 2T·Re(i f a) and
+
+    dL/dθ = w · (I_t − I_f − T²·I_a) / (2T).
+
+The controller knows T from the card (the columns' IL_MZI up to the cut, the Σ column's loss)
+and corrects every tap: :meth:`AdjointCircuit.intensity_gradient` does so whenever every
+mixing step and every tap sees one gain on all ports (``transmission``, found from
+``loss_db``; None, no correction, for a lossless or an unbalanced lossy circuit). Deep in the
+circuit the interference term 2T·Re(i f a) is weak, and the correction divides the tap noise
+by T there.
+
+On the chip (``Chip(insertion_loss=True, loss_balanced=True)``) the uniform loss is not in the
+simulated matrix: the laser pays it (link budget), i.e. the chip works in units where the
+sources of all three passes are raised by 1/a (the forward's laser; the adjoint and
+interference passes' I/Q transmitters alike, so the I/Q receivers see full scale). A
+physical tap then sees f_u/a_> in the forward and interference passes and ã_u/a_≤ in the
+adjoint pass (f_u, ã_u: the fields of the unitary mesh at the cut), and the controller's
+correction for these sources — the forward and interference maps × T_> = a_>², the adjoint
+map × T_≤ = a_≤², both known — gives exactly the unitary mesh's maps, whose plain formula
+(T_>·I_t − T_>·I_f − T_≤·I_a)/2 = Re(i f_u ã_u) the chip's model evaluates. So the model's
+maps are the corrected ones, and its tap noise (set at the pass's normalized power) is an
+upper bound: the physical taps see 1/T_> or 1/T_≤ ≥ 1 times more light. The only loss left
+in the simulated matrix is a laser shortfall (a scalar on the Σ column, ``Chip``), which the
+T-correction above handles (T = 1 before Σ, the shortfall's power transmission after it).
 
 SVD blocks (square, n = n_out = n_in): every Σ attenuator is a full 2×2 MZI between mode j
 and a spare mode n + j (its second input and its dropped cross output). The block is then a
@@ -91,8 +129,11 @@ def _kappa_of(kappa, count: int) -> Tensor | None:
     return k.expand(*k.shape[:-2], count, 2) if k.ndim >= 2 else k.expand(count, 2)
 
 
-def _mesh_ops(mesh: Mesh, first: int, kappa, loss_db) -> list[_Op]:
-    """The operations of ``mesh`` in light order; its phases start at control index ``first``."""
+def _mesh_ops(mesh: Mesh, first: int, kappa, loss_db, balanced: bool = False, ports: int | None = None) -> list[_Op]:
+    """The operations of ``mesh`` in light order; its phases start at control index ``first``.
+    ``balanced``: after each lossy column a 'scale' (the dummy elements) on every one of the
+    ``ports`` (default n) modes the column leaves unpaired, with the mean amplitude of the
+    column's MZIs (module docstring, "Loss-balanced circuits")."""
     m = mesh.num_mzis
     kap = _kappa_of(kappa, m)
     amp = None
@@ -108,9 +149,59 @@ def _mesh_ops(mesh: Mesh, first: int, kappa, loss_db) -> list[_Op]:
         a = None if amp is None else amp[..., idx].to(torch.complex128)
         # one MZI column: φ, coupler κ₁, θ, coupler κ₂, loss (``_mzi``); taps after φ and after θ
         ops.append(_Op("mzi", tops, tops + 1, index=torch.stack((first + m + idx, first + idx)), value=(k1, k2, a)))
+        if balanced and a is not None:
+            paired = set(range(col.offset, col.offset + 2 * col.count))
+            free = torch.tensor([j for j in range(ports or mesh.n) if j not in paired], dtype=torch.long)
+            if free.numel():
+                dummy = a.abs().mean(-1, keepdim=True).to(torch.complex128)
+                ops.append(_Op("scale", free, value=dummy.expand(*dummy.shape[:-1], free.numel())))
     n = mesh.n
     ops.append(_Op("phase", torch.arange(n), index=first + 2 * m + torch.arange(n)))  # output screen α
     return ops
+
+
+def _transmission(ops: list[_Op], ports: int) -> Tensor | None:
+    """Power transmission T [..., R] from the inputs to every tap (the order of the taps of
+    ``AdjointCircuit.forward``) when the field amplitude gain is the same on every port before
+    every mixing step (coupler, MZI column) and at every tap — each column a scalar times a
+    lossless step — else None; None too when T = 1 at every tap."""
+    gain: Tensor | None = None  # [..., ports] amplitude gain so far; None: 1 on every port
+
+    def uniform() -> bool:
+        return gain is None or bool(torch.isclose(gain, gain[..., :1], rtol=1e-12, atol=0.0).all())
+
+    def scaled(modes: Tensor, factor: Tensor) -> Tensor:
+        g = torch.ones(ports, dtype=torch.float64) if gain is None else gain
+        lead = torch.broadcast_shapes(g.shape[:-1], factor.shape[:-1])
+        g = g.expand(*lead, ports).clone()
+        g[..., modes] = g[..., modes] * factor.cpu().expand(*lead, modes.numel())
+        return g
+
+    parts: list[tuple[Tensor | None, int]] = []  # (power transmission [...] or None for 1, taps)
+    for op in ops:
+        if op.kind in ("mzi", "coupler", "phase") and not uniform():
+            return None
+        here = None if gain is None else gain[..., 0].square()
+        if op.kind == "mzi":
+            parts.append((here, 2 * op.modes.numel()))
+            amp = op.value[2]
+            if amp is not None:
+                amp = amp.abs().to(torch.float64)
+                gain = scaled(op.modes, amp)
+                gain = scaled(op.other, amp)
+        elif op.kind == "phase":
+            parts.append((here, op.modes.numel()))
+        elif op.kind == "scale":
+            factor = torch.as_tensor(op.value).abs().to(torch.float64)
+            gain = scaled(op.modes, factor.expand(*factor.shape[:-1], op.modes.numel()) if factor.ndim else
+                          factor.expand(op.modes.numel()))
+    if gain is not None and not uniform():
+        return None
+    if all(t is None or bool((t == 1.0).all()) for t, _ in parts):
+        return None
+    lead = torch.broadcast_shapes(*[() if t is None else t.shape for t, _ in parts])
+    return torch.cat([(torch.ones(lead, dtype=torch.float64) if t is None else t.expand(lead))[..., None]
+                      .expand(*lead, count) for t, count in parts], -1)
 
 
 def _couple(a: Tensor, b: Tensor, kappa: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -184,16 +275,21 @@ class AdjointCircuit:
 
     ``kappa`` / ``loss_db``: coupler ratios and insertion loss (dB), in the forms
     ``Mesh.unitary`` / ``SVDBlock.matrix`` accept (for a block: a dict over "U", "S", "V" or one
-    tensor over all MZIs in U, Σ, V order). ``ports``: field width (n, or 2n for a block: the
-    spare attenuator modes follow the n modes). ``num_phases``: the circuit's phase vector
-    length, in the circuit's own order.
+    tensor over all MZIs in U, Σ, V order). ``balanced``: a loss-balanced circuit (module
+    docstring): a dummy element on every mode a lossy column leaves unpaired (a block's spare
+    modes included), matched to the column's MZIs. ``ports``: field width (n, or 2n for a
+    block: the spare attenuator modes follow the n modes). ``num_phases``: the circuit's phase
+    vector length, in the circuit's own order. ``transmission``: [..., R] power transmission
+    from the inputs to every tap when every column attenuates all modes alike (the
+    intensity gradient is then corrected for it, module docstring), else None (also when it
+    is 1 everywhere: a lossless circuit).
     """
 
-    def __init__(self, circuit: Mesh | SVDBlock, *, kappa=None, loss_db=None) -> None:
+    def __init__(self, circuit: Mesh | SVDBlock, *, kappa=None, loss_db=None, balanced: bool = False) -> None:
         if isinstance(circuit, Mesh):
             self.n_in = self.n_out = self.ports = circuit.n
             self.num_phases = circuit.num_phases
-            self.ops = _mesh_ops(circuit, 0, kappa, loss_db)
+            self.ops = _mesh_ops(circuit, 0, kappa, loss_db, balanced)
         elif isinstance(circuit, SVDBlock):
             if circuit.n_in != circuit.n_out:
                 raise ValueError("circuit: the adjoint SVD block must be square (n_out == n_in)")
@@ -203,9 +299,11 @@ class AdjointCircuit:
             self.num_phases = circuit.num_phases
             part = circuit._part
             sl = circuit.slices
-            self.ops = (_mesh_ops(circuit.v, sl["V"].start, part(kappa, "kappa", "V"), part(loss_db, "loss_db", "V"))
+            self.ops = (_mesh_ops(circuit.v, sl["V"].start, part(kappa, "kappa", "V"), part(loss_db, "loss_db", "V"),
+                                  balanced, 2 * n)
                         + self._sigma_ops(n, sl["S"].start, part(kappa, "kappa", "S"), part(loss_db, "loss_db", "S"))
-                        + _mesh_ops(circuit.u, sl["U"].start, part(kappa, "kappa", "U"), part(loss_db, "loss_db", "U")))
+                        + _mesh_ops(circuit.u, sl["U"].start, part(kappa, "kappa", "U"), part(loss_db, "loss_db", "U"),
+                                    balanced, 2 * n))
         else:
             raise ValueError("circuit: need a Mesh or an SVDBlock")
         recs = []
@@ -216,6 +314,7 @@ class AdjointCircuit:
                 recs += [(op.index[0], 1.0, op.modes.numel()), (op.index[1], 1.0, op.modes.numel())]
         self.index = torch.cat([r[0] for r in recs])
         self.weight = torch.cat([torch.full((r[2],), r[1], dtype=torch.float64) for r in recs])
+        self.transmission = _transmission(self.ops, self.ports)
 
     @staticmethod
     def _sigma_ops(n: int, first: int, kappa, loss_db) -> list[_Op]:
@@ -286,8 +385,13 @@ class AdjointCircuit:
     def intensity_gradient(self, i_forward: Tensor, i_adjoint: Tensor, i_interference: Tensor,
                            rows: Tensor | None = None) -> Tensor:
         """dL/dθ = Σ_rows w·(I_t − I_f − I_a)/2 from the three intensity maps [..., B, R]
-        (each row × ``rows`` [..., B] when given: the scale of a normalized adjoint source)."""
-        return self._collect(0.5 * (i_interference - i_forward - i_adjoint), rows)
+        (each row × ``rows`` [..., B] when given: the scale of a normalized adjoint source).
+        With a known ``transmission`` T [..., R] (every column attenuates all modes alike):
+        Σ_rows w·(I_t − I_f − T²·I_a)/(2T), the controller's correction (module docstring)."""
+        if self.transmission is None:
+            return self._collect(0.5 * (i_interference - i_forward - i_adjoint), rows)
+        t = self.transmission[..., None, :].to(i_forward.device)
+        return self._collect(0.5 * ((i_interference - i_forward) / t - t * i_adjoint), rows)
 
     def gradient(self, phases: Tensor, x: Tensor, g: Tensor, *,
                  tap: Callable[[Tensor, Tensor], Tensor] | None = None,

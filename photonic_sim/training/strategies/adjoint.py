@@ -39,8 +39,13 @@ class InSituAdjoint(Estimator):
     autograd to 1e-8 in float64). On a real chip it is the gradient with respect to the
     REALISED phases, applied to the targets: the drive law's γ-error, crosstalk and phase
     quantization are not in it (a bias, small while the Jacobian of realised on target
-    phases is near the identity); tap, receiver and ADC/DAC noise add variance; insertion
-    loss breaks the time-reversal step (biased). No options: nothing is random.
+    phases is near the identity); tap, receiver and ADC/DAC noise add variance. Insertion
+    loss that differs between paths (the default lossy chip: a Clements mesh's edge modes
+    skip every other column) breaks the time-reversal step (biased; cosine 0.22 with the true
+    gradient on the quickstart); on a loss-balanced chip (``chip.loss_balanced``: every column
+    attenuates all modes alike) the controller's known per-cut correction makes it exact
+    again (``photonic_sim.circuits.adjoint``, "Loss-balanced circuits"). No options: nothing
+    is random.
     """
 
     options = {}

@@ -30,8 +30,10 @@ class NodePerturbation(InSituAdjoint):
     Bias and variance (per example, layer width w, smooth loss): central differences are
     unbiased for a loss quadratic in z (else O(μ²) bias); the estimate of the node error g
     has covariance (|g|² I + g gᵀ)/q (Gaussian u), i.e. relative variance (w + 1)/q, which
-    the layer-local adjoint maps linearly onto the phases. Options: q (pairs), mu (node
-    perturbation in reading units).
+    the layer-local adjoint maps linearly onto the phases. The layer-local adjoint shares the
+    in-situ adjoint's bias on a chip with path-dependent insertion loss and is exact (up to
+    noise) on a loss-balanced one (:class:`~.adjoint.InSituAdjoint`). Options: q (pairs), mu
+    (node perturbation in reading units).
     """
 
     options = {
