@@ -142,3 +142,24 @@ def test_fused_build_loss_wider_than_phases_falls_back():
     assert (u[1] - mesh._build(ph, None, loss[1], torch.complex128)).abs().max() < 1e-13  # torch entries vs kernel
     with pytest.raises(ValueError, match="loss_db"):
         mesh._build(ph, None, -loss, torch.complex128)
+
+
+# ------------------------------------------------------------------ Σ attenuators with loss
+@pytest.mark.parametrize("cdt", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("shape", [(7,), (5, 3, 8), (2, 8)])
+def test_attenuator_with_loss_equals_general_mzi_path(cdt, shape):
+    """The short ideal-coupler-with-loss path of ``attenuator_transmission`` equals the general
+    ``mzi_matrix`` path (run here through autograd, which takes it) bit for bit."""
+    from photonic_sim.circuits.svd import attenuator_transmission
+
+    gen = torch.Generator().manual_seed(len(shape))
+    theta = torch.rand(*shape, generator=gen, dtype=torch.float64) * 3.5
+    theta.view(-1)[:3] = torch.tensor([0.0, torch.pi, 2 * torch.pi], dtype=torch.float64)
+    loss = torch.rand(shape[-1], generator=gen, dtype=torch.float64) * 2
+    loss[0] = 0.0
+    got = attenuator_transmission(theta, loss_db=loss, dtype=cdt)
+    leaf = theta.clone().requires_grad_()
+    want = attenuator_transmission(leaf, loss_db=loss, dtype=cdt).detach()
+    assert torch.equal(got, want)
+    ideal = torch.sin(0.5 * theta) * 10.0 ** (-loss / 20.0)  # float64 closed form
+    assert (got - ideal).abs().max() < (1e-14 if cdt == torch.complex128 else 1e-6)

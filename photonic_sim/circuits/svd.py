@@ -69,7 +69,21 @@ def attenuator_transmission(
     loss = 0.0 if loss_db is None else torch.as_tensor(loss_db, dtype=rdt, device=theta.device)
     if loss_db is not None and bool(((loss < 0) | torch.isnan(loss)).any()):
         raise ValueError("loss_db (insertion loss per attenuator, dB) must be >= 0")
-    t00 = mzi_matrix(theta, torch.zeros_like(theta), kappa1=kappa1, kappa2=kappa2, loss_db=loss, dtype=dtype)[..., 0, 0]
+    if kappa is None and loss_db is not None and not (torch.is_grad_enabled() and theta.requires_grad):
+        # ideal couplers with loss, no autograd: the T00 of the line below without the other three
+        # entries, by the same ops on the same tensors (e^{iφ} = 1 + 0i for φ = 0, so −e^{iφ}·T11 is
+        # T11 × (−1 − 0i): the same products) then × 10^(−IL/20): the same bits at a third of the
+        # ops. T00 is then held, like mzi_matrix's [..., 0, 0], as a view with stride 4: torch
+        # multiplies it by push_pull below in its scalar loop (fused multiply-add), not the vector one
+        e = torch.complex(torch.cos(theta), torch.sin(theta)).to(dtype)
+        t00 = (1.0 - e) * 0.5 * torch.tensor(complex(-1.0, -0.0), dtype=dtype, device=theta.device)
+        t00 = t00 * 10.0 ** (-loss / 20.0)
+        held = torch.empty(*t00.shape, 4, dtype=dtype, device=theta.device)
+        held[..., 0] = t00
+        t00 = held[..., 0]
+    else:
+        t00 = mzi_matrix(theta, torch.zeros_like(theta), kappa1=kappa1, kappa2=kappa2, loss_db=loss,
+                         dtype=dtype)[..., 0, 0]
     # diag(e^{iθ/2}, e^{-iθ/2}) = e^{-iθ/2} · diag(e^{iθ}, 1)
     push_pull = torch.polar(torch.ones_like(theta), -0.5 * theta).to(dtype)
     return t00 * push_pull / 1j
