@@ -191,3 +191,16 @@ def test_in_situ_strategies_warn_only_on_the_unbalanced_lossy_chip(training):
         exp = Experiment.from_file("quickstart", sets=[f"training={training}", "chip.loss_balanced=true"])
         exp.strategy
     assert exp.chip.loss_balanced
+
+
+def test_dummies_add_no_area_to_a_floorplan():
+    """With a ``layout`` the meshes' area is the floorplan's: the dummies sit in the columns' empty
+    edge slots inside each block's footprint, so only the count grows (and the lasers)."""
+    from photonic_sim.accelerators.cards import load_accelerator_card
+
+    acc = load_accelerator_card("dense_onn", overrides={"layout.block_pitch": 1.2e-3})
+    dev = load_device_card(CARD)
+    plain, bal = estimate(acc, "digits", dev), estimate(acc, "digits", dev, loss_balanced=True)
+    assert bal.counts["dummy_elements"] == bal.counts["blocks"] * 16 > 0
+    assert "dummy_elements" not in bal.area_m2
+    assert bal.area_m2["blocks_floorplan"] == plain.area_m2["blocks_floorplan"]
