@@ -292,7 +292,7 @@ _REALISE_SOURCE = r"""
    gamma scale; bias[nb bp]; xr, xc, xv: the block-local crosstalk K in COO order (nnz
    entries: Dphi_xr += K phi_xc, applied in entry order as torch's index_add); q: 2 pi,
    pi, mesh levels 2^b, 2 pi / 2^b, pi / (2^b - 1), gamma, V_max. out [P][nb][bp];
-   work: bp doubles. */
+   work: 2 bp doubles. */
 static double rem_2pi(double x, double p) /* torch.remainder(x, p), p > 0: fmod, then + p if negative (any p) */
 {
     if (x >= 0 && x < p) return x; /* fmod(x, p) == x exactly */
@@ -319,23 +319,28 @@ void realise_c128(int64_t P, int64_t nb, int64_t bp, const double *t, int64_t ts
                   const double *xv, const double *q, double *out, double *work)
 {
     const double two_pi = q[0], pi = q[1], levels = q[2], step_u = q[3], step_s = q[4], gamma = q[5], vmax = q[6];
-    double *h = work;
+    double *h = work, *smask = work + bp; /* smask: 1 on a Sigma attenuator (a double: the loop vectorises) */
+    for (int64_t j = 0; j < bp; ++j) smask[j] = sigma[j] ? 1 : 0;
     for (int64_t p = 0; p < P; ++p)
         for (int64_t b = 0; b < nb; ++b) {
             const double *tb = t + p * ts + b * bp;
             const double *gb = g + b * bp, *bb = bias + b * bp;
             double *o = out + (p * nb + b) * bp;
+            int slow = 0; /* any target outside [0, 2 pi): those go through rem_2pi (fmod) */
             for (int64_t j = 0; j < bp; ++j) {
-                const double r = rem_2pi(tb[j], two_pi);
-                double quant;
-                if (sigma[j]) {
-                    const double f = r > pi ? two_pi - r : r;
-                    quant = rint(f / step_s) * step_s;
-                } else {
-                    double k = rint(r / step_u);
-                    k = k >= levels ? k - levels : k;
-                    quant = k * step_u;
-                }
+                const double x = tb[j];
+                h[j] = x;
+                slow |= !((x >= 0) & (x < two_pi)); /* no &&: no branch */
+            }
+            if (slow)
+                for (int64_t j = 0; j < bp; ++j) h[j] = rem_2pi(h[j], two_pi);
+            for (int64_t j = 0; j < bp; ++j) { /* both quantizer rules, then a select: no branch, vectorises */
+                const double r = h[j];
+                const double f = r > pi ? two_pi - r : r;
+                const double qs = rint(f / step_s) * step_s;
+                double k = rint(r / step_u);
+                k = k >= levels ? k - levels : k;
+                const double quant = smask[j] != 0 ? qs : k * step_u;
                 double v = sqrt((quant < 0 ? 0 : quant) / gamma); /* clamp_min(0) / gamma, sqrt */
                 v = v > vmax ? vmax : v;                            /* clamp_max(V_max) */
                 h[j] = gamma * gb[j] * (v * v);
@@ -375,7 +380,7 @@ def realise(target: Tensor, sigma: Tensor, gamma_scale: Tensor, bias: Tensor, xt
     q = (ctypes.c_double * 7)(*consts)
     lib.realise_c128(p, span // bp, bp, target.data_ptr(), target.stride(0), sig.data_ptr(),
                      gamma_scale.contiguous().data_ptr(), bias.contiguous().data_ptr(), vals.numel(),
-                     rows.data_ptr(), cols.data_ptr(), vals.data_ptr(), q, out.data_ptr(), _work(8 * bp))
+                     rows.data_ptr(), cols.data_ptr(), vals.data_ptr(), q, out.data_ptr(), _work(16 * bp))
     return out
 
 
@@ -392,7 +397,8 @@ def wrap(x: Tensor, periods: Tensor) -> Tensor:
 
 
 def _load_realise() -> tuple[ctypes.CDLL | None, str | None]:
-    lib, why = compile_and_load(_REALISE_SOURCE, "realise_kernel", "phase realisation kernel", ("-O2", "-fno-math-errno"))
+    lib, why = compile_and_load(_REALISE_SOURCE, "realise_kernel", "phase realisation kernel",
+                                ("-O2", "-fno-math-errno", "-fno-trapping-math", "-fvect-cost-model=dynamic"))
     if lib is not None:
         lib.realise_c128.restype = None
         lib.realise_c128.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 3
