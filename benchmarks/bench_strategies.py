@@ -12,7 +12,11 @@ one run after another in this process (torch on one thread), through the public 
 ``figures/convergence.png`` (``photonic_sim.reports.compare.write_comparison``), one JSON row
 per finished run under ``<out>/<name>/rows/`` (``--resume`` reuses the rows whose resolved
 inputs are unchanged), the convergence figures as ``<img>/strategies_<name>.png`` and the page
-``--page`` (default docs/strategies.md).
+``--page`` (default docs/strategies.md). Two more parts on the digits, same seeds, rows under
+``<out>/bits/rows`` and ``<out>/sr/rows``: the phase-bits sweep (``bits``: BITS_STRATEGIES at
+4, 6 and 8 DAC bits; the fewest-joules conclusion read on the seed-mean curves) and stochastic
+against deterministic rounding (``sr``: the quzo row at 4 bits, SR_ARMS × SR_MUS). ``--only``
+picks parts (digits, black_scholes, bits, sr); ``--quick`` skips ``bits`` and runs a small ``sr``.
 
 Strategies that cannot run on a scenario (``NOT_APPLICABLE``) are built once with their recipe
 to confirm that the builder refuses them; the page quotes the builder's one-line reason.
@@ -45,9 +49,20 @@ NOT_APPLICABLE = {  # scenario -> {strategy: recipe that would run it}; tried wi
 NA_SETS = {"black_scholes": ["training.loss=pinn"]}
 NA_SCENARIO = {"black_scholes": ROOT / "scenarios" / "black_scholes_tonn.yaml"}  # same task, no variants
 QUICK_SETS = ["training.steps=3", "training.eval_every=1"]
-BITS = (4, 6, 8)  # phase-shifter DAC bits of the sweep (item 4), digits, seed 0
+BITS = (4, 6, 8)  # phase-shifter DAC bits of the sweep (item 4), digits, --seeds seeds
 BITS_STRATEGIES = ("zo-rge", "zo-sign-rge", "quzo", "flops", "tt-subspace", "fo", "adjoint")
 BITS_TARGET = 0.25  # test accuracy the sweep asks each strategy to reach
+SR_BITS = 4  # phase bits of the rounding comparison (issue 23: stochastic vs deterministic rounding)
+SR_MUS = (0.02, 0.1, 0.2, 0.4)  # perturbation radii (rad) of the rounding comparison
+SR_ARMS = (  # (label, phase bits, rounding of the perturbed rows, round_update of the kept phases, what the row is)
+    ("sr", SR_BITS, "stochastic", True, "stochastic rows and updates (QuZO as shipped)"),
+    ("nearest", SR_BITS, "nearest", True, "nearest rows and updates (deterministic)"),
+    ("sr-rows", SR_BITS, "stochastic", False, "stochastic rows, continuous kept phases"),
+    ("nearest-rows", SR_BITS, "nearest", False, "nearest rows, continuous kept phases (plain RGE: the chip's DAC rounds)"),
+    ("sr-8bit", 8, "stochastic", True, "8 bits: stochastic rows and updates"),
+    ("nearest-rows-8bit", 8, "nearest", False, "8 bits: nearest rows, continuous kept phases (plain RGE)"),
+)
+SR_PAIRS = (("sr", "nearest"), ("sr", "nearest-rows"), ("sr-rows", "nearest-rows"))  # stochastic vs deterministic
 NOTES = """\
 ## How the runs are set up
 
@@ -112,13 +127,34 @@ What the tables below say (3 seeds each; measured with this command on the share
   (SGD) 4.4e-2. Nothing diverged (no NaN, every run ends below 1.2e-1); on seed 1 four runs
   (`zo-sign-rge`, `hybrid`, `tt-subspace`, `zo-cge`) end above the lucky 2.8e-2 they started
   from.
-* **Phase bits** (last table; one seed, so a first look, not a ranking): the energy to 25 % is
-  read at the evaluations (every 50 steps, about 1.2 J apart), so `zo-rge` and `flops` tie at 6
-  and 8 bits (first evaluation at 1.2-1.3 J). At 4 bits only `zo-rge` reaches 25 % (3.7 J);
-  `quzo` (stochastic rounding onto the DAC codes) ends at 8.9 % there, so on this seed it does
-  not beat deterministic rounding: its recipe's mu (0.02 rad) is 1/20 of a 4-bit LSB
-  (0.39 rad), so a stochastically rounded perturbation moves a phase by a whole code in about
-  5 % of the coordinates and by nothing in the rest. `fo` loses 10 points from 8 to 4 bits.
+* **Phase bits** (3 seeds; the table after Black-Scholes): the seed spread is large, so the
+  fewest-joules question is answered on the seed-mean accuracy curves, to one evaluation interval
+  (about 1.2 J): at 8 bits `tt-subspace` (2.22 J), `quzo` (2.51 J) and `flops` (2.61 J) tie; at 6
+  bits `flops` (2.62 J) and `tt-subspace` (3.34 J) tie; at 4 bits only `tt-subspace`'s mean curve
+  reaches 25 % (3.33 J; 25.4 ± 11.6 % final, one seed of three reached it). `zo-rge`'s mean
+  curve never reaches it (one seed of three does, at every resolution): the one-seed table this
+  replaces had `zo-rge` winning at every resolution, on its lucky seed 0 (33.0 % at 8 bits,
+  against 20.5 and 11.1 % on seeds 1 and 2). `fo` loses 11 points from 8 to 4 bits (91.0 ± 1.7
+  to 80.3 ± 1.6 %).
+* **Stochastic rounding does not beat deterministic rounding at 4 bits** (last table, the same
+  estimator with only the rounding switched, 3 seeds, 4 radii): no pair wins by more than the seed
+  spread. At the recipe's mu = 0.02 rad QuZO as shipped ends at 9.3 ± 2.8 %, where the untrained
+  network starts (9.9 %), while nearest rounding of rows and updates reaches 18.0 ± 4.6 % and
+  nearest rows with continuous kept phases (plain RGE through the chip's DAC) 26.4 ± 9.5 %.
+  Larger radii do not help: at mu = 0.1-0.4 rad every 4-bit arm ends at 7.7-12.2 %, and so do
+  the 8-bit reference rows at 0.2-0.4 rad (8.5-10.4 %), so there it is the radius, not the
+  rounding: a Rademacher step of mu on each of the d = 3 338 controls has norm mu·√d (5.8 rad at
+  mu = 0.1), beyond the range where the difference quotient follows the gradient, while phases
+  kept on the codes and rounded to the nearest one need mu above h/2 = 0.2 rad to register at
+  all. Why SR loses at mu = 0.02 (seed 0, final against initial
+  phase codes, measured separately with the same runs): Adam moves every phase by about
+  lr = 0.02 rad per step whatever the estimate's signal, and stochastic rounding of the updates
+  turns that into a whole-code jump (0.39 rad) with probability about lr/h = 5 % per step: 60 %
+  of the phase codes moved (rms 0.46 rad) against 36 % (rms 0.23 rad) for plain RGE. Stochastic
+  rows alone cost too: with continuous kept phases every query rounds each phase up or down at
+  random, a random neighbour of the nearest codes the evaluation uses (`sr-rows` 13.1 ± 2.3 %
+  against 26.4 ± 9.5 %, with the same code movement as plain RGE: 33 %, rms 0.22 rad). At 8
+  bits the gap narrows to within the spread (29.7 ± 8.4 % against 36.5 ± 4.7 %).
 
 Queries are training chip queries (one phase setting measured on a mini-batch; GRZO measures one
 example per setting), from the chip's ledger; energy and latency price that ledger with the cost
@@ -141,7 +177,8 @@ def _args(argv):
     p.add_argument("--no-run", action="store_true",
                    help="write the page from the finished runs under --out only (implies --resume; the others are "
                         "listed as not run)")
-    p.add_argument("--only", help="comma-separated parts (digits, black_scholes, bits: the phase-bits sweep)")
+    p.add_argument("--only", help="comma-separated parts (digits, black_scholes, bits: the phase-bits sweep, sr: stochastic vs "
+                        "deterministic rounding at 4 bits)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="scenario override applied to every run (as photonic-sim --set)")
     args = p.parse_args(argv)
@@ -311,14 +348,16 @@ def main(argv=None) -> int:
         na = not_applicable(NA_SCENARIO.get(key, path), NOT_APPLICABLE.get(key, {}), [*sets, *NA_SETS.get(key, [])]) \
             if not args.quick else {k: "(not checked in --quick)" for k in NOT_APPLICABLE.get(key, {})}
         sections.append((key, base, runs, rows, figure, na))
-    bits_rows = []
+    bits_rows, sr_rows = [], []
     if not args.quick and (only is None or "bits" in only):
-        bits_rows = sweep_bits(sets, out, args.resume or args.no_run, args.no_run)
+        bits_rows = sweep_bits(sets, out, seeds, args.resume or args.no_run, args.no_run)
+    if only is None or "sr" in only:
+        sr_rows = sweep_sr(sets, out, seeds, args.resume or args.no_run, args.no_run, args.quick)
     total = sum(r.get("run_wall_s") or 0.0 for *_, rows, _f, _n in sections for r in rows)
-    total += sum(r.get("run_wall_s") or 0.0 for r in bits_rows)
+    total += sum(r.get("run_wall_s") or 0.0 for r in [*bits_rows, *sr_rows])
     text = render(sections, argv, page, seeds, args.quick, total, photonic_sim.__version__)
-    if bits_rows:
-        text = text.replace("\nPackage ", "\n" + bits_section(bits_rows) + "\nPackage ", 1)
+    for part in ([bits_section(bits_rows)] if bits_rows else []) + ([sr_section(sr_rows)] if sr_rows else []):
+        text = text.replace("\nPackage ", "\n" + part + "\nPackage ", 1)
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(text)
     print(page)
@@ -326,10 +365,10 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-def sweep_bits(sets: list[str], out: Path, resume: bool, no_run: bool) -> list[dict]:
-    """The digits variants in BITS_STRATEGIES at each phase-shifter resolution in BITS, seed 0.
-    At the card's own resolution these are the digits comparison's seed-0 runs (reused from
-    ``out/digits/rows`` when that comparison ran first)."""
+def sweep_bits(sets: list[str], out: Path, seeds: int, resume: bool, no_run: bool) -> list[dict]:
+    """The digits variants in BITS_STRATEGIES at each phase-shifter resolution in BITS, seeds
+    ``seed .. seed+seeds-1``. At the card's own resolution these are the digits comparison's runs
+    (reused from ``out/digits/rows`` when that comparison ran first)."""
     from photonic_sim.scenarios import load_scenario
 
     path = SCENARIOS_BY_KEY["digits"]
@@ -341,14 +380,15 @@ def sweep_bits(sets: list[str], out: Path, resume: bool, no_run: bool) -> list[d
         for label, sc in variants(path, bsets, False):
             if label not in BITS_STRATEGIES:
                 continue
-            row = run_one(path, sc, bsets, label if same else f"{label}_bits{bits}", sc.seed,
-                          out / ("digits" if same else "bits") / "rows", resume or same, no_run)
-            if row is None:
-                continue
-            row.update(strategy=label, bits=bits)
-            print(f"bits {bits} {label}: {row.get('metric_final')} {row.get('training_energy_j')} J",
-                  file=sys.stderr, flush=True)
-            rows.append(_nan(row))
+            for seed in range(sc.seed, sc.seed + seeds):
+                row = run_one(path, sc, bsets, label if same else f"{label}_bits{bits}", seed,
+                              out / ("digits" if same else "bits") / "rows", resume or same, no_run)
+                if row is None:
+                    continue
+                row.update(strategy=label, bits=bits)
+                print(f"bits {bits} {label} seed {seed}: {row.get('metric_final')} {row.get('training_energy_j')} J",
+                      file=sys.stderr, flush=True)
+                rows.append(_nan(row))
     return rows
 
 
@@ -360,37 +400,216 @@ def joules_to(row: dict, target: float) -> float:
     return math.nan
 
 
+def mean_history(rows: list[dict]) -> list[tuple[float, float]]:
+    """(mean training energy J, mean metric) at each evaluation, over runs with the same evaluation
+    schedule (same strategy and steps); only as many evaluations as every run has."""
+    hist = [r.get("history", []) for r in rows if "error" not in r]
+    if not hist:
+        return []
+    n = min(len(h) for h in hist)
+    return [(sum(h[i][2] for h in hist) / len(hist), sum(h[i][1] for h in hist) / len(hist)) for i in range(n)]
+
+
+def crossing(curve: list[tuple[float, float]], target: float) -> tuple[float, float] | None:
+    """(energy of the evaluation before, energy of the first evaluation) where ``curve`` (from
+    :func:`mean_history`) reaches ``target``: the target was crossed somewhere in between. None
+    when it never does."""
+    for i, (joules, metric) in enumerate(curve):
+        if math.isfinite(metric) and metric >= target:
+            return (curve[i - 1][0] if i else 0.0), joules
+    return None
+
+
+def fewest_joules(curves: dict[str, list[tuple[float, float]]], target: float) -> tuple[list[str], dict]:
+    """The strategies that reach ``target`` with the fewest joules on their seed-mean curves, and
+    every strategy's crossing interval. The energy is resolved only to one evaluation interval
+    (the crossing lies in (previous evaluation, first evaluation at or above the target]), so the
+    winner is the one whose first evaluation at the target costs least, and every strategy whose
+    interval overlaps the winner's (previous evaluation cheaper than the winner's first one) ties
+    with it. Strategies whose mean curve never reaches the target are not candidates."""
+    got = {s: c for s, c in ((s, crossing(curve, target)) for s, curve in curves.items()) if c is not None}
+    if not got:
+        return [], got
+    best = min(got, key=lambda s: got[s][1])
+    tied = sorted((s for s in got if got[s][0] < got[best][1]), key=lambda s: got[s][1])
+    return tied, got
+
+
+def _pct(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f} %" if math.isfinite(mean) else "-"
+
+
 def bits_section(rows: list[dict]) -> str:
-    """The phase-bits table: per strategy and bits, final accuracy and the joules to BITS_TARGET."""
+    """The phase-bits table: per strategy and bits, final accuracy mean ± std over the seeds, how
+    many seeds reached BITS_TARGET, and the joules where the seed-mean curve first reaches it;
+    then the fewest-joules conclusion per resolution (:func:`fewest_joules`)."""
+    from photonic_sim.training.compare import summarize
     from photonic_sim.reports.units import eng
 
-    cell = {(r["strategy"], r["bits"]): r for r in rows}
-    names = [s for s in BITS_STRATEGIES if any((s, b) in cell for b in BITS)]
+    groups = {(s["strategy"], s["bits"]): s for s in summarize(rows, ("strategy", "bits"))}
+    members: dict[tuple, list[dict]] = {}
+    for r in rows:
+        members.setdefault((r["strategy"], r["bits"]), []).append(r)
+    names = [s for s in BITS_STRATEGIES if any((s, b) in groups for b in BITS)]
+    seeds = sorted({r["seed"] for r in rows})
     pct = f"{100 * BITS_TARGET:.0f} %"
     lines = ["## Phase bits: which strategy reaches the target with the fewest joules", "",
              f"The digits comparison above (same recipes, budget and overrides) with the phase shifters' DAC at "
-             f"4, 6 and 8 bits (`--set devices.phase_shifter.bits=N`; 8 is the card's), seed 0, for "
-             f"{len(names)} strategies. Each cell: final test accuracy / training energy at the first evaluation "
-             f"that reached {pct} (\"-\": never did within the budget). Part of the page's command.", "",
+             f"4, 6 and 8 bits (`--set devices.phase_shifter.bits=N`; 8 is the card's), seeds "
+             f"{', '.join(map(str, seeds))}, for {len(names)} strategies. Each cell: final test accuracy "
+             f"(mean ± std over the seeds) / the training energy at which the seed-mean accuracy curve first "
+             f"reaches {pct} (\"-\": it never does within the budget), and in brackets how many of the seeds' runs "
+             f"reached {pct} at an evaluation. Part of the page's command (`--only bits`).", "",
              "| strategy | " + " | ".join(f"{b} bits" for b in BITS) + " |", "|---|" + "---|" * len(BITS)]
+    curves = {b: {} for b in BITS}
     for s in names:
         cells = []
         for b in BITS:
-            r = cell.get((s, b))
-            if r is None or "error" in r:
-                cells.append("not run" if r is None else "failed")
+            g, mine = groups.get((s, b)), members.get((s, b), [])
+            if g is None:
+                cells.append("not run")
                 continue
-            j = joules_to(r, BITS_TARGET)
-            cells.append(f"{100 * r['metric_final']:.1f} % / " + (eng(j, "J", 3) if math.isfinite(j) else "-"))
+            ok = [r for r in mine if "error" not in r]
+            if not ok:
+                cells.append("failed")
+                continue
+            curve = mean_history(ok)
+            if s != "fo":
+                curves[b][s] = curve
+            hit = crossing(curve, BITS_TARGET)
+            reached = sum(math.isfinite(joules_to(r, BITS_TARGET)) for r in ok)
+            cells.append(f"{_pct(g['metric_mean'], g['metric_std'])} / " + (eng(hit[1], "J", 3) if hit else "-")
+                         + f" ({reached}/{len(mine)}" + (f", {len(mine) - len(ok)} failed)" if len(ok) < len(mine) else ")"))
         lines.append(f"| `{s}` | " + " | ".join(cells) + " |")
     best = []
     for b in BITS:
-        got = [(joules_to(cell[(s, b)], BITS_TARGET), s) for s in names
-               if s != "fo" and (s, b) in cell and "error" not in cell[(s, b)]]
-        got = [(j, s) for j, s in got if math.isfinite(j)]
-        best.append(f"{b} bits: `{min(got)[1]}` ({eng(min(got)[0], 'J', 3)})" if got else f"{b} bits: none reached it")
-    lines += ["", f"Fewest joules to {pct} in situ (`fo`, backpropagation through the model, is the reference, "
-              "not a candidate): " + "; ".join(best) + ".", ""]
+        tied, got = fewest_joules(curves[b], BITS_TARGET)
+        if not tied:
+            best.append(f"{b} bits: none reached it")
+            continue
+        text = ", ".join(f"`{s}` ({eng(got[s][1], 'J', 3)})" for s in tied)
+        best.append(f"{b} bits: {text}" + (" (tie)" if len(tied) > 1 else ""))
+    lines += ["", f"Fewest joules to {pct} in situ, from the seed-mean curves (`fo`, backpropagation through the "
+              "model, is the reference, not a candidate): " + "; ".join(best) + ". A strategy's energy to the target "
+              "is known only to one evaluation interval (the mean curve crosses it between the evaluation before and "
+              "the first at or above it), so strategies whose intervals overlap the cheapest one's are listed as a "
+              "tie, cheapest first; a strategy whose mean curve never reaches the target is not a candidate, even if "
+              "one of its seeds did.", ""]
+    return "\n".join(lines)
+
+
+def sweep_sr(sets: list[str], out: Path, seeds: int, resume: bool, no_run: bool, quick: bool) -> list[dict]:
+    """Stochastic against deterministic rounding (issue 23): the digits comparison's ``quzo`` run
+    (same recipe, steps, budget and overrides) for every arm of SR_ARMS (phase bits, ``rounding``
+    of the perturbed rows, ``round_update`` of the kept phases) and perturbation radius in
+    SR_MUS, seeds ``seed .. seed+seeds-1``. One estimator throughout (QuZO's two-sided
+    Rademacher RGE, q = 16); only the rounding (and, for the reference arms, the bits) changes.
+    ``quick``: the first two arms, the first radius."""
+    from photonic_sim.scenarios import load_scenario
+
+    path = SCENARIOS_BY_KEY["digits"]
+    quzo = load_scenario(path, sets).variants["quzo"].recipe  # the page's quzo row: its steps, evaluations
+    rows = []
+    for arm, bits, rounding, round_update, _ in SR_ARMS[:2] if quick else SR_ARMS:
+        for mu in SR_MUS[:1] if quick else SR_MUS:
+            ssets = [*sets, f"devices.phase_shifter.bits={bits}", "variants={}", "training=quzo",
+                     f"training.steps={quzo.steps}", f"training.eval_every={quzo.eval_every}",
+                     f"training.strategy_options.mu={mu}", f"training.strategy_options.rounding={rounding}",
+                     f"training.strategy_options.round_update={str(round_update).lower()}"]
+            sc = load_scenario(path, ssets)
+            for seed in range(sc.seed, sc.seed + seeds):
+                row = run_one(path, sc, ssets, f"quzo_{arm}_mu{mu}", seed, out / "sr" / "rows", resume, no_run)
+                if row is None:
+                    continue
+                row.update(strategy=arm, mu=mu)
+                print(f"sr {arm} mu {mu} seed {seed}: {row.get('metric_final')}", file=sys.stderr, flush=True)
+                rows.append(_nan(row))
+    return rows
+
+
+def sr_verdict(groups: dict[tuple, dict], mus, pairs=SR_PAIRS) -> tuple[dict[tuple, list[float]], list[str]]:
+    """Per (stochastic arm, deterministic arm) of ``pairs``: the radii at which the first beats the
+    second by more than the seed spread, and one table row per pair: difference of the means in
+    points (the spread in brackets) per radius, bold where it beats it. Beating it needs both:
+    the difference of the mean final accuracies is larger than the larger of the two sample
+    standard deviations (the spread), and the stochastic arm trained: its mean final accuracy is
+    above its mean untrained accuracy (the group's ``start``) by more than the same spread, so
+    that two runs at chance do not make a win."""
+    wins, lines = {}, []
+    for a, b in pairs:
+        cells, won = [], []
+        for mu in mus:
+            ga, gb = groups.get((a, mu)), groups.get((b, mu))
+            if ga is None or gb is None:
+                cells.append("-")
+                continue
+            diff, spread = ga["metric_mean"] - gb["metric_mean"], max(ga["metric_std"], gb["metric_std"])
+            if not (math.isfinite(diff) and math.isfinite(spread)):
+                cells.append("-")
+                continue
+            beats = diff > spread and ga["metric_mean"] - ga.get("start", -math.inf) > spread
+            text = f"{100 * diff:+.1f} ({100 * spread:.1f})"
+            won += [mu] if beats else []
+            cells.append(f"**{text}**" if beats else text)
+        if any(c != "-" for c in cells):
+            wins[(a, b)] = won
+            lines.append(f"| `{a}` − `{b}` | " + " | ".join(cells) + " |")
+    return wins, lines
+
+
+def sr_section(rows: list[dict]) -> str:
+    """The rounding table: arms (rows) × radii (columns), final test accuracy mean ± std over the
+    seeds; then the differences of the pairs in SR_PAIRS and the verdict (:func:`sr_verdict`)."""
+    from photonic_sim.training.compare import summarize
+
+    groups = {(g["strategy"], g["mu"]): g for g in summarize(rows, ("strategy", "mu"))}
+    for (arm, mu), g in groups.items():  # untrained accuracy: the first evaluation (step 0) of each run
+        first = [r["history"][0][1] for r in rows if r["strategy"] == arm and r["mu"] == mu and "error" not in r
+                 and r.get("history")]
+        g["start"] = sum(first) / len(first) if first else math.nan
+    mus = [m for m in SR_MUS if any(k[1] == m for k in groups)]
+    seeds = sorted({r["seed"] for r in rows})
+    lsb = 2 * math.pi / 2 ** SR_BITS
+    arm_bits = {arm[0]: arm[1] for arm in SR_ARMS}
+    start = [g["start"] for (arm, _), g in groups.items() if arm_bits.get(arm) == SR_BITS and math.isfinite(g["start"])]
+    lines = [f"## Stochastic against deterministic rounding at {SR_BITS} phase bits", "",
+             f"The digits comparison's `quzo` row (recipe `training/quzo.yaml`: two-sided Rademacher RGE, q = 16, "
+             f"Adam lr 0.02, cosine; the page's steps and budget) with {SR_BITS}-bit phase shifters "
+             f"(`--set devices.phase_shifter.bits={SR_BITS}`: one code step h = 2π/{2 ** SR_BITS} = {lsb:.3f} rad for "
+             f"the U/V phases, π/{2 ** SR_BITS - 1} = {math.pi / (2 ** SR_BITS - 1):.3f} rad for the Σ attenuators), "
+             f"seeds {', '.join(map(str, seeds))}. One estimator in every cell; only the rounding changes "
+             "(`training.strategy_options.rounding` of the perturbed rows, `round_update` of the phases the "
+             "controller keeps: with `false` it keeps them continuous and the chip's DAC rounds them to the "
+             "nearest code). The last two rows are the same at the card's 8 bits, for reference (mu in units of "
+             f"the {SR_BITS}-bit step h in the header). Each cell: final "
+             "test accuracy, mean ± std over the seeds; the untrained network scores "
+             + (f"{100 * sum(start) / len(start):.1f} %" if start else "-") + f" at {SR_BITS} bits (mean over the "
+             "seeds; chance is 10 %). Part of the page's command (`--only sr`).", "",
+             "| rounding | " + " | ".join(f"mu {m:g} rad ({m / lsb:.2g} h)" for m in mus) + " |",  # h: the 4-bit step
+             "|---|" + "---|" * len(mus)]
+    for arm, _bits, rounding, round_update, what in SR_ARMS:
+        if not any((arm, m) in groups for m in mus):
+            continue
+        cells = []
+        for m in mus:
+            g = groups.get((arm, m))
+            cells.append("not run" if g is None else _pct(g["metric_mean"], g["metric_std"])
+                         + (f" ({g['failed']} failed)" if g["failed"] else ""))
+        lines.append(f"| {what} (`{arm}`: `rounding: {rounding}`, `round_update: {str(round_update).lower()}`) | "
+                     + " | ".join(cells) + " |")
+    wins, table = sr_verdict(groups, mus)
+    if table:
+        lines += ["", f"Stochastic minus deterministic rounding at {SR_BITS} bits, difference of the mean accuracies in "
+                  "points, the seed spread (the larger of the two standard deviations) in brackets, bold where the "
+                  "difference is larger than the spread and the stochastic arm trained (ends above its untrained "
+                  "accuracy by more than the same spread; two arms near chance make no win):", "",
+                  "| pair | " + " | ".join(f"mu {m:g} rad" for m in mus) + " |", "|---|" + "---|" * len(mus), *table]
+        won = {pair: w for pair, w in wins.items() if w}
+        verdict = ("stochastic rounding beats deterministic rounding by more than the seed spread for "
+                   + "; ".join(f"`{a}` over `{b}` at mu = {', '.join(f'{m:g}' for m in w)} rad" for (a, b), w in won.items())
+                   if won else "stochastic rounding beats deterministic rounding by more than the seed spread in none "
+                   "of these pairs at any of these radii")
+        lines += ["", f"Verdict (computed from the table): {verdict}.", ""]
     return "\n".join(lines)
 
 
