@@ -116,3 +116,23 @@ def test_sr_verdict_needs_a_margin_above_the_larger_spread():
     wins, lines = b.sr_verdict(groups, (0.02, 0.1, 0.2, 0.4), pairs=(("sr", "nearest"), ("sr-rows", "nearest-rows")))
     assert wins == {("sr", "nearest"): [0.1]}
     assert lines == ["| `sr` − `nearest` | +3.0 (2.0) | **+10.0 (5.0)** | +5.0 (6.0) | -5.0 (1.0) |"]
+
+
+def test_in_situ_adjoint_rows_run_on_the_loss_balanced_mesh():
+    """adjoint and node-perturbation (their interference pass assumes unitary meshes) run with
+    chip.loss_balanced: true wherever the page runs them; every other strategy on the scenario's chip."""
+    from photonic_sim.scenarios import load_scenario
+
+    b = _bench()
+    path = b.SCENARIOS_BY_KEY["digits"]
+    sc = load_scenario(path, ["training.steps=3"])
+    for name in ("adjoint", "node-perturbation"):
+        got, sets = b.with_strategy_sets(path, sc.variants[name], ["training.steps=3"])
+        assert got.variant == name and got.recipe.strategy == name and got.recipe.steps == 3
+        assert got.chip.loss_balanced and got.chip.insertion_loss and sets[-1] == "chip.loss_balanced=true"
+        assert b._name(name) == f"`{name}` (loss-balanced mesh)"
+    for v in (sc, sc.variants["quzo"]):
+        assert b.with_strategy_sets(path, v, []) == (v, []) and not v.chip.loss_balanced
+    assert b._name("quzo") == "`quzo`" and b._sets_note(["zo-rge", "fo"]) == []
+    note = b._sets_note(["zo-rge", "adjoint", "node-perturbation"])
+    assert note[1].startswith("`adjoint`, `node-perturbation`: run on a loss-balanced mesh (`chip.loss_balanced: true`")
