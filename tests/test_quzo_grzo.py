@@ -357,3 +357,32 @@ def test_grzo_standardize_is_a_scale_free_descent_direction():
 
 def gen_(seed):
     return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
+def test_quzo_round_update_off_keeps_continuous_phases(rounding):
+    """``round_update: false`` (the docs/strategies.md rounding arms "sr-rows", "nearest-rows"):
+    the kept phases move by the optimizer's continuous steps (every one off the lattice here),
+    while every row the closure sees is still rounded onto the lattice."""
+    from photonic_sim.training.strategies import make_strategy
+
+    d, h = 6, 2 * math.pi / 16
+    a, star = _quadratic(d, 2)
+    lattice = torch.full((d,), h, dtype=torch.float64)
+    seen = []
+
+    def loss(rows):
+        seen.append(rows.clone())
+        dx = rows - star
+        return 0.5 * ((dx @ a) * dx).sum(-1)
+
+    ph = torch.zeros(d, dtype=torch.float64)
+    s = make_strategy("quzo", ph, lr=0.01, generator=torch.Generator().manual_seed(3), lattice=lattice,
+                      periods=torch.full((d,), 2 * math.pi, dtype=torch.float64), rounding=rounding, mu=0.6 * h,
+                      round_update=False)
+    for _ in range(5):
+        s.step(loss)
+    k = ph / h
+    assert float(ph.abs().max()) > 0.0 and bool(((k - k.round()).abs() > 1e-6).all())  # every phase off the codes
+    rows = torch.cat(seen)
+    assert torch.allclose(rows / h, (rows / h).round(), atol=1e-9)
