@@ -286,6 +286,20 @@ def test_strategies_registered_with_their_closure_kinds():
         make_strategy("quzo", ph, lr=0.01, generator=gen, lattice=torch.ones(5))
 
 
+def _recording_quadratic(d: int):
+    """A quadratic loss on rows [..., d] (``_quadratic(d, 2)``) that records every row batch it
+    is asked for; (loss, the list of recorded batches)."""
+    a, star = _quadratic(d, 2)
+    seen = []
+
+    def loss(rows):
+        seen.append(rows.clone())
+        dx = rows - star
+        return 0.5 * ((dx @ a) * dx).sum(-1)
+
+    return loss, seen
+
+
 def test_quzo_updates_stay_on_the_lattice_and_move_below_one_code():
     """``quzo`` keeps its phases on the code lattice; with lr·|ĝ| far below one code,
     "stochastic" still moves the phases (E[Δθ] = −lr·ĝ) while "nearest" never does; the
@@ -293,14 +307,8 @@ def test_quzo_updates_stay_on_the_lattice_and_move_below_one_code():
     from photonic_sim.training.strategies import make_strategy
 
     d, h = 6, 2 * math.pi / 16
-    a, star = _quadratic(d, 2)
     lattice = torch.full((d,), h, dtype=torch.float64)
-    seen = []
-
-    def loss(rows):
-        seen.append(rows.clone())
-        dx = rows - star
-        return 0.5 * ((dx @ a) * dx).sum(-1)
+    loss, seen = _recording_quadratic(d)
 
     start = torch.round(torch.zeros(d, dtype=torch.float64) / h) * h
     moved = {}
@@ -367,14 +375,8 @@ def test_quzo_round_update_off_keeps_continuous_phases(rounding):
     from photonic_sim.training.strategies import make_strategy
 
     d, h = 6, 2 * math.pi / 16
-    a, star = _quadratic(d, 2)
     lattice = torch.full((d,), h, dtype=torch.float64)
-    seen = []
-
-    def loss(rows):
-        seen.append(rows.clone())
-        dx = rows - star
-        return 0.5 * ((dx @ a) * dx).sum(-1)
+    loss, seen = _recording_quadratic(d)
 
     ph = torch.zeros(d, dtype=torch.float64)
     s = make_strategy("quzo", ph, lr=0.01, generator=torch.Generator().manual_seed(3), lattice=lattice,
