@@ -169,6 +169,24 @@ BURGERS_CASES = {
                                         strategy=dict(ZO, lr=0.03, mu=0.03), task_options=dict(
                                             input_gain=[50.0, 1.0], causal_eps=1.0, causal_bins=10)),
 }
+# Fourier-feature inputs (task option fourier_features, docs/pinn.md): the modulators get
+# [50 x, t, sin(2 pi B z), cos(2 pi B z)] with 7 frequencies B_k = (s N(0,1), N(0,1)) over the
+# normalised (x, t) (x keeps the gain-50 input): 16 inputs, so BS_TT's first layer takes (4, 4)
+# modes. Scales s = 1, 2, 5 cycles per unit of x, with and without causal weights; "_nogain":
+# x enters with gain 1 (the features alone carry the high frequencies).
+BS_TT_FF = NetworkSpec("bs_tt_ff16", (
+    tt((4, 4), (8, 8), (1, 2, 1), "sin"),
+    tt((4, 4, 4), (4, 4, 4), (1, 2, 2, 1), "sin"),
+    dense(64, 1),
+))
+for _s in (1, 2, 5):
+    _ff = dict(count=7, scale=[float(_s), 1.0], seed=0)
+    BURGERS_CASES[f"burgers_fo_ff{_s}"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
+        input_gain=[50.0, 1.0], fourier_features=_ff))
+    BURGERS_CASES[f"burgers_fo_ff{_s}_causal"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
+        input_gain=[50.0, 1.0], fourier_features=_ff, causal_eps=1.0, causal_bins=10))
+    BURGERS_CASES[f"burgers_fo_ff{_s}_nogain"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
+        fourier_features=_ff))
 OPT_IN_CASES = tuple(BURGERS_CASES)  # run only when named in --cases (not in the default list)
 
 

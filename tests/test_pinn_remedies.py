@@ -14,7 +14,7 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.pinn_remedies import ResidualSampler, SigmaSchedule, causal_weights
+from photonic_sim.training.pinn_remedies import FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights
 from photonic_sim.training.stein import SparseGridStein
 
 TWO_D = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
@@ -188,12 +188,12 @@ def test_input_gain_is_a_larger_first_layer_input_on_an_ideal_chip():
             PINNTask("darcy", collocation=2, test_points=4, residual_points=2, input_gain=bad)
 
 
-def _pinn_run(tmp_path, steps, resume=False, **task_kw):
+def _pinn_run(tmp_path, steps, resume=False, net=TWO_D, **task_kw):
     """A tiny Darcy ZO run through the Trainer (noisy chip), checkpoints in tmp_path."""
     from photonic_sim.training.strategies import make_strategy
     from photonic_sim.training.trainer import TrainConfig, Trainer
 
-    chip = Chip(TONN(TWO_D), load_device_card("silicon_thermo_optic"), seed=3, readout="coherent",
+    chip = Chip(TONN(net), load_device_card("silicon_thermo_optic"), seed=3, readout="coherent",
                 dtype=torch.float64)
     params = chip.init_phases(torch.Generator().manual_seed(4))
     strategy = make_strategy("zo-rge", params, lr=0.02, q=2, mu=0.03, generator=torch.Generator().manual_seed(5))
@@ -255,3 +255,158 @@ def test_per_coordinate_width_in_the_scenario_schema():
             validate(PdeTask, dict(kind="pde", pde="burgers", sigma=bad), "s.yaml", "task")
         assert "list of 2 numbers > 0" in str(info.value) and "\n" not in str(info.value)
         assert "Value error" not in str(info.value)  # the validator's message, not pydantic's wrapper
+
+
+# ------------------------------------------------------------------ Fourier-feature inputs
+FF = dict(count=3, scale=[2.0, 0.5], seed=7)
+FF_NET = NetworkSpec("ff8", (tt((2, 4), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))  # 2 + 2·3 inputs
+
+
+def _encoded_reference(task, x, w):
+    """u = w · φ(a x + b) and its exact ∂u/∂x_j, ∂²u/∂x_j² (float64, written out by hand):
+    θ_k = 2π B_k · (a ⊙ x + b), ∂θ_k/∂x_j = 2π B_kj a_j."""
+    ff = task.features
+    a, b = task.norm_scale, task.norm_shift
+    g = ff.gain if ff.gain is not None else torch.ones(2, dtype=torch.float64)
+    z = x * a + b
+    theta = 2 * math.pi * z @ ff.B.T  # [N, m]
+    w_in, w_s, w_c = w[:2], w[2:2 + ff.B.shape[0]], w[2 + ff.B.shape[0]:]
+    u = z @ (w_in * g) + torch.sin(theta) @ w_s + torch.cos(theta) @ w_c
+    dtheta = 2 * math.pi * ff.B * a  # [m, d]
+    grad = (torch.cos(theta) * w_s - torch.sin(theta) * w_c) @ dtheta + w_in * g * a
+    diag2 = -(torch.sin(theta) * w_s + torch.cos(theta) * w_c) @ dtheta**2
+    return u, grad, diag2
+
+
+def test_fourier_features_values_and_jacobian_against_the_closed_form():
+    """φ(ẑ) = [g ⊙ ẑ, sin 2πBẑ, cos 2πBẑ]; autograd's Jacobian equals the analytic one; B is
+    scale_j · N(0, 1) from the seed (same seed, same B; a zero scale leaves a coordinate out)."""
+    gain = torch.tensor([50.0, 1.0], dtype=torch.float64)
+    ff = FourierFeatures(2, 3, [2.0, 0.0], seed=7, gain=gain)
+    assert ff.width == 8 and torch.equal(ff.B, FourierFeatures(2, 3, [2.0, 0.0], seed=7).B)
+    assert bool((ff.B[:, 1] == 0).all()) and bool((ff.B[:, 0] != 0).all())
+    z = torch.tensor([[0.3, -0.2], [-0.9, 0.7]], dtype=torch.float64)
+    theta = 2 * math.pi * z @ ff.B.T
+    torch.testing.assert_close(ff(z), torch.cat([z * gain, torch.sin(theta), torch.cos(theta)], -1),
+                               rtol=1e-15, atol=1e-15)
+    jac = torch.autograd.functional.jacobian(lambda p: ff(p[None])[0], z[0])  # [8, 2]
+    expect = torch.cat([torch.diag(gain), (torch.cos(theta[0])[:, None] * 2 * math.pi * ff.B),
+                        (-torch.sin(theta[0])[:, None] * 2 * math.pi * ff.B)])
+    torch.testing.assert_close(jac, expect, rtol=1e-13, atol=1e-13)
+    assert FourierFeatures(2, 5, 1.0, include_input=False).width == 10
+    for args, key in (((0, 1.0), "count"), ((3, [1.0, 2.0, 3.0]), "scale"), ((3, [0.0, 0.0]), "scale"),
+                      ((3, -1.0), "scale"), ((3, 1.0, -2), "seed")):
+        with pytest.raises(ValueError, match=f"^fourier_features.{key}:"):
+            FourierFeatures(2, *args)
+
+
+@pytest.mark.parametrize("estimator, kw, rtol", [
+    ("autograd", {}, 1e-12),
+    ("finite_difference", dict(fd_step=1e-4), 1e-5),
+    ("sparse_grid", dict(sigma=2e-4), 5e-5),
+], ids=["autograd", "finite_difference", "sparse_grid"])
+def test_estimators_differentiate_the_encoded_function_with_respect_to_x(estimator, kw, rtol):
+    """The task's model is x ↦ NN(φ(a x + b)): each estimator's ∂u/∂x, ∂²u/∂x² of a function
+    linear in the features (u = w · φ) match the closed form (Burgers: a = (1, 2), so the chain
+    rule through the normalisation is checked too). Tolerances: autograd exact to rounding;
+    central differences (h 1e-4) O(h² u'''') plus rounding ~1e-8/h²; Stein σ 2e-4 biased by
+    O((kσ)²) ≈ 2.5e-5 relative (k = 2π|B a| ≲ 25 rad per unit the largest angular frequency)."""
+    task = PINNTask(Burgers(), estimator=estimator, collocation=5, test_points=4, residual_points=2,
+                    input_gain=[3.0, 1.0], fourier_features=FF, **kw)
+    x = task.sample_batch(torch.Generator().manual_seed(2))
+    w = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64) + 0.3
+
+    def f(p):
+        return (task.encode(p) @ w)[None]
+
+    out = task.estimator.estimate(f, x, need=("u", "grad", "diag2"))
+    u, grad, diag2 = _encoded_reference(task, x, w)
+    scale = lambda v: float(v.abs().max())  # noqa: E731
+    torch.testing.assert_close(out["u"][0], u, rtol=0, atol=rtol * scale(u) + 1e-12)
+    torch.testing.assert_close(out["grad"][0], grad, rtol=0, atol=rtol * scale(grad))
+    torch.testing.assert_close(out["diag2"][0], diag2, rtol=0, atol=10 * rtol * scale(diag2))
+
+
+def test_fourier_features_loss_on_an_ideal_chip_and_width_check():
+    """The chip gets φ(a x + b): the loss equals the estimator on the plain network forward at
+    φ; a network of the PDE's own width (2) is refused in one line naming the needed width."""
+    tonn = TONN(FF_NET)
+    chip, ph = _ideal_chip(net=tonn)
+    task = PINNTask(Burgers(), estimator="finite_difference", collocation=4, test_points=8, residual_points=4,
+                    fourier_features=FF)
+    assert task.input_width == 8
+    x = task.sample_batch(torch.Generator().manual_seed(5))
+    ff = FourierFeatures(2, **FF)
+
+    def f(p):
+        return tonn.forward(ff(p * task.norm_scale + task.norm_shift), ph[None])[..., 0]
+
+    ref = (task.pde.nn_residual(x, task.estimator.estimate(f, x, need=task.pde.need)) ** 2).mean(-1)
+    torch.testing.assert_close(task.closure(chip, x)(ph[None]), ref, rtol=1e-9, atol=1e-12)
+    plain, ph2 = _ideal_chip()
+    with pytest.raises(ValueError, match=r"^chip: network must map 8 -> 1 \(fourier_features") as info:
+        task.closure(plain, x)(ph2[None])
+    assert "\n" not in str(info.value)
+    for bad in (dict(count=3), dict(count=3, scale=1.0, width=2), [3, 1.0]):
+        with pytest.raises(ValueError, match="^fourier_features: need a dict"):
+            PINNTask("darcy", collocation=2, test_points=4, residual_points=2, fourier_features=bad)
+
+
+def test_fourier_features_in_the_scenario_schema_and_model_width():
+    """The option round-trips through the schema (model_dump → validate gives the same task and
+    the same frequencies), sets the model's input width the loader checks, and bad values are
+    one-line ScenarioErrors naming the key."""
+    from photonic_sim.scenarios.errors import ScenarioError
+    from photonic_sim.scenarios.schema import PdeTask, validate
+
+    spec = dict(kind="pde", pde="burgers", fourier_features=dict(count=7, scale=[5.0, 1.0]))
+    ok = validate(PdeTask, spec, "s.yaml", "task")
+    assert ok.io == (16, 1) and ok.fourier_features.seed == 0 and ok.fourier_features.include_input
+    again = validate(PdeTask, ok.model_dump(), "s.yaml", "task")
+    assert again == ok
+    assert validate(PdeTask, dict(spec, fourier_features=dict(count=4, scale=2.0, include_input=False)),
+                    "s.yaml", "task").io == (8, 1)
+    assert validate(PdeTask, dict(kind="pde", pde="hjb20"), "s.yaml", "task").io == (21, 1)
+    b1 = PINNTask("burgers", collocation=2, test_points=4, residual_points=2,
+                  fourier_features=ok.fourier_features.model_dump()).features.B
+    b2 = PINNTask("burgers", collocation=2, test_points=4, residual_points=2,
+                  fourier_features=again.fourier_features.model_dump()).features.B
+    assert torch.equal(b1, b2)
+    for bad, key in ((dict(count=0, scale=1.0), "task.fourier_features.count"),
+                     (dict(count=3, scale=[1.0, 2.0, 3.0]), "task.fourier_features"),
+                     (dict(count=3, scale=[0.0, 0.0]), "task.fourier_features.scale"),
+                     (dict(count=3, scale="5"), "task.fourier_features.scale"),
+                     (dict(count=3, scale=1.0, sede=1), "task.fourier_features.sede"),
+                     (dict(scale=1.0), "task.fourier_features.count")):
+        with pytest.raises(ScenarioError, match=key) as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", fourier_features=bad), "s.yaml", "task")
+        assert "\n" not in str(info.value)
+
+
+def test_fourier_features_model_width_checked_by_the_loader():
+    """An experiment whose model has the PDE's plain width but a task with Fourier features is a
+    one-line ScenarioError on ``model`` naming the width needed; the right width builds."""
+    from photonic_sim import Experiment
+    from photonic_sim.scenarios.errors import ScenarioError
+
+    task = dict(kind="pde", pde="darcy", estimator="finite_difference", collocation=2, test_points=4,
+                fourier_features=FF)
+    with pytest.raises(ScenarioError, match="needs 8 -> 1") as info:
+        Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=TWO_D, task=task,
+                   training=dict(name="t", strategy="fo", steps=1, loss="pinn"), seed=0).chip
+    assert "\n" not in str(info.value)
+    exp = Experiment(devices="silicon_thermo_optic", accelerator="tonn_space", model=FF_NET, task=task,
+                     training=dict(name="t", strategy="fo", steps=1, loss="pinn"), seed=0)
+    assert exp.task.input_width == exp.chip.in_features == 8
+
+
+def test_resume_with_fourier_features_is_bit_identical(tmp_path):
+    """The frequencies are rebuilt from the configuration: N steps, checkpoint, resume to 2N ==
+    a straight 2N run."""
+    kw = dict(estimator="finite_difference", fourier_features=FF, net=FF_NET)
+    straight, _ = _pinn_run(tmp_path / "a", 6, **kw)
+    _pinn_run(tmp_path / "b", 3, **kw)
+    resumed, _ = _pinn_run(tmp_path / "b", 6, resume=True, **kw)
+    assert torch.equal(resumed.phases, straight.phases)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+    assert resumed.final == straight.final

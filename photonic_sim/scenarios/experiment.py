@@ -322,7 +322,8 @@ class Experiment:
                                       resample_pool=task.resample_pool, resample_k=task.resample_k,
                                       resample_c=task.resample_c, resample_refresh=task.resample_refresh,
                                       causal_eps=task.causal_eps, causal_bins=task.causal_bins,
-                                      input_gain=task.input_gain, **kw)
+                                      input_gain=task.input_gain, fourier_features=task.fourier_features and
+                                      task.fourier_features.model_dump(), **kw)
             else:
                 raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
         return self._task

@@ -33,7 +33,7 @@ from .errors import ScenarioError, did_you_mean, preview
 from .overrides import apply_sets, parse_set
 from .recipes import load_training_recipe, resolve_path
 from .schema import (
-    LAYERS, NAME_PATTERN, PDE_IO, TASK_IO, TASKS, ChipSection, InlineModel, ScenarioFile, TaskConfig,
+    LAYERS, NAME_PATTERN, TASK_IO, TASKS, ChipSection, InlineModel, ScenarioFile, TaskConfig,
     TrainingRecipe, type_name, validate,
 )
 from .yamlsafe import read_yaml
@@ -251,7 +251,7 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
     if task.kind == "dataset":
         need_io = (task.in_features, task.classes)
     else:
-        need_io = PDE_IO[task.pde] if task.kind == "pde" else TASK_IO[task.kind]
+        need_io = task.io if task.kind == "pde" else TASK_IO[task.kind]  # PdeTask.io: with fourier_features
     have_io = (network.in_features, network.out_features)
     if have_io != need_io:
         label = f"pde {task.pde}" if task.kind == "pde" else task.kind

@@ -92,6 +92,28 @@ class MnistTask(_Strict):
     test_fraction: float = Field(0.2, gt=0, lt=1)
 
 
+class FourierFeaturesOption(_Strict):
+    """``task.fourier_features``: the modulators get [g ⊙ ẑ, sin(2π B ẑ), cos(2π B ẑ)] of the
+    normalised coordinates ẑ ∈ [−1, 1]^d, B [count, d] with B_kj = scale_j · N(0, 1) drawn from
+    ``seed`` (photonic_sim/training/pinn_remedies.py, FourierFeatures); the model's input width
+    is d·include_input + 2·count."""
+
+    count: int = Field(ge=1, le=4096)
+    scale: float | list[float]  # cycles per unit of the normalised coordinate; one, or one per coordinate
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    include_input: bool = True
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, value):
+        scales = value if isinstance(value, list) else [value]
+        number = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scales)
+        if not number or not scales or not all(math.isfinite(v) and v >= 0 for v in scales) or \
+                not any(v > 0 for v in scales):
+            raise ValueError("need one number > 0 or a list of numbers >= 0, one per input coordinate (not all 0)")
+        return value
+
+
 class PdeTask(_Strict):
     """A BP-free PINN (docs/physics.md#bp-free-pinns)."""
 
@@ -117,6 +139,24 @@ class PdeTask(_Strict):
     causal_eps: float = Field(0.0, ge=0, le=1e6)  # > 0: causal weights over time slices (PDE with t)
     causal_bins: int = Field(10, ge=1, le=1000)
     input_gain: float | list[float] | None = None  # modulator input z = gain * (a x + b) (> 0; one or per coordinate)
+    fourier_features: FourierFeaturesOption | None = None  # Fourier-feature modulator inputs (input width changes)
+
+    @property
+    def io(self) -> tuple[int, int]:
+        """(in_features, out_features) the network needs: PDE_IO, the input width that of the
+        Fourier-feature vector when ``fourier_features`` is set."""
+        d, out = PDE_IO[self.pde]
+        ff = self.fourier_features
+        return (d, out) if ff is None else (d * ff.include_input + 2 * ff.count, out)
+
+    @field_validator("fourier_features", mode="after")
+    @classmethod
+    def _feature_scales(cls, value, info):
+        """A list of scales has one per input coordinate of the PDE."""
+        dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
+        if value is not None and isinstance(value.scale, list) and dim and len(value.scale) != dim:
+            raise ValueError(f"scale: a list needs {dim} numbers (one per input coordinate)")
+        return value
 
     @field_validator("sigma", "sigma_final", mode="before")
     @classmethod

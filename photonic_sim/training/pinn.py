@@ -39,7 +39,7 @@ import math
 import torch
 
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
-from photonic_sim.training.pinn_remedies import ResidualSampler, SigmaSchedule, causal_weights
+from photonic_sim.training.pinn_remedies import FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
@@ -77,7 +77,11 @@ class PINNTask:
     the PDE needs a coordinate named "t"), ``input_gain`` (g, a number or one per coordinate:
     the modulators get z = g ⊙ (a ⊙ x + b), in [−g, g]; the chip's block floating point
     rescales each input vector, so g > 1 acts as g× larger first-layer weights — higher
-    frequencies in the sine features, for a sharp front). The training step is counted by
+    frequencies in the sine features, for a sharp front), ``fourier_features`` (a dict with
+    ``count`` m, ``scale`` (one or per coordinate), optional ``seed`` (0) and ``include_input``
+    (true): the modulators get the Fourier-feature vector φ(a ⊙ x + b) of
+    :class:`~photonic_sim.training.pinn_remedies.FourierFeatures`, width ``input_width`` =
+    d·include_input + 2m, the gain applying to the included coordinates). The training step is counted by
     ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
     Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
@@ -94,7 +98,8 @@ class PINNTask:
                  device: torch.device | str = "cpu", sigma_final: float | tuple[float, ...] | None = None,
                  sigma_decay_steps: int | None = None, resample_pool: int = 0, resample_k: float = 1.0,
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
-                 causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None) -> None:
+                 causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None,
+                 fourier_features: dict | None = None) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -126,6 +131,7 @@ class PINNTask:
         hi = torch.tensor(self.pde.upper, dtype=torch.float64, device=self.device)
         self.scale = 2.0 / (hi - lo)  # a
         self.shift = -(hi + lo) / (hi - lo)  # b
+        self.norm_scale, self.norm_shift = self.scale, self.shift  # a, b without the input gain
         gen = torch.Generator().manual_seed(int(test_seed))  # CPU draws: same points on every device
         self.test_x = self.pde.test_points(int(test_points), gen).to(self.device)
         self.test_ref = self.pde.reference(self.test_x)
@@ -136,6 +142,15 @@ class PINNTask:
             if gain.numel() not in (1, d) or not bool(torch.isfinite(gain).all() and (gain > 0).all()):
                 raise ValueError(f"input_gain: need one number > 0 or {d} of them")
             self.scale, self.shift = self.scale * gain, self.shift * gain
+        self.features, self.input_width = None, d
+        if fourier_features is not None:
+            keys = ("count", "scale", "seed", "include_input")
+            if not isinstance(fourier_features, dict) or "count" not in fourier_features or \
+                    "scale" not in fourier_features or set(fourier_features) - set(keys):
+                raise ValueError(f"fourier_features: need a dict with count and scale (keys: {', '.join(keys)})")
+            self.features = FourierFeatures(d, **fourier_features, gain=None if input_gain is None else gain,
+                                            device=self.device)
+            self.input_width = self.features.width
 
     def _check_width(self, key: str, value):
         """A Stein width: one number > 0 (a float) or one per coordinate (a tuple of d floats)."""
@@ -232,15 +247,19 @@ class PINNTask:
         return (estimator or self.estimator).num_evaluations(1, self.pde.need)
 
     def encode(self, x: Tensor) -> Tensor:
-        """PDE coordinates x [M, d] → modulator inputs z = a ⊙ x + b (module docstring)."""
-        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+        """PDE coordinates x [M, d] → modulator inputs z = g ⊙ (a ⊙ x + b) (module docstring),
+        or with ``fourier_features`` φ(a ⊙ x + b) [M, input_width]."""
+        if self.features is None:
+            return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+        return self.features(x * self.norm_scale.to(x.dtype) + self.norm_shift.to(x.dtype))
 
     def model(self, chip, phases: Tensor, differentiable: bool = False):
         """f: x [M, d] → NN [P, M] (float64) through ONE ``chip.measure`` per call."""
         if chip.readout != "coherent":
             raise ValueError(f"chip readout: {chip.readout!r}; a PINN needs 'coherent' (signed outputs)")
-        if chip.out_features != 1 or chip.in_features != self.pde.dim:
-            raise ValueError(f"chip: network must map {self.pde.dim} -> 1, "
+        if chip.out_features != 1 or chip.in_features != self.input_width:
+            ff = " (fourier_features: d*include_input + 2*count)" if self.features is not None else ""
+            raise ValueError(f"chip: network must map {self.input_width} -> 1{ff}, "
                              f"got {chip.in_features} -> {chip.out_features}")
 
         def f(x: Tensor) -> Tensor:

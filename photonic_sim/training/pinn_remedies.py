@@ -32,6 +32,23 @@ in brackets); none queries the chip by itself:
   L_k is weighted by w_k = exp(−ε Σ_{j<k} L_j), the weights held fixed (computed from the mean
   of L over the closure's phase settings, the stop-gradient of the paper), and the loss is
   Σ_k w_k L_k / K. A later time slice counts only once the earlier ones are solved.
+
+A fourth option changes the network's input rather than the loss:
+
+* :class:`FourierFeatures` (``fourier_features: {count, scale, seed, include_input}``): random
+  Fourier-feature inputs (Tancik et al. 2020, NeurIPS). Electronic pre-processing before the
+  modulators: the normalised coordinate ẑ = a ⊙ x + b ∈ [−1, 1]^d (PDE module docstring) is
+  encoded as
+
+      φ(ẑ) = [g ⊙ ẑ (if include_input), sin(2π B ẑ), cos(2π B ẑ)]   ∈ R^{d·[include_input] + 2m},
+
+  B [m, d] with B_kj = s_j · N(0, 1) drawn once (float64, CPU generator seeded by ``seed``),
+  s_j the scale of coordinate j (cycles per unit of ẑ; one number or one per coordinate, 0
+  leaves coordinate j out of the features), g the task's ``input_gain`` (1 when unset). The
+  network's input width is that of φ. The encoding is part of the model function x ↦ NN(φ(ẑ(x))),
+  so every derivative estimator differentiates with respect to x through it (finite
+  differences and Stein shift x; autograd runs through sin/cos). B is deterministic from the
+  configuration: a resumed run rebuilds the same features, nothing is checkpointed.
 """
 
 from __future__ import annotations
@@ -157,3 +174,33 @@ def causal_weights(t: Tensor, r2: Tensor, eps: float, bins: int, lower: float, u
     before = torch.cumsum(mean, 0) - mean  # Σ_{j<k} L_j
     w = torch.exp(-eps * before)
     return (w / (bins * count.clamp_min(1)))[k]
+
+
+class FourierFeatures:
+    """Fourier-feature encoding φ of normalised coordinates ẑ [M, d] (module docstring):
+    ``count`` m frequencies, ``scale`` s (one number ≥ 0 or one per coordinate, not all 0),
+    ``seed`` of the frequency draw, ``include_input`` (ẑ itself first, times ``gain``).
+    ``width`` is the encoded input width; ``B`` [m, d] the frequencies (float64)."""
+
+    def __init__(self, dim: int, count: int, scale, seed: int = 0, include_input: bool = True,
+                 gain: Tensor | None = None, device: torch.device | str = "cpu"):
+        if isinstance(count, bool) or int(count) != count or not 1 <= count <= 4096:
+            raise ValueError("fourier_features.count: must be an integer in 1 .. 4096")
+        s = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+        if s.numel() not in (1, dim) or not bool((torch.isfinite(s) & (s >= 0)).all()) or not bool((s > 0).any()):
+            raise ValueError(f"fourier_features.scale: need one number > 0 or {dim} numbers >= 0 (not all 0)")
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise ValueError("fourier_features.seed: must be an integer >= 0")
+        gen = torch.Generator().manual_seed(int(seed))
+        self.B = (torch.randn(int(count), dim, generator=gen, dtype=torch.float64) * s).to(device)
+        self.include_input = bool(include_input)
+        self.gain = None if gain is None else torch.as_tensor(gain, dtype=torch.float64).to(device)
+        self.width = dim * self.include_input + 2 * int(count)
+
+    def __call__(self, z: Tensor) -> Tensor:
+        """φ(ẑ) [M, width] in the dtype of ẑ (differentiable)."""
+        arg = 2 * math.pi * (z @ self.B.to(z.dtype).T)
+        parts = [torch.sin(arg), torch.cos(arg)]
+        if self.include_input:
+            parts.insert(0, z if self.gain is None else z * self.gain.to(z.dtype))
+        return torch.cat(parts, dim=-1)
