@@ -26,7 +26,8 @@ Cases (rows of the table):
   lr 0.03, mu 0.03 rad, twice the steps, Stein width shrinking 0.1 -> 0.02 over the run).
 * ``burgers_*`` diagnosis cases (``BURGERS_CASES``, run only when named in ``--cases``):
   the Burgers rows with a wider network, an input gain, adaptive resampling, causal weights,
-  per-coordinate Stein widths, finite differences (docs/pinn.md, Burgers section).
+  per-coordinate Stein widths, finite differences, Fourier-feature inputs (``burgers_*ff*``,
+  task option ``fourier_features``) (docs/pinn.md, Burgers section).
 
 Chip: the silicon_thermo_optic card's phase-domain non-idealities (8-bit phases, γ-noise,
 thermal crosstalk, manufacturing bias), coherent readout, ``Chip(exact_readout=True)``: no
@@ -187,6 +188,23 @@ for _s in (1, 2, 5):
         input_gain=[50.0, 1.0], fourier_features=_ff, causal_eps=1.0, causal_bins=10))
     BURGERS_CASES[f"burgers_fo_ff{_s}_nogain"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
         fourier_features=_ff))
+# More and higher frequencies: 15 of them (32 inputs, first layer (4, 8) modes), scales 1 and 10
+# in x, causal weights.
+BS_TT_FF32 = NetworkSpec("bs_tt_ff32", (
+    tt((4, 8), (8, 8), (1, 2, 1), "sin"),
+    tt((4, 4, 4), (4, 4, 4), (1, 2, 2, 1), "sin"),
+    dense(64, 1),
+))
+for _s in (1, 10):
+    BURGERS_CASES[f"burgers_fo_ff{_s}x15_causal"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF32, task_options=dict(
+        input_gain=[50.0, 1.0], fourier_features=dict(count=15, scale=[float(_s), 1.0], seed=0),
+        causal_eps=1.0, causal_bins=10))
+# BP-free with the best FO configuration (scale 1, causal weights): ZO + finite differences as
+# burgers_zo_fd_gain50_causal.
+BURGERS_CASES["burgers_zo_fd_ff1_causal"] = dict(
+    base="burgers_tonn_zo", spec=BS_TT_FF, estimator="finite_difference", strategy=dict(ZO, lr=0.03, mu=0.03),
+    task_options=dict(input_gain=[50.0, 1.0], fourier_features=dict(count=7, scale=[1.0, 1.0], seed=0),
+                      causal_eps=1.0, causal_bins=10))
 OPT_IN_CASES = tuple(BURGERS_CASES)  # run only when named in --cases (not in the default list)
 
 
