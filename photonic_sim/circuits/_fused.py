@@ -57,12 +57,14 @@ Tensor = torch.Tensor
 
 _TEMPLATE = r"""
 /* t00..t11: MZI entries [batch][m] (batch strides tstride), or, when t01 is NULL, t00 holds
-   the phasors e^{i theta} [batch][m] and e^{i phi} right after them (ideal couplers), and t10
-   is NULL (no loss) or the real amplitudes 10^(-IL/20) [batch][m] (batch stride tstride[2]
-   REALs) every entry of MZI k is multiplied by, as torch's t * amp does (complex x real);
+   the phasors e^{i theta} [batch][m] and e^{i phi} right after them (ideal couplers);
+   mesh_build_amp_SUFFIX (lines marked AMP): t10 then holds the real amplitudes 10^(-IL/20)
+   [batch][m] (batch stride tstride[2] REALs) every entry of MZI k is multiplied by, as
+   torch's t * amp does (complex x real), with no basic-block SLP vectorisation (GCC turned
+   the entries' complex products into fused multiply-adds there: not torch's roundings);
    alpha: e^{i alpha} [batch][n] (batch stride astride); out: U [batch][n][n]. Complex values
    are interleaved (re, im). work: 8m + 2n^2 REALs then 2n int64s, kept by the caller. */
-void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
+ATTR void mesh_buildVARIANT_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
                        const REAL *t00, const REAL *t01, const REAL *t10, const REAL *t11,
                        const int64_t *tstride, const REAL *alpha, int64_t astride, REAL *out, void *work)
 {
@@ -70,7 +72,7 @@ void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
     int64_t *lo = (int64_t *)(u + 2 * n * n), *hi = lo + n;
     for (int64_t p = 0; p < batch; ++p) {
         const REAL *c00 = t00 + 2 * p * tstride[0];
-        const REAL *amp = !t01 && t10 ? t10 + p * tstride[2] : 0;
+AMP     const REAL *amp = !t01 && t10 ? t10 + p * tstride[2] : 0;
         for (int64_t k = 0; k < m; ++k) {
             REAL *c = cf + 8 * k;
             if (t01) {
@@ -85,8 +87,8 @@ void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
                 const REAL br = -ti * (REAL)0.5, bi = (1 + tr) * (REAL)0.5;
                 c[0] = -(fr * dr - fi * di); c[1] = -(fr * di + fi * dr); c[2] = br; c[3] = bi;
                 c[4] = fr * br - fi * bi; c[5] = fr * bi + fi * br; c[6] = dr; c[7] = di;
-                if (amp)
-                    for (int q = 0; q < 8; ++q) c[q] *= amp[k];
+AMP             if (amp)
+AMP                 for (int q = 0; q < 8; ++q) c[q] *= amp[k];
             }
         }
         memset(u, 0, 2 * n * n * sizeof(REAL));
@@ -121,8 +123,20 @@ void mesh_build_SUFFIX(int64_t n, int64_t batch, int64_t m, const int64_t *top,
     }
 }
 """
+
+
+def _variant(amp: bool) -> str:
+    """The template as mesh_build_* (the AMP lines dropped: the function as it was before them,
+    so it compiles to the same code and bits) or as mesh_build_amp_* (with them)."""
+    lines = [line[3:] if line.startswith("AMP") else line for line in _TEMPLATE.split("\n")
+             if amp or not line.startswith("AMP")]
+    attr = '__attribute__((optimize("no-tree-slp-vectorize")))' if amp else ""
+    return "\n".join(lines).replace("ATTR ", attr + " " if attr else "").replace("VARIANT", "_amp" if amp else "")
+
+
 SOURCE = "#include <stdint.h>\n#include <string.h>\n" + "".join(
-    _TEMPLATE.replace("SUFFIX", suffix).replace("REAL", real) for suffix, real in (("c128", "double"), ("c64", "float"))
+    _variant(amp).replace("SUFFIX", suffix).replace("REAL", real)
+    for amp in (False, True) for suffix, real in (("c128", "double"), ("c64", "float"))
 )
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
 NATIVE = "-march=native"  # tried first (AVX2/FMA: 0.076 vs 0.135 ms at n = 64 here); dropped if refused
@@ -196,7 +210,8 @@ def _call(tops: Tensor, n: int, dtype: torch.dtype, batch: int, ptrs: list, stri
           alpha_stride: int) -> Tensor:
     lib, m = kernel(), tops.numel()
     out = torch.empty(batch, n, n, dtype=dtype)
-    fn = lib.mesh_build_c128 if dtype == torch.complex128 else lib.mesh_build_c64
+    name = "mesh_build_amp" if ptrs[1] is None and ptrs[2] is not None else "mesh_build"  # amplitudes given
+    fn = getattr(lib, f"{name}_c128" if dtype == torch.complex128 else f"{name}_c64")
     strides = (ctypes.c_int64 * 4)(*(st if batch > 1 else 0 for st in strides))
     fn(n, batch, m, tops.data_ptr(), *ptrs, strides, alpha_ptr, alpha_stride if batch > 1 else 0, out.data_ptr(),
        _work((8 * m + 2 * n * n) * out.element_size() // 2 + 2 * n * 8))
@@ -215,7 +230,7 @@ def _work(nbytes: int) -> int:
 def _load() -> tuple[ctypes.CDLL | None, str | None]:
     lib, why = compile_and_load(SOURCE, "mesh_kernel", "fused mesh kernel")
     if lib is not None:
-        for fn in (lib.mesh_build_c128, lib.mesh_build_c64):
+        for fn in (lib.mesh_build_c128, lib.mesh_build_c64, lib.mesh_build_amp_c128, lib.mesh_build_amp_c64):
             fn.restype = None
             fn.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p] * 5 + [ctypes.POINTER(ctypes.c_int64)]
                            + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p])
