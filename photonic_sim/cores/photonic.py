@@ -720,12 +720,13 @@ class PhotonicNetwork:
                 x_adj, a = circ.backward(pm, bout)
                 x_adj = iq_read(x_adj, energy(bout))
                 i_a = tap(a.real.square() + a.imag.square(), energy(bout))
-                x_tr = xfull + (1j * x_adj).conj()
+                x_tr = xfull + (1j * x_adj / readout.gain).conj()  # the optical field: undo the digital gain
                 c = x_tr.abs().amax(-1, keepdim=True).clamp_min(tiny)
                 x_tr = iq_encode(x_tr / c)
                 _, t = circ.forward(pm, x_tr)
                 i_t = tap(t.real.square() + t.imag.square(), energy(x_tr)) * c.square()
-                grad = circ.intensity_gradient(i_f, i_a, i_t, rows=gmax[..., 0])  # [br, bc, nb]
+                # the readings carry the digital gain: dL/d(optical output) = gain × dL/d(reading)
+                grad = circ.intensity_gradient(i_f, i_a, i_t, rows=gmax[..., 0] * readout.gain)  # [br, bc, nb]
                 full = torch.zeros_like(leaf)
                 full[m.start : m.start + m.num_blocks * nb] = grad.reshape(-1)
                 dv = (x_adj[..., :k].real * gmax).sum(0).transpose(0, 1).reshape(-1, m.block_cols * k)
