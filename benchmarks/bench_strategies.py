@@ -125,13 +125,11 @@ What the tables below say (3 seeds each; measured with this command on the share
   steps (next point).
 * **The in-situ adjoint and node perturbation run on loss-balanced meshes**: their interference
   pass assumes unitary meshes, and on the default chip, whose insertion loss is path-dependent,
-  the measured gradient is only roughly along the true one (cosine 0.22 on the digits network;
-  [in-situ gradients](in-situ-gradients.md)): there they ended at 14.1 ± 6.9 % (`adjoint`) and
-  8.8 ± 4.2 % (`node-perturbation`, which uses it) after 30 steps. A loss-balanced mesh puts a
+  the measured gradient is only roughly along the true one, and 30 quickstart steps stay near
+  chance ([in-situ gradients](in-situ-gradients.md) has the numbers). A loss-balanced mesh puts a
   dummy element matched to one MZI's loss wherever a column leaves a mode unpaired, so every
   column attenuates all modes alike and the controller's correction makes the gradient exact
-  again; with it the same 30 steps reach 55.6 ± 7.8 % and 45.4 ± 11.6 % (`adjoint` seed 0:
-  63.9 %, against 62.8 % on the lossless chip), for 90 and 570 training queries (25.6 and
+  again; with it 30 steps reach 55.6 ± 7.8 % and 45.4 ± 11.6 %, for 90 and 570 training queries (25.6 and
   43.4 mJ, the laser paying the whole critical path included). That hardware (the dummies, a
   stronger laser) is what no other row has, so these two rows answer "what the method does on
   a chip built for it", not "on the same chip".

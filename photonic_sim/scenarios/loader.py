@@ -80,7 +80,7 @@ class Scenario:
             "accelerator": {"source": self.accelerator_card.source, **self.accelerator_card.model_dump(mode="json")},
             "training": self.recipe.model_dump(mode="json"),
             "model": _plain(asdict(self.network)),
-            "task": self.task.model_dump(mode="json"),
+            "task": _task_dump(self.task),
             "overrides": _plain(self.raw.get("overrides", {})),
             "chip": _chip_dump(self.chip),
             "variants": sorted(self.variants),
@@ -357,6 +357,15 @@ def _non_finite(obj: Any, path: str = "") -> str | None:
         if found:
             return found
     return None
+
+
+def _task_dump(task: Any) -> dict[str, Any]:
+    """The ``task:`` section as resolved; a PDE task's ``fourier_features`` only when set, so the
+    resolved scenarios (and the run identities hashed from them) without it stay as before."""
+    dump = task.model_dump(mode="json")
+    if "fourier_features" in dump and dump["fourier_features"] is None:
+        dump.pop("fourier_features")
+    return dump
 
 
 def _chip_dump(chip: ChipSection) -> dict[str, Any]:
