@@ -423,7 +423,7 @@ class Chip:
         # A loss-balanced mesh has no path-dependent column: nothing simulated but a laser
         # shortfall (a scalar on the Σ column, the gain undoing it), else readout gain 0 dB
         self._loss_db = None
-        balanced = getattr(self, "loss_balanced", False)
+        balanced = self.loss_balanced
         if insertion_loss and not self.ideal:
             from photonic_sim.accelerators.cost import mean_loss_db, simulated_loss_db
             from photonic_sim.devices.readout import full_scale_power
