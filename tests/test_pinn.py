@@ -202,7 +202,9 @@ def test_bench_cases_pair_estimator_and_strategy(tmp_path):
     for case, cfg in cfgs.items():
         first_order = "_fo" in case
         assert (cfg["strategy"]["strategy"] == "fo") == first_order, case
-        assert cfg["estimator"] == ("autograd" if case.endswith("_fo") else "sparse_grid"), case
+        expected = ("autograd" if case.endswith("_fo") else "finite_difference" if case == "darcy_tonn_recipe"
+                    else "sparse_grid")
+        assert cfg["estimator"] == expected, case
         if case.startswith("hjb"):
             assert (cfg["eval_level"] is None) == case.endswith("_fo"), case
     sg, ad = cfgs["hjb_tonn_fo_sg"], cfgs["hjb_tonn_fo"]
@@ -221,7 +223,8 @@ def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe(tmp_path):
     assert polish["mu"] == pytest.approx(lsb, rel=1e-15)
     assert polish["dist"] == "rademacher" and polish["two_sided"] is True
     for case, cfg in cfgs.items():
-        assert (cfg["polish"] is not None) == (case.startswith("hjb") and case.endswith("_zo")), case
+        polished = (case.startswith("hjb") and case.endswith("_zo")) or case == "darcy_tonn_recipe"
+        assert (cfg["polish"] is not None) == polished, case
     first, second = load_training_recipe("pinn_zo_hjb").strategy_options["stages"]
     (paper,) = run_bench(tmp_path, "--dry-run", "--paper", "--cases", "hjb_tonn_zo")
     for stage, recipe, steps in ((first, paper["strategy"], paper["steps"]),
@@ -229,6 +232,28 @@ def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe(tmp_path):
         assert stage["steps"] == steps and set(stage) - {"steps"} == set(recipe)
         for key, value in recipe.items():
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+
+
+def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
+    """scenarios/darcy_tonn.yaml (recipe ``pinn_zo_polish``) is the bench's ``darcy_tonn_recipe``
+    row, whose numbers docs/pinn.md and the scenario's header quote: the same two stages (ZO, then
+    the lattice polish, one phase LSB of the card), the same finite-difference task, network,
+    collocation and test points, and no insertion loss."""
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_recipe")
+    exp = Experiment.from_file("darcy_tonn")
+    sc, recipe = exp.scenario, exp.recipe
+    first, second = recipe.strategy_options["stages"]
+    assert recipe.strategy == "staged" and recipe.steps == cfg["steps"] + cfg["polish_steps"]
+    for stage, bench, steps in ((first, cfg["strategy"], cfg["steps"]), (second, cfg["polish"], cfg["polish_steps"])):
+        assert stage["steps"] == steps and set(stage) - {"steps"} == set(bench)
+        for key, value in bench.items():
+            assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    assert second["mu"] == pytest.approx(2 * math.pi / 2 ** CARD.phase_shifter.bits, rel=1e-15)
+    task = sc.task
+    assert (task.pde, task.estimator, task.collocation, task.test_points, task.residual_points) == \
+        ("darcy", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"])
+    assert task.exact_readout is True and task.sigma_final is None
+    assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
 
 
 @pytest.mark.slow  # three runs of the bench script (~15 s on an idle 2-core machine)

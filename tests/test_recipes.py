@@ -2,7 +2,8 @@
 
 Each recipe runs a few steps, through the builder, on the scenario that ships it (the
 classification recipes on ``compare_strategies``, whose variants are these recipes on the
-digits TONN; ``pinn_zo`` on ``black_scholes_tonn``; ``pinn_zo_hjb`` on ``hjb20_tonn``), with
+digits TONN; ``pinn_zo`` on ``black_scholes_tonn``; ``pinn_zo_hjb`` on ``hjb20_tonn``; ``pinn_zo_polish``
+on ``darcy_tonn``), with
 smaller task sizes where a PDE scenario is sized for hours. The learning rate the run starts
 with is the shipped one: a cosine schedule keeps the recipe's full length (``total_steps`` =
 the recipe's ``steps``), so the first steps anneal as in the shipped run.
@@ -14,7 +15,8 @@ digits first_order 2.456 -> 0.379, zo_rge -> 2.130, sign_rge -> 2.185, hybrid_zo
 (the old spsa recipe, SGD lr 0.05: -> 2.408, its batch loss rising); after 20 steps adjoint -> 1.263,
 node_perturbation -> 1.587; forward_forward after 40 steps 2.720 -> 2.206 (its own loss: the
 cross-entropy of its goodness scores, measured by its evaluation rule, ``trainer.task_evaluate``); pinn_zo after 15 steps
-5.8e-3 -> 2e-4; pinn_zo_hjb after 4 steps 1.07 -> 0.22. Each case takes a few seconds on an
+5.8e-3 -> 2e-4; pinn_zo_hjb after 4 steps 1.07 -> 0.22; pinn_zo_polish (darcy_tonn)
+after 10 steps 1.17 -> 0.37. Each case takes a few seconds on an
 idle core (10-40 s at load 7 on the shared 2 cores).
 The six recipes added with docs/strategies.md: flops, l2ight_sigma, tt_subspace and staged must
 cut the loss by 3 %; mixedtrain and zo_cge (a few coordinates per step, so 40 steps touch few
@@ -55,6 +57,7 @@ CASES = {
     "staged": ("compare_strategies", 40, [], 0.03),
     "pinn_zo": ("black_scholes_tonn", 10, PDE_SMALL, 0.30),
     "pinn_zo_hjb": ("hjb20_tonn", 4, HJB_SMALL, 0.30),
+    "pinn_zo_polish": ("darcy_tonn", 10, PDE_SMALL, 0.30),
 }
 
 
