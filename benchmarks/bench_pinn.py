@@ -99,7 +99,7 @@ ZO_HJB = dict(ZO, lr=0.03, mu=0.03, q=64)
 # q 32 × 2400 steps 1.36e-5, q 64 × 1200 8.2e-6, q 128 × 600 5.4e-6 (q 32 × 600: 1.44e-5).
 # At q 128 the polish is then limited by how far it travels (tenth/eleventh sessions): q 256
 # does not pay, more steps do. The CPU rows polish for 1200 steps (seed 2: 3.1e-6 against
-# 1.06e-5 after 600; eight seeds in docs/pinn.md), 18–24 min per row on one thread.
+# 1.06e-5 after 600; five seeds in docs/pinn.md), 29–32 min per row on one thread.
 # The polish runs as stage 2 of a ``staged`` strategy in the same Trainer (collocation
 # stream and ledger continue).
 PHASE_LSB = 2 * math.pi / 2**8
@@ -127,7 +127,7 @@ CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_ton
 # and smoothing (lr 0.03, mu 0.03 rad: above the 8-bit phase LSB, so perturbations are not
 # rounded away) on central finite differences (h 0.01: no Stein smoothing, so the trained network
 # itself satisfies the PDE), many cheap steps, then the HJB lattice polish at q 32 (seventeenth
-# session, seeds 0 / 1 / 2, rel. L2 1.32e-2 / 7.82e-3 / 7.24e-3 against FO + AD 1.17e-2 / 3.01e-3 /
+# session, seeds 0 / 1 / 2, rel. L2 1.32e-2 / 7.82e-3 / 7.24e-3 against FO + AD 2.74e-3 / 3.01e-3 /
 # 4.56e-3; the former recipe, sparse-grid Stein 0.1 -> 0.02 over 3000 steps and no polish:
 # 1.17e-2 / 1.21e-1 / 1.94e-2). Step counts per mode: MODES' darcy_steps, darcy_polish_steps.
 RECIPE_CASES = {
