@@ -25,7 +25,7 @@ Cases (rows of the table):
 * ``darcy_tonn_recipe`` the Darcy recipe of scenarios/darcy_tonn.yaml (``RECIPE_CASES``: ZO
   lr 0.03, mu 0.03 rad on central finite differences, 40 000 steps, then a lattice polish at
   q 32 for 12 000 steps); ``darcy_zo_fd`` a diagnosis row (finite differences, 3000 steps).
-* ``burgers_*`` diagnosis cases (``BURGERS_CASES``, run only when named in ``--cases``):
+* ``burgers_*`` (and ``darcy_zo_fd``) diagnosis cases (``DIAGNOSIS_CASES``, run only when named in ``--cases``):
   the Burgers rows with a wider network, an input gain, adaptive resampling, causal weights,
   per-coordinate Stein widths, finite differences, Fourier-feature inputs (``burgers_*ff*``,
   task option ``fourier_features``) (docs/pinn.md, Burgers section).
@@ -146,7 +146,7 @@ BURGERS_WIDE = NetworkSpec("burgers_wide", (
     dense(256, 1),
 ))
 BURGERS_GAIN = [10.0, 1.0]
-BURGERS_CASES = {
+DIAGNOSIS_CASES = {
     "burgers_fo_gain": dict(base="burgers_tonn_fo", task_options=dict(input_gain=BURGERS_GAIN)),
     "burgers_wide_fo_gain": dict(base="burgers_tonn_fo", spec=BURGERS_WIDE,
                                  task_options=dict(input_gain=BURGERS_GAIN)),
@@ -187,11 +187,11 @@ BS_TT_FF = NetworkSpec("bs_tt_ff16", (
 ))
 for _s in (1, 2, 5):
     _ff = dict(count=7, scale=[float(_s), 1.0], seed=0)
-    BURGERS_CASES[f"burgers_fo_ff{_s}"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
+    DIAGNOSIS_CASES[f"burgers_fo_ff{_s}"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
         input_gain=[50.0, 1.0], fourier_features=_ff))
-    BURGERS_CASES[f"burgers_fo_ff{_s}_causal"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
+    DIAGNOSIS_CASES[f"burgers_fo_ff{_s}_causal"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
         input_gain=[50.0, 1.0], fourier_features=_ff, causal_eps=1.0, causal_bins=10))
-    BURGERS_CASES[f"burgers_fo_ff{_s}_nogain"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
+    DIAGNOSIS_CASES[f"burgers_fo_ff{_s}_nogain"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF, task_options=dict(
         fourier_features=_ff))
 # More and higher frequencies: 15 of them (32 inputs, first layer (4, 8) modes), scales 1 and 10
 # in x, causal weights.
@@ -201,21 +201,21 @@ BS_TT_FF32 = NetworkSpec("bs_tt_ff32", (
     dense(64, 1),
 ))
 for _s in (1, 10):
-    BURGERS_CASES[f"burgers_fo_ff{_s}x15_causal"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF32, task_options=dict(
+    DIAGNOSIS_CASES[f"burgers_fo_ff{_s}x15_causal"] = dict(base="burgers_tonn_fo", spec=BS_TT_FF32, task_options=dict(
         input_gain=[50.0, 1.0], fourier_features=dict(count=15, scale=[float(_s), 1.0], seed=0),
         causal_eps=1.0, causal_bins=10))
 # BP-free with the best FO configuration (scale 1, causal weights): ZO + finite differences as
 # burgers_zo_fd_gain50_causal.
-BURGERS_CASES["burgers_zo_fd_ff1_causal"] = dict(
+DIAGNOSIS_CASES["burgers_zo_fd_ff1_causal"] = dict(
     base="burgers_tonn_zo", spec=BS_TT_FF, estimator="finite_difference", strategy=dict(ZO, lr=0.03, mu=0.03),
     task_options=dict(input_gain=[50.0, 1.0], fourier_features=dict(count=7, scale=[1.0, 1.0], seed=0),
                       causal_eps=1.0, causal_bins=10))
 # Darcy diagnosis (docs/pinn.md#darcy-where-the-error-came-from-and-the-shipped-recipe): the
 # former recipe's ZO settings and 3000 steps on central finite differences instead of the Stein
 # loss (seed 1: rel. L2 0.119, the Stein run's plateau); more steps (--steps) are what move it.
-BURGERS_CASES["darcy_zo_fd"] = dict(base="darcy_tonn_zo", estimator="finite_difference",
+DIAGNOSIS_CASES["darcy_zo_fd"] = dict(base="darcy_tonn_zo", estimator="finite_difference",
                                     strategy=dict(ZO, lr=0.03, mu=0.03), steps=3000)
-OPT_IN_CASES = tuple(BURGERS_CASES)  # run only when named in --cases (not in the default list)
+OPT_IN_CASES = tuple(DIAGNOSIS_CASES)  # run only when named in --cases (not in the default list)
 
 
 def case_config(case: str, mode: dict) -> dict:
@@ -226,8 +226,8 @@ def case_config(case: str, mode: dict) -> dict:
     hjb = case.startswith("hjb")
     fo = case.endswith(("_fo", "_fo_sg"))
     stein = not case.endswith("_fo")  # ZO rows and the FO + SG row
-    if case in BURGERS_CASES:
-        changes = dict(BURGERS_CASES[case])
+    if case in DIAGNOSIS_CASES:
+        changes = dict(DIAGNOSIS_CASES[case])
         return dict(case_config(changes.pop("base"), mode), **changes)
     if case in RECIPE_CASES:
         rc = RECIPE_CASES[case]
