@@ -225,12 +225,17 @@ def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe(tmp_path):
     for case, cfg in cfgs.items():
         polished = (case.startswith("hjb") and case.endswith("_zo")) or case == "darcy_tonn_recipe"
         assert (cfg["polish"] is not None) == polished, case
-    first, second = load_training_recipe("pinn_zo_hjb").strategy_options["stages"]
     (paper,) = run_bench(tmp_path, "--dry-run", "--paper", "--cases", "hjb_tonn_zo")
-    for stage, recipe, steps in ((first, paper["strategy"], paper["steps"]),
-                                 (second, paper["polish"], paper["polish_steps"])):
-        assert stage["steps"] == steps and set(stage) - {"steps"} == set(recipe)
-        for key, value in recipe.items():
+    assert_stages_are_the_bench_row(load_training_recipe("pinn_zo_hjb").strategy_options["stages"], paper)
+
+
+def assert_stages_are_the_bench_row(stages: list[dict], cfg: dict) -> None:
+    """A shipped staged recipe's two stages equal a bench row's ZO stage and polish (``--dry-run``
+    configuration): the same steps and the same options, floats to 1e-12."""
+    first, second = stages
+    for stage, bench, steps in ((first, cfg["strategy"], cfg["steps"]), (second, cfg["polish"], cfg["polish_steps"])):
+        assert stage["steps"] == steps and set(stage) - {"steps"} == set(bench)
+        for key, value in bench.items():
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
@@ -242,12 +247,9 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_recipe")
     exp = Experiment.from_file("darcy_tonn")
     sc, recipe = exp.scenario, exp.recipe
-    first, second = recipe.strategy_options["stages"]
     assert recipe.strategy == "staged" and recipe.steps == cfg["steps"] + cfg["polish_steps"]
-    for stage, bench, steps in ((first, cfg["strategy"], cfg["steps"]), (second, cfg["polish"], cfg["polish_steps"])):
-        assert stage["steps"] == steps and set(stage) - {"steps"} == set(bench)
-        for key, value in bench.items():
-            assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    assert_stages_are_the_bench_row(recipe.strategy_options["stages"], cfg)
+    second = recipe.strategy_options["stages"][1]
     assert second["mu"] == pytest.approx(2 * math.pi / 2 ** CARD.phase_shifter.bits, rel=1e-15)
     task = sc.task
     assert (task.pde, task.estimator, task.collocation, task.test_points, task.residual_points) == \
