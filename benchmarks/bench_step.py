@@ -8,10 +8,11 @@ Cases (one ZO step each, assembled with :class:`photonic_sim.Experiment`):
 * ``digits``: the quickstart step (scenarios/quickstart.yaml: digits TONN on the thermo-optic
   card, recipe zo_rge: two-sided RGE q 16 → 32 settings, mini-batch 32, noisy 8-bit readout,
   float32 signals); ``digits64``: the same with mini-batches of 64 (the issue's figure);
-* ``hjb_zo`` / ``hjb_polish``: the HJB-20 CPU row of ``bench_pinn.py`` (TT 21→64→64→1, sine,
-  1 collocation point, level-3 sparse-grid Stein: 925 inputs per setting, exact readout,
-  float64): its ZO stage (RGE q 64 one-sided → 65 settings) and its lattice polish (two-sided
-  Rademacher q 128 → 256 settings).
+* ``hjb_zo`` / ``hjb_polish``: the HJB-20 CPU row (scenarios/hjb20_small_tonn.yaml, the run
+  of ``bench_pinn.py --cases hjb_tonn_zo``: TT 21→64→64→1, sine, 1 collocation point, level-3
+  sparse-grid Stein: 925 inputs per setting, exact readout, float64): the first stage of its
+  recipe (RGE q 64 one-sided → 65 settings) and the second alone, its lattice polish
+  (two-sided Rademacher q 128 → 256 settings).
 
 For each case, in one process, interleaved rounds (step, floors, 2-thread step, …; per-call
 medians, GC off while timing, as ``bench_mesh.py``):
@@ -24,8 +25,7 @@ medians, GC off while timing, as ``bench_mesh.py``):
   (noisy readout only);
 * ``tight floor``: one real matmul per hardware matrix ([P, 2·br·k, bc·k] @ [P, bc·k, N]: Re
   and Im rows stacked, the signal's real dtype) + the same build + the readout kernel's own
-  Philox normals for every reading (noisy readout only; ``photonic_sim.cores._fused_read.normals``,
-  the one non-public name used here: the floor is defined by it). The floors' shapes are
+  Philox normals for every reading (noisy readout only; ``photonic_sim.cores.readout_normals``). The floors' shapes are
   derived from the network spec and checked against the chip ledger's ADC conversions.
 * ``split``: one profiled pass (cProfile) of ``--profile-steps`` steps, attributed to realise
   (``Chip._realise``: quantize, drive law, crosstalk, bias, phase noise), build
@@ -46,23 +46,23 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import json
 import math
 import os
 import pstats
 import resource
 import statistics
-import sys
 import time
 
 import torch
 
 from photonic_sim import Experiment
-from photonic_sim.training.trainer import task_closure
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_pinn  # noqa: E402  (the HJB row's configuration, shared with that benchmark)
+from photonic_sim.cores import readout_normals
+from photonic_sim.scenarios import load_scenario
+from photonic_sim.training import task_closure
 
 CASES = ("digits", "digits64", "hjb_zo", "hjb_polish")
+HJB = "hjb20_small_tonn"  # the HJB-20 CPU row of bench_pinn.py and docs/pinn.md
 
 
 # ----------------------------------------------------------------------------- the cases
@@ -72,11 +72,12 @@ def build(case: str, device: str) -> Experiment:
         batch = 64 if case == "digits64" else 32
         return Experiment.from_file("quickstart", [f"training.batch_size={batch}", "training.checkpoint_every=0"],
                                     torch_device=device).build()
-    cfg = bench_pinn.case_config("hjb_tonn_zo", bench_pinn.MODES["cpu"])
-    if case == "hjb_polish":
-        cfg = dict(cfg, strategy=dict(bench_pinn.ZO_POLISH))
-    cfg = dict(cfg, polish=None, polish_steps=0)
-    return bench_pinn.experiment(cfg, device=device).build()
+    sets = []  # hjb_zo: the staged recipe, whose steps here are all in its first stage
+    if case == "hjb_polish":  # the recipe's second stage alone, with the options it has there
+        polish = dict(load_scenario(HJB).recipe.strategy_options["stages"][1])
+        name, _ = polish.pop("strategy"), polish.pop("steps")
+        sets = [f"training.strategy={name}", f"training.strategy_options={json.dumps(polish)}"]
+    return Experiment.from_file(HJB, sets, torch_device=device).build()
 
 
 class Step:
@@ -151,11 +152,9 @@ class Floor:
     def noise(self, tight: bool) -> None:
         if not self.noisy:
             return
-        if tight and self.device == "cpu":
-            from photonic_sim.cores import _fused_read  # the kernel's own draws (module docstring)
-
+        if tight and self.device == "cpu":  # the kernel's own draws (module docstring)
             self.key += 1
-            _fused_read.normals(self.key, 0, self.readings)
+            readout_normals(self.key, 0, self.readings)
         else:
             torch.randn(self.readings, out=self.normals)
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from photonic_sim.chip import Chip
-from photonic_sim.cores import _fused_read
+from photonic_sim.cores import _fused_read, readout_normals
 from photonic_sim.cores.photonic import DenseONN, TONN
 from photonic_sim.cores.spec import NetworkSpec, dense, preset, tt
 from photonic_sim.devices import load_device_card
@@ -107,19 +107,24 @@ def test_kernel_normals_are_standard_normal_and_independent(kernel):
     """The kernel's Philox/Box–Muller normals: moments of N(0, 1) (1e6 draws: mean and
     skewness within 5 standard errors, variance within 5e-3, excess kurtosis within 0.03),
     a Kolmogorov–Smirnov test, no correlation between neighbours, streams or keys, and
-    n-prefix consistency (a stream's first n values do not depend on n)."""
+    n-prefix consistency (a stream's first n values do not depend on n); through the public
+    ``photonic_sim.cores.readout_normals``, which refuses a negative or non-integer count."""
     from scipy import stats
 
-    z = _fused_read.normals(12345, 7, 1_000_000).double().numpy()
+    z = readout_normals(12345, 7, 1_000_000).double().numpy()
     n = z.size
     assert abs(z.mean()) < 5 / n**0.5 and abs(z.var() - 1) < 5e-3
     assert abs(stats.skew(z)) < 5 * (6 / n) ** 0.5 and abs(stats.kurtosis(z)) < 0.03
     assert stats.kstest(z, "norm").pvalue > 1e-3
     assert abs(float(np.corrcoef(z[:-1], z[1:])[0, 1])) < 5 / n**0.5
-    near = [_fused_read.normals(12345, 8, 100_000), _fused_read.normals(12346, 7, 100_000)]
+    near = [readout_normals(12345, 8, 100_000), readout_normals(12346, 7, 100_000)]
     for w in near:
         assert abs(float(np.corrcoef(z[:100_000], w.double().numpy())[0, 1])) < 5 / 100_000**0.5
-    assert torch.equal(_fused_read.normals(9, 3, 70), _fused_read.normals(9, 3, 1000)[:70])
+    assert torch.equal(readout_normals(9, 3, 70), readout_normals(9, 3, 1000)[:70])
+    assert torch.equal(readout_normals(9, 3, 70), _fused_read.normals(9, 3, 70)) and readout_normals(9, 3, 0).numel() == 0
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="n must be an integer >= 0"):
+            readout_normals(9, 3, bad)
 
 
 @pytest.mark.parametrize("name", ["digits", "dense", "small_k3"])

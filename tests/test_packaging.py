@@ -301,3 +301,36 @@ def test_dev_extra_installs_the_docs_build():
     assert set(extras["docs"]) <= set(extras["dev"])
     assert not any(name.split(">")[0].split("=")[0] in {"ray", "simphony", "jax"}
                    for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def test_benchmarks_and_examples_use_only_the_public_api():
+    """Issue 20: benchmarks and examples are written against the public API a user has: every
+    ``from photonic_sim... import name`` names a public module (no ``_``-prefixed part) and a name
+    in that module's ``__all__`` (or a public submodule), and no script edits ``sys.path`` to
+    import another one."""
+    import ast
+    import importlib.util
+
+    scripts = sorted([*ROOT.glob("benchmarks/*.py"), *ROOT.glob("examples/*.py")])
+    assert len(scripts) > 10
+    bad = []
+    for path in scripts:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "photonic_sim":
+                parts = node.module.split(".")
+                module = importlib.import_module(node.module)
+                public = getattr(module, "__all__", None)
+                for alias in node.names:
+                    submodule = importlib.util.find_spec(f"{node.module}.{alias.name}") is not None \
+                        if hasattr(module, "__path__") else False
+                    if any(p.startswith("_") for p in [*parts, alias.name]) or (
+                            public is not None and alias.name not in public and not submodule):
+                        bad.append(f"{where}: from {node.module} import {alias.name}")
+            elif isinstance(node, ast.Import):
+                bad += [f"{where}: import {a.name}" for a in node.names
+                        if a.name.split(".")[0] == "photonic_sim" and any(p.startswith("_") for p in a.name.split("."))]
+            elif (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+                  and node.value.id == "sys"):
+                bad.append(f"{where}: sys.path")
+    assert not bad, bad

@@ -258,6 +258,29 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
 
 
+def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
+    """scenarios/hjb20_small_tonn.yaml (recipe ``pinn_zo_hjb`` with the CPU row's stage steps) is
+    the bench's ``hjb_tonn_zo`` row, whose numbers docs/pinn.md and the scenario's header quote:
+    the same network, task and two stages; and run for 3 + 2 steps on a few test points, it
+    ends on the bench row's MSE to the last bit (same chip, phases, directions and points)."""
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "hjb_tonn_zo")
+    exp = Experiment.from_file("hjb20_small_tonn")
+    sc, recipe, task = exp.scenario, exp.recipe, exp.scenario.task
+    assert recipe.strategy == "staged" and recipe.steps == cfg["steps"] + cfg["polish_steps"]
+    assert_stages_are_the_bench_row(recipe.strategy_options["stages"], cfg)
+    assert (task.pde, task.estimator, task.sigma, task.collocation, task.test_points, task.residual_points,
+            task.eval_level) == ("hjb20", cfg["estimator"], cfg["sigma"], cfg["collocation"], cfg["test_points"],
+                                 cfg["residual_points"], cfg["eval_level"])
+    assert task.exact_readout is True and exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
+    tiny = ("--test-points", "40", "--residual-points", "4")
+    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", "hjb_tonn_zo", "--steps", "3", "--polish-steps", "2", *tiny)
+    short = Experiment.from_file("hjb20_small_tonn", [
+        "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
+        "training.steps=5", "task.test_points=40", "task.residual_points=4"])
+    final = short.run().train.final
+    assert final["mse"] == row["mse"] and short.chip.ledger.queries == row["queries"]
+
+
 @pytest.mark.slow  # three runs of the bench script (~15 s on an idle 2-core machine)
 def test_bench_polish_continues_the_first_stage_and_books_both(tmp_path):
     """A polished HJB row is one ``staged`` run: its ``MSE pre`` is, to the last bit, the MSE of

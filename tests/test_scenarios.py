@@ -27,7 +27,8 @@ task: {kind: digits}
 """
 MNIST_DIR = (SCENARIOS_DIR / "../../shared/datasets/mnist").resolve()
 needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST IDX files not found at {MNIST_DIR}")
-SHIPPED_SCENARIOS = ["quickstart", "mnist_tonn", "mnist_small_zo", "hjb20_tonn", "black_scholes_tonn", "darcy_tonn", "compare_strategies",
+SHIPPED_SCENARIOS = ["quickstart", "mnist_tonn", "mnist_small_zo", "hjb20_tonn", "hjb20_small_tonn", "black_scholes_tonn", "darcy_tonn",
+                     "compare_strategies",
                      "energy_area_report", "dense_vs_tonn", "strategies_digits", "strategies_black_scholes"]
 SHIPPED_RECIPES = ["hybrid_zo", "sign_rge", "zo_rge", "spsa", "first_order", "pinn_zo", "pinn_zo_hjb", "pinn_zo_polish", "quzo", "grzo",
                    "adjoint", "node_perturbation", "forward_forward", "flops", "mixedtrain", "zo_cge", "l2ight_sigma",
@@ -214,6 +215,31 @@ def test_bad_set_arguments_are_one_line(tmp_path, sets, key, words):
     assert msg.startswith(f"{path}: {key}"), msg
     for w in words:
         assert w in msg, msg
+
+
+def test_a_staged_recipe_override_indexes_its_stages(tmp_path):
+    """``training.strategy_options.stages.<i>.<key>`` sets one option of one stage of a staged
+    recipe (the other stage and the recipe file are untouched); an index that names no stage,
+    or a key under a scalar, is one line naming the override and what it could be."""
+    sets = ["training.strategy_options.stages.1.steps=7", "training.strategy_options.stages.0.q=8",
+            "training.steps=2007"]
+    sc = load_scenario("hjb20_tonn", sets)
+    first, second = sc.recipe.strategy_options["stages"]
+    shipped = load_training_recipe("pinn_zo_hjb").strategy_options["stages"]
+    assert (first["q"], second["steps"], sc.recipe.steps) == (8, 7, 2007)
+    assert {k: v for k, v in first.items() if k != "q"} == {k: v for k, v in shipped[0].items() if k != "q"}
+    assert {k: v for k, v in second.items() if k != "steps"} == {k: v for k, v in shipped[1].items() if k != "steps"}
+    assert shipped[0]["q"] == 64 and shipped[1]["steps"] == 600
+    for bad, words in ((["training.strategy_options.stages.2.steps=3"], ["stages.2 names no item", "0 .. 1"]),
+                       (["training.strategy_options.stages.-1.steps=3"], ["stages.-1 names no item"]),
+                       (["training.strategy_options.stages.one.steps=3"], ["stages.one names no item"]),
+                       (["training.strategy_options.stages.0.q.x=3"], ["stages.0.q holds a value", "stages.0.q=value"])):
+        with pytest.raises(ScenarioError) as err:
+            load_scenario("hjb20_tonn", bad)
+        msg = str(err.value)
+        assert "\n" not in msg and f"overrides.{bad[0].split('=')[0]}" in msg, msg
+        for w in words:
+            assert w in msg, msg
 
 
 def test_validate_files_returns_one_line_per_bad_file(tmp_path):

@@ -474,6 +474,23 @@ def draw_key(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator))
 
 
+def readout_normals(key: int, stream: int, n: int) -> Tensor:
+    """The standard normals the fused readout kernel adds as detector noise, for one Philox key.
+
+    A noisy reading's noise is σ·z with z from a counter-based generator (Philox4x32-10 and
+    Box–Muller, keyed by one 62-bit draw from the readout chain's ``torch.Generator`` per call,
+    one ``stream`` per setting, block and tile of 16 vectors), not from ``torch.randn``: the draws
+    are reproducible bit for bit for any thread count. This returns the first ``n`` of them
+    (float32, CPU) for ``key`` and ``stream``; a benchmark uses it to time the kernel's own draws,
+    a test to check the noise statistics. Raises ``RuntimeError`` (with the reason) when the kernel
+    could not be built on this machine."""
+    if kernel() is None:
+        raise RuntimeError(f"readout_normals: the fused readout kernel is not available ({unavailable_reason()})")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"readout_normals: n must be an integer >= 0, got {n!r}")
+    return normals(key, stream, n)
+
+
 def normals(key: int, stream: int, n: int) -> Tensor:
     """The kernel's standard normals for ``key`` and ``stream`` (n floats; module docstring)."""
     out = torch.empty(64 * ((n + 63) // 64), dtype=torch.float32)

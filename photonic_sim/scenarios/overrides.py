@@ -88,14 +88,27 @@ def apply_set(raw: dict, key: str, value: Any, src: str, where: str = "--set ") 
 def set_dotted(data: dict, key: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings (a recipe override).
 
-    Raises ``KeyError(prefix)`` when a prefix holds a non-mapping value.
+    An integer part indexes a list that is already there (``strategy_options.stages.1.steps``:
+    the second stage's steps of a staged recipe); it never creates or extends one.
+
+    Raises ``KeyError((prefix, what, allowed))`` when a prefix holds neither a mapping nor a
+    list, or names no item of the list it indexes.
     """
     parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        if node.get(part) is None:
+    node: Any = data
+    for i, part in enumerate(parts):
+        here = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise KeyError((here, "names no item of the list",
+                                f"0 .. {len(node) - 1}" if node else "no index: the list is empty"))
+            part = int(part)
+        elif not last and node.get(part) is None:
             node[part] = {}
-        if not isinstance(node[part], dict):
-            raise KeyError(".".join(parts[: i + 1]))
+        if last:
+            node[part] = value
+            return
+        if not isinstance(node[part], (dict, list)):
+            raise KeyError((here, "holds a value, not a mapping", f"{here}=value"))
         node = node[part]
-    node[parts[-1]] = value

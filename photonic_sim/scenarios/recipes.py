@@ -70,7 +70,8 @@ def load_training_recipe(name_or_path: str | Path, overrides: dict[str, Any] | N
         try:
             set_dotted(raw, str(key), value)
         except KeyError as exc:
-            raise ScenarioError(src, f"override {key}", f"{exc.args[0]} holds a value, not a mapping", f"{exc.args[0]}=value") from None
+            where, what, allowed = exc.args[0]
+            raise ScenarioError(src, f"override {key}", f"{where} {what}", allowed) from None
     recipe = validate(TrainingRecipe, raw, src)
     if recipe.strategy not in STRATEGIES:
         raise ScenarioError(

@@ -32,12 +32,12 @@ if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
     from .pinn import PINNTask, make_pde
     from .strategies import STRATEGIES, fill_schedule_length, make_strategy
     from .tasks import ClassificationTask
-    from .trainer import CHECKPOINT_FILE, TrainConfig, Trainer, TrainResult
+    from .trainer import CHECKPOINT_FILE, TrainConfig, Trainer, TrainResult, task_closure
 
 __all__ = [
     "CHECKPOINT_FILE", "ClassificationTask", "Dataset", "PINNTask", "STRATEGIES", "StepGain", "TrainConfig",
     "TrainResult", "Trainer", "compare", "fill_schedule_length", "load_digits", "load_mnist", "make_pde",
-    "make_strategy", "reference_gradient", "sign_rge_step_gain", "summarize",
+    "make_strategy", "reference_gradient", "sign_rge_step_gain", "summarize", "task_closure",
 ]
 
 __getattr__, __dir__ = attach(__name__, __file__)
