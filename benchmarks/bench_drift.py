@@ -87,7 +87,7 @@ def in_situ(diffusion: float, query_time: float, horizon: float, points: int, se
     card, net, chip, ideal_ph, ref, x = setup(diffusion, query_time)
     led0 = chip.ledger.totals()
     ph = calibrate(chip, net, card, settings=settings).compensate(net, ideal_ph) if calibrated else ideal_ph.clone()
-    start, cal_ledger = chip._clock, spent(chip, led0)
+    start, cal_ledger = chip.clock, spent(chip, led0)
     controls = chip.controls()
     opt = make_strategy(strategy, ph, lr=lr, generator=torch.Generator().manual_seed(0), q=q, mu=mu,
                         optimizer=optimizer, mask=controls["masks"]["phase"], periods=controls["periods"])
@@ -98,11 +98,11 @@ def in_situ(diffusion: float, query_time: float, horizon: float, points: int, se
     print(f"in situ ({label} {strategy} q={q} lr={lr:g} mu={mu:g}, {optimizer}) | t (s) | rel. error")
     while True:
         errs.append(error(chip, x, ph, ref))
-        if marks and chip._clock - start >= marks[0]:
-            print(f"{'':>40} | {chip._clock - start:5.2f} | {errs[-1]:.4f}")
-            while marks and chip._clock - start >= marks[0]:
+        if marks and chip.clock - start >= marks[0]:
+            print(f"{'':>40} | {chip.clock - start:5.2f} | {errs[-1]:.4f}")
+            while marks and chip.clock - start >= marks[0]:
                 marks.pop(0)
-        if chip._clock - start >= horizon:
+        if chip.clock - start >= horizon:
             break
         before = chip.ledger.totals()
         opt.step(closure)
@@ -118,29 +118,29 @@ def run(diffusion: float, query_time: float, horizon: float, points: int, interv
     uncal = error(chip, x, ideal_ph, ref)
     cal = calibrate(chip, net, card, settings=settings)
     ph = cal.compensate(net, ideal_ph)
-    start, cal_time = chip._clock, chip._clock
+    start, cal_time = chip.clock, chip.clock
     print(f"drift D = {diffusion:g} rad^2/s, query time {query_time:g} s; calibration: "
           f"{cal.ledger['queries']} queries, {cal_time:.3g} s of chip time; error uncalibrated {uncal:.4f}")
     print("t since calibration (s) | rel. error")
     marks = [horizon * (i / points) for i in range(points + 1)]
     for m in marks:
-        while chip._clock - start < m:
+        while chip.clock - start < m:
             chip.measure(x, ph)
-        print(f"{chip._clock - start:23.3f} | {error(chip, x, ph, ref):.4f}")
+        print(f"{chip.clock - start:23.3f} | {error(chip, x, ph, ref):.4f}")
     print("recalibrate every T_r (s) | mean error | time calibrating | calibration cost")
     for every in intervals:
         card, net, chip, ideal_ph, ref, x = setup(diffusion, query_time)
         errs, calibrating, last, cal_ledger = [], 0.0, None, {k: 0 for k in chip.ledger.totals()}
-        while chip._clock < horizon:
-            if last is None or chip._clock - last >= every:
-                before = chip._clock
+        while chip.clock < horizon:
+            if last is None or chip.clock - last >= every:
+                before = chip.clock
                 cal = calibrate(chip, net, card, settings=settings)
                 ph = cal.compensate(net, ideal_ph)
                 cal_ledger = {k: v + cal.ledger[k] for k, v in cal_ledger.items()}
-                calibrating += chip._clock - before
-                last = chip._clock
+                calibrating += chip.clock - before
+                last = chip.clock
             errs.append(error(chip, x, ph, ref))
-        print(f"{every:25.3g} | {sum(errs) / len(errs):.4f}     | {calibrating / chip._clock:.1%}"
+        print(f"{every:25.3g} | {sum(errs) / len(errs):.4f}     | {calibrating / chip.clock:.1%}"
               f"            | {cal_ledger['queries']} queries, {energy(card, cal_ledger):.3g} J")
     print(f"({time.perf_counter() - t0:.1f} s wall)")
 

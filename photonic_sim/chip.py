@@ -195,6 +195,15 @@ class Chip:
         return self._net.num_phases
 
     @property
+    def clock(self) -> float:
+        """Chip time (s) since power-on, at the end of the last read. It runs only on a chip with
+        time dependence (a card with ``phase_shifter.thermal_time_constant`` > 0 or a ``drift``;
+        otherwise it stays 0): each setting read advances it by the settle wait and the query
+        time, and the thermal state and the bias drift are functions of it. Saved and restored
+        with ``state_dict``."""
+        return self._clock
+
+    @property
     def in_features(self) -> int:
         return self._net.in_features
 

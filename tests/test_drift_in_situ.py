@@ -37,13 +37,13 @@ def test_drift_goes_on_between_the_steps_of_an_in_situ_run():
     closure = chip.closure(lambda rows: (chip.measure(x, rows) - target).square().sum((1, 2)))
     walks, first = [], True
     for _ in range(3):
-        clock, before = chip._clock, chip.ledger.totals()
+        clock, before = chip.clock, chip.ledger.totals()
         opt.step(closure)
         led = {k: v - before[k] for k, v in chip.ledger.totals().items()}
         assert led["calls"] == 1 and led["queries"] == led["phase_settings"] > 1
         # the clock law: a settle per setting, a query time per query (none before the first at power-on)
         expect = led["phase_settings"] * settle + (led["queries"] - first) * QUERY_TIME
-        assert abs(chip._clock - clock - expect) < 1e-12
+        assert abs(chip.clock - clock - expect) < 1e-12
         first = False
         twin.measure(x, torch.zeros(led["queries"], chip.num_phases, dtype=torch.float64))
         assert torch.equal(twin._walk, chip._walk)  # drift: a function of time only, not of the phases

@@ -306,8 +306,8 @@ def test_dev_extra_installs_the_docs_build():
 def test_benchmarks_and_examples_use_only_the_public_api():
     """Issue 20: benchmarks and examples are written against the public API a user has: every
     ``from photonic_sim... import name`` names a public module (no ``_``-prefixed part) and a name
-    in that module's ``__all__`` (or a public submodule), and no script edits ``sys.path`` to
-    import another one."""
+    in that module's ``__all__`` (or a public submodule), no script reads a private attribute
+    (``obj._name``) of the package's objects, and none edits ``sys.path`` to import another one."""
     import ast
     import importlib.util
 
@@ -333,4 +333,7 @@ def test_benchmarks_and_examples_use_only_the_public_api():
             elif (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
                   and node.value.id == "sys"):
                 bad.append(f"{where}: sys.path")
+            elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                  and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                bad.append(f"{where}: private attribute .{node.attr}")
     assert not bad, bad

@@ -61,7 +61,7 @@ def test_step_response_is_first_order(fused, monkeypatch):
     torch.testing.assert_close(r2, before + (pb - before) * (1 - es), rtol=0, atol=1e-12)
     r3 = chip._realise(b[None], False)[0, :n]  # a repeat: no new settle, one more query time
     torch.testing.assert_close(r3, pb + (r2 - pb) * eq, rtol=0, atol=1e-12)
-    assert chip._clock == pytest.approx(2 * q + 2 * SETTLE, rel=1e-12)  # the time of the last read
+    assert chip.clock == pytest.approx(2 * q + 2 * SETTLE, rel=1e-12)  # the time of the last read
     assert (r1 - pa).abs().max() > 0.1  # the effect is large at t = 2τ
 
 
