@@ -149,7 +149,31 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                 /* Each VEC holds LANES of the tile's TILE vectors (one 64-byte register): GCC keeps
                    native-width vector sums in registers, but spilled 128-byte ones (16 doubles) to
                    the stack after every term. h: the first vector of the lane group. */
-                if (!need_im) /* noise-free coherent readout reads Re y only: skip Im y (half the work) */
+                /* A noise-free coherent readout reads Re y only: skip Im y (half the work). Two lane
+                   groups at once, so eight independent sums hide the FMA latency (with four, one HJB
+                   read of 65 settings x 925 inputs took 1.22x longer: 164 vs 134 ms of CPU, AVX2);
+                   a tile narrower than two registers (float with AVX-512) takes one group. */
+                if (!need_im && 2 * LANES <= TILE)
+                    for (; j + 4 <= KDIM; j += 4)
+                        for (int64_t h = 0; h < TILE; h += 2 * LANES) {
+                            VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, rf0 = {0}, rf1 = {0}, rf2 = {0}, rf3 = {0};
+                            for (int64_t i = 0; i < KDIM; ++i) {
+                                const REAL *bj = bp + 2 * (j * KDIM + i);
+                                const REAL b0 = bj[0], b1 = bj[2 * KDIM], b2 = bj[4 * KDIM], b3 = bj[6 * KDIM];
+                                VEC x, u;
+                                memcpy(&x, xs + (c * KDIM + i) * TILE + h, sizeof x);
+                                memcpy(&u, xs + (c * KDIM + i) * TILE + h + LANES, sizeof u);
+                                re0 += b0 * x; re1 += b1 * x; re2 += b2 * x; re3 += b3 * x;
+                                rf0 += b0 * u; rf1 += b1 * u; rf2 += b2 * u; rf3 += b3 * u;
+                            }
+                            memcpy(yr + j * TILE + h, &re0, sizeof re0); memcpy(yr + (j + 1) * TILE + h, &re1, sizeof re1);
+                            memcpy(yr + (j + 2) * TILE + h, &re2, sizeof re2); memcpy(yr + (j + 3) * TILE + h, &re3, sizeof re3);
+                            memcpy(yr + j * TILE + h + LANES, &rf0, sizeof rf0);
+                            memcpy(yr + (j + 1) * TILE + h + LANES, &rf1, sizeof rf1);
+                            memcpy(yr + (j + 2) * TILE + h + LANES, &rf2, sizeof rf2);
+                            memcpy(yr + (j + 3) * TILE + h + LANES, &rf3, sizeof rf3);
+                        }
+                if (!need_im)
                     for (; j + 4 <= KDIM; j += 4)
                         for (int64_t h = 0; h < TILE; h += LANES) {
                             VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0};
