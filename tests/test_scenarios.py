@@ -233,11 +233,16 @@ def test_a_staged_recipe_override_indexes_its_stages(tmp_path):
     for bad, words in ((["training.strategy_options.stages.2.steps=3"], ["stages.2 names no item", "0 .. 1"]),
                        (["training.strategy_options.stages.-1.steps=3"], ["stages.-1 names no item"]),
                        (["training.strategy_options.stages.one.steps=3"], ["stages.one names no item"]),
-                       (["training.strategy_options.stages.0.q.x=3"], ["stages.0.q holds a value", "stages.0.q=value"])):
+                       (["training.strategy_options.stages.0.q.x=3"], ["stages.0.q holds a value", "stages.0.q=value"]),
+                       # a bad value in a stage is checked by the recipe and named as the override
+                       (["training.strategy_options.stages.1.dist=gauss"], ["'gauss' is not allowed", "rademacher"]),
+                       (["training.strategy_options.stages.0.steps=-1"], ["got -1", "integer >= 1"]),
+                       (["training.strategy_options.stages.0=5"], ["must be a mapping"]),
+                       (["training.strategy_options.stages=[]"], ["non-empty list"])):
         with pytest.raises(ScenarioError) as err:
             load_scenario("hjb20_tonn", bad)
         msg = str(err.value)
-        assert "\n" not in msg and f"overrides.{bad[0].split('=')[0]}" in msg, msg
+        assert "\n" not in msg and f": overrides.{bad[0].split('=')[0]}: " in msg, msg
         for w in words:
             assert w in msg, msg
 

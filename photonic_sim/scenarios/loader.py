@@ -168,9 +168,11 @@ def _component(comp: str, loader, ref: str, overrides: dict, file: Path):
             m = _CARD_MESSAGE.match(str(exc))
             card_file, key, what, allowed = (m["file"], m["key"], m["what"], None) if m else ("", "<root>", str(exc), None)
         key = key.removeprefix("override ")
-        for ok in overrides:
-            if key == ok or key.startswith(f"{ok}.") or ok.startswith(f"{key}."):
-                inner = key if key.startswith(f"{ok}.") else ok  # the deeper of the two names
+        dotted = re.sub(r"\[(\d+)\]", r".\1", key)  # a recipe's stages[1].q is the override stages.1.q
+        # the override the error is about: the same key, else the nearest enclosing or enclosed one
+        for ok in sorted(overrides, key=lambda o: (o != dotted, -len(o))):
+            if dotted == ok or dotted.startswith(f"{ok}.") or ok.startswith(f"{dotted}."):
+                inner = dotted if dotted.startswith(f"{ok}.") else ok  # the deeper of the two names
                 raise ScenarioError(src, f"overrides.{comp}.{inner}", what, allowed) from None
         if key == "<root>" and what.startswith("no such"):
             raise ScenarioError(src, comp, f"{preview(ref)}: {what}", allowed) from None
