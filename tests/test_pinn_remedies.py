@@ -257,6 +257,32 @@ def test_per_coordinate_width_in_the_scenario_schema():
         assert "Value error" not in str(info.value)  # the validator's message, not pydantic's wrapper
 
 
+def test_per_coordinate_fd_step_reaches_the_estimator_and_is_checked():
+    """``fd_step`` is one step or one per coordinate (PDE order): the task hands it to its
+    finite-difference estimator; the scenario schema and PINNTask refuse a wrong count, a step
+    outside (0, 0.5] or a non-number in one line naming the key."""
+    from photonic_sim.scenarios.errors import ScenarioError
+    from photonic_sim.scenarios.schema import PdeTask, validate
+
+    task = PINNTask(Burgers(), estimator="finite_difference", fd_step=[0.002, 0.01], collocation=2,
+                    test_points=4, residual_points=2)
+    assert task.estimator.h == (0.002, 0.01)
+    ok = validate(PdeTask, dict(kind="pde", pde="burgers", estimator="finite_difference", fd_step=[0.002, 0.01]),
+                  "s.yaml", "task")
+    assert ok.fd_step == [0.002, 0.01]
+    assert validate(PdeTask, dict(kind="pde", pde="darcy"), "s.yaml", "task").fd_step == 0.01
+    for bad in ([0.01, 0.02, 0.03], [0.01, 0.0], [0.01, 0.6], "0.01", [True, 0.01], float("inf")):
+        with pytest.raises(ScenarioError, match="task.fd_step") as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", fd_step=bad), "s.yaml", "task")
+        assert "list of 2 of them" in str(info.value) and "\n" not in str(info.value)
+        assert "Value error" not in str(info.value)
+    for bad in ([0.01, 0.02, 0.03], [0.01, -0.01], "x"):
+        with pytest.raises(ValueError, match="^fd_step: need one finite step > 0 or 2 of them") as info:
+            PINNTask(Burgers(), estimator="finite_difference", fd_step=bad, collocation=2, test_points=4,
+                     residual_points=2)
+        assert "\n" not in str(info.value)
+
+
 # ------------------------------------------------------------------ Fourier-feature inputs
 FF = dict(count=3, scale=[2.0, 0.5], seed=7)
 FF_NET = NetworkSpec("ff8", (tt((2, 4), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))  # 2 + 2·3 inputs

@@ -234,6 +234,34 @@ def test_finite_difference_second_order(gen):
     assert errs[1][0] < 0.02**2 / 6 * float(a.max() ** 3) * 1.01
 
 
+def test_finite_difference_per_coordinate_steps_have_their_own_exact_error(gen):
+    """One step per coordinate: on f = sum_j x_j^4 the central differences' errors are known in
+    closed form, h_j^2 * 4 x_j in d_j u (h^2/6 f''') and 2 h_j^2 in d2_jj u (h^2/12 f''''), so
+    each coordinate's error follows its own step (float64, to 1e-9); a list of equal steps gives
+    the single step's estimate; a wrong count, a step <= 0 or a non-number is refused."""
+    d = 3
+    h = torch.tensor([0.05, 0.01, 0.002], dtype=F64)
+    x = torch.rand(7, d, generator=gen, dtype=F64) * 2 - 1
+
+    def f(p):
+        return (p**4).sum(-1)
+
+    est = FiniteDifference(d, h.tolist()).estimate(f, x, need=("u", "grad", "diag2", "lap"))
+    torch.testing.assert_close(est["u"], f(x), rtol=0, atol=0)
+    torch.testing.assert_close(est["grad"], 4 * x**3 + h**2 * 4 * x, rtol=0, atol=1e-9)
+    torch.testing.assert_close(est["diag2"], 12 * x**2 + 2 * h**2, rtol=0, atol=1e-9)
+    torch.testing.assert_close(est["lap"], (12 * x**2 + 2 * h**2).sum(-1), rtol=0, atol=1e-9)
+    # dims: only the coordinates asked for, each with its own step
+    part = FiniteDifference(d, h.tolist()).estimate(f, x, need=("grad",), dims=[2, 0])
+    torch.testing.assert_close(part["grad"], est["grad"][:, [2, 0]], rtol=0, atol=1e-12)
+    one, same = (FiniteDifference(d, hh).estimate(f, x) for hh in (0.01, [0.01] * d))
+    for key in one:
+        torch.testing.assert_close(one[key], same[key], rtol=1e-14, atol=1e-12)
+    for bad in ([0.01, 0.01], [0.01, 0.0, 0.01], [0.01, float("nan"), 0.01], [True, 0.01, 0.01], "0.01"):
+        with pytest.raises(ValueError, match="h must be one finite step"):
+            FiniteDifference(d, bad)
+
+
 def test_autograd_exact_batched_and_differentiable(gen):
     d = 5
     a = torch.linspace(0.5, 2.0, d, dtype=F64)

@@ -128,7 +128,7 @@ class PdeTask(_Strict):
     eval_level: int | None = Field(None, ge=1)  # cheaper sparse grid for the test prediction
     residual_points: int | None = Field(None, ge=1)  # None: min(1000, test_points); at most test_points
     exact_readout: bool = False  # phase errors stay; DAC/ADC/detector exact (the seed paper's model)
-    fd_step: float = Field(1e-2, gt=0, le=0.5)  # finite_difference step h (PDE coordinates)
+    fd_step: float | list[float] = 1e-2  # finite_difference step h in (0, 0.5]: one, or one per input coordinate
     # Remedies (photonic_sim/training/pinn_remedies.py), off by default:
     sigma_final: float | list[float] | None = None  # Stein width shrinks sigma -> sigma_final (<= sigma; one or per coordinate)
     sigma_decay_steps: int | None = Field(None, ge=1)  # ... geometrically over this many steps
@@ -156,6 +156,17 @@ class PdeTask(_Strict):
         dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
         if value is not None and isinstance(value.scale, list) and dim and len(value.scale) != dim:
             raise ValueError(f"scale: a list needs {dim} numbers (one per input coordinate)")
+        return value
+
+    @field_validator("fd_step", mode="before")
+    @classmethod
+    def _fd_step(cls, value, info):
+        """One finite-difference step in (0, 0.5], or one per input coordinate of the PDE."""
+        steps = value if isinstance(value, list) else [value]
+        dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
+        number = all(isinstance(h, (int, float)) and not isinstance(h, bool) for h in steps)
+        if not number or len(steps) not in (1, dim) or not all(math.isfinite(h) and 0 < h <= 0.5 for h in steps):
+            raise ValueError(f"need one number in (0, 0.5] or a list of {dim or 'd'} of them (one per input coordinate)")
         return value
 
     @field_validator("sigma", "sigma_final", mode="before")

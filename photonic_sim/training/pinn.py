@@ -61,7 +61,7 @@ class PINNTask:
     ``ESTIMATORS``), ``sigma`` (Stein smoothing, in PDE coordinates: one width, or a list of
     ``pde.dim`` widths, one per coordinate of ``pde.names``), ``level`` (sparse grid),
     ``mc_samples`` (Monte-Carlo Stein draws per estimate), ``fd_step`` (finite-difference step
-    h, PDE coordinates), ``collocation`` (points per training batch), ``test_points`` (metric
+    h, PDE coordinates: one, or a list of ``pde.dim`` steps, one per coordinate), ``collocation`` (points per training batch), ``test_points`` (metric
     points, uniform, drawn once on the CPU from ``test_seed``), ``residual_points`` (test points on which
     the evaluation residual is computed; ≤ test_points), ``eval_rows`` (most chip input rows
     per evaluation call), ``eval_level`` (sparse-grid level of the evaluation's smoothed
@@ -92,7 +92,7 @@ class PINNTask:
 
     def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float | tuple[float, ...] = 0.1,
                  level: int = 3,
-                 mc_samples: int = 1024, fd_step: float = 1e-2, collocation: int = 100,
+                 mc_samples: int = 1024, fd_step: float | tuple[float, ...] = 1e-2, collocation: int = 100,
                  test_points: int = 10000, residual_points: int = 1000, eval_rows: int = 200_000,
                  eval_level: int | None = None, test_seed: int = 0, seed: int = 0,
                  device: torch.device | str = "cpu", sigma_final: float | tuple[float, ...] | None = None,
@@ -233,7 +233,11 @@ class PINNTask:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
             return MonteCarloStein(d, sigma, int(mc_samples), gen)
         if name == "finite_difference":
-            return FiniteDifference(d, fd_step)
+            try:
+                return FiniteDifference(d, fd_step)
+            except ValueError:
+                raise ValueError(f"fd_step: need one finite step > 0 or {d} of them (one per coordinate "
+                                 f"{', '.join(self.pde.names)})") from None
         return Autograd()
 
     # ------------------------------------------------------------------ protocol

@@ -242,15 +242,24 @@ class MonteCarloStein(_SteinEstimator):
 class FiniteDifference(DerivativeEstimator):
     """Central differences of f itself (no smoothing), step h along each coordinate in dims.
 
-    u = f(x); ∂_j u = (f(x+h e_j) − f(x−h e_j)) / (2h); ∂²_jj u = (f(x+h e_j) + f(x−h e_j) −
-    2f(x)) / h².  Errors O(h²).  Cost N·(2·len(dims)+1) with derivatives, N for "u" only.
+    u = f(x); ∂_j u = (f(x+h_j e_j) − f(x−h_j e_j)) / (2h_j); ∂²_jj u = (f(x+h_j e_j) +
+    f(x−h_j e_j) − 2f(x)) / h_j².  ``h`` is one step for every coordinate or one per coordinate
+    (a sequence of d steps, in the coordinates' order: e.g. a finer step along x than along t
+    for a front in x).  Errors O(h_j²) per coordinate: h_j²/6·∂³_j f in ∂_j u, h_j²/12·∂⁴_j f in
+    ∂²_jj u.  Cost N·(2·len(dims)+1) with derivatives, N for "u" only.
     """
 
-    def __init__(self, d: int, h: float):
+    def __init__(self, d: int, h: float | Sequence[float]):
         super().__init__(d)
-        if not h > 0:
-            raise ValueError(f"h must be > 0, got {h!r}")
-        self.h = float(h)
+        if isinstance(h, (int, float)) and not isinstance(h, bool):
+            steps = (float(h),)
+        elif isinstance(h, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in h):
+            steps = tuple(float(v) for v in h)
+        else:
+            steps = ()
+        if len(steps) not in (1, d) or not all(math.isfinite(v) and v > 0 for v in steps):
+            raise ValueError(f"h must be one finite step > 0 or {d} of them (one per coordinate), got {h!r}")
+        self.h = steps[0] if len(steps) == 1 and not isinstance(h, (list, tuple)) else steps
 
     def estimate(self, f, x, need=DEFAULT_NEED, dims=None):
         need = _check_need(need)
@@ -259,7 +268,13 @@ class FiniteDifference(DerivativeEstimator):
         n = x.shape[0]
         if not _needs_derivatives(need):
             return {"u": _eval_stacked(f, x, 1, n)[..., 0, :]}
-        steps = self.h * torch.eye(self.d, dtype=x.dtype, device=x.device)[dims]  # [k, d]
+        if isinstance(self.h, float):  # one step: scalar arithmetic
+            h = self.h
+            steps = h * torch.eye(self.d, dtype=x.dtype, device=x.device)[dims]  # [k, d]
+        else:
+            hs = torch.tensor(self.h if len(self.h) == self.d else self.h * self.d, dtype=x.dtype, device=x.device)
+            steps = torch.diag(hs)[dims]
+            h = hs[dims]  # [k]: divides the [..., N, k] differences coordinate by coordinate
         x0 = x.unsqueeze(0)
         points = torch.cat([x0, x0 + steps.unsqueeze(1), x0 - steps.unsqueeze(1)])
         points = points.reshape(-1, x.shape[1])
@@ -272,9 +287,9 @@ class FiniteDifference(DerivativeEstimator):
         if "u" in need:
             out["u"] = f0
         if "grad" in need:
-            out["grad"] = (fp - fm) / (2 * self.h)
+            out["grad"] = (fp - fm) / (2 * h)
         if _needs_second(need):
-            _put_second(out, (fp + fm - 2 * f0.unsqueeze(-1)) / self.h**2, need)
+            _put_second(out, (fp + fm - 2 * f0.unsqueeze(-1)) / h**2, need)
         return out
 
     def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
