@@ -45,16 +45,17 @@ class Recorder:
 
 
 def test_closure_is_one_chip_call_with_all_rows():
-    """HJB, level-3 grid in d = 21 (925 nodes): P settings × N points × 1851 rows in ONE call."""
+    """HJB, level-3 grid in d = 21 (925 nodes, symmetric, with the origin: 925 distinct points
+    x + δ_i hold x and every x ± δ_i): P settings × N points × 925 rows in ONE call."""
     net, chip, ph = chip_for(HJB_TINY)
     task = PINNTask("hjb20", collocation=3, test_points=4, residual_points=2)
     x = task.sample_batch(torch.Generator().manual_seed(0))
     rec = Recorder(chip)
     losses = task.closure(chip, x)(ph[None].repeat(4, 1) + 0.01 * torch.arange(4.0)[:, None])
-    assert rec.calls == [((3 * (2 * 925 + 1), 21), (4, net.num_phases))]
+    assert rec.calls == [((3 * 925, 21), (4, net.num_phases))]
     assert losses.shape == (4,) and losses.dtype == torch.float64
-    assert chip.ledger.queries == 4 and chip.ledger.samples == 4 * 3 * 1851
-    assert task.evaluations_per_point() == 1851
+    assert chip.ledger.queries == 4 and chip.ledger.samples == 4 * 3 * 925
+    assert task.evaluations_per_point() == 925
 
 
 def _plain_loss(pde, net, phases, x, est, scale, shift):

@@ -291,7 +291,7 @@ def test_stein_differentiable_in_parameters(gen):
 
 def test_num_evaluations_match_rows_evaluated(gen):
     sg = SparseGridStein(21, 0.1)
-    assert sg.num_evaluations(100) == 100 * (2 * 925 + 1) == 185_100
+    assert sg.num_evaluations(100) == 100 * 925 == 92_500  # the symmetric grid's distinct points
     x = torch.rand(100, 21, generator=gen, dtype=F64)
     cases = [
         (sg, ("u", "grad", "lap")),
@@ -301,11 +301,44 @@ def test_num_evaluations_match_rows_evaluated(gen):
         (FiniteDifference(21, 1e-3), ("u",)),
         (Autograd(), ("u", "grad", "lap")),
     ]
-    expected = [185_100, 100 * 1850, 100 * 65, 100 * 43, 100, 100]
+    expected = [92_500, 92_500, 100 * 65, 100 * 43, 100, 100]
     for (est, need), exp in zip(cases, expected):
         fc = Counting(lambda y: y.sum(-1))
         est.estimate(fc, x, need=need)
         assert fc.calls == 1 and fc.rows == est.num_evaluations(100, need=need) == exp
+
+
+class _FullPairs(SparseGridStein):
+    """The same grid evaluated the long way: x, then x + δ_i and x − δ_i for every node."""
+
+    def _mirror(self):
+        return None
+
+
+@pytest.mark.parametrize("d, level, sigma", [(21, 3, 0.1), (2, 4, [0.02, 0.07]), (5, 2, 0.3)])
+def test_sparse_grid_evaluates_each_distinct_point_once_with_the_same_bits(gen, d, level, sigma):
+    """The level-l grid is closed under negation and holds the origin, so x and x ± δ_i are the
+    grid's K points x + δ_i: f is called on K·N rows instead of (2K + 1)·N, and every estimate
+    equals the one from all 2K + 1 rows to the last bit (f a non-polynomial map with a leading
+    batch of settings, float64)."""
+    sg, full = SparseGridStein(d, sigma, level), _FullPairs(d, sigma, level)
+    k = sg._z.shape[0]
+    a = torch.linspace(0.3, 1.7, d, dtype=F64)
+
+    def f(y):  # row by row (elementwise ops only: a BLAS product may round a row by its position)
+        t, r = y[:, 0] * a[0], y[:, 0] * y[:, 0]
+        for j in range(1, d):
+            t, r = t + y[:, j] * a[j], r + y[:, j] * y[:, j]
+        return torch.stack([torch.sin(t) * torch.exp(-r), torch.cos(t + 0.5)])
+
+    x = torch.rand(9, d, generator=gen, dtype=F64) * 2 - 1
+    for need in (("u", "grad", "diag2", "lap"), ("u", "grad")):
+        short, long_ = Counting(f), Counting(f)
+        got, ref = sg.estimate(short, x, need=need), full.estimate(long_, x, need=need)
+        assert short.rows == k * 9 == sg.num_evaluations(9, need=need)
+        assert long_.rows == (2 * k + ("lap" in need)) * 9 == full.num_evaluations(9, need=need)
+        for key in need:
+            assert torch.equal(got[key], ref[key]), key
 
 
 def test_bad_inputs(gen):

@@ -17,8 +17,9 @@ Loss of a batch of N collocation points x (for each of P phase settings):
     L = mean_n r(x_n)²,   r = pde.nn_residual(x, estimator.estimate(f, x, need=pde.need))
 
 where f(x[M, d]) = chip.measure(z(x), phases[P, N])[..., 0] → [P, M]. The estimator stacks
-all its shifted copies of all N points into one [M, d] input (M = N·(2K+1) for a K-node
-Stein rule), so one closure call is ONE ``chip.measure`` of P·M rows. Estimators:
+all its shifted copies of all N points into one [M, d] input (M = N·K for the K-node
+sparse grid, whose nodes come in ± pairs with the origin among them; N·(2K+1) for K
+Monte-Carlo draws), so one closure call is ONE ``chip.measure`` of P·M rows. Estimators:
 ``sparse_grid`` (Smolyak Gauss–Hermite Stein, default σ = 0.1, level 3), ``monte_carlo``
 (Stein with fresh normal draws), ``finite_difference`` (central, step h) and ``autograd``
 (exact derivatives by reverse mode through ``measure(..., differentiable=True)``: the

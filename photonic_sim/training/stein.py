@@ -160,6 +160,11 @@ class _SteinEstimator(DerivativeEstimator):
     def _num_nodes(self) -> int:
         """K."""
 
+    def _mirror(self) -> tuple[torch.Tensor, int] | None:
+        """For a node set closed under negation with the origin among its nodes: (m [K], o),
+        z[m[i]] = −z[i] exactly and z[o] = 0; else None (every node is evaluated at ±)."""
+        return None
+
     def estimate(self, f, x, need=DEFAULT_NEED, dims=None):
         need = _check_need(need)
         self._check_x(x)
@@ -171,11 +176,18 @@ class _SteinEstimator(DerivativeEstimator):
         delta = sig * z  # [K, d]
         k, n = delta.shape[0], x.shape[0]
         center = _needs_second(need)
-        shifted = [x.unsqueeze(0) + delta.unsqueeze(1), x.unsqueeze(0) - delta.unsqueeze(1)]
-        points = torch.cat(([x.unsqueeze(0)] if center else []) + shifted).reshape(-1, x.shape[1])
-        vals = _eval_stacked(f, points, (2 * k + 1) if center else 2 * k, n)
-        f0 = vals[..., 0, :] if center else None
-        fp, fm = vals[..., -2 * k : -k, :], vals[..., -k:, :]  # [..., K, N]
+        mirror = self._mirror()
+        if mirror is not None:  # x + δ_i for every node: x − δ_i is x + δ_m(i), x is x + δ_o
+            m, o = mirror
+            points = (x.unsqueeze(0) + delta.unsqueeze(1)).reshape(-1, x.shape[1])
+            fp = _eval_stacked(f, points, k, n)  # [..., K, N]
+            fm, f0 = fp[..., m.to(x.device), :], (fp[..., o, :] if center else None)
+        else:
+            shifted = [x.unsqueeze(0) + delta.unsqueeze(1), x.unsqueeze(0) - delta.unsqueeze(1)]
+            points = torch.cat(([x.unsqueeze(0)] if center else []) + shifted).reshape(-1, x.shape[1])
+            vals = _eval_stacked(f, points, (2 * k + 1) if center else 2 * k, n)
+            f0 = vals[..., 0, :] if center else None
+            fp, fm = vals[..., -2 * k : -k, :], vals[..., -k:, :]  # [..., K, N]
         out = {}
         if "u" in need:
             out["u"] = torch.einsum("k,...kn->...n", w, fp + fm) / 2
@@ -191,13 +203,19 @@ class _SteinEstimator(DerivativeEstimator):
 
     def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
         need = _check_need(need)
+        if self._mirror() is not None:
+            return n_points * self._num_nodes()
         return n_points * (2 * self._num_nodes() + (1 if _needs_second(need) else 0))
 
 
 class SparseGridStein(_SteinEstimator):
     """Stein estimator on the level-ℓ Smolyak Gauss–Hermite grid (925 nodes for d=21, ℓ=3).
 
-    Cost per estimate: N·(2K+1) evaluations with second derivatives, N·2K without.
+    The grid is symmetric (−z is a node whenever z is, with the same weight, bit for bit) and
+    holds the origin, so the 2K + 1 points x, x ± δ_i of the antithetic forms are only K
+    distinct points x + δ_i: f is evaluated there once each. Cost per estimate: N·K evaluations
+    (925 per point for d = 21, level 3), with or without second derivatives; the estimates are
+    the same, to the last bit, as evaluating every ± pair (x + (−δ) and x − δ round alike).
     """
 
     def __init__(self, d: int, sigma: float, level: int = 3):
@@ -206,9 +224,17 @@ class SparseGridStein(_SteinEstimator):
         self.level = level
         self._z = torch.tensor(z, dtype=torch.float64)
         self._w = torch.tensor(w, dtype=torch.float64)
+        index = {tuple(row): i for i, row in enumerate(self._z.tolist())}
+        mirror = [index.get(tuple(-v for v in row)) for row in self._z.tolist()]
+        origin = index.get((0.0,) * d)
+        symmetric = None not in mirror and origin is not None and bool((self._w[mirror] == self._w).all())
+        self._mirror_map = (torch.tensor(mirror, dtype=torch.long), origin) if symmetric else None
 
     def _nodes(self):
         return self._z, self._w
+
+    def _mirror(self):
+        return self._mirror_map
 
     def _num_nodes(self):
         return self._z.shape[0]
