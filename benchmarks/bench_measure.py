@@ -9,7 +9,8 @@ B = 64 inputs (uniform in [0, 1], seeded) through the default silicon chip (8-bi
 γ-noise, crosstalk, phase bias, noisy detectors and 8-bit ADCs, intensity readout), for the
 ``mnist_small`` and ``digits`` presets. Workload ``pinn``: one step of the HJB lattice
 polish (benchmarks/bench_pinn.py): P = 256 settings (q 128, two-sided) × B = 1851 inputs
-(one collocation point's 2·925 + 1 Stein points; uniform here) through bench_pinn's
+(uniform; one collocation point's 2·925 + 1 Stein points as the polish read them until the
+sparse grid evaluated each distinct point once: 925 now, ``--batch 925``) through bench_pinn's
 ``HJB_SMALL`` network on the same card with exact coherent readout in float64. Columns:
 ``fused`` (the default: the mesh-build and readout kernels, on ``--threads`` threads) and
 ``torch`` (the same chip in a process with ``PHOTONIC_SIM_NO_FUSED=1``: both kernels off),

@@ -177,10 +177,11 @@ def test_staged_recipe_runs_its_stages_and_resumes_across_the_switch(tiny, tmp_p
 
 
 @pytest.mark.parametrize("stages,key", [
-    ('[{"strategy": "fo", "steps": 2}]', "strategy_options.stages[0].strategy"),
-    ('[{"strategy": "zo-rge", "steps": 0}]', "strategy_options.stages[0].steps"),
-    ('[{"strategy": "zo-rge", "steps": 2, "muu": 0.1}]', "strategy_options.stages[0].muu"),
-    ('[]', "strategy_options.stages"),
+    # named as the --set path that would fix it (a list index is a dotted part)
+    ('[{"strategy": "fo", "steps": 2}]', "overrides.training.strategy_options.stages.0.strategy:"),
+    ('[{"strategy": "zo-rge", "steps": 0}]', "overrides.training.strategy_options.stages.0.steps:"),
+    ('[{"strategy": "zo-rge", "steps": 2, "muu": 0.1}]', "overrides.training.strategy_options.stages.0.muu:"),
+    ('[]', "overrides.training.strategy_options.stages:"),
 ])
 def test_bad_stage_exits_2_with_one_line_naming_the_key(tiny, tmp_path, capsys, stages, key):
     out = tmp_path / "run"
