@@ -99,7 +99,7 @@ ZO_HJB = dict(ZO, lr=0.03, mu=0.03, q=64)
 # q 32 × 2400 steps 1.36e-5, q 64 × 1200 8.2e-6, q 128 × 600 5.4e-6 (q 32 × 600: 1.44e-5).
 # At q 128 the polish is then limited by how far it travels (tenth/eleventh sessions): q 256
 # does not pay, more steps do. The CPU rows polish for 1200 steps (seed 2: 3.1e-6 against
-# 1.06e-5 after 600; five seeds in docs/pinn.md), 29–32 min per row on one thread.
+# 1.06e-5 after 600; five seeds in docs/pinn.md), about 14 min of CPU per row on one thread.
 # The polish runs as stage 2 of a ``staged`` strategy in the same Trainer (collocation
 # stream and ledger continue).
 PHASE_LSB = 2 * math.pi / 2**8
