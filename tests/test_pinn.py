@@ -328,10 +328,9 @@ def test_acceptance_hjb_zo_sparse_grid_vs_dense(tmp_path):
     """HJB-20, CPU configuration of benchmarks/bench_pinn.py (1000 steps, ZO q 64, lr 0.03,
     μ 0.03, then 1200 lattice-polish steps at q 128), seed 0: ZO + SG-Stein on the TONN reaches
     MSE ≤ 1e-4 and the dense ONN of the same widths trained the same way is ≥ 10× worse.
-    Measured (docs/pinn.md, with the bench's previous seeding: initial phases seed + 1, strategy
-    seed + 2): TONN 1.1e-5 with the 1200-step polish (3.1e-6 to 3.5e-5 on seeds 0–7); dense ONN
-    1.68e-3 (151×). About 18–24 min for the TONN row and 26 min for the dense row, on one
-    thread each."""
+    Measured (docs/pinn.md): TONN 2.27e-5 (2.0e-6 to 2.3e-5 on seeds 0–4); dense ONN 1.68e-3
+    (74×). About 14 min of CPU for the TONN row and 16 min for the dense row, on one thread
+    each."""
     rows = {c: bench_row(tmp_path, c) for c in ("hjb_tonn_zo", "hjb_dense_zo")}
     zo, dn = rows["hjb_tonn_zo"]["mse"], rows["hjb_dense_zo"]["mse"]
     assert zo <= 1e-4 and dn >= 10 * zo, rows
@@ -340,9 +339,9 @@ def test_acceptance_hjb_zo_sparse_grid_vs_dense(tmp_path):
 @pytest.mark.slow
 def test_acceptance_hjb_zo_within_3x_of_fo_on_the_mean_of_seeds_0_and_1(tmp_path):
     """Same configuration, seeds 0 and 1: the mean ZO + SG-Stein MSE within 3× of the mean
-    FO + AD MSE on the same network (measured with the bench's previous seeding and the
-    1200-step polish: 1.07e-5 vs 1.20e-5, 0.9×; over seeds 0–7 see docs/pinn.md). About 50 min
-    (two ZO rows of 21–24 min on one thread, two FO + AD rows of 2 min)."""
+    FO + AD MSE on the same network (measured: ZO 2.27e-5 / 4.03e-6, FO + AD 1.43e-6 / 1.04e-5,
+    means 1.34e-5 vs 5.9e-6, 2.3×; over seeds 0–4 see docs/pinn.md). About 32 min (two ZO rows
+    of 14 min of CPU on one thread, two FO + AD rows of 2 min)."""
     mse = {c: [bench_row(tmp_path, c, s)["mse"] for s in (0, 1)] for c in ("hjb_tonn_zo", "hjb_tonn_fo")}
     assert sum(mse["hjb_tonn_zo"]) <= 3 * sum(mse["hjb_tonn_fo"]), mse
 
