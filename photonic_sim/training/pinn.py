@@ -62,7 +62,8 @@ class PINNTask:
     ``ESTIMATORS``), ``sigma`` (Stein smoothing, in PDE coordinates: one width, or a list of
     ``pde.dim`` widths, one per coordinate of ``pde.names``), ``level`` (sparse grid),
     ``mc_samples`` (Monte-Carlo Stein draws per estimate), ``fd_step`` (finite-difference step
-    h, PDE coordinates: one, or a list of ``pde.dim`` steps, one per coordinate), ``collocation`` (points per training batch), ``test_points`` (metric
+    h, PDE coordinates: one, or a list of ``pde.dim`` steps, one per coordinate),
+    ``collocation`` (points per training batch), ``test_points`` (metric
     points, uniform, drawn once on the CPU from ``test_seed``), ``residual_points`` (test points on which
     the evaluation residual is computed; ≤ test_points), ``eval_rows`` (most chip input rows
     per evaluation call), ``eval_level`` (sparse-grid level of the evaluation's smoothed
