@@ -87,8 +87,10 @@ ZO = dict(strategy="zo-rge", lr=0.01, q=16, mu=0.01, optimizer="adam", schedule=
 # so a perturbation is not rounded away by the quantizer): 500 steps reach MSE 1.7e-4 where
 # lr 0.01, μ 0.01 reach 1.0e-2; and q = 64 directions per step at that lr (fifth session):
 # MSE 4.8e-5 / 3.2e-5 on seeds 0 / 1, where q = 16 gave 6.7e-5 / 2.5e-4 and q = 64 at lr 0.01
-# 6.0e-4 (docs/pinn.md).
-ZO_HJB = dict(ZO, lr=0.03, mu=0.03, q=64)
+# 6.0e-4 (docs/pinn.md). ZO_STEP: that step and smoothing at q 16, the 2-d PDE rows' ZO
+# wherever they leave the Black-Scholes lr / mu (Darcy recipe, Darcy and Burgers diagnoses).
+ZO_STEP = dict(ZO, lr=0.03, mu=0.03)
+ZO_HJB = dict(ZO_STEP, q=64)
 # HJB lattice polish (eighth session), a second stage from the ZO end point: two-sided
 # Rademacher directions of exactly one 8-bit phase LSB (2π/256 rad), so each perturbed shifter
 # moves to its neighbouring code and every difference is a central difference at the lattice
@@ -131,7 +133,7 @@ CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_ton
 # 4.56e-3; the former recipe, sparse-grid Stein 0.1 -> 0.02 over 3000 steps and no polish:
 # 1.17e-2 / 1.21e-1 / 1.94e-2). Step counts per mode: MODES' darcy_steps, darcy_polish_steps.
 RECIPE_CASES = {
-    "darcy_tonn_recipe": dict(strategy=dict(ZO, lr=0.03, mu=0.03), estimator="finite_difference",
+    "darcy_tonn_recipe": dict(strategy=ZO_STEP, estimator="finite_difference",
                               polish=dict(ZO_POLISH, q=32), task_options={}),
 }
 _PDE = {"hjb": "hjb20", "bs": "black_scholes", "burgers": "burgers", "darcy": "darcy"}
@@ -167,12 +169,12 @@ DIAGNOSIS_CASES = {
                                 task_options=dict(input_gain=BURGERS_GAIN)),
     # ZO (the Darcy recipe's lr 0.03, mu 0.03 rad) with the per-coordinate Stein width, and with
     # central finite differences (step 0.01, no smoothing).
-    "burgers_zo_sg_aniso": dict(base="burgers_tonn_zo", sigma=[0.01, 0.05], strategy=dict(ZO, lr=0.03, mu=0.03),
+    "burgers_zo_sg_aniso": dict(base="burgers_tonn_zo", sigma=[0.01, 0.05], strategy=ZO_STEP,
                                 task_options=dict(input_gain=BURGERS_GAIN)),
     "burgers_zo_fd_gain": dict(base="burgers_tonn_zo", estimator="finite_difference",
-                               strategy=dict(ZO, lr=0.03, mu=0.03), task_options=dict(input_gain=BURGERS_GAIN)),
+                               strategy=ZO_STEP, task_options=dict(input_gain=BURGERS_GAIN)),
     "burgers_zo_fd_gain50_causal": dict(base="burgers_tonn_zo", estimator="finite_difference",
-                                        strategy=dict(ZO, lr=0.03, mu=0.03), task_options=dict(
+                                        strategy=ZO_STEP, task_options=dict(
                                             input_gain=[50.0, 1.0], causal_eps=1.0, causal_bins=10)),
 }
 # Fourier-feature inputs (task option fourier_features, docs/pinn.md): the modulators get
@@ -207,18 +209,18 @@ for _s in (1, 10):
 # BP-free with the best FO configuration (scale 1, causal weights): ZO + finite differences as
 # burgers_zo_fd_gain50_causal.
 DIAGNOSIS_CASES["burgers_zo_fd_ff1_causal"] = dict(
-    base="burgers_tonn_zo", spec=BS_TT_FF, estimator="finite_difference", strategy=dict(ZO, lr=0.03, mu=0.03),
+    base="burgers_tonn_zo", spec=BS_TT_FF, estimator="finite_difference", strategy=ZO_STEP,
     task_options=dict(input_gain=[50.0, 1.0], fourier_features=dict(count=7, scale=[1.0, 1.0], seed=0),
                       causal_eps=1.0, causal_bins=10))
 # Darcy diagnosis (docs/pinn.md#darcy-where-the-error-came-from-and-the-shipped-recipe): the
 # former recipe's ZO settings and 3000 steps on central finite differences instead of the Stein
 # loss (seed 1: rel. L2 0.119, the Stein run's plateau); more steps (--steps) are what move it.
 DIAGNOSIS_CASES["darcy_zo_fd"] = dict(base="darcy_tonn_zo", estimator="finite_difference",
-                                    strategy=dict(ZO, lr=0.03, mu=0.03), steps=3000)
+                                    strategy=ZO_STEP, steps=3000)
 # The former Darcy recipe (before pinn_zo_polish): the same ZO settings on the Stein loss, the
 # width shrinking 0.1 -> 0.02 over the run's 3000 steps (seeds 0 / 1 / 2: rel. L2 1.17e-2 /
 # 1.21e-1 / 1.94e-2), kept as the row the shipped recipe is compared with in docs/pinn.md.
-DIAGNOSIS_CASES["darcy_zo_sg_shrink"] = dict(base="darcy_tonn_zo", strategy=dict(ZO, lr=0.03, mu=0.03), steps=3000,
+DIAGNOSIS_CASES["darcy_zo_sg_shrink"] = dict(base="darcy_tonn_zo", strategy=ZO_STEP, steps=3000,
                                            task_options=dict(sigma_final=0.02))
 OPT_IN_CASES = tuple(DIAGNOSIS_CASES)  # run only when named in --cases (not in the default list)
 

@@ -162,12 +162,8 @@ class PdeTask(_Strict):
     @classmethod
     def _fd_step(cls, value, info):
         """One finite-difference step in (0, 0.5], or one per input coordinate of the PDE."""
-        steps = value if isinstance(value, list) else [value]
-        dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
-        number = all(isinstance(h, (int, float)) and not isinstance(h, bool) for h in steps)
-        if not number or len(steps) not in (1, dim) or not all(math.isfinite(h) and 0 < h <= 0.5 for h in steps):
-            raise ValueError(f"need one number in (0, 0.5] or a list of {dim or 'd'} of them (one per input coordinate)")
-        return value
+        return _one_or_per_coordinate(value, info, lambda h: 0 < h <= 0.5,
+                                      "need one number in (0, 0.5] or a list of {dim} of them (one per input coordinate)")
 
     @field_validator("sigma", "sigma_final", mode="before")
     @classmethod
@@ -175,12 +171,19 @@ class PdeTask(_Strict):
         """One finite width > 0, or one per input coordinate of the PDE (PDE_IO, in its order)."""
         if value is None:
             return value
-        widths = value if isinstance(value, list) else [value]
-        dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
-        number = all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in widths)
-        if not number or len(widths) not in (1, dim) or not all(math.isfinite(w) and w > 0 for w in widths):
-            raise ValueError(f"need one number > 0 or a list of {dim or 'd'} numbers > 0 (one per input coordinate)")
-        return value
+        return _one_or_per_coordinate(value, info, lambda w: w > 0,
+                                      "need one number > 0 or a list of {dim} numbers > 0 (one per input coordinate)")
+
+
+def _one_or_per_coordinate(value, info, ok, message: str):
+    """``value``: one finite number with ``ok(number)``, or a list of one per input coordinate of
+    the task's PDE (PDE_IO, in its order); else ValueError(``message`` with {dim} filled in)."""
+    numbers = value if isinstance(value, list) else [value]
+    dim = PDE_IO.get(info.data.get("pde"), (None,))[0]
+    number = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+    if not number or len(numbers) not in (1, dim) or not all(math.isfinite(v) and ok(v) for v in numbers):
+        raise ValueError(message.format(dim=dim or "d"))
+    return value
 
 
 class NoneTask(_Strict):
