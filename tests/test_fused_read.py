@@ -209,6 +209,28 @@ def test_kernel_readout_formula_float64(kernel, power, dac):
         assert clipped == int((kept != code).sum()) > 0
 
 
+@pytest.mark.parametrize("k,bc", [(8, 3), (4, 1), (16, 2), (6, 2)])
+def test_kernel_exact_coherent_readout_formula_float64(kernel, k, bc):
+    """The noise- and ADC-free coherent readout (the chip's exact readout: the PINN rows). For
+    k a multiple of 4 the kernel adds every output into its block-column sum from registers
+    (the direct path), for other k it stores and reads the outputs back: both against the
+    float64 formula Σ_c s[r, c]·back·G·a·Re(B x) to 1e-13 (one rounding per operation), and
+    with gains that are not 1, so a wrong factor on the direct path shows."""
+    g = torch.Generator().manual_seed(11)
+    p, br, n = 3, 2, 37  # 37 vectors: two full tiles of 16 and a partial one
+    mat = torch.randn(p, br, bc, k, k, generator=g, dtype=torch.complex128) * 0.4
+    v = torch.randn(p, n, bc * k - 1, generator=g, dtype=torch.float64)
+    scales = torch.rand(br, bc, generator=g, dtype=torch.float64) + 0.5
+    rec = _fused_read.Readout(True, False, False, amp=0.9, responsivity=1.0, dark_current=0.0, shot=0.0,
+                              bandwidth=1.0, floor=0.0, tia_gain=1.3, lsb=1.0, kmin=-1.0, kmax=1.0, back=0.7)
+    out, clipped = _fused_read.matvec_read(mat, v, scales, rec)
+    x = torch.nn.functional.pad(v, (0, 1)).reshape(p, n, bc, k)
+    y = torch.einsum("prcji,pnci->prcnj", mat.real, x)  # Re(B x): the inputs are real
+    ref = (y * 0.9 * 1.3 * 0.7 * scales[None, :, :, None, None]).sum(2).transpose(1, 2).reshape(p, n, br * k)
+    torch.testing.assert_close(out, ref, rtol=1e-13, atol=1e-13)
+    assert clipped == 0
+
+
 @pytest.mark.parametrize("settings", [3, 1])
 def test_kernel_threads_give_identical_readings(kernel, settings, monkeypatch):
     """With torch.get_num_threads() = T > 1 the fused forward runs chunks of settings on T
