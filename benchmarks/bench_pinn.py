@@ -23,8 +23,9 @@ Cases (rows of the table):
   ``burgers_tonn_fo_sg`` / ``darcy_tonn_fo_sg`` first order on the ZO rows' Stein loss (FO + SG
   vs FO + AD isolates the smoothing, ZO vs FO + SG the zeroth-order estimate);
 * ``darcy_tonn_recipe`` the Darcy recipe of scenarios/darcy_tonn.yaml (``RECIPE_CASES``: ZO
-  lr 0.03, mu 0.03 rad on central finite differences, 40 000 steps, then a lattice polish at
-  q 32 for 12 000 steps); ``darcy_zo_fd`` a diagnosis row (finite differences, 3000 steps).
+  lr 0.01, mu 0.03 rad on central finite differences at 10 points per step, 80 000 steps, then a
+  lattice polish at q 32 for 35 000 steps); ``darcy_zo_fd`` a diagnosis row (finite differences,
+  3000 steps).
 * ``burgers_*`` (and ``darcy_zo_fd``) diagnosis cases (``DIAGNOSIS_CASES``, run only when named in ``--cases``):
   the Burgers rows with a wider network, an input gain, adaptive resampling, causal weights,
   per-coordinate Stein widths, finite differences, Fourier-feature inputs (``burgers_*ff*``,
@@ -114,26 +115,28 @@ FO = dict(strategy="fo", lr=0.03, optimizer="adam", schedule="cosine")  # lr 0.0
 MODES = {
     "cpu": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=1000, hjb_polish_steps=1200, bs_points=50,
                 bs_steps=1500, test_points=10000, residual_points=200, hjb_eval_level=2, sigma=SIGMA,
-                darcy_steps=40000, darcy_polish_steps=12000),
+                darcy_steps=80000, darcy_polish_steps=35000, darcy_points=10),
     "quick": dict(hjb_spec=HJB_SMALL, hjb_points=1, hjb_steps=30, hjb_polish_steps=5, bs_points=20,
                   bs_steps=60, test_points=1000, residual_points=20, hjb_eval_level=2, sigma=SIGMA,
-                  darcy_steps=60, darcy_polish_steps=10),
+                  darcy_steps=60, darcy_polish_steps=10, darcy_points=10),
     "paper": dict(hjb_spec=preset("hjb20"), hjb_points=100, hjb_steps=2000, hjb_polish_steps=600,
                   bs_points=100, bs_steps=2000, test_points=10000, residual_points=1000, hjb_eval_level=3, sigma=SIGMA,
-                  darcy_steps=40000, darcy_polish_steps=12000),
+                  darcy_steps=80000, darcy_polish_steps=35000, darcy_points=10),
 }
 CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_tonn_zo",
          "burgers_tonn_zo", "burgers_tonn_fo", "darcy_tonn_zo", "darcy_tonn_fo",
          "burgers_tonn_fo_sg", "darcy_tonn_fo_sg", "darcy_tonn_recipe")
-# The shipped Darcy recipe (scenarios/darcy_tonn.yaml, recipe pinn_zo_polish): ZO at the HJB step
-# and smoothing (lr 0.03, mu 0.03 rad: above the 8-bit phase LSB, so perturbations are not
-# rounded away) on central finite differences (h 0.01: no Stein smoothing, so the trained network
-# itself satisfies the PDE), many cheap steps, then the HJB lattice polish at q 32 (seventeenth
-# session, seeds 0 / 1 / 2, rel. L2 1.32e-2 / 7.82e-3 / 7.24e-3 against FO + AD 2.74e-3 / 3.01e-3 /
-# 4.56e-3; the former recipe, sparse-grid Stein 0.1 -> 0.02 over 3000 steps and no polish:
-# 1.17e-2 / 1.21e-1 / 1.94e-2). Step counts per mode: MODES' darcy_steps, darcy_polish_steps.
+# The shipped Darcy recipe (scenarios/darcy_tonn.yaml, recipe pinn_zo_polish): ZO at mu 0.03 rad
+# (above the 8-bit phase LSB, so perturbations are not rounded away) and Adam lr 0.01 on central
+# finite differences (h 0.01: no Stein smoothing, so the trained network itself satisfies the
+# PDE), 10 collocation points per step so that ~25 min of CPU buy 80 000 steps, then the HJB
+# lattice polish at q 32 for 35 000 steps (nineteenth session, seeds 0 / 1 / 2: rel. L2 2.69e-3 /
+# 8.86e-3 / 3.91e-3 against FO + AD 2.74e-3 / 3.01e-3 / 4.56e-3). Before it: 50 points, lr 0.03,
+# 40 000 + 12 000 steps (1.32e-2 / 7.82e-3 / 7.24e-3); the first recipe, sparse-grid Stein
+# 0.1 -> 0.02 over 3000 steps and no polish (1.17e-2 / 1.21e-1 / 1.94e-2). Step counts per mode:
+# MODES' darcy_steps, darcy_polish_steps; points per step: darcy_points.
 RECIPE_CASES = {
-    "darcy_tonn_recipe": dict(strategy=ZO_STEP, estimator="finite_difference",
+    "darcy_tonn_recipe": dict(strategy=dict(ZO_STEP, lr=0.01), estimator="finite_difference",
                               polish=dict(ZO_POLISH, q=32), task_options={}),
 }
 _PDE = {"hjb": "hjb20", "bs": "black_scholes", "burgers": "burgers", "darcy": "darcy"}
@@ -241,7 +244,7 @@ def case_config(case: str, mode: dict) -> dict:
         cfg = case_config(case.replace("_recipe", "_zo"), mode)
         return dict(cfg, strategy=dict(rc["strategy"]), estimator=rc["estimator"], polish=dict(rc["polish"]),
                     steps=mode["darcy_steps"], polish_steps=mode["darcy_polish_steps"],
-                    task_options=dict(rc["task_options"]))
+                    collocation=mode["darcy_points"], task_options=dict(rc["task_options"]))
     return dict(
         pde=_PDE[case.split("_")[0]],
         spec=mode["hjb_spec"] if hjb else BS_TT,
@@ -326,7 +329,7 @@ def main(argv=None) -> None:
     group.add_argument("--paper", action="store_true", help="paper scale (hjb20 preset, 100 points): for a GPU")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {CASES + OPT_IN_CASES} (default: {CASES})")
     ap.add_argument("--steps", type=int, default=None, help="override the steps of every case")
-    ap.add_argument("--polish-steps", type=int, default=None, help="override the HJB ZO rows' polish steps (0: none)")
+    ap.add_argument("--polish-steps", type=int, default=None, help="override the polish steps of the HJB ZO rows and the Darcy recipe row (0: none)")
     ap.add_argument("--points", type=int, default=None, help="override the collocation points per step of every case")
     ap.add_argument("--sigma", type=float, default=None,
                     help=f"Stein smoothing width of the sparse-grid rows, in PDE units (default {SIGMA})")
@@ -354,9 +357,9 @@ def main(argv=None) -> None:
     if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma > 0):
         raise SystemExit(f"--sigma: must be a finite number > 0, got {args.sigma}")
     if args.points:
-        mode.update(hjb_points=args.points, bs_points=args.points)
+        mode.update(hjb_points=args.points, bs_points=args.points, darcy_points=args.points)
     if args.polish_steps is not None:
-        mode.update(hjb_polish_steps=args.polish_steps)
+        mode.update(hjb_polish_steps=args.polish_steps, darcy_polish_steps=args.polish_steps)
     if args.sigma is not None:
         mode.update(sigma=args.sigma)
     for key in ("test_points", "residual_points"):

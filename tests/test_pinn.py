@@ -244,7 +244,8 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     """scenarios/darcy_tonn.yaml (recipe ``pinn_zo_polish``) is the bench's ``darcy_tonn_recipe``
     row, whose numbers docs/pinn.md and the scenario's header quote: the same two stages (ZO, then
     the lattice polish, one phase LSB of the card), the same finite-difference task, network,
-    collocation and test points, and no insertion loss."""
+    collocation and test points, and no insertion loss; and run for 3 + 2 steps on a few test
+    points, it ends on the bench row's relative L2 to the last bit."""
     (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_recipe")
     exp = Experiment.from_file("darcy_tonn")
     sc, recipe = exp.scenario, exp.recipe
@@ -257,6 +258,14 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
         ("darcy", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"])
     assert task.exact_readout is True and task.sigma_final is None
     assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
+    tiny = ("--test-points", "40", "--residual-points", "4")  # 3 + 2 steps: the same numbers to the last bit
+    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", "darcy_tonn_recipe", "--steps", "3",
+                       "--polish-steps", "2", *tiny)
+    short = Experiment.from_file("darcy_tonn", [
+        "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
+        "training.steps=5", "task.test_points=40", "task.residual_points=4"])
+    final = short.run().train.final
+    assert final["relative_l2"] == row["relative_l2"] and short.chip.ledger.queries == row["queries"]
 
 
 def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
