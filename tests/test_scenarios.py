@@ -27,7 +27,7 @@ task: {kind: digits}
 """
 MNIST_DIR = (SCENARIOS_DIR / "../../shared/datasets/mnist").resolve()
 needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST IDX files not found at {MNIST_DIR}")
-SHIPPED_SCENARIOS = ["quickstart", "mnist_tonn", "mnist_small_zo", "hjb20_tonn", "hjb20_small_tonn", "black_scholes_tonn", "darcy_tonn",
+SHIPPED_SCENARIOS = ["quickstart", "mnist_tonn", "mnist_small_zo", "hjb20_tonn", "hjb20_small_tonn", "black_scholes_tonn", "darcy_tonn", "burgers_tonn",
                      "compare_strategies",
                      "energy_area_report", "dense_vs_tonn", "strategies_digits", "strategies_black_scholes"]
 SHIPPED_RECIPES = ["hybrid_zo", "sign_rge", "zo_rge", "spsa", "first_order", "pinn_zo", "pinn_zo_hjb", "pinn_zo_polish", "quzo", "grzo",
