@@ -240,6 +240,19 @@ def assert_stages_are_the_bench_row(stages: list[dict], cfg: dict) -> None:
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
+def assert_short_run_is_the_bench_row(tmp_path, scenario: str, case: str, metric: str) -> None:
+    """Run a two-stage scenario and its bench row for 3 + 2 steps on 40 test points: the same
+    ``metric`` to the last bit and the same number of chip queries (same chip, phases,
+    directions and points)."""
+    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", case, "--steps", "3", "--polish-steps", "2",
+                       "--test-points", "40", "--residual-points", "4")
+    short = Experiment.from_file(scenario, [
+        "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
+        "training.steps=5", "task.test_points=40", "task.residual_points=4"])
+    final = short.run().train.final
+    assert final[metric] == row[metric] and short.chip.ledger.queries == row["queries"]
+
+
 def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     """scenarios/darcy_tonn.yaml (recipe ``pinn_zo_polish``) is the bench's ``darcy_tonn_recipe``
     row, whose numbers docs/pinn.md and the scenario's header quote: the same two stages (ZO, then
@@ -258,14 +271,7 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
         ("darcy", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"])
     assert task.exact_readout is True and task.sigma_final is None
     assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
-    tiny = ("--test-points", "40", "--residual-points", "4")  # 3 + 2 steps: the same numbers to the last bit
-    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", "darcy_tonn_recipe", "--steps", "3",
-                       "--polish-steps", "2", *tiny)
-    short = Experiment.from_file("darcy_tonn", [
-        "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
-        "training.steps=5", "task.test_points=40", "task.residual_points=4"])
-    final = short.run().train.final
-    assert final["relative_l2"] == row["relative_l2"] and short.chip.ledger.queries == row["queries"]
+    assert_short_run_is_the_bench_row(tmp_path, "darcy_tonn", "darcy_tonn_recipe", "relative_l2")
 
 
 def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
@@ -282,13 +288,7 @@ def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
             task.eval_level) == ("hjb20", cfg["estimator"], cfg["sigma"], cfg["collocation"], cfg["test_points"],
                                  cfg["residual_points"], cfg["eval_level"])
     assert task.exact_readout is True and exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
-    tiny = ("--test-points", "40", "--residual-points", "4")
-    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", "hjb_tonn_zo", "--steps", "3", "--polish-steps", "2", *tiny)
-    short = Experiment.from_file("hjb20_small_tonn", [
-        "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
-        "training.steps=5", "task.test_points=40", "task.residual_points=4"])
-    final = short.run().train.final
-    assert final["mse"] == row["mse"] and short.chip.ledger.queries == row["queries"]
+    assert_short_run_is_the_bench_row(tmp_path, "hjb20_small_tonn", "hjb_tonn_zo", "mse")
 
 
 @pytest.mark.slow  # three runs of the bench script (~15 s on an idle 2-core machine)
