@@ -240,6 +240,8 @@ case("rec_q_zero", {}, RUN + ["--set", "training.strategy_options.q=0"], words=[
 case("rec_optimizer", {}, RUN + ["--set", "training.strategy_options.optimizer=adamm"],
      words=["s.yaml", "strategy_options.optimizer"])
 case("rec_loss_task", {}, RUN + ["--set", "training.loss=pinn"], words=["s.yaml", "training.loss"])
+case("rec_keep_value", {}, RUN + ["--set", "training.keep=best"], words=["s.yaml", "training.keep", "lowest_eval_loss"])
+case("rec_keep_task", {}, RUN + ["--set", "training.keep=lowest_eval_loss"], words=["s.yaml", "training.keep", "last"])
 
 # --- MNIST data files -----------------------------------------------------------------------
 IMG, LAB = "data/t10k-images-idx3-ubyte", "data/t10k-labels-idx1-ubyte"

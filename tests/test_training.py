@@ -382,3 +382,92 @@ def test_experiment_report_carries_the_initial_metric():
                                                  "training.checkpoint_every=0"]).run()
     assert result.history[0]["queries"] == 0
     assert result.report["metrics"]["initial"] == result.history[0]["metric"]
+
+
+# ------------------------------------------------------------------ keep="lowest_eval_loss"
+def pinn_setup():
+    """A 6-step Darcy PINN (the shipped scenario, a few points): chip, task and strategy."""
+    exp = Experiment.from_file("darcy_tonn", [
+        "training.strategy_options.stages.0.steps=4", "training.strategy_options.stages.1.steps=2",
+        "training.steps=6", "task.test_points=40", "task.residual_points=4", "task.collocation=2"])
+    return exp.chip, exp.task, exp.strategy
+
+
+SCRIPT = {1: math.nan, 2: 0.5, 3: 0.2, 4: 0.3, 5: 0.25, 6: 0.4}  # evaluation loss by step: step 3 is kept
+
+
+def scripted_trainer(cfg, checkpoint_dir=None, crash_at=None):
+    """A Trainer on :func:`pinn_setup` whose evaluation loss at step k is ``SCRIPT[k]`` (the
+    rest of the evaluation is the task's own), recording the phases after every step in
+    ``trainer.after`` and raising Interrupted at the start of step ``crash_at``."""
+    chip, task, strategy = pinn_setup()
+    trainer = Trainer(chip, task, strategy, cfg, checkpoint_dir=checkpoint_dir)
+    own = task.evaluate
+    task.evaluate = lambda chip, phases: {**own(chip, phases), "loss": SCRIPT[trainer.step]}
+    trainer.after = {}
+
+    def hook(closure, strategy):
+        trainer.after[trainer.step] = strategy.params.detach().clone()
+        if trainer.step + 1 == crash_at:
+            raise Interrupted
+        return closure
+
+    trainer.closure_hook = hook
+    return trainer
+
+
+def test_keep_lowest_eval_loss_returns_the_phases_and_evaluation_of_the_lowest_loss():
+    """Known answer: evaluation losses nan, 0.5, 0.2, 0.3, 0.25, 0.4 at steps 1..6 keep step 3
+    (a non-finite loss is never kept): the result's phases are those after step 3, its final
+    evaluation is step 3's (metric as in the history row), the strategy holds them, and the
+    training trajectory (every loss, the ledger) is the keep="last" run's, bit for bit."""
+    cfg = dict(steps=6, eval_every=1, seed=1)
+    kept = scripted_trainer(TrainConfig(**cfg, keep="lowest_eval_loss"))
+    res = kept.run()
+    last = scripted_trainer(TrainConfig(**cfg)).run()
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in last.history]
+    assert res.ledger == last.ledger and res.history[-1]["metric"] == last.final["metric"]
+    assert res.final["kept_step"] == 3 and res.final["loss"] == 0.2
+    assert res.final["metric"] == res.history[2]["metric"] != last.final["metric"]
+    assert torch.equal(res.phases, kept.after[3]) and not torch.equal(res.phases, last.phases)
+    assert torch.equal(kept.strategy.params, res.phases) and "kept_step" not in last.final
+
+
+def test_keep_survives_a_resume(tmp_path):
+    """Checkpoint every 2 steps, crash at the start of step 5, resume: the kept phases (step 3,
+    before the checkpoint at step 4) and final evaluation are the uninterrupted run's."""
+    cfg = TrainConfig(steps=6, eval_every=1, checkpoint_every=2, seed=1, keep="lowest_eval_loss")
+    full = scripted_trainer(cfg).run()
+    with pytest.raises(Interrupted):
+        scripted_trainer(cfg, tmp_path, crash_at=5).run()
+    resumed = scripted_trainer(cfg, tmp_path).run(resume=True)
+    assert resumed.final == full.final and resumed.final["kept_step"] == 3
+    assert torch.equal(resumed.phases, full.phases)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_keep_needs_a_label_free_evaluation_loss():
+    """A classification task's evaluation loss uses the test labels: keep="lowest_eval_loss"
+    is refused (one line naming keep and the allowed value); unknown keep values too."""
+    with pytest.raises(ValueError, match=r"keep: 'lowest_eval_loss' .*test labels \(allowed: 'last'"):
+        Trainer(*setup("zo-rge"), TrainConfig(steps=2, keep="lowest_eval_loss"))
+    with pytest.raises(ValueError, match=r"keep: 'best' is not one of \('last', 'lowest_eval_loss'\)"):
+        TrainConfig(keep="best")
+
+
+def test_keep_reaches_the_report_from_the_recipe():
+    """``training.keep`` in a scenario: the report's final metric is the kept evaluation's (the
+    history row of ``kept_step``, an integer), and the summary names the kept step."""
+    from photonic_sim.reports.summary import numbers
+
+    exp = Experiment.from_file("darcy_tonn", [
+        "training.strategy_options.stages.0.steps=6", "training.strategy_options.stages.1.steps=2",
+        "training.steps=8", "training.eval_every=2", "task.test_points=40", "task.residual_points=4",
+        "training.keep=lowest_eval_loss"])
+    res = exp.run()
+    m = res.report["metrics"]
+    evals = {r["step"]: r for r in res.train.history if r["step"] and "metric" in r}
+    assert sorted(evals) == [2, 4, 6, 8] and isinstance(m["kept_step"], int)
+    assert m["kept_step"] == min(evals, key=lambda k: evals[k]["eval_loss"])
+    assert m["final"] == evals[m["kept_step"]]["metric"]
+    assert dict(numbers(res.report))["kept phases"] == f"step {m['kept_step']} of 8 (lowest evaluation loss)"

@@ -129,8 +129,11 @@ def numbers(report: dict) -> Rows:
                  (("phase_shifters", "phase shifters"), ("detectors", "detectors"), ("adcs", "ADCs"),
                   ("dacs", "DACs"), ("lasers", "lasers")) if key in counts]
         return rows + optical
+    kept = [("kept phases", f"step {number(m['kept_step'])} of {number(tr.get('steps'))} (lowest evaluation loss)")] \
+        if m.get("kept_step") is not None else []
     return [
         (f"{m['name']} final / best", f"{number(m['final'], DIGITS)} / {number(m['best'], DIGITS)}"),
+        *kept,
         ("training queries", number(tr["queries"])),
         ("training energy / latency", f"{eng(tr['energy_j'], 'J', DIGITS)} / {eng(tr['latency_s'], 's', DIGITS)}"),
         ("inference energy / latency", f"{inference[0][1]} / {inference[1][1]}"),

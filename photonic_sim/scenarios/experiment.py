@@ -391,7 +391,7 @@ class Experiment:
         recipe, stop = self.recipe, self.recipe.early_stopping
         config = TrainConfig(steps=recipe.steps, eval_every=recipe.eval_every, seed=self.seed, progress=progress,
                              patience=stop.patience if stop else None, min_delta=stop.min_delta if stop else 0.0,
-                             checkpoint_every=recipe.checkpoint_every or None, eval_at_start=True)
+                             checkpoint_every=recipe.checkpoint_every or None, eval_at_start=True, keep=recipe.keep)
         return Trainer(self.chip, self.task, self.strategy, config, checkpoint_dir=checkpoint_dir, cost=self.cost)
 
     # ------------------------------------------------------------------ running
@@ -564,6 +564,8 @@ def _history_row(row: dict) -> dict:
 def _finite(value):
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool):  # a count (e.g. kept_step) stays an integer
+        return value
     value = float(value)
     return value if math.isfinite(value) else None
 

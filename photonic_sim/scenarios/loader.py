@@ -265,6 +265,10 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
     if recipe.loss not in losses:
         key = "overrides.training.loss" if "loss" in overrides else "training"
         raise ScenarioError(src, key, f"recipe {preview(recipe.name)} has loss {recipe.loss!r}, which does not suit task kind {task.kind!r}", ", ".join(losses))
+    if recipe.keep != "last" and task.kind != "pde":
+        key = "overrides.training.keep" if "keep" in overrides else "training"
+        raise ScenarioError(src, key, f"recipe {preview(recipe.name)} keeps {recipe.keep!r}, which selects by the test "
+                            f"loss (test labels) for task kind {task.kind!r}; only a pde task's residual is label-free", "last")
 
 
 MAX_LASER_DBM = 60.0  # 1 kW of optical power: any link that needs more has a typo in its losses

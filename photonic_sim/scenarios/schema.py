@@ -17,6 +17,7 @@ import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
+from photonic_sim.training.trainer import KEEP
 
 from .errors import ScenarioError, did_you_mean, preview
 
@@ -258,7 +259,9 @@ class TrainingRecipe(_Strict):
     ``steps``/``eval_every``/``checkpoint_every`` count optimizer steps; ``patience`` counts
     evaluations; ``checkpoint_every = 0`` writes only the final checkpoint. ``readout``
     (optional) overrides the card's detection scheme. ``strategy_options`` is passed to the
-    strategy factory, which checks its keys.
+    strategy factory, which checks its keys. ``keep`` (``KEEP``): the phases the run ends on,
+    the last step's (default) or, for a PDE task, those of the evaluation with the lowest mean
+    squared residual (``TrainConfig.keep``).
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -274,6 +277,7 @@ class TrainingRecipe(_Strict):
     loss: Literal[LOSSES]  # type: ignore[valid-type]
     logit_scale: float = Field(1.0, gt=0)
     readout: Literal[READOUTS] | None = None  # type: ignore[valid-type]
+    keep: Literal[KEEP] = "last"  # type: ignore[valid-type]
 
 
 # ------------------------------------------------------------------ errors

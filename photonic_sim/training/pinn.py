@@ -91,6 +91,7 @@ class PINNTask:
     kind = "pde"
     metric_name = "relative_l2"
     higher_is_better = False
+    eval_loss_label_free = True  # the evaluation loss is the PDE residual: TrainConfig.keep may select by it
 
     def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float | tuple[float, ...] = 0.1,
                  level: int = 3,

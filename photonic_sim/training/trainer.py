@@ -32,6 +32,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 _CHECKPOINT_KEYS = {"step": int, "params": torch.Tensor, "strategy": dict, "chip": dict,
                     "data_gen": torch.Tensor, "history": list, "best": (int, float), "bad_evals": int,
                     "eval_ledger": dict, "wall_s": (int, float), "last_eval": dict, "seed": int}
+_OPTIONAL_KEYS = {"kept": (dict, type(None))}  # absent in checkpoints written before ``keep``
+KEEP = ("last", "lowest_eval_loss")  # TrainConfig.keep
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 
@@ -67,6 +69,9 @@ def read_checkpoint(path: str | Path) -> dict:
         if key not in state:
             raise CheckpointError(f"{path}: {key}: missing {allowed}")
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CheckpointError(f"{path}: {key}: wrong type {type(state[key]).__name__} {allowed}")
+    for key, kind in _OPTIONAL_KEYS.items():
+        if key in state and not isinstance(state[key], kind):
             raise CheckpointError(f"{path}: {key}: wrong type {type(state[key]).__name__} {allowed}")
     return state
 
@@ -132,7 +137,16 @@ def task_evaluate(task, chip, phases, strategy) -> dict:
 class TrainConfig:
     """How long and how a :class:`Trainer` runs: ``steps``, evaluation every ``eval_every``
     steps, early stopping after ``patience`` evaluations without a gain of ``min_delta``,
-    a checkpoint every ``checkpoint_every`` steps, the data ``seed``, a progress bar."""
+    a checkpoint every ``checkpoint_every`` steps, the data ``seed``, a progress bar.
+
+    ``keep``: which phases the run returns. ``"last"``: those of the last step.
+    ``"lowest_eval_loss"``: those of the training evaluation (every ``eval_every`` steps and the
+    last step; not the start) with the lowest evaluation loss, and that evaluation as the
+    result's ``final`` (with ``kept_step``). Only for a task whose evaluation loss needs no
+    labels or reference (``eval_loss_label_free``: a PINN's mean squared PDE residual), so the
+    choice is one a run on real hardware can make; the evaluation queries stay booked in the
+    evaluation ledger. Training itself is unchanged, bit for bit.
+    """
 
     steps: int = 100
     eval_every: int = 20
@@ -142,6 +156,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = False
     eval_at_start: bool = False  # evaluate the starting phases too (history row at step 0, query 0)
+    keep: str = "last"  # one of KEEP
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -150,13 +165,16 @@ class TrainConfig:
             raise ValueError(f"eval_every: {self.eval_every} is out of range (allowed: >= 1)")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience: {self.patience} is out of range (allowed: >= 1)")
+        if self.keep not in KEEP:
+            raise ValueError(f"keep: {self.keep!r} is not one of {KEEP}")
 
 
 @dataclass
 class TrainResult:
     """What :meth:`Trainer.run` returns: final control vector ``phases`` (rad), the metric
     ``history`` rows, the ``final`` evaluation, the ``best`` metric, why it ``stopped``, the
-    training and evaluation ledger totals and the wall time (s)."""
+    training and evaluation ledger totals and the wall time (s). With ``keep="lowest_eval_loss"``
+    ``phases`` and ``final`` are the kept evaluation's, and ``final["kept_step"]`` its step."""
 
     phases: Tensor
     history: list[dict] = field(default_factory=list)
@@ -178,6 +196,10 @@ class Trainer:
 
     def __init__(self, chip, task, strategy, config: TrainConfig, *, checkpoint_dir: str | Path | None = None,
                  cost: Callable[[dict, torch.Tensor], tuple[float, float]] | None = None) -> None:
+        if config.keep != "last" and not getattr(task, "eval_loss_label_free", False):
+            raise ValueError(f"keep: {config.keep!r} selects phases by the evaluation loss, which task "
+                             f"{getattr(task, 'kind', '?')!r} computes from test labels (allowed: 'last'; "
+                             "'lowest_eval_loss' for a PINN task)")
         self.chip, self.task, self.strategy, self.config = chip, task, strategy, config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.cost = cost
@@ -189,6 +211,7 @@ class Trainer:
         self.bad_evals = 0
         self.wall_s = 0.0
         self.last_eval: dict = {}
+        self.kept: dict | None = None  # keep="lowest_eval_loss": {"step", "params", "eval"} of the best so far
         self.closure_hook: Callable | None = None
         """``hook(closure, strategy) -> closure``: replaces each step's black box (None: as built;
         ``photonic_sim.scenarios.distributed`` shares a step's settings between replicas)."""
@@ -240,9 +263,14 @@ class Trainer:
             if self.history:
                 self.history[-1].update(evaluated)
         if self.checkpoint_dir and stop_status(stopped) != "diverged":  # keep the last good checkpoint
-            self._save_checkpoint()
+            self._save_checkpoint()  # the trajectory's state: a resumed longer run goes on from it
+        final = dict(self.last_eval)
+        if self.kept is not None:
+            with torch.no_grad():
+                strategy.params.copy_(self.kept["params"])
+            final = {**self.kept["eval"], "kept_step": self.kept["step"]}
         return TrainResult(
-            phases=strategy.params.detach().clone(), history=self.history, final=dict(self.last_eval),
+            phases=strategy.params.detach().clone(), history=self.history, final=final,
             best=self.best, stopped=stopped, ledger=self.chip.ledger.totals(),
             eval_ledger=self.eval_ledger.totals(), wall_s=self.wall_s,
         )
@@ -266,6 +294,9 @@ class Trainer:
         for key, value in before["ledger"].items():
             setattr(self.eval_ledger, key, getattr(self.eval_ledger, key) + after["ledger"][key] - value)
         self.last_eval = result
+        if self.config.keep == "lowest_eval_loss" and math.isfinite(result["loss"]) and (
+                self.kept is None or result["loss"] < self.kept["eval"]["loss"]):
+            self.kept = {"step": self.step, "params": self.strategy.params.detach().clone(), "eval": dict(result)}
         metric = result["metric"]
         better = metric > self.best + self.config.min_delta if self.task.higher_is_better \
             else metric < self.best - self.config.min_delta
@@ -300,6 +331,7 @@ class Trainer:
             "bad_evals": self.bad_evals, "eval_ledger": self.eval_ledger.totals(),
             "wall_s": self.wall_s, "last_eval": self.last_eval, "seed": self.config.seed,
             "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
+            "kept": self.kept,
         }
 
     def _save_checkpoint(self) -> bool:
@@ -308,7 +340,7 @@ class Trainer:
             return False
         state = self._state()
         _check_plain(state)
-        if not _finite({k: v for k, v in state.items() if k not in ("best", "history", "last_eval")}):
+        if not _finite({k: v for k, v in state.items() if k not in ("best", "history", "last_eval", "kept")}):
             return False  # never replace the last good checkpoint with a non-finite one
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
@@ -333,11 +365,17 @@ class Trainer:
             self.eval_ledger.load(state["eval_ledger"])
             if state.get("task") and hasattr(self.task, "load_state_dict"):  # e.g. a PINN's Stein width schedule
                 self.task.load_state_dict(state["task"])
+            kept = state.get("kept") if self.config.keep != "last" else None
+            if kept is not None:
+                kept = {"step": int(kept["step"]), "eval": dict(kept["eval"]),
+                        "params": kept["params"].to(self.strategy.params).reshape(self.strategy.params.shape)}
+                float(kept["eval"]["loss"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(f"{path}: does not fit this run ({type(exc).__name__}) "
                                   "(allowed: resume with the checkpoint's scenario and seed)") from None
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         self.bad_evals, self.wall_s, self.last_eval = state["bad_evals"], state["wall_s"], state["last_eval"]
+        self.kept = kept
 
 
 class _Progress:
