@@ -137,7 +137,7 @@ CASES = ("hjb_tonn_zo", "hjb_tonn_fo", "hjb_tonn_fo_sg", "hjb_dense_zo", "bs_ton
 # MODES' darcy_steps, darcy_polish_steps; points per step: darcy_points.
 RECIPE_CASES = {
     "darcy_tonn_recipe": dict(strategy=dict(ZO_STEP, lr=0.01), estimator="finite_difference",
-                              polish=dict(ZO_POLISH, q=32), task_options={}),
+                              polish=dict(ZO_POLISH, q=32), task_options={}, eval_every=None, keep="last"),
 }
 _PDE = {"hjb": "hjb20", "bs": "black_scholes", "burgers": "burgers", "darcy": "darcy"}
 # Burgers diagnosis (issue 25, docs/pinn.md#burgers-where-the-error-comes-from): each case is a
@@ -244,7 +244,8 @@ def case_config(case: str, mode: dict) -> dict:
         cfg = case_config(case.replace("_recipe", "_zo"), mode)
         return dict(cfg, strategy=dict(rc["strategy"]), estimator=rc["estimator"], polish=dict(rc["polish"]),
                     steps=mode["darcy_steps"], polish_steps=mode["darcy_polish_steps"],
-                    collocation=mode["darcy_points"], task_options=dict(rc["task_options"]))
+                    collocation=mode["darcy_points"], task_options=dict(rc["task_options"]),
+                    eval_every=rc["eval_every"], keep=rc["keep"])
     return dict(
         pde=_PDE[case.split("_")[0]],
         spec=mode["hjb_spec"] if hjb else BS_TT,
@@ -283,8 +284,8 @@ def experiment(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: 
                 collocation=cfg["collocation"], test_points=cfg["test_points"],
                 residual_points=cfg["residual_points"], eval_level=cfg["eval_level"], exact_readout=not noisy_readout,
                 **task_options)
-    recipe = dict(name="bench_pinn", strategy=name, strategy_options=options, steps=n_steps, eval_every=n_steps,
-                  loss="pinn")
+    recipe = dict(name="bench_pinn", strategy=name, strategy_options=options, steps=n_steps,
+                  eval_every=cfg.get("eval_every") or n_steps, keep=cfg.get("keep", "last"), loss="pinn")
     return Experiment(devices=CARD, accelerator="dense_onn" if cfg["dense"] else "tonn_space", model=cfg["spec"],
                       task=task, training=recipe, seed=seed, torch_device=device, insertion_loss=False)
 
@@ -302,10 +303,10 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     n_steps = exp.recipe.steps
     first = exp.run()
     result = first.train
-    before_polish, first_loss = result.final, result.history[0]["loss"]
-    if cfg["polish_steps"]:  # the same trainer goes on into the polish stage
+    before_polish, first_loss = dict(exp.trainer.last_eval), result.history[0]["loss"]  # the first stage's end
+    if cfg["polish_steps"]:  # the same trainer goes on into the polish stage (keep: selects over both)
         total = n_steps + cfg["polish_steps"]
-        exp.trainer.config = replace(exp.trainer.config, steps=total, eval_every=total)
+        exp.trainer.config = replace(exp.trainer.config, steps=total, eval_every=cfg.get("eval_every") or total)
         result = exp.trainer.run()
     energy, latency = exp.cost(result.ledger)
     final = result.final
@@ -314,6 +315,7 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
         "estimator": cfg["estimator"], "sigma": exp.scenario.task.sigma, "strategy": exp.recipe.strategy,
         "steps": n_steps, "collocation": cfg["collocation"], "polish_steps": cfg["polish_steps"],
         "mse": final["mse"], "relative_l2": final["relative_l2"], "residual": final["loss"],
+        "keep": exp.recipe.keep, "kept_step": final.get("kept_step"), "relative_l2_last": result.history[-1]["metric"],
         "mse_before_polish": before_polish["mse"], "relative_l2_before_polish": before_polish["relative_l2"],
         "transform_l2": transform_l2, "initial_l2": initial["relative_l2"], "initial_mse": initial["mse"],
         "first_loss": first_loss, "last_loss": result.history[-1]["loss"],
@@ -335,6 +337,10 @@ def main(argv=None) -> None:
                     help=f"Stein smoothing width of the sparse-grid rows, in PDE units (default {SIGMA})")
     ap.add_argument("--test-points", type=int, default=None, help="override the test points of every case")
     ap.add_argument("--residual-points", type=int, default=None, help="override the residual test points of every case")
+    ap.add_argument("--eval-every", type=int, default=None,
+                    help="evaluate every this many steps (default: each stage's end; the Darcy recipe row: its own)")
+    ap.add_argument("--keep-lowest", default=None, choices=("mean_square", "h_minus_1", "h_minus_2"),
+                    help="end every case on the evaluation with the lowest evaluation loss of this kind (recipe keep)")
     ap.add_argument("--input-gain", default=None,
                     help="override every case's modulator input gain: one number or one per coordinate, comma list")
     ap.add_argument("--dry-run", action="store_true",
@@ -349,7 +355,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     mode = dict(MODES["quick" if args.quick else "paper" if args.paper else "cpu"])
     for flag, value in (("--steps", args.steps), ("--points", args.points), ("--test-points", args.test_points),
-                        ("--residual-points", args.residual_points)):
+                        ("--residual-points", args.residual_points), ("--eval-every", args.eval_every)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag}: must be an integer >= 1, got {value}")
     if args.polish_steps is not None and args.polish_steps < 0:
@@ -382,6 +388,11 @@ def main(argv=None) -> None:
         cfg = case_config(c, mode)
         if gain:
             cfg["task_options"] = dict(cfg.get("task_options", {}), input_gain=gain if len(gain) > 1 else gain[0])
+        if args.eval_every:
+            cfg["eval_every"] = args.eval_every
+        if args.keep_lowest:
+            cfg.update(keep="lowest_eval_loss",
+                       task_options=dict(cfg.get("task_options", {}), eval_loss=args.keep_lowest))
         return cfg
 
     if args.dry_run:

@@ -240,17 +240,21 @@ def assert_stages_are_the_bench_row(stages: list[dict], cfg: dict) -> None:
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
-def assert_short_run_is_the_bench_row(tmp_path, scenario: str, case: str, metric: str) -> None:
-    """Run a two-stage scenario and its bench row for 3 + 2 steps on 40 test points: the same
-    ``metric`` to the last bit and the same number of chip queries (same chip, phases,
-    directions and points)."""
+def assert_short_run_is_the_bench_row(tmp_path, scenario: str, case: str, metric: str, eval_every=None) -> None:
+    """Run a two-stage scenario and its bench row for 3 + 2 steps on 40 test points (evaluating
+    every ``eval_every`` steps, when given): the same ``metric`` (of the kept evaluation, where
+    the recipe keeps one) to the last bit and the same number of chip queries (same chip,
+    phases, directions and points)."""
+    every = () if eval_every is None else ("--eval-every", str(eval_every))
     (row,) = run_bench(tmp_path, "--threads", "1", "--cases", case, "--steps", "3", "--polish-steps", "2",
-                       "--test-points", "40", "--residual-points", "4")
+                       "--test-points", "40", "--residual-points", "4", *every)
     short = Experiment.from_file(scenario, [
         "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
-        "training.steps=5", "task.test_points=40", "task.residual_points=4"])
+        "training.steps=5", "task.test_points=40", "task.residual_points=4",
+        *([] if eval_every is None else [f"training.eval_every={eval_every}"])])
     final = short.run().train.final
     assert final[metric] == row[metric] and short.chip.ledger.queries == row["queries"]
+    assert final.get("kept_step") == row["kept_step"]
 
 
 def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
@@ -271,7 +275,7 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
         ("darcy", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"])
     assert task.exact_readout is True and task.sigma_final is None
     assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
-    assert_short_run_is_the_bench_row(tmp_path, "darcy_tonn", "darcy_tonn_recipe", "relative_l2")
+    assert_short_run_is_the_bench_row(tmp_path, "darcy_tonn", "darcy_tonn_recipe", "relative_l2", eval_every=1)
 
 
 def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
@@ -310,13 +314,16 @@ def test_bench_polish_continues_the_first_stage_and_books_both(tmp_path):
 
 @pytest.mark.slow  # six runs of the bench script (~20 s on an idle 2-core machine)
 def test_bench_flags_reach_the_task_and_bad_values_exit_with_one_line(tmp_path):
-    """``--sigma`` sets the Stein width of the sparse-grid rows' task and ``--polish-steps`` the
-    HJB ZO rows' polish; a bad value exits non-zero with one line naming the flag."""
+    """``--sigma`` sets the Stein width of the sparse-grid rows' task, ``--polish-steps`` the
+    HJB ZO rows' polish, ``--eval-every`` and ``--keep-lowest`` the evaluation rhythm and the kept
+    phases; a bad value exits non-zero with one line naming the flag."""
     (row,) = run_bench(tmp_path, *TINY_RUN, "--cases", "hjb_tonn_fo_sg", "--steps", "1", "--sigma", "0.05")
     assert row["sigma"] == 0.05 and row["estimator"] == "sparse_grid"
     (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "hjb_tonn_zo", "--polish-steps", "7")
     assert cfg["sigma"] == 0.1 and cfg["polish_steps"] == 7
-    for argv, flag in ((["--sigma", "0"], "--sigma"), (["--sigma", "nan"], "--sigma"),
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_fo", "--eval-every", "50", "--keep-lowest", "h_minus_1")
+    assert (cfg["eval_every"], cfg["keep"], cfg["task_options"]["eval_loss"]) == (50, "lowest_eval_loss", "h_minus_1")
+    for argv, flag in ((["--sigma", "0"], "--sigma"), (["--sigma", "nan"], "--sigma"), (["--eval-every", "0"], "--eval-every"),
                        (["--polish-steps", "-1"], "--polish-steps"), (["--steps", "0"], "--steps")):
         out = tmp_path / "never.json"
         proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "hjb_tonn_fo", *argv, "--out", str(out)],

@@ -1,7 +1,8 @@
 """PINN remedies (photonic_sim/training/pinn_remedies.py) on cases with known answers: the
 shrinking Stein width converges to the exact derivatives of a polynomial, adaptive sampling
 draws with the RAD probabilities and concentrates points where a synthetic residual is large,
-causal weights follow their closed form; and the task wiring (schedule per step, residuals
+causal weights follow their closed form, the residual's dual norms are the Poisson error's;
+and the task wiring (schedule per step, residuals
 recorded, causal loss) on an ideal chip."""
 import math
 
@@ -14,7 +15,8 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.pinn_remedies import FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights
+from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights,
+                                                  dual_norm_sq, midpoint_grid)
 from photonic_sim.training.stein import SparseGridStein
 
 TWO_D = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
@@ -436,3 +438,56 @@ def test_resume_with_fourier_features_is_bit_identical(tmp_path):
     assert torch.equal(resumed.phases, straight.phases)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
     assert resumed.final == straight.final
+
+
+# ------------------------------------------------------------------ dual norms of the residual
+def test_dual_norms_of_one_sine_mode_are_exact():
+    """r = sin(πx) sin(2πy) on the unit square is ½ φ_12 (φ orthonormal, λ = 5π²): ‖r‖²_{H^-1} =
+    1/(20π²), ‖r‖²_{H^-2} = 1/(100π⁴), exact on the midpoints (discrete sine orthogonality) to
+    1e-13; on [−1, 1] × [0, 1] (|Ω| = 2, λ = π²/4 + π²) and in 3-d as well."""
+    x = midpoint_grid((0.0, 0.0), (1.0, 1.0), 32)
+    assert x.shape == (1024, 2) and float(x.min()) == 1 / 64 and float(x.max()) == 1 - 1 / 64
+    r = torch.sin(math.pi * x[:, 0]) * torch.sin(2 * math.pi * x[:, 1])
+    assert dual_norm_sq(r, (0, 0), (1, 1), 1) == pytest.approx(1 / (20 * math.pi**2), rel=1e-13)
+    assert dual_norm_sq(r, (0, 0), (1, 1), 2) == pytest.approx(1 / (100 * math.pi**4), rel=1e-13)
+    x = midpoint_grid((-1.0, 0.0), (1.0, 1.0), 16)
+    r = torch.sin(math.pi * (x[:, 0] + 1) / 2) * torch.sin(math.pi * x[:, 1])
+    assert dual_norm_sq(r, (-1, 0), (1, 1), 1) == pytest.approx(2 * 0.25 / (math.pi**2 / 4 + math.pi**2), rel=1e-13)
+    x = midpoint_grid((0.0,) * 3, (1.0,) * 3, 8)
+    r = torch.sin(math.pi * x[:, 0]) * torch.sin(math.pi * x[:, 1]) * torch.sin(3 * math.pi * x[:, 2])
+    assert dual_norm_sq(r, (0,) * 3, (1,) * 3, 2) == pytest.approx(1 / 8 / (11 * math.pi**2) ** 2, rel=1e-13)
+    with pytest.raises(ValueError, match="need G\\^2 residuals"):
+        dual_norm_sq(torch.ones(10), (0, 0), (1, 1), 1)
+
+
+def test_dual_norms_are_the_poisson_errors():
+    """For −Δe = r, e = 0 on the boundary: ‖r‖_{H^-2} = ‖e‖ and ‖r‖_{H^-1} = ‖∇e‖. With
+    e = x(1−x)y(1−y) (r = 2[x(1−x) + y(1−y)], not a finite sine sum): ‖e‖² = 1/900 and
+    ‖∇e‖² = 2 · (1/3)(1/30) = 1/45 (closed forms); the midpoint sums at G = 128 within 1e-3."""
+    x = midpoint_grid((0.0, 0.0), (1.0, 1.0), 128)
+    px, py = x[:, 0] * (1 - x[:, 0]), x[:, 1] * (1 - x[:, 1])
+    r = 2 * (px + py)
+    assert dual_norm_sq(r, (0, 0), (1, 1), 2) == pytest.approx(1 / 900, rel=1e-3)
+    assert dual_norm_sq(r, (0, 0), (1, 1), 1) == pytest.approx(1 / 45, rel=1e-3)
+
+
+def test_task_h_minus_2_loss_is_the_darcy_error_without_the_reference():
+    """On Darcy (1 + Δu = 0, zero boundary built in) the task's evaluation loss with
+    eval_loss="h_minus_2" is ‖e‖² for the network's error e, computed from the residual alone:
+    its root matches rel. L2 × ‖u_ref‖ (test-point estimates, 10 000 points) within 1 % (seen: 6e-4); the mean
+    square stays in residual_rms; the default leaves "loss" the mean square."""
+    chip, phases = _ideal_chip(seed=1)
+    kw = dict(estimator="finite_difference", collocation=4, test_points=10000, residual_points=500)
+    task = PINNTask(Darcy(), eval_loss="h_minus_2", eval_grid=64, **kw)
+    ev = task.evaluate(chip, phases)
+    u_norm = float(task.test_ref.pow(2).mean().sqrt())
+    assert math.sqrt(ev["loss"]) == pytest.approx(ev["relative_l2"] * u_norm, rel=0.01)
+    assert ev["h_minus_2"] == ev["loss"]
+    plain = PINNTask(Darcy(), **kw).evaluate(chip, phases)
+    assert plain["loss"] == pytest.approx(ev["residual_rms"] ** 2, rel=1e-12) and "h_minus_2" not in plain
+    assert ev["relative_l2"] == plain["relative_l2"]
+    for bad, msg in ((dict(eval_loss="h1"), "eval_loss: 'h1' is not one of"),
+                     (dict(eval_loss="h_minus_1", eval_grid=1), "eval_grid: 1 is out of range .* 2 \\.\\. 1024"),
+                     (dict(eval_loss="h_minus_1", eval_grid=1025), "eval_grid: 1025")):
+        with pytest.raises(ValueError, match=msg):
+            PINNTask(Darcy(), **bad)

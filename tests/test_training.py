@@ -419,8 +419,8 @@ def scripted_trainer(cfg, checkpoint_dir=None, crash_at=None):
 def test_keep_lowest_eval_loss_returns_the_phases_and_evaluation_of_the_lowest_loss():
     """Known answer: evaluation losses nan, 0.5, 0.2, 0.3, 0.25, 0.4 at steps 1..6 keep step 3
     (a non-finite loss is never kept): the result's phases are those after step 3, its final
-    evaluation is step 3's (metric as in the history row), the strategy holds them, and the
-    training trajectory (every loss, the ledger) is the keep="last" run's, bit for bit."""
+    evaluation is step 3's (metric as in the history row), and the training trajectory (every
+    loss, the ledger, the strategy's own phases) is the keep="last" run's, bit for bit."""
     cfg = dict(steps=6, eval_every=1, seed=1)
     kept = scripted_trainer(TrainConfig(**cfg, keep="lowest_eval_loss"))
     res = kept.run()
@@ -430,7 +430,7 @@ def test_keep_lowest_eval_loss_returns_the_phases_and_evaluation_of_the_lowest_l
     assert res.final["kept_step"] == 3 and res.final["loss"] == 0.2
     assert res.final["metric"] == res.history[2]["metric"] != last.final["metric"]
     assert torch.equal(res.phases, kept.after[3]) and not torch.equal(res.phases, last.phases)
-    assert torch.equal(kept.strategy.params, res.phases) and "kept_step" not in last.final
+    assert torch.equal(kept.strategy.params, last.phases) and "kept_step" not in last.final  # trajectory kept
 
 
 def test_keep_survives_a_resume(tmp_path):

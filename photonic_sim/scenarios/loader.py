@@ -28,12 +28,13 @@ from photonic_sim import library
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
 from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
 from photonic_sim.devices.cards import DeviceCard, load_device_card
+from photonic_sim.training.names import MAX_EVAL_GRID_POINTS, max_eval_grid
 
 from .errors import ScenarioError, did_you_mean, preview
 from .overrides import apply_sets, parse_set
 from .recipes import load_training_recipe, resolve_path
 from .schema import (
-    LAYERS, NAME_PATTERN, TASK_IO, TASKS, ChipSection, InlineModel, ScenarioFile, TaskConfig,
+    LAYERS, NAME_PATTERN, PDE_IO, TASK_IO, TASKS, ChipSection, InlineModel, ScenarioFile, TaskConfig,
     TrainingRecipe, type_name, validate,
 )
 from .yamlsafe import read_yaml
@@ -243,6 +244,13 @@ def resolve_task(task: dict, src: str, base: Path) -> TaskConfig:
         elif cfg.residual_points > cfg.test_points:
             raise ScenarioError(src, "task.residual_points", f"{cfg.residual_points} is more than task.test_points",
                                 f"1 .. task.test_points = {cfg.test_points}")
+        dim, most = PDE_IO[cfg.pde][0], max_eval_grid(PDE_IO[cfg.pde][0])
+        if cfg.eval_loss != "mean_square" and most < 2:
+            raise ScenarioError(src, "task.eval_loss", f"{cfg.eval_loss!r} needs a grid of the {dim} coordinates of "
+                                f"pde {cfg.pde}, too many points", "mean_square")
+        if cfg.eval_loss != "mean_square" and cfg.eval_grid > most:
+            raise ScenarioError(src, "task.eval_grid", f"{cfg.eval_grid}^{dim} grid points for pde {cfg.pde}",
+                                f"2 .. {most} (eval_grid^{dim} <= {MAX_EVAL_GRID_POINTS})")
     return cfg
 
 

@@ -17,12 +17,11 @@ import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
-from photonic_sim.training.trainer import KEEP
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, KEEP
 
 from .errors import ScenarioError, did_you_mean, preview
 
 PDES = ("hjb20", "black_scholes", "burgers", "darcy")
-ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")
 LOSSES = ("cross_entropy", "mse", "pinn")
 READOUTS = ("intensity", "coherent")
 COMPONENTS = ("devices", "accelerator", "training")
@@ -141,6 +140,8 @@ class PdeTask(_Strict):
     causal_bins: int = Field(10, ge=1, le=1000)
     input_gain: float | list[float] | None = None  # modulator input z = gain * (a x + b) (> 0; one or per coordinate)
     fourier_features: FourierFeaturesOption | None = None  # Fourier-feature modulator inputs (input width changes)
+    eval_loss: Literal[EVAL_LOSSES] = "mean_square"  # type: ignore[valid-type]  # the score keep: lowest_eval_loss uses
+    eval_grid: int = Field(64, ge=2, le=4096)  # dual norms: midpoints per coordinate (eval_grid^dim <= 2^20)
 
     @property
     def io(self) -> tuple[int, int]:

@@ -29,8 +29,13 @@ Evaluation (``evaluate``) on ``test_points`` fixed uniform points: the predictio
 smoothed model u_σ (the estimator's "u": the Stein average, or f itself for finite
 differences / autograd) transformed by ``pde.transform``; metric = relative L2 against
 ``pde.reference``; also the MSE of u, and the mean squared residual (the loss) on the first
-``residual_points`` test points. All evaluation queries go through the chip in chunks of at
-most ``eval_rows`` input rows (the Trainer books them in its separate evaluation ledger).
+``residual_points`` test points. With ``eval_loss`` ``h_minus_1`` / ``h_minus_2`` the
+evaluation's loss is instead the squared dual norm ‖r‖²_{H^{-s}} of the residual from a
+``eval_grid``^d midpoint grid (``pinn_remedies.dual_norm_sq``: on Darcy, ‖r‖_{H^{-2}} is the L2
+error without the reference), the mean square staying in ``residual_rms``: the score that
+``TrainConfig.keep = "lowest_eval_loss"`` selects by. All evaluation queries go through the
+chip in chunks of at most ``eval_rows`` input rows (the Trainer books them in its separate
+evaluation ledger).
 """
 
 from __future__ import annotations
@@ -39,13 +44,14 @@ import math
 
 import torch
 
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
-from photonic_sim.training.pinn_remedies import FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights
+from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights,
+                                                  dual_norm_sq, midpoint_grid)
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
 PDES = {"hjb20": HJB, "black_scholes": BlackScholes, "burgers": Burgers, "darcy": Darcy}
-ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")
 
 
 def make_pde(name: str) -> PDE:
@@ -83,7 +89,9 @@ class PINNTask:
     ``count`` m, ``scale`` (one or per coordinate), optional ``seed`` (0) and ``include_input``
     (true): the modulators get the Fourier-feature vector φ(a ⊙ x + b) of
     :class:`~photonic_sim.training.pinn_remedies.FourierFeatures`, width ``input_width`` =
-    d·include_input + 2m, the gain applying to the included coordinates). The training step is counted by
+    d·include_input + 2m, the gain applying to the included coordinates). ``eval_loss`` (one
+    of ``EVAL_LOSSES``) and ``eval_grid`` (G, the dual norms' midpoints per coordinate; G^d ≤
+    ``names.MAX_EVAL_GRID_POINTS``): the evaluation's loss (module docstring). The training step is counted by
     ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
     Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
@@ -102,7 +110,7 @@ class PINNTask:
                  sigma_decay_steps: int | None = None, resample_pool: int = 0, resample_k: float = 1.0,
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
                  causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None,
-                 fourier_features: dict | None = None) -> None:
+                 fourier_features: dict | None = None, eval_loss: str = "mean_square", eval_grid: int = 64) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -145,6 +153,7 @@ class PINNTask:
             if gain.numel() not in (1, d) or not bool(torch.isfinite(gain).all() and (gain > 0).all()):
                 raise ValueError(f"input_gain: need one number > 0 or {d} of them")
             self.scale, self.shift = self.scale * gain, self.shift * gain
+        self._init_eval_loss(eval_loss, eval_grid)
         self.features, self.input_width = None, d
         if fourier_features is not None:
             keys = ("count", "scale", "seed", "include_input")
@@ -167,6 +176,20 @@ class PINNTask:
         if len(values) not in (1, self.pde.dim) or not all(math.isfinite(v) and v > 0 for v in values):
             raise ValueError(f"{key}: need one width > 0 or {self.pde.dim} of them (one per coordinate {names})")
         return values[0] if isinstance(value, (int, float)) else values
+
+    def _init_eval_loss(self, eval_loss: str, eval_grid: int) -> None:
+        """``eval_loss`` and, for the dual norms, the midpoint grid (checked, one line)."""
+        if eval_loss not in EVAL_LOSSES:
+            raise ValueError(f"eval_loss: {eval_loss!r} is not one of {EVAL_LOSSES}")
+        self.eval_loss = eval_loss
+        self.eval_grid_x = None
+        if eval_loss == "mean_square":
+            return
+        d = self.pde.dim
+        if isinstance(eval_grid, bool) or int(eval_grid) != eval_grid or not 2 <= eval_grid <= max_eval_grid(d):
+            raise ValueError(f"eval_grid: {eval_grid!r} is out of range for a PDE of {d} coordinates "
+                             f"(allowed: an integer in 2 .. {max_eval_grid(d)})")
+        self.eval_grid_x = midpoint_grid(self.pde.lower, self.pde.upper, int(eval_grid), device=self.device)
 
     def _init_remedies(self, sigma, sigma_final, decay_steps, pool, k, c, refresh, causal_eps, causal_bins):
         """The optional remedies (class docstring); checked here, one line naming the key."""
@@ -217,9 +240,7 @@ class PINNTask:
         squared residuals recorded for the adaptive sampler). Evaluation keeps plain ``losses``."""
         if not (self.sampler or self.causal_eps):
             return self.losses(chip, x, phases, differentiable)
-        diff = differentiable or self.differentiable_estimator
-        derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
-        r2 = self.pde.nn_residual(x, derivs) ** 2  # [P, N]
+        r2 = self.residuals(chip, x, phases, differentiable) ** 2  # [P, N]
         if self.sampler is not None:
             self.sampler.record(r2.detach().reshape(-1, r2.shape[-1]).mean(0))
         if not self.causal_eps:
@@ -284,11 +305,15 @@ class PINNTask:
             return self.sampler.draw(self.collocation, generator).to(self.device)
         return self.pde.sample_interior(self.collocation, generator).to(self.device)
 
-    def losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
-        """Mean squared residual [P] of phase settings [P, N] at points x [N, d] (one chip call)."""
+    def residuals(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
+        """PDE residual r [P, N] of phase settings [P, n] at points x [N, d] (one chip call)."""
         diff = differentiable or self.differentiable_estimator
         derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
-        return (self.pde.nn_residual(x, derivs) ** 2).mean(-1)
+        return self.pde.nn_residual(x, derivs)
+
+    def losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
+        """Mean squared residual [P] of phase settings [P, N] at points x [N, d] (one chip call)."""
+        return (self.residuals(chip, x, phases, differentiable) ** 2).mean(-1)
 
     def closure(self, chip, batch: Tensor, *, differentiable: bool = False):
         """The black box of one batch (``photonic_sim.chip.ChipClosure``): params [P, N] →
@@ -314,7 +339,9 @@ class PINNTask:
         return self.pde.transform(x, torch.cat(parts))
 
     def evaluate(self, chip, phases: Tensor) -> dict[str, float]:
-        """relative L2 ("metric"), MSE of u, mean squared residual ("loss") and its root."""
+        """relative L2 ("metric"), MSE of u, the mean squared residual's root ("residual_rms")
+        and the evaluation loss ("loss": that mean square, or with ``eval_loss`` a dual norm,
+        also under its own name)."""
         phases = phases.detach()
         u = self.predict(chip, phases, self.test_x)
         err = u - self.test_ref
@@ -326,5 +353,12 @@ class PINNTask:
             xc = xr[start : start + step]
             total += float(self.losses(chip, xc, phases[None])[0].detach()) * xc.shape[0]
         residual = total / xr.shape[0]
-        return {"metric": rel, "loss": residual, "relative_l2": rel, "mse": float((err**2).mean()),
-                "residual_rms": math.sqrt(residual)}
+        result = {"metric": rel, "loss": residual, "relative_l2": rel, "mse": float((err**2).mean()),
+                  "residual_rms": math.sqrt(residual)}
+        if self.eval_grid_x is not None:
+            xg = self.eval_grid_x
+            r = torch.cat([self.residuals(chip, xg[start : start + step], phases[None])[0].detach()
+                           for start in range(0, xg.shape[0], step)])
+            order = int(self.eval_loss[-1])
+            result["loss"] = result[self.eval_loss] = dual_norm_sq(r, self.pde.lower, self.pde.upper, order)
+        return result

@@ -49,6 +49,27 @@ A fourth option changes the network's input rather than the loss:
   so every derivative estimator differentiates with respect to x through it (finite
   differences and Stein shift x; autograd runs through sin/cos). B is deterministic from the
   configuration: a resumed run rebuilds the same features, nothing is checkpointed.
+
+And one option changes how an evaluation scores the phases, for ``keep: lowest_eval_loss``
+(``TrainConfig.keep``: a run ends on its best-scored evaluation):
+
+* :func:`dual_norm_sq` (``eval_loss: h_minus_1`` / ``h_minus_2``, ``eval_grid`` G): a negative
+  Sobolev norm of the residual r on the PDE box Ω = Π_j [lower_j, upper_j], from r on a G^d
+  midpoint grid,
+
+      ‖r‖²_{H^{-s}} = |Ω| Σ_k r̂_k² / λ_k^s,   r̂_k = G^{-d} Σ_i r(x_i) φ_k(t_i),
+      φ_k(t) = Π_j √2 sin(k_j π t_j),   λ_k = Σ_j (k_j π / L_j)²,   k_j = 1 … G,
+
+  (t ∈ (0, 1)^d the box coordinate, L_j its edges; the sine basis is the Dirichlet Laplacian's,
+  orthonormal on the unit box, and exactly orthogonal on the midpoints, so the sums are a
+  discrete sine transform). The mean squared residual weights every frequency alike, so a
+  residual that no network of the solution's form can remove (Darcy: r = 1 at the corners,
+  where the built-in boundary factor forces Δu = 0) swamps the error that matters. The dual
+  norms weight the residual as the error it causes: for −Δe = r with e = 0 on ∂Ω (the error of
+  a Poisson-type PDE, zero boundary built in), ‖∇e‖ = ‖r‖_{H^{-1}} and ‖e‖ = ‖r‖_{H^{-2}}, so on
+  Darcy (1 + cΔu = 0) ‖r‖_{H^{-2}} / c is the L2 error, estimated without the reference
+  solution. For other operators they are a smoothness-weighted score of the residual, not an
+  error bound.
 """
 
 from __future__ import annotations
@@ -204,3 +225,31 @@ class FourierFeatures:
         if self.include_input:
             parts.insert(0, z if self.gain is None else z * self.gain.to(z.dtype))
         return torch.cat(parts, dim=-1)
+
+
+def midpoint_grid(lower, upper, g: int, *, dtype=torch.float64, device=None) -> Tensor:
+    """The G^d midpoints x_i of the box Π_j [lower_j, upper_j] (:func:`dual_norm_sq`), [G^d, d],
+    in C order (the last coordinate fastest)."""
+    t = (torch.arange(g, dtype=dtype, device=device) + 0.5) / g
+    axes = [lo + (hi - lo) * t for lo, hi in zip(lower, upper)]
+    return torch.stack([a.reshape(-1) for a in torch.meshgrid(*axes, indexing="ij")], dim=-1)
+
+
+def dual_norm_sq(r: Tensor, lower, upper, order: int) -> float:
+    """‖r‖²_{H^{-order}} (module docstring) of the residual r at the G^d midpoints of
+    :func:`midpoint_grid` (r [G^d] in its order, or [G, …, G]); ``order`` ≥ 1."""
+    d = len(lower)
+    g = round(r.numel() ** (1.0 / d))
+    if g ** d != r.numel() or order < 1:
+        raise ValueError(f"dual_norm_sq: need G^{d} residuals and order >= 1, got {r.numel()} and {order}")
+    k = torch.arange(1, g + 1, dtype=torch.float64, device=r.device)
+    t = (torch.arange(g, dtype=torch.float64, device=r.device) + 0.5) / g
+    basis = math.sqrt(2.0) * torch.sin(math.pi * k[:, None] * t[None, :]) / g  # [k, i]: φ_k(t_i) / G
+    coef = r.to(torch.float64).reshape((g,) * d)
+    for axis in range(d):  # r̂ = Π_j (basis along axis j) r: one matrix product per axis
+        coef = torch.tensordot(basis, coef, dims=([1], [axis])).movedim(0, axis)
+    lengths = [float(hi - lo) for lo, hi in zip(lower, upper)]
+    lam = sum(((k * math.pi / length) ** 2).reshape([-1 if j == i else 1 for j in range(d)])
+              for i, length in enumerate(lengths))
+    volume = math.prod(lengths)
+    return volume * float((coef ** 2 / lam ** order).sum())

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from photonic_sim.chip import Ledger
+from photonic_sim.training.names import KEEP
 
 Tensor = torch.Tensor
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -33,7 +34,6 @@ _CHECKPOINT_KEYS = {"step": int, "params": torch.Tensor, "strategy": dict, "chip
                     "data_gen": torch.Tensor, "history": list, "best": (int, float), "bad_evals": int,
                     "eval_ledger": dict, "wall_s": (int, float), "last_eval": dict, "seed": int}
 _OPTIONAL_KEYS = {"kept": (dict, type(None))}  # absent in checkpoints written before ``keep``
-KEEP = ("last", "lowest_eval_loss")  # TrainConfig.keep
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 
@@ -142,7 +142,9 @@ class TrainConfig:
     ``keep``: which phases the run returns. ``"last"``: those of the last step.
     ``"lowest_eval_loss"``: those of the training evaluation (every ``eval_every`` steps and the
     last step; not the start) with the lowest evaluation loss, and that evaluation as the
-    result's ``final`` (with ``kept_step``). Only for a task whose evaluation loss needs no
+    result's ``final`` (with ``kept_step``); the strategy's own phases and optimizer state stay
+    those of the last step, so a further ``run`` (more steps, a resume) continues the trajectory
+    and selects over all its evaluations. Only for a task whose evaluation loss needs no
     labels or reference (``eval_loss_label_free``: a PINN's mean squared PDE residual), so the
     choice is one a run on real hardware can make; the evaluation queries stay booked in the
     evaluation ledger. Training itself is unchanged, bit for bit.
@@ -263,14 +265,12 @@ class Trainer:
             if self.history:
                 self.history[-1].update(evaluated)
         if self.checkpoint_dir and stop_status(stopped) != "diverged":  # keep the last good checkpoint
-            self._save_checkpoint()  # the trajectory's state: a resumed longer run goes on from it
-        final = dict(self.last_eval)
-        if self.kept is not None:
-            with torch.no_grad():
-                strategy.params.copy_(self.kept["params"])
-            final = {**self.kept["eval"], "kept_step": self.kept["step"]}
+            self._save_checkpoint()
+        phases, final = strategy.params.detach().clone(), dict(self.last_eval)
+        if self.kept is not None:  # the result only: the strategy keeps its trajectory (a later run goes on from it)
+            phases, final = self.kept["params"].clone(), {**self.kept["eval"], "kept_step": self.kept["step"]}
         return TrainResult(
-            phases=strategy.params.detach().clone(), history=self.history, final=final,
+            phases=phases, history=self.history, final=final,
             best=self.best, stopped=stopped, ledger=self.chip.ledger.totals(),
             eval_ledger=self.eval_ledger.totals(), wall_s=self.wall_s,
         )

@@ -1,0 +1,17 @@
+"""Name lists of the training layer that the scenario schema validates against, kept free of
+torch so that loading and checking a scenario (``photonic-sim list``, ``validate``) stays cheap.
+Each list lives here only; the modules that act on the names import them.
+"""
+
+ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")  # PINNTask estimator
+EVAL_LOSSES = ("mean_square", "h_minus_1", "h_minus_2")  # PINNTask eval_loss: the evaluation's "loss"
+KEEP = ("last", "lowest_eval_loss")  # TrainConfig.keep: which phases a run ends on
+MAX_EVAL_GRID_POINTS = 1 << 20  # PINNTask eval_grid ** dim, the dual norms' midpoint grid
+
+
+def max_eval_grid(dim: int) -> int:
+    """The largest ``eval_grid`` G with G^dim <= MAX_EVAL_GRID_POINTS (1 when none >= 2 fits)."""
+    g = 1
+    while (g + 1) ** dim <= MAX_EVAL_GRID_POINTS:
+        g += 1
+    return g
