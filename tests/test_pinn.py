@@ -274,6 +274,8 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     assert (task.pde, task.estimator, task.collocation, task.test_points, task.residual_points) == \
         ("darcy", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"])
     assert task.exact_readout is True and task.sigma_final is None
+    assert (task.eval_loss, recipe.eval_every, recipe.keep) == \
+        (cfg["task_options"]["eval_loss"], cfg["eval_every"], cfg["keep"]) == ("h_minus_2", 1000, "lowest_eval_loss")
     assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
     assert_short_run_is_the_bench_row(tmp_path, "darcy_tonn", "darcy_tonn_recipe", "relative_l2", eval_every=1)
 
