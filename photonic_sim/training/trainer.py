@@ -145,7 +145,7 @@ class TrainConfig:
     result's ``final`` (with ``kept_step``); the strategy's own phases and optimizer state stay
     those of the last step, so a further ``run`` (more steps, a resume) continues the trajectory
     and selects over all its evaluations. Only for a task whose evaluation loss needs no
-    labels or reference (``eval_loss_label_free``: a PINN's mean squared PDE residual), so the
+    labels or reference (``eval_loss_label_free``: a PINN scores the PDE residual), so the
     choice is one a run on real hardware can make; the evaluation queries stay booked in the
     evaluation ledger. Training itself is unchanged, bit for bit.
     """
