@@ -1,7 +1,8 @@
 """Fast paths of the training step against the reference paths they replace (issue 24).
 
 Every fast path here claims the SAME bits as the code it replaces, so the checks are exact
-equality (``torch.equal``), on random phases and the device errors of a real chip.
+equality (``torch.equal``), on random phases and the device errors of a real chip; the one
+exception is the block build on a CPU where torch uses AVX-512 kernels (``AVX512`` below).
 """
 
 import pytest
@@ -12,6 +13,12 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 
 # TT 4·4·4 → 4·4·4 (ranks 1, 3, 3, 1) and dense 64 → 10, k = 8: 2 + 4 + 2 + 16 blocks in four
 # matrices of different block grids (the quickstart network's shape)
+# Where torch dispatches its CPU kernels to AVX-512 (torch.backends.cpu.get_cpu_capability()),
+# its vectorized complex products round some entries differently from the scalar path, and which
+# path an entry takes depends on the tensor's layout: the one-call block build then differs from
+# the per-matrix reference by about one ulp in a few entries (complex128 with coupler errors).
+# With ATEN_CPU_CAPABILITY=avx2 or default the same machine gives the same bits, as elsewhere.
+AVX512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
 SPEC = NetworkSpec("fast", (tt((4, 4, 4), (4, 4, 4), (1, 3, 3, 1), "relu"), dense(64, 10, "none")))
 
 
@@ -48,7 +55,11 @@ def test_block_matrices_in_one_call_equal_one_call_per_matrix(mux, errors, cdt):
     got = net._block_matrices(ph, kappa, loss_db, cdt)
     want = per_matrix(net, ph, kappa, loss_db, cdt)
     assert [g.shape for g in got] == [w.shape for w in want]
-    assert all(torch.equal(g, w) for g, w in zip(got, want))
+    if AVX512:  # see AVX512: a few ulp at most (seen: 1.0e-16 on 196 entries, complex128 with couplers)
+        eps = torch.finfo(torch.float64 if cdt == torch.complex128 else torch.float32).eps
+        assert all(float((g - w).abs().max()) <= 4 * eps * max(1.0, float(w.abs().max())) for g, w in zip(got, want))
+    else:
+        assert all(torch.equal(g, w) for g, w in zip(got, want))
 
 
 def test_block_matrices_dense_onn_float32_controls():
