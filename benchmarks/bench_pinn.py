@@ -71,6 +71,7 @@ import torch
 
 from photonic_sim import Experiment
 from photonic_sim.cores.spec import NetworkSpec, dense, preset, tt
+from photonic_sim.training.names import EVAL_LOSSES
 
 CARD = "silicon_thermo_optic"
 SIGMA = 0.1  # Stein smoothing width in the PDE's own coordinates (the seed paper's value; --sigma)
@@ -344,7 +345,7 @@ def main(argv=None) -> None:
     ap.add_argument("--residual-points", type=int, default=None, help="override the residual test points of every case")
     ap.add_argument("--eval-every", type=int, default=None,
                     help="evaluate every this many steps (default: each stage's end; the Darcy recipe row: its own)")
-    ap.add_argument("--keep-lowest", default=None, choices=("mean_square", "h_minus_1", "h_minus_2"),
+    ap.add_argument("--keep-lowest", default=None, choices=EVAL_LOSSES,
                     help="end every case on the evaluation with the lowest evaluation loss of this kind (recipe keep)")
     ap.add_argument("--input-gain", default=None,
                     help="override every case's modulator input gain: one number or one per coordinate, comma list")
