@@ -147,6 +147,10 @@ case("sc_test_fraction_nan", {"s.yaml": _set_line(TINY, "task", "{kind: digits, 
      words=["s.yaml", "task.test_fraction"])
 case("sc_pde_sigma_inf", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sigma: .inf}")},
      words=["s.yaml", "task.sigma"])
+case("sc_pde_sampling", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sampling: halton}")},
+     words=["s.yaml", "task.sampling", "sobol"])
+case("sc_pde_sampling_pool", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sampling: sobol, resample_pool: 50}")},
+     words=["s.yaml", "task.sampling", "resample_pool"])
 case("sc_variant_name", {"s.yaml": TINY + "variants: {'bad name': {seed: 1}}\n"}, words=["s.yaml", "variants"])
 case("sc_variant_variants", {"s.yaml": TINY + "variants: {v: {variants.w: 1}}\n"}, words=["s.yaml", "variants.v"])
 case("sc_variant_bad_value", {"s.yaml": TINY + "variants: {v: {training.steps: 0}}\n"},

@@ -16,7 +16,7 @@ from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
 from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights,
-                                                  dual_norm_sq, midpoint_grid)
+                                                  dual_norm_sq, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import SparseGridStein
 
 TWO_D = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
@@ -491,3 +491,69 @@ def test_task_h_minus_2_loss_is_the_darcy_error_without_the_reference():
                      (dict(eval_loss="h_minus_1", eval_grid=1025), "eval_grid: 1025")):
         with pytest.raises(ValueError, match=msg):
             PINNTask(Darcy(), **bad)
+
+
+def test_sobol_points_are_a_net_in_the_box():
+    """Known answer: the first 2^4 points of a scrambled 2-d Sobol sequence are a (0, 4, 2)-net in
+    base 2, so every elementary box of area 1/16 (4 x 4 cells, 16 strips in x, 16 in y) holds
+    exactly one; scrambling keeps that, for every seed. On a non-unit box the points are the
+    affine image of the unit points."""
+    for seed in range(5):
+        x = sobol_points(16, (0.0, 0.0), (1.0, 1.0), torch.Generator().manual_seed(seed))
+        assert x.shape == (16, 2) and x.dtype == torch.float64 and bool(((x >= 0) & (x < 1)).all())
+        cells = (x[:, 0] * 4).floor() * 4 + (x[:, 1] * 4).floor()
+        assert sorted(cells.tolist()) == list(range(16))
+        for j in range(2):
+            assert sorted((x[:, j] * 16).floor().tolist()) == list(range(16))
+        y = sobol_points(16, (-1.0, 2.0), (3.0, 2.5), torch.Generator().manual_seed(seed))
+        assert torch.allclose(y, torch.tensor([-1.0, 2.0], dtype=torch.float64)
+                              + torch.tensor([4.0, 0.5], dtype=torch.float64) * x, rtol=0, atol=1e-15)
+
+
+def test_sobol_batches_are_unbiased_with_far_less_variance_than_uniform():
+    """The batch mean of f(x, y) = sin(pi x) sin(pi y) over 16 points, 400 batches: both samplers
+    are unbiased for the integral 4/pi^2 (within 4 standard errors), and the scrambled-Sobol
+    batches vary far less. Uniform: Var = (1/4 - 16/pi^4)/16 exactly; the sample variance is
+    checked against it (within 25 %), Sobol's is below a quarter of it (seen: 1/10.4)."""
+    exact, var_f = 4 / math.pi**2, 0.25 - 16 / math.pi**4
+    f = lambda x: torch.sin(math.pi * x[:, 0]) * torch.sin(math.pi * x[:, 1])  # noqa: E731
+    gen_s, gen_u = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    sob = torch.stack([f(sobol_points(16, (0.0, 0.0), (1.0, 1.0), gen_s)).mean() for _ in range(400)])
+    uni = torch.stack([f(Darcy().sample_interior(16, gen_u)).mean() for _ in range(400)])
+    for means in (sob, uni):
+        assert abs(float(means.mean()) - exact) < 4 * math.sqrt(float(means.var()) / 400)
+    assert float(uni.var()) == pytest.approx(var_f / 16, rel=0.25)
+    assert float(sob.var()) < 0.25 * var_f / 16
+    # each point alone is uniform: the first point of each batch has mean 1/2 per coordinate
+    first = torch.stack([sobol_points(10, (0.0, 0.0), (1.0, 1.0), gen_s)[0] for _ in range(2000)])
+    assert torch.allclose(first.mean(0), torch.full((2,), 0.5, dtype=torch.float64), atol=4 * math.sqrt(1 / 12 / 2000))
+
+
+def test_task_sobol_sampling_draws_from_the_batch_generator_and_is_checked():
+    """sampling="sobol": each batch is sobol_points from the Trainer's batch generator (so a seed
+    and a checkpointed generator reproduce it), inside the PDE box; refused in one line with
+    resample_pool and for unknown names; the default stays uniform (the bits of earlier runs)."""
+    task = PINNTask(Burgers(), collocation=10, test_points=6, residual_points=3, sampling="sobol")
+    a, b = task.sample_batch(torch.Generator().manual_seed(3)), task.sample_batch(torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.equal(a, task.sample_batch(torch.Generator().manual_seed(4)))
+    assert torch.equal(a, sobol_points(10, Burgers.lower, Burgers.upper, torch.Generator().manual_seed(3)))
+    lo, hi = torch.tensor(Burgers.lower, dtype=torch.float64), torch.tensor(Burgers.upper, dtype=torch.float64)
+    assert bool(((a >= lo) & (a <= hi)).all())
+    plain = PINNTask(Burgers(), collocation=10, test_points=6, residual_points=3)
+    assert torch.equal(plain.sample_batch(torch.Generator().manual_seed(3)),
+                       Burgers().sample_interior(10, torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="sampling: 'halton' is not one of"):
+        PINNTask(Darcy(), sampling="halton")
+    with pytest.raises(ValueError, match="sampling: 'sobol' .* resample_pool"):
+        PINNTask(Darcy(), sampling="sobol", resample_pool=100)
+
+
+def test_resume_with_sobol_sampling_is_bit_identical(tmp_path):
+    """The scramble seeds come from the Trainer's checkpointed batch generator: N steps, resume
+    to 2N == a straight 2N run (phases, losses, final evaluation)."""
+    straight, _ = _pinn_run(tmp_path / "a", 6, sampling="sobol")
+    _pinn_run(tmp_path / "b", 3, sampling="sobol")
+    resumed, _ = _pinn_run(tmp_path / "b", 6, resume=True, sampling="sobol")
+    assert torch.equal(resumed.phases, straight.phases)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
+    assert resumed.final == straight.final

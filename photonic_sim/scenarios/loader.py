@@ -244,6 +244,9 @@ def resolve_task(task: dict, src: str, base: Path) -> TaskConfig:
         elif cfg.residual_points > cfg.test_points:
             raise ScenarioError(src, "task.residual_points", f"{cfg.residual_points} is more than task.test_points",
                                 f"1 .. task.test_points = {cfg.test_points}")
+        if cfg.sampling != "uniform" and cfg.resample_pool:
+            raise ScenarioError(src, "task.sampling", f"{cfg.sampling!r} with task.resample_pool > 0 (the adaptive "
+                                "sampler draws the points)", "uniform, or resample_pool 0")
         dim, most = PDE_IO[cfg.pde][0], max_eval_grid(PDE_IO[cfg.pde][0])
         if cfg.eval_loss != "mean_square" and most < 2:
             raise ScenarioError(src, "task.eval_loss", f"{cfg.eval_loss!r} needs a grid of the {dim} coordinates of "

@@ -17,7 +17,7 @@ import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, KEEP
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, KEEP, SAMPLINGS
 
 from .errors import ScenarioError, did_you_mean, preview
 
@@ -142,6 +142,7 @@ class PdeTask(_Strict):
     fourier_features: FourierFeaturesOption | None = None  # Fourier-feature modulator inputs (input width changes)
     eval_loss: Literal[EVAL_LOSSES] = "mean_square"  # type: ignore[valid-type]  # the score keep: lowest_eval_loss uses
     eval_grid: int = Field(64, ge=2, le=4096)  # dual norms: midpoints per coordinate (eval_grid^dim <= 2^20)
+    sampling: Literal[SAMPLINGS] = "uniform"  # type: ignore[valid-type]  # each step's points: uniform or scrambled Sobol
 
     @property
     def io(self) -> tuple[int, int]:

@@ -44,10 +44,10 @@ import math
 
 import torch
 
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, max_eval_grid
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, SAMPLINGS, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
 from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights,
-                                                  dual_norm_sq, midpoint_grid)
+                                                  dual_norm_sq, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
@@ -91,7 +91,10 @@ class PINNTask:
     :class:`~photonic_sim.training.pinn_remedies.FourierFeatures`, width ``input_width`` =
     d·include_input + 2m, the gain applying to the included coordinates). ``eval_loss`` (one
     of ``EVAL_LOSSES``) and ``eval_grid`` (G, the dual norms' midpoints per coordinate; G^d ≤
-    ``names.MAX_EVAL_GRID_POINTS``): the evaluation's loss (module docstring). The training step is counted by
+    ``names.MAX_EVAL_GRID_POINTS``): the evaluation's loss (module docstring). ``sampling`` (one of
+    ``SAMPLINGS``): each step's collocation points uniform (``"uniform"``, the default) or as
+    freshly scrambled Sobol points (``"sobol"``, :func:`~photonic_sim.training.pinn_remedies.sobol_points`:
+    uniform marginals, low discrepancy; not with ``resample_pool``). The training step is counted by
     ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
     Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
@@ -110,7 +113,8 @@ class PINNTask:
                  sigma_decay_steps: int | None = None, resample_pool: int = 0, resample_k: float = 1.0,
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
                  causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None,
-                 fourier_features: dict | None = None, eval_loss: str = "mean_square", eval_grid: int = 64) -> None:
+                 fourier_features: dict | None = None, eval_loss: str = "mean_square", eval_grid: int = 64,
+                 sampling: str = "uniform") -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -154,6 +158,12 @@ class PINNTask:
                 raise ValueError(f"input_gain: need one number > 0 or {d} of them")
             self.scale, self.shift = self.scale * gain, self.shift * gain
         self._init_eval_loss(eval_loss, eval_grid)
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling: {sampling!r} is not one of {SAMPLINGS}")
+        if sampling != "uniform" and self.sampler is not None:
+            raise ValueError(f"sampling: {sampling!r} draws each step's points itself; with resample_pool the "
+                             "adaptive sampler draws them (allowed: 'uniform')")
+        self.sampling = sampling
         self.features, self.input_width = None, d
         if fourier_features is not None:
             keys = ("count", "scale", "seed", "include_input")
@@ -297,12 +307,15 @@ class PINNTask:
 
     def sample_batch(self, generator: torch.Generator) -> Tensor:
         """``collocation`` points uniform in the PDE box, [N, d] float64 (on ``device``); with
-        the remedies: the Stein width of this step, points from the adaptive sampler."""
+        the remedies: the Stein width of this step, points from the adaptive sampler or
+        scrambled Sobol points (``sampling``)."""
         if self.sigma_schedule is not None:
             self.set_sigma(self.sigma_schedule(self.batches))
         self.batches += 1
         if self.sampler is not None:
             return self.sampler.draw(self.collocation, generator).to(self.device)
+        if self.sampling == "sobol":
+            return sobol_points(self.collocation, self.pde.lower, self.pde.upper, generator).to(self.device)
         return self.pde.sample_interior(self.collocation, generator).to(self.device)
 
     def residuals(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:

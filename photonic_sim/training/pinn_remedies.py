@@ -1,6 +1,6 @@
 """Training remedies for hard PINNs, usable by any PDE of the library (docs/physics.md#bp-free-pinns).
 
-Three recipe options of :class:`~photonic_sim.training.pinn.PINNTask` (scenario ``task:`` keys
+Four recipe options of :class:`~photonic_sim.training.pinn.PINNTask` (scenario ``task:`` keys
 in brackets); none queries the chip by itself:
 
 * :class:`SigmaSchedule` (``sigma_final``, ``sigma_decay_steps``): a Stein smoothing width that
@@ -33,7 +33,19 @@ in brackets); none queries the chip by itself:
   of L over the closure's phase settings, the stop-gradient of the paper), and the loss is
   Σ_k w_k L_k / K. A later time slice counts only once the earlier ones are solved.
 
-A fourth option changes the network's input rather than the loss:
+* :func:`sobol_points` (``sampling: sobol``): each step's collocation points as randomized
+  quasi-Monte Carlo (Owen 1997; for PINNs, Wu et al. 2023, the RAD paper's non-adaptive
+  study): the first N points of a scrambled Sobol sequence, scrambled afresh every step (linear
+  matrix scramble and digital shift of ``torch.quasirandom.SobolEngine``, seeded from the
+  batch generator, so a seed and a resumed run reproduce them). Every point is still uniform on
+  the box, so the batch loss stays an unbiased estimate of the mean squared residual; but the
+  N points cover the box evenly (low discrepancy) instead of clumping, so for a smooth
+  residual the batch mean varies far less from step to step. With few points per step
+  (``collocation`` 10 buys a ZO run its steps) that sampling noise, not the gradient
+  estimator, is what stops training: Darcy FO + AD at 10 points per step and 1500 steps ends
+  on rel. L2 1.05e-2 with uniform points and 2.5e-3 with these (seed 1; docs/pinn.md).
+
+A fifth option changes the network's input rather than the loss:
 
 * :class:`FourierFeatures` (``fourier_features: {count, scale, seed, include_input}``): random
   Fourier-feature inputs (Tancik et al. 2020, NeurIPS). Electronic pre-processing before the
@@ -225,6 +237,21 @@ class FourierFeatures:
         if self.include_input:
             parts.insert(0, z if self.gain is None else z * self.gain.to(z.dtype))
         return torch.cat(parts, dim=-1)
+
+
+def sobol_points(n: int, lower, upper, generator: torch.Generator, dtype=torch.float64) -> Tensor:
+    """``n`` scrambled-Sobol points in the box [lower, upper] (module docstring), [n, d] in
+    ``dtype`` on the CPU: one integer drawn from ``generator`` seeds a fresh scramble
+    (``torch.quasirandom.SobolEngine(d, scramble=True, seed=...)``), of which the first ``n``
+    points are taken. Each point is uniform on the box; together they have low discrepancy
+    (for n = 2^m, every dyadic box of volume 2^-m holds exactly one point in 2-d)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    lo = torch.tensor(lower, dtype=dtype)
+    hi = torch.tensor(upper, dtype=dtype)
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
+    unit = torch.quasirandom.SobolEngine(lo.numel(), scramble=True, seed=seed).draw(n, dtype=dtype)
+    return lo + (hi - lo) * unit
 
 
 def midpoint_grid(lower, upper, g: int, *, dtype=torch.float64, device=None) -> Tensor:
