@@ -34,8 +34,8 @@ in brackets); none queries the chip by itself:
   Σ_k w_k L_k / K. A later time slice counts only once the earlier ones are solved.
 
 * :func:`sobol_points` (``sampling: sobol``): each step's collocation points as randomized
-  quasi-Monte Carlo (Owen 1997; for PINNs, Wu et al. 2023, the RAD paper's non-adaptive
-  study): the first N points of a scrambled Sobol sequence, scrambled afresh every step (linear
+  quasi-Monte Carlo (for PINNs: Wu et al. 2023, the RAD paper's study of non-adaptive
+  sampling): the first N points of a scrambled Sobol sequence, scrambled afresh every step (linear
   matrix scramble and digital shift of ``torch.quasirandom.SobolEngine``, seeded from the
   batch generator, so a seed and a resumed run reproduce them). Every point is still uniform on
   the box, so the batch loss stays an unbiased estimate of the mean squared residual; but the
