@@ -243,6 +243,11 @@ case("rec_lr_inf", {}, RUN + ["--set", "training.strategy_options.lr=.inf"], wor
 case("rec_q_zero", {}, RUN + ["--set", "training.strategy_options.q=0"], words=["s.yaml", "strategy_options.q"])
 case("rec_optimizer", {}, RUN + ["--set", "training.strategy_options.optimizer=adamm"],
      words=["s.yaml", "strategy_options.optimizer"])
+_STAGES = "training.strategy_options={stages: [{strategy: zo-rge, steps: 2}, {strategy: mixedtrain, steps: 2, loss: %s}]}"
+case("rec_stage_loss_name", {}, RUN + ["--set", "training.strategy=staged", "--set", _STAGES % "evaluaton"],
+     words=["s.yaml", "stages.1.loss", "evaluation"])
+case("rec_stage_loss_labels", {}, RUN + ["--set", "training.strategy=staged", "--set", _STAGES % "evaluation"],
+     words=["s.yaml", "stages[1].loss", "label-free", "batch"])
 case("rec_loss_task", {}, RUN + ["--set", "training.loss=pinn"], words=["s.yaml", "training.loss"])
 case("rec_keep_value", {}, RUN + ["--set", "training.keep=best"], words=["s.yaml", "training.keep", "lowest_eval_loss"])
 case("rec_keep_task", {}, RUN + ["--set", "training.keep=lowest_eval_loss"], words=["s.yaml", "training.keep", "last"])

@@ -231,26 +231,33 @@ def test_bench_polish_is_lattice_exact_and_matches_the_shipped_recipe(tmp_path):
 
 
 def assert_stages_are_the_bench_row(stages: list[dict], cfg: dict) -> None:
-    """A shipped staged recipe's two stages equal a bench row's ZO stage and polish (``--dry-run``
-    configuration): the same steps and the same options, floats to 1e-12."""
-    first, second = stages
-    for stage, bench, steps in ((first, cfg["strategy"], cfg["steps"]), (second, cfg["polish"], cfg["polish_steps"])):
+    """A shipped staged recipe's stages equal a bench row's ZO stage, polish and (where the row
+    has one) last stage on the evaluation loss (``--dry-run`` configuration): the same steps and
+    the same options, floats to 1e-12."""
+    rows = [(cfg["strategy"], cfg["steps"]), (cfg["polish"], cfg["polish_steps"])]
+    if cfg.get("refine_steps"):
+        rows.append((cfg["refine"], cfg["refine_steps"]))
+    assert len(stages) == len(rows)
+    for stage, (bench, steps) in zip(stages, rows):
         assert stage["steps"] == steps and set(stage) - {"steps"} == set(bench)
         for key, value in bench.items():
             assert stage[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
-def assert_short_run_is_the_bench_row(tmp_path, scenario: str, case: str, metric: str, eval_every=None) -> None:
-    """Run a two-stage scenario and its bench row for 3 + 2 steps on 40 test points (evaluating
-    every ``eval_every`` steps, when given): the same ``metric`` (of the kept evaluation, where
-    the recipe keeps one) to the last bit and the same number of chip queries (same chip,
-    phases, directions and points)."""
+def assert_short_run_is_the_bench_row(tmp_path, scenario: str, case: str, metric: str, eval_every=None,
+                                      refine: bool = False) -> None:
+    """Run a staged scenario and its bench row for 3 + 2 (+ 2, ``refine``: the third stage) steps
+    on 40 test points (evaluating every ``eval_every`` steps, when given): the same ``metric``
+    (of the kept evaluation, where the recipe keeps one) to the last bit and the same number of
+    chip queries (same chip, phases, directions and points)."""
     every = () if eval_every is None else ("--eval-every", str(eval_every))
+    third = ("--refine-steps", "2") if refine else ()
     (row,) = run_bench(tmp_path, "--threads", "1", "--cases", case, "--steps", "3", "--polish-steps", "2",
-                       "--test-points", "40", "--residual-points", "4", *every)
+                       *third, "--test-points", "40", "--residual-points", "4", *every)
     short = Experiment.from_file(scenario, [
         "training.strategy_options.stages.0.steps=3", "training.strategy_options.stages.1.steps=2",
-        "training.steps=5", "task.test_points=40", "task.residual_points=4",
+        *(["training.strategy_options.stages.2.steps=2"] if refine else []),
+        f"training.steps={7 if refine else 5}", "task.test_points=40", "task.residual_points=4",
         *([] if eval_every is None else [f"training.eval_every={eval_every}"])])
     final = short.run().train.final
     assert final[metric] == row[metric] and short.chip.ledger.queries == row["queries"]
@@ -259,17 +266,21 @@ def assert_short_run_is_the_bench_row(tmp_path, scenario: str, case: str, metric
 
 def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     """scenarios/darcy_tonn.yaml (recipe ``pinn_zo_polish``) is the bench's ``darcy_tonn_recipe``
-    row, whose numbers docs/pinn.md and the scenario's header quote: the same two stages (ZO, then
-    the lattice polish, one phase LSB of the card), the same finite-difference task, network,
-    collocation and test points, and no insertion loss; and run for 3 + 2 steps on a few test
-    points, it ends on the bench row's relative L2 to the last bit."""
+    row, whose numbers docs/pinn.md and the scenario's header quote: the same three stages (ZO,
+    the lattice polish, then the lattice descent on the evaluation loss; one phase LSB of the card
+    in the last two), the same finite-difference task, network, collocation and test points, and
+    no insertion loss; and run for 3 + 2 + 2 steps on a few test points, it ends on the bench
+    row's relative L2 to the last bit."""
     (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_recipe")
     exp = Experiment.from_file("darcy_tonn")
     sc, recipe = exp.scenario, exp.recipe
-    assert recipe.strategy == "staged" and recipe.steps == cfg["steps"] + cfg["polish_steps"]
+    assert recipe.strategy == "staged"
+    assert recipe.steps == cfg["steps"] + cfg["polish_steps"] + cfg["refine_steps"] == 116000
     assert_stages_are_the_bench_row(recipe.strategy_options["stages"], cfg)
-    second = recipe.strategy_options["stages"][1]
-    assert second["mu"] == pytest.approx(2 * math.pi / 2 ** CARD.phase_shifter.bits, rel=1e-15)
+    _, second, third = recipe.strategy_options["stages"]
+    lsb = 2 * math.pi / 2 ** CARD.phase_shifter.bits
+    assert second["mu"] == pytest.approx(lsb, rel=1e-15) and third["lr"] == pytest.approx(lsb, rel=1e-15)
+    assert (third["strategy"], third["loss"]) == ("mixedtrain", "evaluation")
     task = sc.task
     assert (task.pde, task.estimator, task.collocation, task.test_points, task.residual_points) == \
         ("darcy", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"])
@@ -277,7 +288,8 @@ def test_shipped_darcy_scenario_is_the_bench_recipe(tmp_path):
     assert (task.eval_loss, recipe.eval_every, recipe.keep) == \
         (cfg["task_options"]["eval_loss"], cfg["eval_every"], cfg["keep"]) == ("h_minus_2", 1000, "lowest_eval_loss")
     assert exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
-    assert_short_run_is_the_bench_row(tmp_path, "darcy_tonn", "darcy_tonn_recipe", "relative_l2", eval_every=1)
+    assert_short_run_is_the_bench_row(tmp_path, "darcy_tonn", "darcy_tonn_recipe", "relative_l2", eval_every=1,
+                                      refine=True)
 
 
 def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):

@@ -280,6 +280,13 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
         key = "overrides.training.keep" if "keep" in overrides else "training"
         raise ScenarioError(src, key, f"recipe {preview(recipe.name)} keeps {recipe.keep!r}, which selects by the test "
                             f"loss (test labels) for task kind {task.kind!r}; only a pde task's residual is label-free", "last")
+    stages = recipe.strategy_options.get("stages") if recipe.strategy == "staged" else None
+    for i, stage in enumerate(stages or ()):
+        if stage.get("loss", "batch") == "evaluation" and task.kind != "pde":
+            key = "overrides.training" if "strategy_options" in overrides else "training"
+            raise ScenarioError(src, key, f"recipe {preview(recipe.name)}: stages[{i}].loss: 'evaluation' optimises the "
+                                f"test loss (test labels) for task kind {task.kind!r}; only a pde task's residual is "
+                                "label-free", "batch")
 
 
 MAX_LASER_DBM = 60.0  # 1 kW of optical power: any link that needs more has a typo in its losses

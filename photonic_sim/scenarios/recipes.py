@@ -17,7 +17,7 @@ from typing import Any
 from photonic_sim import library
 from photonic_sim.training.strategies import STRATEGIES
 from photonic_sim.training.strategies.base import COMMON
-from photonic_sim.training.strategies.staged import stage_strategies
+from photonic_sim.training.strategies.staged import STAGE_LOSSES, stage_strategies
 
 from .errors import ScenarioError, did_you_mean, preview
 from .overrides import set_dotted
@@ -120,4 +120,10 @@ def _check_stages(src: str, stages: Any) -> None:
         steps = stage.get("steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise ScenarioError(src, f"{here}.steps", f"got {preview(steps)}", "an integer >= 1")
-        _check_options(src, here, name, {k: v for k, v in stage.items() if k not in ("strategy", "steps")})
+        loss = stage.get("loss", "batch")
+        if loss not in STAGE_LOSSES:
+            raise ScenarioError(src, f"{here}.loss", f"got {preview(loss)}", ", ".join(STAGE_LOSSES))
+        if loss != "batch" and STRATEGIES[name].closure_kind != "batch":
+            raise ScenarioError(src, f"{here}.loss", f"{loss!r} needs a strategy with batch closures; {name!r} "
+                                f"measures {STRATEGIES[name].closure_kind!r} closures", "batch")
+        _check_options(src, here, name, {k: v for k, v in stage.items() if k not in ("strategy", "steps", "loss")})

@@ -103,6 +103,8 @@ class PINNTask:
     metric_name = "relative_l2"
     higher_is_better = False
     eval_loss_label_free = True  # the evaluation loss is the PDE residual: TrainConfig.keep may select by it
+    closure_kinds = ("batch", "evaluation")
+    """Kinds of black box :meth:`closure` builds (``Strategy.closure_kind``)."""
 
     def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float | tuple[float, ...] = 0.1,
                  level: int = 3,
@@ -328,9 +330,16 @@ class PINNTask:
         """Mean squared residual [P] of phase settings [P, N] at points x [N, d] (one chip call)."""
         return (self.residuals(chip, x, phases, differentiable) ** 2).mean(-1)
 
-    def closure(self, chip, batch: Tensor, *, differentiable: bool = False):
+    def closure(self, chip, batch: Tensor, *, differentiable: bool = False, kind: str = "batch"):
         """The black box of one batch (``photonic_sim.chip.ChipClosure``): params [P, N] →
-        losses [P] (float64), ONE chip call per closure call."""
+        losses [P] (float64), ONE chip call per closure call. ``kind`` (:attr:`closure_kinds`):
+        "batch", the training loss on ``batch``; "evaluation", the evaluation loss of
+        :meth:`eval_losses` (label-free, the same points every call; ``batch`` is not used), for
+        a stage that optimises the score ``keep: lowest_eval_loss`` selects by."""
+        if kind not in self.closure_kinds:
+            raise ValueError(f"kind: {kind!r} is not one of {self.closure_kinds}")
+        if kind == "evaluation":
+            return chip.closure(lambda params: self.eval_losses(chip, params))
         if self.differentiable_estimator and not differentiable:
             raise ValueError("estimator 'autograd' is the first-order baseline only (needs differentiable=True)")
 
@@ -338,6 +347,34 @@ class PINNTask:
             return self.train_losses(chip, batch, params, differentiable).to(torch.float64)
 
         return chip.closure(loss)
+
+    def eval_losses(self, chip, phases: Tensor) -> Tensor:
+        """The evaluation loss [P] (float64) of phase settings [P, n]: the mean squared residual
+        on the first ``residual_points`` test points, or with ``eval_loss`` a dual norm of the
+        residual on the ``eval_grid`` midpoint grid. Label-free and deterministic in the
+        points (the chip's own noise aside). Chunks of about ``eval_rows`` chip rows."""
+        phases = phases.detach()
+        if self.eval_grid_x is None:
+            return self._mean_square(chip, phases)
+        xg, step = self.eval_grid_x, self._eval_chunk(phases.shape[0])
+        r = torch.cat([self.residuals(chip, xg[start : start + step], phases).detach()
+                       for start in range(0, xg.shape[0], step)], dim=-1)
+        order = int(self.eval_loss[-1])
+        return torch.tensor([dual_norm_sq(row, self.pde.lower, self.pde.upper, order) for row in r],
+                            dtype=torch.float64)
+
+    def _eval_chunk(self, settings: int) -> int:
+        """Points per evaluation chunk for ``settings`` phase settings (about ``eval_rows`` rows)."""
+        return max(1, self.eval_rows // (self.evaluations_per_point() * settings))
+
+    def _mean_square(self, chip, phases: Tensor) -> Tensor:
+        """Mean squared residual [P] on the first ``residual_points`` test points."""
+        xr, step = self.test_x[: self.residual_points], self._eval_chunk(phases.shape[0])
+        total = torch.zeros(phases.shape[0], dtype=torch.float64)
+        for start in range(0, xr.shape[0], step):
+            xc = xr[start : start + step]
+            total += self.losses(chip, xc, phases).detach().to(torch.float64).cpu() * xc.shape[0]
+        return total / xr.shape[0]
 
     def predict(self, chip, phases: Tensor, x: Tensor) -> Tensor:
         """u at x [n, d] (smoothed model when a Stein estimator is used), in chunks."""
@@ -359,19 +396,9 @@ class PINNTask:
         u = self.predict(chip, phases, self.test_x)
         err = u - self.test_ref
         rel = float(torch.linalg.vector_norm(err) / torch.linalg.vector_norm(self.test_ref))
-        xr = self.test_x[: self.residual_points]
-        step = max(1, self.eval_rows // self.evaluations_per_point())
-        total = 0.0
-        for start in range(0, xr.shape[0], step):
-            xc = xr[start : start + step]
-            total += float(self.losses(chip, xc, phases[None])[0].detach()) * xc.shape[0]
-        residual = total / xr.shape[0]
+        residual = float(self._mean_square(chip, phases[None])[0])
         result = {"metric": rel, "loss": residual, "relative_l2": rel, "mse": float((err**2).mean()),
                   "residual_rms": math.sqrt(residual)}
         if self.eval_grid_x is not None:
-            xg = self.eval_grid_x
-            r = torch.cat([self.residuals(chip, xg[start : start + step], phases[None])[0].detach()
-                           for start in range(0, xg.shape[0], step)])
-            order = int(self.eval_loss[-1])
-            result["loss"] = result[self.eval_loss] = dual_norm_sq(r, self.pde.lower, self.pde.upper, order)
+            result["loss"] = result[self.eval_loss] = float(self.eval_losses(chip, phases[None])[0])
         return result

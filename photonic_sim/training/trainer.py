@@ -33,7 +33,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 _CHECKPOINT_KEYS = {"step": int, "params": torch.Tensor, "strategy": dict, "chip": dict,
                     "data_gen": torch.Tensor, "history": list, "best": (int, float), "bad_evals": int,
                     "eval_ledger": dict, "wall_s": (int, float), "last_eval": dict, "seed": int}
-_OPTIONAL_KEYS = {"kept": (dict, type(None))}  # absent in checkpoints written before ``keep``
+_OPTIONAL_KEYS = {"kept": (dict, type(None)), "closure_kind": (str,)}  # absent in older checkpoints
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 
@@ -147,7 +147,8 @@ class TrainConfig:
     and selects over all its evaluations. Only for a task whose evaluation loss needs no
     labels or reference (``eval_loss_label_free``: a PINN scores the PDE residual), so the
     choice is one a run on real hardware can make; the evaluation queries stay booked in the
-    evaluation ledger. Training itself is unchanged, bit for bit.
+    evaluation ledger. Training itself is unchanged, bit for bit, except that a strategy stage
+    on the evaluation loss (closure kind "evaluation") starts from the kept phases.
     """
 
     steps: int = 100
@@ -202,6 +203,12 @@ class Trainer:
             raise ValueError(f"keep: {config.keep!r} selects phases by the evaluation loss, which task "
                              f"{getattr(task, 'kind', '?')!r} computes from test labels (allowed: 'last'; "
                              "'lowest_eval_loss' for a PINN task)")
+        kinds = getattr(strategy, "closure_kinds_needed", (getattr(strategy, "closure_kind", "batch"),))
+        offered = tuple(getattr(task, "closure_kinds", ("batch",)))
+        for kind in kinds:  # found before the first query, not when a later stage starts
+            if kind != "batch" and kind not in offered:
+                raise ValueError(f"closure kind: strategy {strategy.name!r} needs {kind!r}; "
+                                 f"task {getattr(task, 'kind', '?')!r} offers {offered}")
         self.chip, self.task, self.strategy, self.config = chip, task, strategy, config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.cost = cost
@@ -214,6 +221,7 @@ class Trainer:
         self.wall_s = 0.0
         self.last_eval: dict = {}
         self.kept: dict | None = None  # keep="lowest_eval_loss": {"step", "params", "eval"} of the best so far
+        self.closure_kind = "batch"  # the kind of the last step's closure (a stage on the evaluation loss starts from kept)
         self.closure_hook: Callable | None = None
         """``hook(closure, strategy) -> closure``: replaces each step's black box (None: as built;
         ``photonic_sim.scenarios.distributed`` shares a step's settings between replicas)."""
@@ -231,6 +239,7 @@ class Trainer:
             self._record(self._evaluate_start(), t0)
         try:
             while self.step < cfg.steps:
+                self._enter_stage()
                 batch = self.task.sample_batch(self.data_gen)
                 closure = task_closure(self.task, self.chip, batch, strategy)
                 if self.closure_hook is not None:
@@ -282,6 +291,17 @@ class Trainer:
         row["wall_s"] = time.perf_counter() - t0
         self.history.append(row)
 
+    def _enter_stage(self) -> None:
+        """A step whose strategy (stage) optimises the evaluation loss (closure kind
+        "evaluation", ``staged``'s ``loss: evaluation``) after steps that did not starts from the
+        kept phases (``keep: lowest_eval_loss``; the best-scored evaluation so far), not from the
+        last step's: it descends the very score the run selects by."""
+        kind = getattr(self.strategy, "closure_kind", "batch")
+        if kind == "evaluation" and self.closure_kind != "evaluation" and self.kept is not None:
+            with torch.no_grad():
+                self.strategy.params.copy_(self.kept["params"])
+        self.closure_kind = kind
+
     def _evaluate(self) -> dict:
         """Test metric through the (noisy) chip, booked in ``eval_ledger``: afterwards the chip's
         training ledger and programmed vector are what they were (the next training query
@@ -331,7 +351,7 @@ class Trainer:
             "bad_evals": self.bad_evals, "eval_ledger": self.eval_ledger.totals(),
             "wall_s": self.wall_s, "last_eval": self.last_eval, "seed": self.config.seed,
             "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
-            "kept": self.kept,
+            "kept": self.kept, "closure_kind": self.closure_kind,
         }
 
     def _save_checkpoint(self) -> bool:
@@ -376,6 +396,7 @@ class Trainer:
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         self.bad_evals, self.wall_s, self.last_eval = state["bad_evals"], state["wall_s"], state["last_eval"]
         self.kept = kept
+        self.closure_kind = str(state.get("closure_kind", "batch"))
 
 
 class _Progress:

@@ -18,6 +18,16 @@ central differences at the phase codes the chip realises. For example::
          two_sided: true, optimizer: adam, schedule: cosine}
 
 Every stage is in situ (``fo`` and ``staged`` are not allowed inside), so this is too.
+
+A stage may set ``loss: evaluation`` (:data:`STAGE_LOSSES`; default ``batch``): its strategy
+then sees the task's evaluation loss as its black box (closure kind "evaluation": for a PINN
+task the label-free score of ``task.eval_loss``, the same points every call) instead of each
+step's mini-batch loss, and the Trainer starts the stage from the best-scored phases so far
+when the run keeps them (``keep: lowest_eval_loss``). Only strategies with batch closures may
+do so. The use it was built for (docs/pinn.md, Darcy): a last stage of ``mixedtrain``'s
+accept/reject coordinate search, one phase LSB per move, on the residual's H⁻² norm::
+
+      - {strategy: mixedtrain, steps: 1000, loss: evaluation, lr: 0.0245436926, coord_fraction: 0.001}
 """
 from __future__ import annotations
 
@@ -25,6 +35,16 @@ import torch
 
 from .base import Strategy, fill_schedule_length
 from .options import Option, preview
+
+STAGE_LOSSES = ("batch", "evaluation")
+"""A stage's ``loss``: the step's mini-batch loss (default) or the task's evaluation loss."""
+
+
+def _default_kind(name: str) -> str:
+    """The closure kind strategy ``name`` measures by default."""
+    from . import STRATEGIES
+
+    return STRATEGIES[name].closure_kind
 
 
 def stage_strategies() -> list[str]:
@@ -58,7 +78,13 @@ class Staged(Strategy):
             raise ValueError(f"{where}.strategy must be one of {allowed} (in-situ strategies), got {preview(name)}")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"{where}.steps must be an integer >= 1, got {preview(steps)}")
-        opts = {k: v for k, v in spec.items() if k not in ("strategy", "steps")}
+        loss = spec.get("loss", "batch")
+        if loss not in STAGE_LOSSES:
+            raise ValueError(f"{where}.loss must be one of {list(STAGE_LOSSES)}, got {preview(loss)}")
+        if loss != "batch" and STRATEGIES[name].closure_kind != "batch":
+            raise ValueError(f"{where}.loss: {loss!r} needs a strategy with batch closures; {name!r} measures "
+                             f"{STRATEGIES[name].closure_kind!r} closures (allowed: loss 'batch')")
+        opts = {k: v for k, v in spec.items() if k not in ("strategy", "steps", "loss")}
         opts.setdefault("lr", self.lr)
         fill_schedule_length(opts, steps)
         try:  # validate now, on a scratch copy, so a bad stage fails before any query
@@ -66,14 +92,27 @@ class Staged(Strategy):
                              periods=self.periods, **opts)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
-        return {"strategy": name, "steps": steps, "options": opts}
+        return {"strategy": name, "steps": steps, "options": opts, "loss": loss}
 
     def _stage(self, i: int) -> Strategy:
         from . import STRATEGIES
 
         spec = self.specs[i]
-        return STRATEGIES[spec["strategy"]](self.params, generator=self.generator, mask=self.mask,
-                                            periods=self.periods, **spec["options"])
+        inner = STRATEGIES[spec["strategy"]](self.params, generator=self.generator, mask=self.mask,
+                                             periods=self.periods, **spec["options"])
+        if spec["loss"] == "evaluation":
+            inner.closure_kind = "evaluation"
+        return inner
+
+    @property
+    def closure_kind(self) -> str:  # the current stage's (the Trainer builds each step's closure from it)
+        return self.inner.closure_kind
+
+    @property
+    def closure_kinds_needed(self) -> tuple[str, ...]:
+        """The closure kinds of all stages, in order, each once (the Trainer checks them up front)."""
+        kinds = [s["loss"] if s["loss"] != "batch" else _default_kind(s["strategy"]) for s in self.specs]
+        return tuple(dict.fromkeys(kinds))
 
     @property
     def queries_per_step(self) -> int:
@@ -85,9 +124,7 @@ class Staged(Strategy):
     def step(self, closure) -> float:
         loss = self.inner.step(closure)
         self.step_count += 1
-        if self.stage + 1 < len(self.specs) and self.inner.step_count >= self.specs[self.stage]["steps"]:
-            self.stage += 1
-            self.inner = self._stage(self.stage)
+        self._advance()
         return loss
 
     def state_dict(self) -> dict:
@@ -103,3 +140,10 @@ class Staged(Strategy):
         self.stage = int(state["stage"])
         self.inner = self._stage(self.stage)
         self.inner.load_state_dict(state["inner"])
+        self._advance()  # a run resumed with more stages than it was written with goes on into them
+
+    def _advance(self) -> None:
+        """Into the next stage once the current one has run its steps (after each step)."""
+        if self.stage + 1 < len(self.specs) and self.inner.step_count >= self.specs[self.stage]["steps"]:
+            self.stage += 1
+            self.inner = self._stage(self.stage)
