@@ -62,8 +62,7 @@ class Staged(Strategy):
 
     def _build(self) -> None:
         self.specs = [self._check_stage(i, spec) for i, spec in enumerate(self.cfg["stages"])]
-        self.stage = 0
-        self.inner = self._stage(0)
+        self._enter(0)
 
     def _check_stage(self, i: int, spec) -> dict:
         from . import STRATEGIES
@@ -94,6 +93,13 @@ class Staged(Strategy):
             raise ValueError(f"{where}: {exc}") from None
         return {"strategy": name, "steps": steps, "options": opts, "loss": loss}
 
+    def _enter(self, i: int) -> None:
+        """Make stage ``i`` the current one. ``closure_kind`` (an instance value; the class
+        default stays "batch") follows the stage's, so the Trainer builds each step's closure
+        of the kind the current stage measures."""
+        self.stage, self.inner = i, self._stage(i)
+        self.closure_kind = self.inner.closure_kind
+
     def _stage(self, i: int) -> Strategy:
         from . import STRATEGIES
 
@@ -103,10 +109,6 @@ class Staged(Strategy):
         if spec["loss"] == "evaluation":
             inner.closure_kind = "evaluation"
         return inner
-
-    @property
-    def closure_kind(self) -> str:  # the current stage's (the Trainer builds each step's closure from it)
-        return self.inner.closure_kind
 
     @property
     def closure_kinds_needed(self) -> tuple[str, ...]:
@@ -137,13 +139,11 @@ class Staged(Strategy):
         with torch.no_grad():
             self.params.copy_(state["params"])
         self.step_count = int(state["step_count"])
-        self.stage = int(state["stage"])
-        self.inner = self._stage(self.stage)
+        self._enter(int(state["stage"]))
         self.inner.load_state_dict(state["inner"])
         self._advance()  # a run resumed with more stages than it was written with goes on into them
 
     def _advance(self) -> None:
         """Into the next stage once the current one has run its steps (after each step)."""
         if self.stage + 1 < len(self.specs) and self.inner.step_count >= self.specs[self.stage]["steps"]:
-            self.stage += 1
-            self.inner = self._stage(self.stage)
+            self._enter(self.stage + 1)
