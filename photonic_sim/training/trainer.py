@@ -112,11 +112,16 @@ def task_closure(task, chip, batch, strategy):
     kind = getattr(strategy, "closure_kind", "batch")
     if kind == "batch":
         return task.closure(chip, batch, differentiable=not strategy.in_situ)
+    check_closure_kind(task, strategy, kind)
+    return task.closure(chip, batch, differentiable=not strategy.in_situ, kind=kind)
+
+
+def check_closure_kind(task, strategy, kind: str) -> None:
+    """ValueError (one line) unless ``task`` builds closures of ``kind`` ("batch": every task)."""
     offered = tuple(getattr(task, "closure_kinds", ("batch",)))
-    if kind not in offered:
+    if kind != "batch" and kind not in offered:
         raise ValueError(f"closure kind: strategy {strategy.name!r} needs {kind!r}; "
                          f"task {getattr(task, 'kind', '?')!r} offers {offered}")
-    return task.closure(chip, batch, differentiable=not strategy.in_situ, kind=kind)
 
 
 def task_evaluate(task, chip, phases, strategy) -> dict:
@@ -203,12 +208,8 @@ class Trainer:
             raise ValueError(f"keep: {config.keep!r} selects phases by the evaluation loss, which task "
                              f"{getattr(task, 'kind', '?')!r} computes from test labels (allowed: 'last'; "
                              "'lowest_eval_loss' for a PINN task)")
-        kinds = getattr(strategy, "closure_kinds_needed", (getattr(strategy, "closure_kind", "batch"),))
-        offered = tuple(getattr(task, "closure_kinds", ("batch",)))
-        for kind in kinds:  # found before the first query, not when a later stage starts
-            if kind != "batch" and kind not in offered:
-                raise ValueError(f"closure kind: strategy {strategy.name!r} needs {kind!r}; "
-                                 f"task {getattr(task, 'kind', '?')!r} offers {offered}")
+        for kind in getattr(strategy, "closure_kinds_needed", (getattr(strategy, "closure_kind", "batch"),)):
+            check_closure_kind(task, strategy, kind)  # before the first query, not when a later stage starts
         self.chip, self.task, self.strategy, self.config = chip, task, strategy, config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.cost = cost

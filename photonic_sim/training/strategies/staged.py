@@ -40,13 +40,6 @@ STAGE_LOSSES = ("batch", "evaluation")
 """A stage's ``loss``: the step's mini-batch loss (default) or the task's evaluation loss."""
 
 
-def _default_kind(name: str) -> str:
-    """The closure kind strategy ``name`` measures by default."""
-    from . import STRATEGIES
-
-    return STRATEGIES[name].closure_kind
-
-
 def stage_strategies() -> list[str]:
     """Names a stage may use: every in-situ strategy except ``staged`` itself."""
     from . import STRATEGIES
@@ -91,7 +84,8 @@ class Staged(Strategy):
                              periods=self.periods, **opts)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
-        return {"strategy": name, "steps": steps, "options": opts, "loss": loss}
+        kind = STRATEGIES[name].closure_kind if loss == "batch" else loss  # the black box the stage measures
+        return {"strategy": name, "steps": steps, "options": opts, "kind": kind}
 
     def _enter(self, i: int) -> None:
         """Make stage ``i`` the current one. ``closure_kind`` (an instance value; the class
@@ -106,15 +100,13 @@ class Staged(Strategy):
         spec = self.specs[i]
         inner = STRATEGIES[spec["strategy"]](self.params, generator=self.generator, mask=self.mask,
                                              periods=self.periods, **spec["options"])
-        if spec["loss"] == "evaluation":
-            inner.closure_kind = "evaluation"
+        inner.closure_kind = spec["kind"]
         return inner
 
     @property
     def closure_kinds_needed(self) -> tuple[str, ...]:
         """The closure kinds of all stages, in order, each once (the Trainer checks them up front)."""
-        kinds = [s["loss"] if s["loss"] != "batch" else _default_kind(s["strategy"]) for s in self.specs]
-        return tuple(dict.fromkeys(kinds))
+        return tuple(dict.fromkeys(s["kind"] for s in self.specs))
 
     @property
     def queries_per_step(self) -> int:
