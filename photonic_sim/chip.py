@@ -332,8 +332,9 @@ class Chip:
         (checkpoints): ``generator`` (the per-query noise generator: dynamic phase noise and
         the readout chain's detector noise), ``ledger`` (totals), ``current`` / ``programmed``
         (the vector ``set_phases`` gave / the last one programmed, or None), ``block_scales``
-        (the network's electronic block gains s_b, set when weights are mapped) and
-        ``num_phases`` (checked on load). Static device errors are not stored: they are drawn
+        (the network's electronic block gains s_b, set when weights are mapped),
+        ``num_phases`` (checked on load) and ``device`` (the kind of device the chip ran on,
+        "cpu" or "cuda": its noise generator's state fits only that kind). Static device errors are not stored: they are drawn
         again from ``static_seed``. With a thermal time constant or drift on the card,
         ``dynamics`` holds the clock, the last target and read phases, the random walk and the
         drift generator (``_dynamics``); None otherwise. Tensors, ints and None only, so
@@ -349,7 +350,7 @@ class Chip:
                 "current": None if self._current is None else self._current.clone(),
                 "programmed": None if self._programmed is None else self._programmed.clone(),
                 "block_scales": self._net.block_scales.clone(), "num_phases": self.num_phases,
-                "dynamics": dynamics}
+                "dynamics": dynamics, "device": self.device.type}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()`` (``block_scales`` / ``num_phases`` optional, for

@@ -1,7 +1,7 @@
 """photonic-sim: simulate, train and cost photonic neural-network chips.
 
     photonic-sim run SCENARIO [--out DIR] [--resume] [--overwrite] [--set key.path=value ...] [--chip tcp://HOST:PORT]
-                     [--backend local|ray] [--workers N] [--ray-address ADDR]
+                     [--backend local|ray] [--workers N] [--ray-address ADDR] [--device cpu|cuda|cuda:N]
     photonic-sim serve-chip SCENARIO [--host 127.0.0.1] [--port N] [--set key.path=value ...]
     photonic-sim compare SCENARIO [--strategies a,b,...] --seeds N [--out DIR] [--workers N] [--backend local|ray]
                          [--chip tcp://HOST:PORT]
@@ -103,6 +103,9 @@ def _add_run(sub) -> None:
                         "local; docs/howto/ray-training.md)")
     p.add_argument("--workers", type=int, default=None, help="Ray replicas (--backend ray; default 2)")
     p.add_argument("--ray-address", help="Ray cluster address (--backend ray; default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
+                   help="where the simulated chip and the task's tensors live (default cpu; cuda: the torch path on a "
+                        "GPU, checked before training; docs/howto/gpu.md)")
     p.set_defaults(func=cmd_run)
 
 
@@ -112,9 +115,14 @@ def cmd_run(args) -> int:
     from photonic_sim.scenarios import load_scenario
 
     args.threads = _threads(args.threads, "run")
+    args.device = _torch_device(args.device, "run")
     scenario = load_scenario(args.scenario, args.sets)
     _check_run_backend(args)
     experiment = _chip_experiment(args, scenario, "run")
+    if experiment is None and args.device != "cpu":
+        from photonic_sim.scenarios.experiment import Experiment
+
+        experiment = Experiment.from_scenario(scenario, torch_device=args.device)
     try:
         claim = OutDir(args.out or Path("runs") / scenario.name)
         if not args.resume:
@@ -187,6 +195,9 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
 def _check_run_backend(args) -> None:
     """``run``'s --backend/--workers/--ray-address (UsageError: one line, exit 2, before training);
     with Ray and an address, connects to the cluster now."""
+    if args.device != "cpu" and (args.chip is not None or args.backend == "ray"):
+        raise UsageError("photonic-sim run: --device: only with a simulated chip run here "
+                         "(allowed: cpu with --chip or --backend ray)")
     if args.backend == "local":
         if args.workers is not None or args.ray_address is not None:
             raise UsageError("photonic-sim run: --workers/--ray-address: only with --backend ray")
@@ -232,6 +243,31 @@ def _threads(value: int | None, command: str) -> int:
     if value < 1:
         raise UsageError(f"photonic-sim {command}: --threads: {value} is out of range (allowed: >= 1)")
     return value
+
+
+def _torch_device(value: str, command: str) -> str:
+    """``--device``: "cpu", "cuda" or "cuda:N" of a GPU torch sees here, as its canonical name
+    (UsageError: one line, exit 2, before anything is built or written)."""
+    import torch
+
+    allowed = "allowed: cpu, cuda, cuda:N"
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"photonic-sim {command}: --device: not a device name ({allowed})") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        raise UsageError(f"photonic-sim {command}: --device: {device.type!r} is not supported ({allowed})")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise UsageError(f"photonic-sim {command}: --device: no CUDA device is visible to torch here "
+                         f"(torch {torch.__version__}; allowed: cpu)")
+    index = 0 if device.index is None else device.index
+    if index >= count:
+        raise UsageError(f"photonic-sim {command}: --device: cuda:{index} does not exist "
+                         f"(allowed: cpu, cuda:0 .. cuda:{count - 1})")
+    return f"cuda:{index}"
 
 
 def _chip_experiment(args, scenario, command: str, *, reset: bool = True):

@@ -21,3 +21,27 @@ def _restore_torch_threads():
     yield
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``interrupt_at(step)``: from now on a training run raises KeyboardInterrupt (a user's
+    Ctrl-C) right after it records ``step``, so its last checkpoint is the one before;
+    ``interrupt_at(None)`` lets runs finish again."""
+    from photonic_sim.training import trainer as trainer_mod
+
+    original = trainer_mod.Trainer._record
+
+    def arm(step: int | None) -> None:
+        if step is None:
+            monkeypatch.setattr(trainer_mod.Trainer, "_record", original)
+            return
+
+        def interrupt(self, row, t0):
+            original(self, row, t0)
+            if self.step == step:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(trainer_mod.Trainer, "_record", interrupt)
+
+    return arm

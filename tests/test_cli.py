@@ -119,24 +119,15 @@ def _final_phases(run_dir: Path) -> torch.Tensor:
     return torch.load(run_dir / "checkpoint" / "checkpoint.pt", weights_only=True)["params"]
 
 
-def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, monkeypatch):
+def test_resume_after_interruption_is_bit_identical(tiny, tmp_path, interrupt_at):
     straight = tmp_path / "straight"
     assert main(["run", str(tiny), "--out", str(straight), "--no-progress"]) == 0
 
-    from photonic_sim.training import trainer as trainer_mod
-
-    original = trainer_mod.Trainer._record
-
-    def interrupt(self, row, t0):
-        original(self, row, t0)
-        if self.step == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_record", interrupt)
+    interrupt_at(3)
     resumed = tmp_path / "resumed"
     assert main(["run", str(tiny), "--out", str(resumed), "--no-progress"]) == 1
     assert not resumed.exists() and (tmp_path / ".resumed.work" / "checkpoint.pt").is_file()
-    monkeypatch.setattr(trainer_mod.Trainer, "_record", original)
+    interrupt_at(None)
     assert main(["run", str(tiny), "--out", str(resumed), "--no-progress", "--resume"]) == 0
     assert torch.equal(_final_phases(straight), _final_phases(resumed))
     a = json.loads((straight / "report.json").read_text())
@@ -152,26 +143,17 @@ STAGED = ('training.strategy=staged',
           '"optimizer": "adam", "schedule": "cosine"}]}')
 
 
-def test_staged_recipe_runs_its_stages_and_resumes_across_the_switch(tiny, tmp_path, monkeypatch):
+def test_staged_recipe_runs_its_stages_and_resumes_across_the_switch(tiny, tmp_path, interrupt_at):
     sets = [a for kv in STAGED for a in ("--set", kv)]
     straight = tmp_path / "straight"
     assert main(["run", str(tiny), "--out", str(straight), "--no-progress", *sets]) == 0
     report = json.loads((straight / "report.json").read_text())
     # the recipe's 4 steps: 3 one-sided q 4 steps (5 rows), then 1 two-sided q 2 step (4 rows)
     assert report["training"]["strategy"] == "staged" and report["training"]["queries"] == 3 * 5 + 1 * 4
-    from photonic_sim.training import trainer as trainer_mod
-
-    original = trainer_mod.Trainer._record
-
-    def interrupt(self, row, t0):
-        original(self, row, t0)
-        if self.step == 2:  # last checkpoint inside stage 1, so the resumed run crosses into stage 2
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_record", interrupt)
+    interrupt_at(2)  # last checkpoint inside stage 1, so the resumed run crosses into stage 2
     resumed = tmp_path / "resumed"
     assert main(["run", str(tiny), "--out", str(resumed), "--no-progress", *sets]) == 1
-    monkeypatch.setattr(trainer_mod.Trainer, "_record", original)
+    interrupt_at(None)
     assert main(["run", str(tiny), "--out", str(resumed), "--no-progress", "--resume", *sets]) == 0
     assert torch.equal(_final_phases(straight), _final_phases(resumed))
 
@@ -336,3 +318,24 @@ def test_run_uses_every_usable_core_unless_told(tmp_path, monkeypatch):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert usable_cores() == cores and seen == [cores, 1]
     assert main(["run", str(scenario), "--out", str(tmp_path / "c"), "--threads", "0", *quick]) == 2
+
+
+def test_resume_on_another_kind_of_device_is_refused(tiny, tmp_path, interrupt_at, capsys):
+    """A checkpoint records the kind of device its chip ran on (the noise generator's state fits
+    only that kind): resuming a run made on "cuda" here (cpu) is one line, exit 2, naming the
+    device and the flag that fits, and leaves the checkpoint as it was."""
+    interrupt_at(3)
+    out = tmp_path / "run"
+    assert main(["run", str(tiny), "--out", str(out), "--no-progress"]) == 1
+    interrupt_at(None)
+    ckpt = tmp_path / ".run.work" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    assert state["chip"]["device"] == "cpu"
+    state["chip"]["device"] = "cuda"
+    torch.save(state, ckpt)
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(tiny), "--out", str(out), "--no-progress", "--resume"]) == 2
+    line = _err_line(capsys)
+    assert "checkpoint.pt: device: made on cuda, this run is on cpu" in line and "--device cuda" in line
+    assert ckpt.read_bytes() == before and not out.exists()

@@ -301,6 +301,10 @@ case("compare_unknown_strategy", {}, ["compare", "{sc}", "--out", "{out}", "--st
      words=["zo-rgee"])
 case("run_threads_zero", {}, RUN + ["--threads", "0"], words=["--threads"])
 case("run_unknown_flag", {}, RUN + ["--bogus"], words=["--bogus"])
+case("run_device_unknown", {}, RUN + ["--device", "tpu" + SECRET * 20], words=["--device", "allowed: cpu, cuda"])
+case("run_device_not_torch", {}, RUN + ["--device", "mps"], words=["--device", "mps", "allowed: cpu, cuda"])
+case("run_device_cuda_index", {}, RUN + ["--device", "cuda:99"], words=["--device"])
+case("run_device_with_chip", {}, RUN + ["--device", "cuda", "--chip", "tcp://127.0.0.1:9"], words=["--device"])
 
 
 def _write(root: Path, files: dict) -> Path:

@@ -759,3 +759,21 @@ def test_rge_with_torch_optim_trains_the_quickstart_network(update):
         constrain_(phases, periods)
     end = task.evaluate(chip, phases)
     assert end["loss"] < 0.95 * start["loss"] and end["metric"] >= 0.17, (start, end)
+
+
+def test_directions_on_the_cpu_are_the_generators_own_draws():
+    """``sample_directions(device="cpu")`` (or no device) draws straight from the generator, as
+    before the GPU path existed, so every CPU run keeps its bits; only a CUDA device gets a
+    seeded generator of its own (tests/test_cuda.py)."""
+    from photonic_sim.training.strategies.estimators import draw_generator, sample_directions
+
+    g = torch.Generator().manual_seed(3)
+    assert draw_generator(g, "cpu") is g and draw_generator(g, None) is g
+    for dist in ("gaussian", "rademacher", "sphere"):
+        a = sample_directions(4, 9, dist=dist, generator=torch.Generator().manual_seed(3), device="cpu")
+        want = torch.randn(4, 9, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        if dist == "rademacher":
+            want = (2 * torch.randint(0, 2, (4, 9), generator=torch.Generator().manual_seed(3)) - 1).to(torch.float64)
+        elif dist == "sphere":
+            want = want / want.norm(dim=1, keepdim=True) * 3.0
+        assert torch.equal(a, want), dist

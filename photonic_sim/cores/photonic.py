@@ -35,7 +35,11 @@ single chunk instead shares its kernel calls' work among T threads. Every matrix
 is drawn first, in matrix order, and shared by the chunks, and the kernel numbers its noise
 streams by the setting's index in the whole call, so readings, ledger and generator state
 equal those of one pass bit for bit, whatever T. The torch path (autograd, GPU, no kernel)
-runs all settings at once.
+runs chunks of ≈ ``_TORCH_CHUNK_ELEMENTS`` / (B · ``_widest``) settings one after another
+(a call within one chunk, as every ZO step's, is a single pass), drawing each chunk's noise
+in turn, so that a call with thousands of settings (a CGE step over every control) fits a
+GPU's memory: one pass of the 8515 settings of the MNIST TT network's CGE step asked for a
+22 GiB temporary on an H200.
 
 Control vector
 --------------
@@ -98,6 +102,10 @@ _CHUNK_ELEMENTS = 1 << 23
 # Fused path: settings per chunk ≈ this / (inputs × ``_widest``), so a chunk's signal states
 # stay in cache-sized, heap-reused buffers (module docstring, "Batching").
 _FUSED_CHUNK_ELEMENTS = 1 << 21
+# Torch path (a GPU, autograd, or no C compiler): settings per chunk ≈ this / (inputs × ``_widest``),
+# so a call with many settings (CGE: d + 1 of them) stays within memory; a call within one chunk
+# is one pass, as before (module docstring, "Batching").
+_TORCH_CHUNK_ELEMENTS = 1 << 26
 
 
 class HardwareMatrix(NamedTuple):
@@ -454,9 +462,15 @@ class PhotonicNetwork:
         x = x.to(fdt)
         p = ph.shape[0]
         keys: dict[int, int] = {}
-        if conv.chain is None or not _fused_read.usable(ph, x):  # torch path: all settings at once
-            h = self._layers(x, ph, self._block_matrices(ph, kappa, loss_db, cdt), conv, normalize,
-                             final_intensity, keys, 0)
+        if conv.chain is None or not _fused_read.usable(ph, x):  # torch path: settings in chunks, in order
+            step = max(1, _TORCH_CHUNK_ELEMENTS // (x.shape[-2] * self._widest()))
+            if p <= step:
+                h = self._layers(x, ph, self._block_matrices(ph, kappa, loss_db, cdt), conv, normalize,
+                                 final_intensity, keys, 0)
+            else:
+                h = torch.cat([self._layers(x[a : a + step] if per_setting else x, ph[a : a + step],
+                                            self._block_matrices(ph[a : a + step], kappa, loss_db, cdt), conv,
+                                            normalize, final_intensity, keys, 0) for a in range(0, p, step)])
             return h[0] if single else h
         # Fused path: settings in chunks (module docstring, "Batching"), each built and run on
         # its own, on up to torch's thread count at once; noise keys drawn first, in matrix order.

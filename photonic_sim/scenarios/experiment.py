@@ -375,7 +375,10 @@ class Experiment:
         """(training energy J, latency s) of ledger totals (``accelerators.training_cost``); with
         ``phases`` (a control vector) the heater energy follows those programmed phases, as the
         report's total does, else a mean phase of π."""
-        programmed = None if phases is None else programmed_phases(self.network, phases)
+        programmed = None
+        if phases is not None:  # on a GPU only the mean comes to the host (the heater law needs no more)
+            programmed = programmed_phases(self.network, phases) if phases.device.type == "cpu" else \
+                np.array([float(_programmed(self.network, phases).mean())])
         c = training_cost(self.accelerator_card, self.spec, self.device_card, ledger, programmed,
                           in_situ_hardware=self._in_situ_hardware, loss_balanced=self.scenario.chip.loss_balanced)
         return c["energy_j"], c["latency_s"]
@@ -537,11 +540,16 @@ def programmed_phases(network, phases: torch.Tensor) -> np.ndarray:
     needs them: U/V phases wrapped into [0, 2π), Σ attenuator phases folded into [0, π]
     (σ = sin(θ/2) is even about π, so the device realises θ and 2π − θ alike); electronic
     biases are dropped."""
-    ph = phases.detach().to(torch.float64).cpu()
-    is_phase, sigma = network.mask("phase"), network.mask("S")
+    return _programmed(network, phases.detach().cpu()).numpy()
+
+
+def _programmed(network, phases: torch.Tensor) -> torch.Tensor:
+    """:func:`programmed_phases` as a float64 tensor on the device of ``phases``."""
+    ph = phases.detach().to(torch.float64)
+    is_phase, sigma = network.mask("phase").to(ph.device), network.mask("S").to(ph.device)
     wrapped = torch.remainder(ph, 2.0 * math.pi)
     folded = torch.where(sigma, torch.minimum(wrapped, 2.0 * math.pi - wrapped), wrapped)
-    return folded[is_phase].numpy()
+    return folded[is_phase]
 
 
 def phases_by_mesh(network, phases: torch.Tensor) -> dict[str, np.ndarray]:

@@ -57,7 +57,9 @@ class ClassificationTask:
         return self.example_losses(readings.reshape(p * b, c), y.repeat(p)).reshape(p, b).mean(1).to(torch.float64)
 
     def example_losses(self, readings: Tensor, y: Tensor) -> Tensor:
-        """Loss of each reading: readings [M, C], labels [M] → [M] (the readings' dtype)."""
+        """Loss of each reading: readings [M, C], labels [M] → [M] (the readings' dtype and
+        device: labels follow the readings, e.g. to a chip on "cuda")."""
+        y = y.to(readings.device)
         if self.loss == "cross_entropy":
             return F.cross_entropy(self.logit_scale * readings, y, reduction="none")
         return ((readings - F.one_hot(y, readings.shape[-1]).to(readings.dtype)) ** 2).sum(-1)
@@ -99,7 +101,7 @@ class ClassificationTask:
         for start in range(0, x.shape[0], self.eval_batch_size):
             xb, yb = x[start : start + self.eval_batch_size], y[start : start + self.eval_batch_size]
             readings = chip.measure(xb, phases)
-            correct += int((readings.argmax(-1) == yb).sum())
+            correct += int((readings.argmax(-1) == yb.to(readings.device)).sum())
             total_loss += float(self.losses(readings[None], yb)[0]) * xb.shape[0]
         return {"metric": correct / x.shape[0], "loss": total_loss / x.shape[0]}
 
@@ -185,6 +187,7 @@ def evaluate_forward_forward(task: ClassificationTask, chip, phases: Tensor, spl
         rows = torch.cat([embed_label(xb, torch.full_like(yb, k), c) for k in range(c)])
         g = goodness(chip.measure_layers(rows, phases))[0]  # [C·B, L], normalized over labels and rows
         scores = g.sum(-1).reshape(c, -1).T  # [B, C]
+        yb = yb.to(scores.device)
         correct += int((scores.argmax(-1) == yb).sum())
         total_loss += float(F.cross_entropy(FF_SCALE * scores, yb, reduction="sum"))
     return {"metric": correct / x.shape[0], "loss": total_loss / x.shape[0]}

@@ -76,6 +76,12 @@ def read_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def _chip_device(chip_state) -> str | None:
+    """The kind of device ("cpu", "cuda") a checkpoint's chip ran on; None when not recorded."""
+    device = chip_state.get("device") if isinstance(chip_state, dict) else None
+    return device if isinstance(device, str) else None
+
+
 def _check_plain(obj, where: str = "checkpoint") -> None:
     """Raise TypeError unless ``obj`` is plain data that ``weights_only`` loading accepts."""
     if isinstance(obj, dict):
@@ -377,6 +383,10 @@ class Trainer:
         if state["seed"] != self.config.seed:
             raise CheckpointError(f"{path}: seed: made with seed {state['seed']}, this run has seed "
                                   f"{self.config.seed} (allowed: resume with the checkpoint's scenario and seed)")
+        made_on, here = _chip_device(state["chip"]), getattr(getattr(self.chip, "device", None), "type", None)
+        if made_on is not None and here is not None and made_on != here:  # the noise generator's state fits one kind
+            raise CheckpointError(f"{path}: device: made on {made_on}, this run is on {here} "
+                                  f"(allowed: resume on the kind of device it was made on, --device {made_on})")
         try:
             with torch.no_grad():
                 self.strategy.params.copy_(state["params"])
