@@ -5,6 +5,7 @@ partial training run of the TT network (issue 24, item 5; docs/classification.md
     python benchmarks/bench_mnist.py --train-budget 0    # the cost table only
     python benchmarks/bench_mnist.py --quick             # CPU-sized pair (mnist_small), < 30 s
     python benchmarks/bench_mnist.py --set chip.insertion_loss=false   # any scenario value, both networks
+    python benchmarks/bench_mnist.py --device cuda       # the same on a GPU (wall clock, synchronized)
 
 The pair, each a :class:`photonic_sim.Experiment` of ``scenarios/mnist_tonn.yaml`` (seed 0,
 the default silicon chip, recipe hybrid_zo as that scenario sets it: batch 64, 2000 steps, an
@@ -42,7 +43,7 @@ over every control (d + 1 settings per step). Per network:
   The CGE row is projected, not measured: P = d + 1 settings at the sign-RGE call's cost per
   setting, (f − e) / P (plus e scaled to P settings).
 
-Partial run (``--train-budget`` seconds of ``--clock``, TT only): the scenario's run, bit for bit as
+Partial run (``--train-budget`` seconds of ``--clock``, the ``--train`` network, default TT): the scenario's run, bit for bit as
 ``photonic-sim run mnist_tonn`` (seed 0, the same ``--set`` values) up to the step where it stops: before each step, if
 the elapsed time plus two steps of the current phase's cost would pass the budget, that
 step is the last (the trainer's ``closure_hook`` sets ``config.steps``), so a run can
@@ -74,13 +75,20 @@ WORKERS = (2, 8, 32)
 EXCHANGE_MS = 9.4  # docs/howto/ray-training.md: Ray round trip, 2 local actors, loaded 2-core machine
 
 
-def experiment(accelerator: str, quick: bool, extra: list[str] = (), seed: int = 0) -> Experiment:
+def experiment(accelerator: str, quick: bool, extra: list[str] = (), seed: int = 0,
+               device: str = "cpu") -> Experiment:
     """The scenario's run on ``accelerator`` (``--quick``: the mnist_small preset), no
-    checkpoints, with ``extra`` scenario values (``--set``)."""
+    checkpoints, with ``extra`` scenario values (``--set``), its chip on ``device``."""
     sets = [f"accelerator={accelerator}", "training.checkpoint_every=0", f"seed={seed}"]
     if quick:
         sets.append("model=mnist_small")
-    return Experiment.from_file(SCENARIO, sets + list(extra))
+    return Experiment.from_file(SCENARIO, sets + list(extra), torch_device=None if device == "cpu" else device)
+
+
+def _cuda_wall() -> float:
+    """Wall time after the GPU's queued work has finished (``--device cuda``)."""
+    torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -106,7 +114,7 @@ def median_call(fn, rounds: int) -> float:
 def cost_row(name: str, accelerator: str, args) -> dict:
     """Measured costs of one network (module docstring, "Cost table")."""
     t0 = clock()
-    exp = experiment(accelerator, args.quick, args.set).build()
+    exp = experiment(accelerator, args.quick, args.set, device=args.device).build()
     build_s = clock() - t0
     chip, task, strategy, recipe = exp.chip, exp.task, exp.strategy, exp.recipe
     d = exp.params.numel()
@@ -194,8 +202,8 @@ def print_costs(rows: list[dict], args) -> None:
 
 
 def partial_run(args, cost: dict) -> dict:
-    """Train the TT network for about ``--train-budget`` seconds (module docstring)."""
-    exp = experiment(NETWORKS["TT"], args.quick, args.set).build()
+    """Train the ``--train`` network for about ``--train-budget`` seconds (module docstring)."""
+    exp = experiment(NETWORKS[args.train], args.quick, args.set, device=args.device).build()
     trainer, strategy = exp.trainer, exp.strategy
     per_setting = (cost["f_s"] - cost["e_s"]) / cost["queries_per_step"]
     t0 = clock()
@@ -215,7 +223,7 @@ def partial_run(args, cost: dict) -> dict:
            "latency_s": tr["latency_s"], "wall_s": tr["wall_s"], "clock_s": spent, "switched_at": getattr(strategy, "switched_at", None),
            "curve": [{k: h.get(k) for k in ("step", "queries", "metric", "eval_loss", "energy_j", "latency_s", "wall_s")}
                      for h in result.train.history if h.get("metric") is not None]}
-    print(f"\n## Partial run: TT network, {SCENARIO} seed 0, budget {args.train_budget:g} s of one thread "
+    print(f"\n## Partial run: {args.train} network, {SCENARIO} seed 0, budget {args.train_budget:g} s of {args.clock} time "
           f"(PARTIAL: {out['steps']} of {out['steps_planned']} steps)\n")
     print("| step | queries | test accuracy | test loss | training energy (J) | training latency (s) | wall (s) |")
     print("|---|---|---|---|---|---|---|")
@@ -234,7 +242,7 @@ def partial_run(args, cost: dict) -> dict:
     evals_left = max(0, cost["evaluations"] - len(out["curve"]))
     rest_s = (cge if switched else rge) * left + evals_left * cost["eval_s"]
     out["projected_full_s"] = spent + rest_s
-    print(f"full run ({out['steps_planned']} steps) projected on one thread: {duration(out['projected_full_s'])} "
+    print(f"full run ({out['steps_planned']} steps) projected on {'one thread' if args.device == 'cpu' else args.device}: {duration(out['projected_full_s'])} "
           f"(the remaining {left} steps in the {'CGE' if switched else 'sign-RGE'} phase at "
           f"{(cge if switched else rge):.3g} s per step)")
     return out
@@ -247,13 +255,19 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="timed calls per measurement (median)")
     ap.add_argument("--workers", type=int, nargs="+", default=list(WORKERS), help="Ray worker counts projected")
     ap.add_argument("--exchange-ms", type=float, default=EXCHANGE_MS, help="Ray round trip per step (ms)")
-    ap.add_argument("--train-budget", type=float, default=600.0, help="seconds of TT training (0: none)")
+    ap.add_argument("--train-budget", type=float, default=600.0, help="seconds of training (0: none)")
+    ap.add_argument("--train", choices=sorted(NETWORKS), default="TT", help="the network the partial run trains")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what the costs and the budget count")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a scenario value for both networks, as photonic-sim run --set (repeatable)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (forces --clock wall, synchronized)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    if args.device != "cpu":
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: torch sees no CUDA device here")
+        args.clock = "wall"
     names = [n.strip() for n in args.networks.split(",") if n.strip()]
     if not names or any(n not in NETWORKS for n in names):
         ap.error(f"--networks: allowed {','.join(NETWORKS)}")
@@ -261,17 +275,18 @@ def main(argv=None) -> int:
         args.rounds, args.train_budget = 1, min(args.train_budget, 3.0)
     torch.set_num_threads(args.threads)
     global clock
-    clock = CLOCKS[args.clock]
+    clock = _cuda_wall if args.device != "cpu" else CLOCKS[args.clock]
     loadavg = Path("/proc/loadavg")
     load = " ".join(loadavg.read_text().split()[:3]) if loadavg.exists() else "n/a"
-    print(f"bench_mnist: torch {torch.__version__}, threads {torch.get_num_threads()}, rounds {args.rounds}, "
+    where = torch.cuda.get_device_name(args.device) if args.device != "cpu" else "cpu"
+    print(f"bench_mnist: torch {torch.__version__}, device {where}, threads {torch.get_num_threads()}, rounds {args.rounds}, "
           f"clock {args.clock}, set {args.set or 'nothing'}, "
           f"load average {load}{', QUICK (mnist_small pair, not the paper pair)' if args.quick else ''}")
     rows = [cost_row(n, NETWORKS[n], args) for n in names]
     print_costs(rows, args)
     run = None
-    if args.train_budget > 0 and "TT" in names:
-        run = partial_run(args, rows[names.index("TT")])
+    if args.train_budget > 0 and args.train in names:
+        run = partial_run(args, rows[names.index(args.train)])
     if args.json:
         args.json.write_text(json.dumps({"costs": rows, "partial_run": run}, indent=1))
     return 0
