@@ -334,11 +334,12 @@ class Chip:
         (the vector ``set_phases`` gave / the last one programmed, or None), ``block_scales``
         (the network's electronic block gains s_b, set when weights are mapped),
         ``num_phases`` (checked on load) and ``device`` (the kind of device the chip ran on,
-        "cpu" or "cuda": its noise generator's state fits only that kind). Static device errors are not stored: they are drawn
-        again from ``static_seed``. With a thermal time constant or drift on the card,
-        ``dynamics`` holds the clock, the last target and read phases, the random walk and the
-        drift generator (``_dynamics``); None otherwise. Tensors, ints and None only, so
-        ``torch.load(..., weights_only=True)`` reads a saved one."""
+        "cpu" or "cuda": its noise generator's state fits only that kind). Static device
+        errors are not stored: they are drawn again from ``static_seed``. With a thermal time
+        constant or drift on the card, ``dynamics`` holds the clock, the last target and read
+        phases, the random walk and the drift generator (``_dynamics``); None otherwise.
+        Tensors, ints, strings and None only, so ``torch.load(..., weights_only=True)`` reads a
+        saved one."""
         dynamics = None
         if self._dyn_on:
             thermal = self._thermal or (None, None)

@@ -77,9 +77,10 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def _chip_device(chip_state) -> str | None:
-    """The kind of device ("cpu", "cuda") a checkpoint's chip ran on; None when not recorded."""
+    """The kind of device ("cpu", "cuda") a checkpoint's chip ran on; None when not recorded
+    (or not one of those: a tampered value is never echoed)."""
     device = chip_state.get("device") if isinstance(chip_state, dict) else None
-    return device if isinstance(device, str) else None
+    return device if device in ("cpu", "cuda") else None
 
 
 def _check_plain(obj, where: str = "checkpoint") -> None:
