@@ -117,6 +117,9 @@ def cmd_run(args) -> int:
     args.threads = _threads(args.threads, "run")
     args.device = _torch_device(args.device, "run")
     scenario = load_scenario(args.scenario, args.sets)
+    if args.backend == "ray" and scenario.recipe.start != "random":
+        raise UsageError(f"photonic-sim run: --backend ray: not with training.start: {scenario.recipe.start} "
+                         "(allowed: start: random; each replica would calibrate on its own)")
     _check_run_backend(args)
     experiment = _chip_experiment(args, scenario, "run")
     if experiment is None and args.device != "cpu":

@@ -301,6 +301,9 @@ case("compare_unknown_strategy", {}, ["compare", "{sc}", "--out", "{out}", "--st
      words=["zo-rgee"])
 case("run_threads_zero", {}, RUN + ["--threads", "0"], words=["--threads"])
 case("run_unknown_flag", {}, RUN + ["--bogus"], words=["--bogus"])
+case("recipe_start_unknown", {}, RUN + ["--set", "training.start=warm"], words=["s.yaml", "start", "calibrated"])
+case("run_ray_calibrated_start", {}, RUN + ["--backend", "ray", "--set", "training.start=calibrated"],
+     words=["--backend ray", "training.start"])
 case("run_device_unknown", {}, RUN + ["--device", "tpu" + SECRET * 20], words=["--device", "allowed: cpu, cuda"])
 case("run_device_not_torch", {}, RUN + ["--device", "mps"], words=["--device", "mps", "allowed: cpu, cuda"])
 case("run_device_cuda_index", {}, RUN + ["--device", "cuda:99"], words=["--device"])

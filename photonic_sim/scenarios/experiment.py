@@ -208,6 +208,10 @@ class Experiment:
         self._network = self._chip = self._task = self._strategy = self._trainer = None
         self._dataset = None
         self._params = None
+        self._started = False  # ``start: calibrated`` done (or not to be done: weight_map, a resume)
+        self.start_calibration = None
+        """The :class:`~photonic_sim.calibration.Calibration` of ``start: calibrated`` (None before
+        the strategy is built, with ``start: random``, or when a resumed run skipped it)."""
 
     def variant(self, name: str) -> Experiment:
         """The experiment of one of the scenario's ``variants:`` entries."""
@@ -344,6 +348,8 @@ class Experiment:
     @property
     def strategy(self):
         if self._strategy is None:
+            if self.recipe.start == "calibrated" and not self._started:
+                self._calibrated_start()
             recipe, controls = self.recipe, self.chip.controls()
             options = dict(recipe.strategy_options)
             lr = options.pop("lr", 0.01)
@@ -359,6 +365,17 @@ class Experiment:
                               "false gives the lossless chip; docs/in-situ-gradients.md)",
                               UserWarning, stacklevel=2)
         return self._strategy
+
+    def _calibrated_start(self) -> None:
+        """``start: calibrated`` (recipe key): calibrate the chip (:meth:`calibrate`, default
+        options; its queries land in the chip's ledger, so the run counts and prices them) and
+        replace the initial phases by ``Calibration.compensate`` of them: the targets whose
+        realisation on this chip gives the block matrices the ideal model gives for the initial
+        phases. Runs once, when the strategy is built."""
+        self._started = True
+        self.start_calibration = self.calibrate()
+        start = self.start_calibration.compensate(self.network, self.params)
+        self._params = start.to(dtype=self._params.dtype, device=self._params.device)
 
     @property
     def trainer(self) -> Trainer:
@@ -430,6 +447,8 @@ class Experiment:
                       "versions": versions(), "wall_s": time.perf_counter() - t0}
             return ExperimentResult(report, [], {}, self.resolved())
 
+        if resume and self._strategy is None:
+            self._started = True  # the checkpoint holds the phases and the chip's state: no new calibration
         if self._trainer is None or (self._trainer.step == 0 and (checkpoint_dir is not None or progress)):
             self._trainer = self._make_trainer(checkpoint_dir, progress)
         trainer, task, recipe = self._trainer, self.task, self.recipe
@@ -450,6 +469,7 @@ class Experiment:
                   "training": {"queries": int(result.ledger["queries"]), "energy_j": tc["energy_j"],
                                "latency_s": tc["latency_s"], "breakdown": tc["breakdown"], "wall_s": result.wall_s,
                                "strategy": recipe.strategy, "steps": trainer.step, "stopped": result.stopped,
+                               **({"start": recipe.start} if recipe.start != "random" else {}),
                                "status": stop_status(result.stopped), "ledger": result.ledger, "eval_ledger": result.eval_ledger},
                   "versions": versions(), "wall_s": time.perf_counter() - t0}
         ckpt = None
@@ -470,6 +490,9 @@ class Experiment:
             raise ValueError(f"workers: {workers!r} is out of range (allowed: an integer >= 1)")
         if resume or self._backend is not None or self.torch_device is not None:
             raise ValueError("backend: 'ray' runs a fresh simulated CPU chip (allowed: no resume, chip= or torch_device)")
+        if self.recipe.start != "random":
+            raise ValueError(f"backend: 'ray' starts from the drawn phases (allowed: training.start: random, "
+                             f"not {self.recipe.start})")
         if self._trainer is not None and self._trainer.step:
             raise ValueError("backend: 'ray' needs an experiment that has not trained yet")
         try:
@@ -514,6 +537,7 @@ class Experiment:
         (the mapped phases, the offline run's result). Call it before the strategy is built."""
         if self._strategy is not None:
             raise RuntimeError("weight_map: the strategy is already built (call weight_map first)")
+        self._started = True  # the mapping is the start (with calibration= it is compensated already)
         if self._backend is not None:  # the block gains the mapping sets live in this process's network
             raise ValueError("weight_map: needs the simulated chip (allowed: an Experiment without chip=)")
         recipe = self.recipe.model_copy(update={

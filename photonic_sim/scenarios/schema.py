@@ -17,7 +17,7 @@ import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, KEEP, SAMPLINGS
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, KEEP, SAMPLINGS, STARTS
 
 from .errors import ScenarioError, did_you_mean, preview
 
@@ -263,7 +263,11 @@ class TrainingRecipe(_Strict):
     (optional) overrides the card's detection scheme. ``strategy_options`` is passed to the
     strategy factory, which checks its keys. ``keep`` (``KEEP``): the phases the run ends on,
     the last step's (default) or, for a PDE task, those of the evaluation with the lowest mean
-    squared residual (``TrainConfig.keep``).
+    squared residual (``TrainConfig.keep``). ``start`` (``STARTS``): "random" (default) trains
+    from the initial phases as drawn; "calibrated" first calibrates the chip from block
+    readings (``Experiment.calibrate``; its queries are the run's) and starts from the initial
+    phases pre-compensated for the chip's static errors, so the realised network is the one
+    the ideal model starts from (docs/scenarios.md#training-recipes-trainingnameyaml).
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -280,6 +284,7 @@ class TrainingRecipe(_Strict):
     logit_scale: float = Field(1.0, gt=0)
     readout: Literal[READOUTS] | None = None  # type: ignore[valid-type]
     keep: Literal[KEEP] = "last"  # type: ignore[valid-type]
+    start: Literal[STARTS] = "random"  # type: ignore[valid-type]
 
 
 # ------------------------------------------------------------------ errors
