@@ -117,10 +117,7 @@ def cmd_run(args) -> int:
     args.threads = _threads(args.threads, "run")
     args.device = _torch_device(args.device, "run")
     scenario = load_scenario(args.scenario, args.sets)
-    if args.backend == "ray" and scenario.recipe.start != "random":
-        raise UsageError(f"photonic-sim run: --backend ray: not with training.start: {scenario.recipe.start} "
-                         "(allowed: start: random; each replica would calibrate on its own)")
-    _check_run_backend(args)
+    _check_run_backend(args, scenario)
     experiment = _chip_experiment(args, scenario, "run")
     if experiment is None and args.device != "cpu":
         from photonic_sim.scenarios.experiment import Experiment
@@ -195,12 +192,16 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
     return EXIT_OK
 
 
-def _check_run_backend(args) -> None:
-    """``run``'s --backend/--workers/--ray-address (UsageError: one line, exit 2, before training);
-    with Ray and an address, connects to the cluster now."""
+def _check_run_backend(args, scenario) -> None:
+    """``run``'s --backend/--workers/--ray-address/--device against each other and the scenario
+    (UsageError: one line, exit 2, before training); with Ray and an address, connects to the
+    cluster now."""
     if args.device != "cpu" and (args.chip is not None or args.backend == "ray"):
         raise UsageError("photonic-sim run: --device: only with a simulated chip run here "
                          "(allowed: cpu with --chip or --backend ray)")
+    if args.backend == "ray" and scenario.recipe.start != "random":
+        raise UsageError(f"photonic-sim run: --backend ray: not with training.start: {scenario.recipe.start} "
+                         "(allowed: start: random; each replica would calibrate on its own)")
     if args.backend == "local":
         if args.workers is not None or args.ray_address is not None:
             raise UsageError("photonic-sim run: --workers/--ray-address: only with --backend ray")

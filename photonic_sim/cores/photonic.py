@@ -464,13 +464,10 @@ class PhotonicNetwork:
         keys: dict[int, int] = {}
         if conv.chain is None or not _fused_read.usable(ph, x):  # torch path: settings in chunks, in order
             step = max(1, _TORCH_CHUNK_ELEMENTS // (x.shape[-2] * self._widest()))
-            if p <= step:
-                h = self._layers(x, ph, self._block_matrices(ph, kappa, loss_db, cdt), conv, normalize,
-                                 final_intensity, keys, 0)
-            else:
-                h = torch.cat([self._layers(x[a : a + step] if per_setting else x, ph[a : a + step],
-                                            self._block_matrices(ph[a : a + step], kappa, loss_db, cdt), conv,
-                                            normalize, final_intensity, keys, 0) for a in range(0, p, step)])
+            parts = [self._layers(x[a : a + step] if per_setting else x, ph[a : a + step],
+                                  self._block_matrices(ph[a : a + step], kappa, loss_db, cdt), conv, normalize,
+                                  final_intensity, keys, 0) for a in (range(0, p, step) if p > step else (0,))]
+            h = parts[0] if len(parts) == 1 else torch.cat(parts)
             return h[0] if single else h
         # Fused path: settings in chunks (module docstring, "Batching"), each built and run on
         # its own, on up to torch's thread count at once; noise keys drawn first, in matrix order.
