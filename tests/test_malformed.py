@@ -151,6 +151,12 @@ case("sc_pde_sampling", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: bur
      words=["s.yaml", "task.sampling", "sobol"])
 case("sc_pde_sampling_pool", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sampling: sobol, resample_pool: 50}")},
      words=["s.yaml", "task.sampling", "resample_pool"])
+case("sc_pde_symmetry_key", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, symmetry: {y: odd}}")},
+     words=["s.yaml", "task.symmetry", "odd"])
+case("sc_pde_symmetry_value", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, symmetry: {x: skew}}")},
+     words=["s.yaml", "task.symmetry", "odd"])
+case("sc_pde_input_gain_count", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, input_gain: [1, 2, 3]}")},
+     words=["s.yaml", "task.input_gain"])
 case("sc_variant_name", {"s.yaml": TINY + "variants: {'bad name': {seed: 1}}\n"}, words=["s.yaml", "variants"])
 case("sc_variant_variants", {"s.yaml": TINY + "variants: {v: {variants.w: 1}}\n"}, words=["s.yaml", "variants.v"])
 case("sc_variant_bad_value", {"s.yaml": TINY + "variants: {v: {training.steps: 0}}\n"},

@@ -15,7 +15,7 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights,
+from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, Symmetry, causal_weights,
                                                   dual_norm_sq, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import SparseGridStein
 
@@ -557,3 +557,76 @@ def test_resume_with_sobol_sampling_is_bit_identical(tmp_path):
     assert torch.equal(resumed.phases, straight.phases)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
     assert resumed.final == straight.final
+
+
+# ------------------------------------------------------------------ symmetry
+
+
+def test_symmetric_projection_of_a_known_function():
+    """Odd in x / even in y about the middle of Darcy's box [0, 1]²: the projection of
+    g = 1 + a·(x−½) + b·(y−½)² + c·(x−½)(y−½)² + e·(y−½) keeps exactly its odd-in-x, even-in-y
+    terms; Burgers odd in x: the odd part of eˣ(1 + t) is sinh(x)(1 + t)."""
+    x = torch.rand(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sym = Symmetry(Darcy(), {"x": "odd", "y": "even"})
+    assert sym.count == 4
+
+    def g(p):
+        u, v = p[:, 0] - 0.5, p[:, 1] - 0.5
+        return 1 + 0.7 * u + 1.3 * v**2 - 2.1 * u * v**2 + 0.4 * v
+
+    u, v = x[:, 0] - 0.5, x[:, 1] - 0.5
+    torch.testing.assert_close(sym.combine(g(sym.images(x))), 0.7 * u - 2.1 * u * v**2, rtol=0, atol=1e-15)
+    xb = x * torch.tensor([2.0, 1.0], dtype=torch.float64) - torch.tensor([1.0, 0.0], dtype=torch.float64)
+    odd = Symmetry(Burgers(), {"x": "odd"})
+    got = odd.combine(torch.exp(odd.images(xb)[:, 0]) * (1 + odd.images(xb)[:, 1]))
+    torch.testing.assert_close(got, torch.sinh(xb[:, 0]) * (1 + xb[:, 1]), rtol=1e-14, atol=1e-15)
+    even = Symmetry(Burgers(), {"x": "even"})
+    got = even.combine(torch.exp(even.images(xb)[:, 0]))
+    torch.testing.assert_close(got, torch.cosh(xb[:, 0]), rtol=1e-14, atol=0)
+    for bad in ({"z": "odd"}, {"x": "oddd"}, {}, ["x"]):
+        with pytest.raises(ValueError, match="symmetry"):
+            Symmetry(Burgers(), bad)
+
+
+def test_task_symmetry_makes_the_chip_network_odd_and_reads_both_images():
+    """PINNTask(symmetry={"x": "odd"}) on an ideal chip: the model is (NN(x, t) − NN(−x, t))/2 of
+    the plain network, exactly odd, its finite-difference u_x even and u_xx odd, and one closure
+    call reads twice the rows of the plain task."""
+    chip, ph = _ideal_chip()
+    plain = PINNTask(Burgers(), estimator="finite_difference", collocation=6, test_points=8, residual_points=4)
+    task = PINNTask(Burgers(), estimator="finite_difference", collocation=6, test_points=8, residual_points=4,
+                    symmetry={"x": "odd"})
+    assert task.evaluations_per_point() == 2 * plain.evaluations_per_point()
+    x = task.sample_batch(torch.Generator().manual_seed(2))
+    mirror = x * torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    f, g = task.model(chip, ph[None]), plain.model(chip, ph[None])
+    torch.testing.assert_close(f(x), (g(x) - g(mirror)) / 2, rtol=1e-14, atol=1e-15)
+    assert torch.equal(f(mirror), -f(x))
+    d, dm = task.estimator.estimate(f, x, need=("u", "grad", "diag2")), \
+        task.estimator.estimate(f, mirror, need=("u", "grad", "diag2"))
+    torch.testing.assert_close(dm["grad"][..., 0], d["grad"][..., 0], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(dm["diag2"][..., 0], -d["diag2"][..., 0], rtol=1e-7, atol=1e-9)
+    rows = []
+    for t in (plain, task):
+        before = chip.ledger.samples
+        t.closure(chip, x)(ph[None])
+        rows.append(chip.ledger.samples - before)
+    assert rows[1] == 2 * rows[0] == 2 * plain.evaluations_per_point() * x.shape[0]
+    with pytest.raises(ValueError, match="symmetry"):
+        PINNTask(Burgers(), collocation=2, test_points=4, residual_points=2, symmetry={"s": "odd"})
+
+
+def test_symmetry_in_the_scenario_schema():
+    from photonic_sim.scenarios.errors import ScenarioError
+    from photonic_sim.scenarios.schema import PdeTask, validate
+
+    ok = validate(PdeTask, dict(kind="pde", pde="burgers", symmetry={"x": "odd"}), "s.yaml", "task")
+    assert ok.symmetry == {"x": "odd"} and validate(PdeTask, ok.model_dump(), "s.yaml", "task") == ok
+    for bad, key in (({"y": "odd"}, "task.symmetry"), ({"x": "skew"}, "task.symmetry"), ("x", "task.symmetry")):
+        with pytest.raises(ScenarioError, match=key) as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", symmetry=bad), "s.yaml", "task")
+        assert "\n" not in str(info.value)
+    for bad in ([1.0, 2.0, 3.0], 0.0, [1.0, -2.0]):
+        with pytest.raises(ScenarioError, match="task.input_gain") as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", input_gain=bad), "s.yaml", "task")
+        assert "\n" not in str(info.value)

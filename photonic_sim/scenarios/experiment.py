@@ -328,7 +328,8 @@ class Experiment:
                                       causal_eps=task.causal_eps, causal_bins=task.causal_bins,
                                       input_gain=task.input_gain, fourier_features=task.fourier_features and
                                       task.fourier_features.model_dump(), eval_loss=task.eval_loss,
-                                      eval_grid=task.eval_grid, sampling=task.sampling, **kw)
+                                      eval_grid=task.eval_grid, sampling=task.sampling,
+                                      symmetry=task.symmetry, **kw)
             else:
                 raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
         return self._task

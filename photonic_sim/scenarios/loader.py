@@ -384,11 +384,13 @@ def _non_finite(obj: Any, path: str = "") -> str | None:
 
 
 def _task_dump(task: Any) -> dict[str, Any]:
-    """The ``task:`` section as resolved; a PDE task's ``fourier_features`` only when set, so the
-    resolved scenarios (and the run identities hashed from them) without it stay as before."""
+    """The ``task:`` section as resolved; a PDE task's ``fourier_features`` and ``symmetry`` only
+    when set, so the resolved scenarios (and the run identities hashed from them) without them
+    stay as before."""
     dump = task.model_dump(mode="json")
-    if "fourier_features" in dump and dump["fourier_features"] is None:
-        dump.pop("fourier_features")
+    for key in ("fourier_features", "symmetry"):
+        if key in dump and dump[key] is None:
+            dump.pop(key)
     return dump
 
 

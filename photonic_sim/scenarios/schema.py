@@ -17,11 +17,12 @@ import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, KEEP, SAMPLINGS, STARTS
+from photonic_sim.training.names import (ESTIMATORS, EVAL_LOSSES, KEEP, PDE_COORDINATES, SAMPLINGS, STARTS,
+                                         SYMMETRIES)
 
 from .errors import ScenarioError, did_you_mean, preview
 
-PDES = ("hjb20", "black_scholes", "burgers", "darcy")
+PDES = tuple(PDE_COORDINATES)
 LOSSES = ("cross_entropy", "mse", "pinn")
 READOUTS = ("intensity", "coherent")
 COMPONENTS = ("devices", "accelerator", "training")
@@ -143,6 +144,7 @@ class PdeTask(_Strict):
     eval_loss: Literal[EVAL_LOSSES] = "mean_square"  # type: ignore[valid-type]  # the score keep: lowest_eval_loss uses
     eval_grid: int = Field(64, ge=2, le=4096)  # dual norms: midpoints per coordinate (eval_grid^dim <= 2^20)
     sampling: Literal[SAMPLINGS] = "uniform"  # type: ignore[valid-type]  # each step's points: uniform or scrambled Sobol
+    symmetry: dict[str, str] | None = None  # {coordinate: odd | even}: the network's symmetric projection
 
     @property
     def io(self) -> tuple[int, int]:
@@ -168,10 +170,23 @@ class PdeTask(_Strict):
         return _one_or_per_coordinate(value, info, lambda h: 0 < h <= 0.5,
                                       "need one number in (0, 0.5] or a list of {dim} of them (one per input coordinate)")
 
-    @field_validator("sigma", "sigma_final", mode="before")
+    @field_validator("symmetry", mode="after")
     @classmethod
-    def _stein_width(cls, value, info):
-        """One finite width > 0, or one per input coordinate of the PDE (PDE_IO, in its order)."""
+    def _symmetry(cls, value, info):
+        """1 .. 8 input coordinates of the PDE (PDE_COORDINATES), each "odd" or "even"."""
+        names = PDE_COORDINATES.get(info.data.get("pde"), ())
+        if value is not None:
+            unknown = [key for key in value if key not in names]
+            if unknown or not 1 <= len(value) <= 8 or any(v not in SYMMETRIES for v in value.values()):
+                raise ValueError(f"need a mapping of 1 .. 8 of the coordinates {', '.join(names)} to "
+                                 f"{' / '.join(SYMMETRIES)}")
+        return value
+
+    @field_validator("sigma", "sigma_final", "input_gain", mode="before")
+    @classmethod
+    def _positive_per_coordinate(cls, value, info):
+        """A Stein width or input gain: one finite number > 0, or one per input coordinate of the
+        PDE (PDE_IO, in its order)."""
         if value is None:
             return value
         return _one_or_per_coordinate(value, info, lambda w: w > 0,
@@ -214,7 +229,7 @@ TaskConfig = Union[DigitsTask, MnistTask, PdeTask, NoneTask, DatasetTask]
 
 # (in_features, out_features) a network needs for each task (PDE inputs: x then t).
 TASK_IO = {"digits": (64, 10), "mnist": (784, 10)}
-PDE_IO = {"hjb20": (21, 1), "black_scholes": (2, 1), "burgers": (2, 1), "darcy": (2, 1)}
+PDE_IO = {name: (len(coordinates), 1) for name, coordinates in PDE_COORDINATES.items()}
 
 
 # ------------------------------------------------------------------ inline model

@@ -9,6 +9,15 @@ SAMPLINGS = ("uniform", "sobol")  # PINNTask sampling: how each step's collocati
 KEEP = ("last", "lowest_eval_loss")  # TrainConfig.keep: which phases a run ends on
 STARTS = ("random", "calibrated")  # recipe start: the initial phases as drawn, or pre-compensated on the calibrated chip
 MAX_EVAL_GRID_POINTS = 1 << 20  # PINNTask eval_grid ** dim, the dual norms' midpoint grid
+SYMMETRIES = ("odd", "even")  # PINNTask symmetry: the network made odd / even in a coordinate
+# The library's PDEs by scenario name, with their input coordinates in order (the PDE classes
+# take their ``names`` from here; the scenario schema its PDE list and input widths).
+PDE_COORDINATES = {
+    "hjb20": tuple(f"x{i + 1}" for i in range(20)) + ("t",),
+    "black_scholes": ("s", "t"),
+    "burgers": ("x", "t"),
+    "darcy": ("x", "y"),
+}
 
 
 def max_eval_grid(dim: int) -> int:

@@ -46,8 +46,8 @@ import torch
 
 from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, SAMPLINGS, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
-from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, causal_weights,
-                                                  dual_norm_sq, midpoint_grid, sobol_points)
+from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, Symmetry,
+                                                  causal_weights, dual_norm_sq, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
@@ -94,7 +94,9 @@ class PINNTask:
     ``names.MAX_EVAL_GRID_POINTS``): the evaluation's loss (module docstring). ``sampling`` (one of
     ``SAMPLINGS``): each step's collocation points uniform (``"uniform"``, the default) or as
     freshly scrambled Sobol points (``"sobol"``, :func:`~photonic_sim.training.pinn_remedies.sobol_points`:
-    uniform marginals, low discrepancy; not with ``resample_pool``). The training step is counted by
+    uniform marginals, low discrepancy; not with ``resample_pool``). ``symmetry`` (a mapping of
+    coordinate names to "odd" / "even"): the model is the network's symmetric projection
+    (:class:`~photonic_sim.training.pinn_remedies.Symmetry`; 2^k chip rows per point). The training step is counted by
     ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
     Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
@@ -116,7 +118,7 @@ class PINNTask:
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
                  causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None,
                  fourier_features: dict | None = None, eval_loss: str = "mean_square", eval_grid: int = 64,
-                 sampling: str = "uniform") -> None:
+                 sampling: str = "uniform", symmetry: dict | None = None) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -175,6 +177,7 @@ class PINNTask:
             self.features = FourierFeatures(d, **fourier_features, gain=None if input_gain is None else gain,
                                             device=self.device)
             self.input_width = self.features.width
+        self.symmetry = None if symmetry is None else Symmetry(self.pde, symmetry)
 
     def _check_width(self, key: str, value):
         """A Stein width: one number > 0 (a float) or one per coordinate (a tuple of d floats)."""
@@ -284,7 +287,8 @@ class PINNTask:
 
     def evaluations_per_point(self, estimator=None) -> int:
         """Chip input rows one collocation point costs per phase setting (loss)."""
-        return (estimator or self.estimator).num_evaluations(1, self.pde.need)
+        images = 1 if self.symmetry is None else self.symmetry.count
+        return (estimator or self.estimator).num_evaluations(1, self.pde.need) * images
 
     def encode(self, x: Tensor) -> Tensor:
         """PDE coordinates x [M, d] → modulator inputs z = g ⊙ (a ⊙ x + b) (module docstring),
@@ -305,7 +309,14 @@ class PINNTask:
         def f(x: Tensor) -> Tensor:
             return chip.measure(self.encode(x), phases, differentiable=differentiable)[..., 0].to(x.dtype)
 
-        return f
+        if self.symmetry is None:
+            return f
+        sym = self.symmetry
+
+        def f_sym(x: Tensor) -> Tensor:  # the images of every point in the same chip call
+            return sym.combine(f(sym.images(x)))
+
+        return f_sym
 
     def sample_batch(self, generator: torch.Generator) -> Tensor:
         """``collocation`` points uniform in the PDE box, [N, d] float64 (on ``device``); with
@@ -380,7 +391,8 @@ class PINNTask:
         """u at x [n, d] (smoothed model when a Stein estimator is used), in chunks."""
         est = self.eval_estimator
         f = self.model(chip, phases[None])  # values only: no autograd graph needed
-        step = max(1, self.eval_rows // est.num_evaluations(1, ("u",)))
+        images = 1 if self.symmetry is None else self.symmetry.count
+        step = max(1, self.eval_rows // (est.num_evaluations(1, ("u",)) * images))
         parts = []
         for start in range(0, x.shape[0], step):
             xc = x[start : start + step]

@@ -62,6 +62,21 @@ A fifth option changes the network's input rather than the loss:
   differences and Stein shift x; autograd runs through sin/cos). B is deterministic from the
   configuration: a resumed run rebuilds the same features, nothing is checkpointed.
 
+A sixth builds a known symmetry of the solution into the network (a hard constraint, as the
+PDE's transform builds in its boundary conditions):
+
+* :class:`Symmetry` (``symmetry: {coordinate: odd | even}``): with R_j the reflection of
+  coordinate j about the middle of the box (x_j → lower_j + upper_j − x_j), the model is the
+  projection of the network onto the functions odd (s_j = −1) or even (s_j = +1) under each
+  named reflection,
+
+      NN_sym(x) = 2^{−k} Σ_{S ⊆ {j_1 … j_k}} (Π_{j ∈ S} s_j) · NN(R_S x),
+
+  for k named coordinates (2^k images of every point, read in the same chip call, so a query
+  costs 2^k times the rows). Burgers' solution is odd in x (its initial profile −sin(πx) is,
+  and the PDE keeps it so): made odd, the network keeps the front at x = 0 by construction. The
+  projection is part of the model function, so every derivative estimator differentiates it.
+
 And one option changes how an evaluation scores the phases, for ``keep: lowest_eval_loss``
 (``TrainConfig.keep``: a run ends on its best-scored evaluation):
 
@@ -90,7 +105,51 @@ import math
 
 import torch
 
+from photonic_sim.training.names import SYMMETRIES
+
 Tensor = torch.Tensor
+
+
+class Symmetry:
+    """The symmetric projection of a network (module docstring) for ``pde``: ``spec`` maps
+    coordinate names of ``pde.names`` to "odd" or "even" (1 .. 8 of them)."""
+
+    def __init__(self, pde, spec: dict) -> None:
+        names = tuple(pde.names)
+        if not isinstance(spec, dict) or not 1 <= len(spec) <= 8 or any(k not in names for k in spec) \
+                or any(v not in SYMMETRIES for v in spec.values()):
+            raise ValueError(f"symmetry: need a mapping of 1 .. 8 of the coordinates {', '.join(names)} "
+                             f"to {' / '.join(SYMMETRIES)}")
+        self.spec = dict(spec)
+        self.dims = [names.index(k) for k in spec]
+        self.centre = [float(pde.lower[j]) + float(pde.upper[j]) for j in self.dims]  # x_j -> centre - x_j
+        k = len(self.dims)
+        self.count = 2**k
+        signs = []
+        for mask in range(self.count):  # image `mask` reflects the coordinates whose bit is set
+            s = 1.0
+            for bit, kind in enumerate(spec.values()):
+                if mask >> bit & 1 and kind == "odd":
+                    s = -s
+            signs.append(s)
+        self.signs = torch.tensor(signs, dtype=torch.float64)
+        d = len(names)
+        self._flip = torch.ones(self.count, d, dtype=torch.float64)  # image i: x * flip[i] + shift[i]
+        self._shift = torch.zeros(self.count, d, dtype=torch.float64)
+        for mask in range(self.count):
+            for bit, (j, c) in enumerate(zip(self.dims, self.centre)):
+                if mask >> bit & 1:
+                    self._flip[mask, j], self._shift[mask, j] = -1.0, c
+
+    def images(self, x: Tensor) -> Tensor:
+        """x [M, d] → its 2^k images [2^k·M, d], image-major (image 0 is x itself)."""
+        flip, shift = self._flip.to(x), self._shift.to(x)
+        return (x.unsqueeze(0) * flip.unsqueeze(1) + shift.unsqueeze(1)).reshape(-1, x.shape[-1])
+
+    def combine(self, values: Tensor) -> Tensor:
+        """values [..., 2^k·M] of the images → NN_sym [..., M]."""
+        v = values.reshape(*values.shape[:-1], self.count, -1)
+        return (v * self.signs.to(v).unsqueeze(-1)).sum(-2) / self.count
 
 
 class SigmaSchedule:

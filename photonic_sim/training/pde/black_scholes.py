@@ -27,6 +27,7 @@ import math
 
 import torch
 
+from ..names import PDE_COORDINATES
 from .base import PDE
 
 
@@ -44,7 +45,7 @@ class BlackScholes(PDE):
     docstring); reference: the analytic call price."""
 
     dim = 2
-    names = ("s", "t")
+    names = PDE_COORDINATES["black_scholes"]
     space_dims = (0,)
 
     def __init__(

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from ..names import PDE_COORDINATES
 from .base import PDE
 
 _XI = np.linspace(-12.0, 12.0, 1201)
@@ -55,7 +56,7 @@ class Burgers(PDE):
     (x, t); initial profile −sin(πx) and zero boundaries built in; reference: Cole–Hopf."""
 
     dim = 2
-    names = ("x", "t")
+    names = PDE_COORDINATES["burgers"]
     space_dims = (0,)
     lower = (-1.0, 0.0)
     upper = (1.0, 1.0)

@@ -24,6 +24,7 @@ import torch
 from scipy.interpolate import RectBivariateSpline
 from scipy.sparse.linalg import spsolve
 
+from ..names import PDE_COORDINATES
 from .base import PDE
 
 
@@ -62,7 +63,7 @@ class Darcy(PDE):
     zero boundary built in; reference: Richardson-combined finite differences."""
 
     dim = 2
-    names = ("x", "y")
+    names = PDE_COORDINATES["darcy"]
     space_dims = (0, 1)
     lower = (0.0, 0.0)
     upper = (1.0, 1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..names import PDE_COORDINATES
 from .base import PDE
 
 
@@ -22,7 +23,7 @@ class HJB(PDE):
     coef = 0.05
     source = 2.0
     dim = n_space + 1
-    names = tuple(f"x{i + 1}" for i in range(n_space)) + ("t",)
+    names = PDE_COORDINATES["hjb20"]  # x1 … x20, t
     space_dims = tuple(range(n_space))
     lower = (0.0,) * dim
     upper = (1.0,) * dim
