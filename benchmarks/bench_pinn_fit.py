@@ -17,14 +17,11 @@ the task's relative L2 on its test points five times per run.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_pinn  # noqa: E402  (the cases, their networks and chips)
+import bench_pinn  # the cases, their networks and chips (benchmarks/ is the script's folder)
 
 
 def main(argv=None) -> int:
