@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from photonic_sim.cores.spec import ACTIVATIONS
 from photonic_sim.training.names import (ESTIMATORS, EVAL_LOSSES, KEEP, PDE_COORDINATES, SAMPLINGS, STARTS,
-                                         SYMMETRIES)
+                                         symmetry_problem)
 
 from .errors import ScenarioError, did_you_mean, preview
 
@@ -174,12 +174,9 @@ class PdeTask(_Strict):
     @classmethod
     def _symmetry(cls, value, info):
         """1 .. 8 input coordinates of the PDE (PDE_COORDINATES), each "odd" or "even"."""
-        names = PDE_COORDINATES.get(info.data.get("pde"), ())
-        if value is not None:
-            unknown = [key for key in value if key not in names]
-            if unknown or not 1 <= len(value) <= 8 or any(v not in SYMMETRIES for v in value.values()):
-                raise ValueError(f"need a mapping of 1 .. 8 of the coordinates {', '.join(names)} to "
-                                 f"{' / '.join(SYMMETRIES)}")
+        problem = None if value is None else symmetry_problem(PDE_COORDINATES.get(info.data.get("pde"), ()), value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("sigma", "sigma_final", "input_gain", mode="before")

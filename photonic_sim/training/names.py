@@ -20,6 +20,15 @@ PDE_COORDINATES = {
 }
 
 
+def symmetry_problem(names, spec) -> str | None:
+    """Why ``spec`` is not a PINNTask ``symmetry`` for a PDE with coordinates ``names`` (1 .. 8
+    of them mapped to one of ``SYMMETRIES``), or None when it is."""
+    if isinstance(spec, dict) and 1 <= len(spec) <= 8 and all(k in names for k in spec) \
+            and all(v in SYMMETRIES for v in spec.values()):
+        return None
+    return f"need a mapping of 1 .. 8 of the coordinates {', '.join(names)} to {' / '.join(SYMMETRIES)}"
+
+
 def max_eval_grid(dim: int) -> int:
     """The largest ``eval_grid`` G with G^dim <= MAX_EVAL_GRID_POINTS (1 when none >= 2 fits)."""
     g = 1

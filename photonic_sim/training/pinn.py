@@ -178,6 +178,7 @@ class PINNTask:
                                             device=self.device)
             self.input_width = self.features.width
         self.symmetry = None if symmetry is None else Symmetry(self.pde, symmetry)
+        self.images_per_point = 1 if self.symmetry is None else self.symmetry.count  # chip rows per model point
 
     def _check_width(self, key: str, value):
         """A Stein width: one number > 0 (a float) or one per coordinate (a tuple of d floats)."""
@@ -287,8 +288,7 @@ class PINNTask:
 
     def evaluations_per_point(self, estimator=None) -> int:
         """Chip input rows one collocation point costs per phase setting (loss)."""
-        images = 1 if self.symmetry is None else self.symmetry.count
-        return (estimator or self.estimator).num_evaluations(1, self.pde.need) * images
+        return (estimator or self.estimator).num_evaluations(1, self.pde.need) * self.images_per_point
 
     def encode(self, x: Tensor) -> Tensor:
         """PDE coordinates x [M, d] → modulator inputs z = g ⊙ (a ⊙ x + b) (module docstring),
@@ -391,8 +391,7 @@ class PINNTask:
         """u at x [n, d] (smoothed model when a Stein estimator is used), in chunks."""
         est = self.eval_estimator
         f = self.model(chip, phases[None])  # values only: no autograd graph needed
-        images = 1 if self.symmetry is None else self.symmetry.count
-        step = max(1, self.eval_rows // (est.num_evaluations(1, ("u",)) * images))
+        step = max(1, self.eval_rows // (est.num_evaluations(1, ("u",)) * self.images_per_point))
         parts = []
         for start in range(0, x.shape[0], step):
             xc = x[start : start + step]

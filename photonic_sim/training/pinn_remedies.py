@@ -105,7 +105,7 @@ import math
 
 import torch
 
-from photonic_sim.training.names import SYMMETRIES
+from photonic_sim.training.names import symmetry_problem
 
 Tensor = torch.Tensor
 
@@ -116,30 +116,21 @@ class Symmetry:
 
     def __init__(self, pde, spec: dict) -> None:
         names = tuple(pde.names)
-        if not isinstance(spec, dict) or not 1 <= len(spec) <= 8 or any(k not in names for k in spec) \
-                or any(v not in SYMMETRIES for v in spec.values()):
-            raise ValueError(f"symmetry: need a mapping of 1 .. 8 of the coordinates {', '.join(names)} "
-                             f"to {' / '.join(SYMMETRIES)}")
-        self.spec = dict(spec)
-        self.dims = [names.index(k) for k in spec]
-        self.centre = [float(pde.lower[j]) + float(pde.upper[j]) for j in self.dims]  # x_j -> centre - x_j
-        k = len(self.dims)
-        self.count = 2**k
-        signs = []
-        for mask in range(self.count):  # image `mask` reflects the coordinates whose bit is set
-            s = 1.0
-            for bit, kind in enumerate(spec.values()):
-                if mask >> bit & 1 and kind == "odd":
-                    s = -s
-            signs.append(s)
-        self.signs = torch.tensor(signs, dtype=torch.float64)
-        d = len(names)
-        self._flip = torch.ones(self.count, d, dtype=torch.float64)  # image i: x * flip[i] + shift[i]
-        self._shift = torch.zeros(self.count, d, dtype=torch.float64)
+        problem = symmetry_problem(names, spec)
+        if problem:
+            raise ValueError(f"symmetry: {problem}")
+        self.count = 2 ** len(spec)
+        # image `mask` reflects the named coordinates whose bit is set: x * flip + shift, sign s
+        self.signs = torch.ones(self.count, dtype=torch.float64)
+        self._flip = torch.ones(self.count, len(names), dtype=torch.float64)
+        self._shift = torch.zeros(self.count, len(names), dtype=torch.float64)
         for mask in range(self.count):
-            for bit, (j, c) in enumerate(zip(self.dims, self.centre)):
+            for bit, (name, kind) in enumerate(spec.items()):
                 if mask >> bit & 1:
-                    self._flip[mask, j], self._shift[mask, j] = -1.0, c
+                    j = names.index(name)
+                    self._flip[mask, j], self._shift[mask, j] = -1.0, float(pde.lower[j]) + float(pde.upper[j])
+                    if kind == "odd":
+                        self.signs[mask] = -self.signs[mask]
 
     def images(self, x: Tensor) -> Tensor:
         """x [M, d] → its 2^k images [2^k·M, d], image-major (image 0 is x itself)."""
