@@ -469,9 +469,14 @@ class Chip:
         if (not differentiable and self._xtalk.layout == torch.sparse_coo and ph.device.type == "cpu"
                 and self._xtalk_groups == nb
                 and _fused.realise_kernel() is not None):  # the ops below in one C pass, same bits
-            out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
-                                 self._realise_consts)
-            return self._with_noise(self._dynamics(out) if self._dyn_on else out, ph)
+            if self._dyn_on:
+                out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
+                                     self._realise_consts)
+                return self._with_noise(self._dynamics(out), ph)
+            std = self._shifter.dynamic_noise_std  # the noise of _with_noise and its cat, in the same pass
+            noise = self._noise_draws((p, span)) if std > 0 else None
+            return _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
+                                  self._realise_consts, noise, std, ph[:, span:])
         quant = ps.quantize_mixed(target, self._is_sigma)
         if differentiable:  # straight-through: the FO baseline sees the quantizer as identity
             quant = target + (quant - target).detach()
@@ -539,9 +544,12 @@ class Chip:
         draws them ~8× faster than float64), cast to float64."""
         std = self._shifter.dynamic_noise_std
         if std > 0:
-            out = out + std * torch.randn(out.shape, generator=self._gen, dtype=torch.float32,
-                                          device=out.device).to(out.dtype)
+            out = out + std * self._noise_draws(out.shape).to(out.dtype)
         return torch.cat((out, ph[:, self._block_span:]), 1)
+
+    def _noise_draws(self, shape: tuple[int, ...]) -> Tensor:
+        """Standard normals of the dynamic phase noise (float32, from the chip's generator)."""
+        return torch.randn(shape, generator=self._gen, dtype=torch.float32, device=self.device)
 
 
     # ------------------------------------------------------------------ in-situ taps

@@ -334,8 +334,8 @@ def test_strategies_only_see_the_closure(name, monkeypatch):
     assert not torch.equal(result.phases, start) or name == "mixedtrain"
 
 
-@pytest.mark.parametrize("bits", [8, 3])
-def test_realise_kernel_equals_torch_ops_bit_for_bit(bits, monkeypatch):
+@pytest.mark.parametrize("bits,noise", [(8, 0.0), (3, 0.0), (8, 0.02)])
+def test_realise_kernel_equals_torch_ops_bit_for_bit(bits, noise, monkeypatch):
     """With a sparse crosstalk K (the kernel model) the realisation before the dynamic noise
     runs as one C pass (``circuits._fused.realise``): the same bits as the torch ops
     (``quantize_mixed``, drive law, ``apply_crosstalk``, bias) for targets in and out of
@@ -346,7 +346,7 @@ def test_realise_kernel_equals_torch_ops_bit_for_bit(bits, monkeypatch):
     if _fused.realise_kernel() is None:
         pytest.skip(f"realise kernel unavailable: {_fused.unavailable_reason()}")
     net, ph = network()
-    dev = card(**{"phase_shifter.bits": bits})
+    dev = card(**{"phase_shifter.bits": bits, "phase_shifter.dynamic_noise_std": noise})
     g = torch.Generator().manual_seed(5)
     span = net.num_blocks * net.block.num_phases
     rows = [ph + 0.3 * torch.randn(ph.numel(), generator=g, dtype=torch.float64) for _ in range(3)]
@@ -360,8 +360,14 @@ def test_realise_kernel_equals_torch_ops_bit_for_bit(bits, monkeypatch):
     assert fast._xtalk.layout == torch.sparse_coo
     a = fast._realise(target, False)
     monkeypatch.setattr(_fused, "realise_kernel", lambda: None)
-    b = Chip(net, dev, seed=9, dtype=torch.float64)._realise(target, False)
-    assert torch.equal(a, b)
+    slow = Chip(net, dev, seed=9, dtype=torch.float64)
+    b = slow._realise(target, False)
+    assert torch.equal(a.view(torch.int64), b.view(torch.int64))  # the same bits, signed zeros too
+    assert torch.equal(fast._gen.get_state(), slow._gen.get_state())  # the same draws taken
+    if noise:  # the noise is there: the realisation differs from the noise-free one
+        quiet = Chip(net, card(**{"phase_shifter.bits": bits}), seed=9, dtype=torch.float64)._realise(target, False)
+        spread = (a - quiet)[:, :span].std().item()
+        assert 0.5 * noise < spread < 1.5 * noise
 
 
 def test_torch_path_in_chunks_equals_one_pass(monkeypatch):

@@ -542,8 +542,9 @@ def test_bad_inputs_raise():
 def test_wrap_kernel_equals_torch_formula_bit_for_bit():
     """``circuits._fused.wrap`` (the C pass ``estimators.wrap`` uses for float64 CPU rows)
     gives the torch formula's bits: remainder, r >= p → r − p, entries with a period that is
-    NaN, 0, negative or infinite kept; edge values (±0, ±tiny, ±2π, NaN, inf), values many
-    turns out, strided rows and random periods."""
+    NaN, 0, negative or infinite kept; edge values (±0, ±tiny, ±2π, NaN, inf), both ends of
+    the kernel's branch-free range (−p, 2p) and their neighbours, values many turns out,
+    strided rows and random periods."""
     from photonic_sim.circuits import _fused
 
     if _fused.realise_kernel() is None:
@@ -564,6 +565,10 @@ def test_wrap_kernel_equals_torch_formula_bit_for_bit():
         x = (torch.rand(9, 300, dtype=torch.float64, generator=g) * 2 - 0.5) * 6.3 * scale
         x[0, :8] = torch.tensor([-1e-300, 2 * math.pi, -0.0, float("nan"), float("inf"), -2 * math.pi, math.pi,
                                  -1e-17], dtype=torch.float64)
+        zero = torch.zeros((), dtype=torch.float64)  # the kernel's branch-free range (−p, 2p): its ends
+        x[1], x[2] = -per, 2 * per
+        x[3], x[4] = torch.nextafter(-per, zero), torch.nextafter(2 * per, zero)
+        x[5], x[6] = torch.nextafter(-per, -2 * per), torch.nextafter(2 * per, 3 * per)
         for rows in (x, x[::2]):
             a, b = formula(rows, per), _fused.wrap(rows, per)
             assert torch.equal(a.isnan(), b.isnan()) and torch.equal(torch.signbit(a), torch.signbit(b))

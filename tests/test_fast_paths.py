@@ -174,3 +174,33 @@ def test_attenuator_with_loss_equals_general_mzi_path(cdt, shape):
     assert torch.equal(got, want)
     ideal = torch.sin(0.5 * theta) * 10.0 ** (-loss / 20.0)  # float64 closed form
     assert (got - ideal).abs().max() < (1e-14 if cdt == torch.complex128 else 1e-6)
+
+
+# ------------------------------------------------------------------ a chip's static loss, kept
+def test_static_loss_amplitudes_follow_the_tensor_and_stay_checked():
+    """A chip passes the same static loss tensors on every call; the meshes keep their
+    amplitudes and the attenuators theirs (``Mesh._amplitudes``, ``svd._static``). Kept
+    values must follow the tensor: changed in place, the block is what a fresh tensor with
+    the new values gives (exactly), not the old block; a negative loss written in place is
+    refused as on a first call; a different tensor with the same values gives the same bits."""
+    from photonic_sim.circuits.svd import SVDBlock
+
+    blk = SVDBlock(4, 4)
+    gen = torch.Generator().manual_seed(3)
+    ph = torch.rand(5, blk.num_phases, generator=gen, dtype=torch.float64) * 6
+    loss = {part: torch.rand(sl.stop - sl.start, generator=gen, dtype=torch.float64) for part, sl in
+            blk.mzi_slices.items()}
+    first = blk.matrix(ph, loss_db=loss)
+    assert torch.equal(blk.matrix(ph, loss_db=loss), first)  # kept: the same bits
+    assert torch.equal(blk.matrix(ph, loss_db={k: v.clone() for k, v in loss.items()}), first)
+    for part in ("U", "S", "V"):  # each part's kept amplitudes follow an in-place change
+        loss[part].mul_(3.0)
+        fresh = blk.matrix(ph, loss_db={k: v.clone() for k, v in loss.items()})
+        again = blk.matrix(ph, loss_db=loss)
+        assert torch.equal(again, fresh) and not torch.allclose(again, first)
+        first = again
+    for part in ("U", "S"):
+        loss[part][0] = -1.0
+        with pytest.raises(ValueError, match="loss_db"):
+            blk.matrix(ph, loss_db=loss)
+        loss[part][0] = 0.5

@@ -301,13 +301,15 @@ def _cache_dir() -> Path:
 _REALISE_SOURCE = r"""
 #include <stdint.h>
 #include <math.h>
+#include <float.h>
 /* Realised heater phases of a chip's blocks (``photonic_sim.chip.Chip._realise`` without the
    dynamic noise), the same operations in the same order as its torch ops, so the same bits:
    t: targets [P][nb][bp] (row stride ts); sigma[bp]: 1 for a Sigma attenuator; g[nb bp]:
    gamma scale; bias[nb bp]; xr, xc, xv: the block-local crosstalk K in COO order (nnz
    entries: Dphi_xr += K phi_xc, applied in entry order as torch's index_add); q: 2 pi,
-   pi, mesh levels 2^b, 2 pi / 2^b, pi / (2^b - 1), gamma, V_max. out [P][nb][bp];
-   work: 2 bp doubles. */
+   pi, mesh levels 2^b, 2 pi / 2^b, pi / (2^b - 1), gamma, V_max. out [P][nb][bp] at row
+   stride os; z (or NULL): float32 normals [P][nb][bp], zstd * (double) z added last (the
+   dynamic noise); work: 2 bp doubles. */
 static double rem_2pi(double x, double p) /* torch.remainder(x, p), p > 0: fmod, then + p if negative (any p) */
 {
     if (x >= 0 && x < p) return x; /* fmod(x, p) == x exactly */
@@ -320,18 +322,35 @@ static double rem_2pi(double x, double p) /* torch.remainder(x, p), p > 0: fmod,
    and > 0 (torch.remainder, then r >= p -> r - p), else x as it is; out [R][d]. */
 void wrap_c128(int64_t R, int64_t d, const double *x, int64_t xs, const double *periods, double *out)
 {
-    for (int64_t i = 0; i < R; ++i)
+    /* Branch-free for -p < v < 2p, where torch.remainder(v, p) is v + p (v < 0), v - p (v >= p:
+       exact, Sterbenz) or v; the rare other values (and NaN) are redone through fmod after the
+       row. The loop over a row vectorises. */
+    for (int64_t i = 0; i < R; ++i) {
+        const double *xv = x + i * xs;
+        double *o = out + i * d;
+        int slow = 0;
         for (int64_t j = 0; j < d; ++j) {
-            const double v = x[i * xs + j], p = periods[j];
-            if (!(isfinite(p) && p > 0)) { out[i * d + j] = v; continue; }
-            const double r = rem_2pi(v, p);
-            out[i * d + j] = r >= p ? r - p : r;
+            const double v = xv[j], p = periods[j];
+            const int ok = (p > 0) & (p <= DBL_MAX); /* finite and > 0 (NaN: no) */
+            double r = v < 0 ? v + p : (v >= p ? v - p : v);
+            r = r >= p ? r - p : r;
+            o[j] = ok ? r : v;
+            slow |= ok & !((v > -p) & (v < 2 * p));
         }
+        if (slow)
+            for (int64_t j = 0; j < d; ++j) {
+                const double v = xv[j], p = periods[j];
+                if (!(isfinite(p) && p > 0) || ((v > -p) & (v < 2 * p))) continue;
+                const double r = rem_2pi(v, p);
+                o[j] = r >= p ? r - p : r;
+            }
+    }
 }
 
 void realise_c128(int64_t P, int64_t nb, int64_t bp, const double *t, int64_t ts, const uint8_t *sigma,
                   const double *g, const double *bias, int64_t nnz, const int64_t *xr, const int64_t *xc,
-                  const double *xv, const double *q, double *out, double *work)
+                  const double *xv, const double *q, double *out, double *work, int64_t os, const float *z,
+                  double zstd)
 {
     const double two_pi = q[0], pi = q[1], levels = q[2], step_u = q[3], step_s = q[4], gamma = q[5], vmax = q[6];
     double *h = work, *smask = work + bp; /* smask: 1 on a Sigma attenuator (a double: the loop vectorises) */
@@ -340,7 +359,7 @@ void realise_c128(int64_t P, int64_t nb, int64_t bp, const double *t, int64_t ts
         for (int64_t b = 0; b < nb; ++b) {
             const double *tb = t + p * ts + b * bp;
             const double *gb = g + b * bp, *bb = bias + b * bp;
-            double *o = out + (p * nb + b) * bp;
+            double *o = out + p * os + b * bp;
             int slow = 0; /* any target outside [0, 2 pi): those go through rem_2pi (fmod) */
             for (int64_t j = 0; j < bp; ++j) {
                 const double x = tb[j];
@@ -363,6 +382,10 @@ void realise_c128(int64_t P, int64_t nb, int64_t bp, const double *t, int64_t ts
             for (int64_t j = 0; j < bp; ++j) o[j] = h[j];
             for (int64_t e = 0; e < nnz; ++e) o[xr[e]] += h[xc[e]] * xv[e];
             for (int64_t j = 0; j < bp; ++j) o[j] = o[j] + bb[j];
+            if (z) { /* + the dynamic noise: std * z with z widened to double (torch's ops), added */
+                const float *zb = z + (p * nb + b) * bp;
+                for (int64_t j = 0; j < bp; ++j) o[j] = o[j] + zstd * (double)zb[j];
+            }
         }
 }
 """
@@ -375,13 +398,18 @@ def realise_kernel() -> ctypes.CDLL | None:
 
 
 def realise(target: Tensor, sigma: Tensor, gamma_scale: Tensor, bias: Tensor, xtalk: Tensor,
-            consts: tuple[float, ...]) -> Tensor:
+            consts: tuple[float, ...], noise: Tensor | None = None, std: float = 0.0,
+            tail: Tensor | None = None) -> Tensor:
     """Heater phases with crosstalk and bias [P, nb·bp] (float64) of block targets ``target``
     [P, nb·bp] (rows may be strided), as ``Chip._realise``'s torch ops compute them, bit for bit
     (tests/test_chip.py): ``PhaseShifter.quantize_mixed`` with the bool pattern ``sigma`` [bp]
     of one block, ``voltage``, ``phase`` with ``gamma_scale`` [nb·bp], ``apply_crosstalk``
     with the sparse COO K [bp, bp] ``xtalk``, + ``bias`` [nb·bp]. ``consts``: 2π, π, 2^b,
-    2π/2^b, π/(2^b − 1), γ, V_max. CPU float64, no autograd; ``realise_kernel()`` not None."""
+    2π/2^b, π/(2^b − 1), γ, V_max. ``noise`` (float32 [P, nb·bp] or None): + ``std · noise``
+    as torch computes ``out + std * noise.to(float64)`` (in float64); ``tail``
+    ([P, T] float64 or None): appended as the last T columns (``torch.cat``), so the result is
+    the chip's whole control vector in one allocation. CPU float64, no autograd;
+    ``realise_kernel()`` not None."""
     lib = realise_kernel()
     p, span = target.shape
     bp = sigma.numel()
@@ -391,11 +419,16 @@ def realise(target: Tensor, sigma: Tensor, gamma_scale: Tensor, bias: Tensor, xt
     rows, cols = (i.contiguous() for i in k.indices())
     vals = k.values().to(torch.float64).contiguous()
     sig = sigma.to(torch.uint8).contiguous()
-    out = torch.empty(p, span, dtype=torch.float64)
+    width = span + (0 if tail is None else tail.shape[1])
+    out = torch.empty(p, width, dtype=torch.float64)
+    if tail is not None and tail.shape[1]:
+        out[:, span:] = tail
+    z = None if noise is None else noise.contiguous()
     q = (ctypes.c_double * 7)(*consts)
     lib.realise_c128(p, span // bp, bp, target.data_ptr(), target.stride(0), sig.data_ptr(),
                      gamma_scale.contiguous().data_ptr(), bias.contiguous().data_ptr(), vals.numel(),
-                     rows.data_ptr(), cols.data_ptr(), vals.data_ptr(), q, out.data_ptr(), _work(16 * bp))
+                     rows.data_ptr(), cols.data_ptr(), vals.data_ptr(), q, out.data_ptr(), _work(16 * bp),
+                     width, None if z is None else z.data_ptr(), float(std))
     return out
 
 
@@ -418,7 +451,7 @@ def _load_realise() -> tuple[ctypes.CDLL | None, str | None]:
         lib.realise_c128.restype = None
         lib.realise_c128.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 3
                                      + [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.POINTER(ctypes.c_double)]
-                                     + [ctypes.c_void_p] * 2)
+                                     + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_double])
         lib.wrap_c128.restype = None
         lib.wrap_c128.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2
     return lib, why

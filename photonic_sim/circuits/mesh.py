@@ -246,10 +246,7 @@ class Mesh:
             n, lead = self.n, phases.shape[:-1]
             amp = None
             if kappa is None and loss_db is not None:  # ideal couplers with loss: the kernel scales
-                loss = self._loss_tensor(loss_db, _real_dtype(cdtype), phases.device)
-                if torch.broadcast_shapes(loss.shape[:-1], lead) == lead:  # loss_db does not widen the batch
-                    amp = (10.0 ** (-loss / 20.0)).expand(*lead, self.num_mzis).reshape(-1, self.num_mzis)
-                    amp = amp[:1] if amp.stride(0) == 0 else amp  # one row shared by every setting
+                amp = self._amplitudes(loss_db, _real_dtype(cdtype), phases.device, lead)
             if kappa is None and (loss_db is None or amp is not None):
                 e = _unit_phasor(phases, cdtype).reshape(-1, self.num_phases)
                 return _fused.build_ideal(self._tops(), e, n, amp).reshape(*lead, n, n)
@@ -462,6 +459,25 @@ class Mesh:
         coefs = mzi_coefficients_from_phasors(e[..., :m], e[..., m : 2 * m], kappa1=kappa1, kappa2=kappa2, loss_db=loss)
         return coefs, e[..., 2 * m :]
 
+
+    def _amplitudes(self, loss_db, rdt: torch.dtype, device: torch.device, lead: tuple) -> Tensor | None:
+        """The MZIs' loss amplitudes 10^(−IL/20) of ``loss_db`` for ``_build``'s kernel, [rows, M]
+        for phases of batch shape ``lead`` (one row when every setting shares them), or None when
+        ``loss_db`` widens the batch. A chip passes the same static loss tensor on every call:
+        the result is kept per (tensor, its version, dtype, device, lead), so the checks and
+        the power are done once, not once per call (the same values)."""
+        key = (id(loss_db), getattr(loss_db, "_version", None), rdt, device, tuple(lead))
+        held = self._cache.get("amp")
+        if held is not None and held[0] == key and held[1] is loss_db:
+            return held[2]
+        loss = self._loss_tensor(loss_db, rdt, device)
+        amp = None
+        if torch.broadcast_shapes(loss.shape[:-1], lead) == lead:  # loss_db does not widen the batch
+            amp = (10.0 ** (-loss / 20.0)).expand(*lead, self.num_mzis).reshape(-1, self.num_mzis)
+            amp = amp[:1] if amp.stride(0) == 0 else amp  # one row shared by every setting
+        if isinstance(loss_db, Tensor) and not loss_db.requires_grad:
+            self._cache["amp"] = (key, loss_db, amp)
+        return amp
 
     def _loss_tensor(self, loss_db, rdt: torch.dtype, device: torch.device) -> Tensor:
         """``loss_db`` (dB per MZI) as a checked ``rdt`` tensor broadcastable to [..., M]."""

@@ -66,27 +66,59 @@ def attenuator_transmission(
         if bool(((k < 0) | (k > 1) | torch.isnan(k)).any()):
             raise ValueError("kappa (coupler power ratio) must lie in [0, 1]")
         kappa1, kappa2 = k[..., 0], k[..., 1]
-    loss = 0.0 if loss_db is None else torch.as_tensor(loss_db, dtype=rdt, device=theta.device)
-    if loss_db is not None and bool(((loss < 0) | torch.isnan(loss)).any()):
-        raise ValueError("loss_db (insertion loss per attenuator, dB) must be >= 0")
     if kappa is None and loss_db is not None and not (torch.is_grad_enabled() and theta.requires_grad):
-        # ideal couplers with loss, no autograd: the T00 of the line below without the other three
-        # entries, by the same ops on the same tensors (e^{iφ} = 1 + 0i for φ = 0, so −e^{iφ}·T11 is
-        # T11 × (−1 − 0i): the same products) then × 10^(−IL/20): the same bits at a third of the
-        # ops. T00 is then held, like mzi_matrix's [..., 0, 0], as a view with stride 4: torch
-        # multiplies it by push_pull below in its scalar loop (fused multiply-add), not the vector one
+        # ideal couplers with loss, no autograd: the T00 of the general path below without the
+        # other three entries, by the same ops on the same tensors (e^{iφ} = 1 + 0i for φ = 0, so
+        # −e^{iφ}·T11 is T11 × (−1 − 0i): the same products) then × 10^(−IL/20): the same bits at a
+        # third of the ops. T00 is then held, like mzi_matrix's [..., 0, 0], as a view with stride
+        # 4: torch multiplies it by push_pull below in its scalar loop (fused multiply-add), not
+        # the vector one. A chip's static loss tensor is checked and raised to its amplitude once
+        # (``_static``), not on every call.
+        amp = _static("attenuator amplitude", loss_db, rdt, theta.device,
+                      lambda: 10.0 ** (-_checked_loss(loss_db, rdt, theta.device) / 20.0))
         e = torch.complex(torch.cos(theta), torch.sin(theta)).to(dtype)
-        t00 = (1.0 - e) * 0.5 * torch.tensor(complex(-1.0, -0.0), dtype=dtype, device=theta.device)
-        t00 = t00 * 10.0 ** (-loss / 20.0)
+        t00 = (1.0 - e) * 0.5 * _static("-1-0i", None, dtype, theta.device,
+                                       lambda: torch.tensor(complex(-1.0, -0.0), dtype=dtype, device=theta.device))
+        t00 = t00 * amp
         held = torch.empty(*t00.shape, 4, dtype=dtype, device=theta.device)
         held[..., 0] = t00
         t00 = held[..., 0]
     else:
+        loss = 0.0 if loss_db is None else _checked_loss(loss_db, rdt, theta.device)
         t00 = mzi_matrix(theta, torch.zeros_like(theta), kappa1=kappa1, kappa2=kappa2, loss_db=loss,
                          dtype=dtype)[..., 0, 0]
     # diag(e^{iθ/2}, e^{-iθ/2}) = e^{-iθ/2} · diag(e^{iθ}, 1)
     push_pull = torch.polar(torch.ones_like(theta), -0.5 * theta).to(dtype)
     return t00 * push_pull / 1j
+
+
+def _checked_loss(loss_db, rdt: torch.dtype, device) -> Tensor:
+    loss = torch.as_tensor(loss_db, dtype=rdt, device=device)
+    if bool(((loss < 0) | torch.isnan(loss)).any()):
+        raise ValueError("loss_db (insertion loss per attenuator, dB) must be >= 0")
+    return loss
+
+
+_STATIC: dict = {}
+
+
+def _static(what: str, source, dtype: torch.dtype, device, compute):
+    """``compute()``, kept while the same ``source`` tensor (e.g. a chip's static loss, the same
+    object on every call) comes back unchanged (same ``_version``) with the same dtype and
+    device; None ``source``: kept per (what, dtype, device). A float source or one that needs
+    autograd is computed every time."""
+    if source is not None and (not isinstance(source, Tensor) or source.requires_grad):
+        return compute()
+    key = (what, id(source), dtype, str(device))
+    version = None if source is None else source._version
+    held = _STATIC.get(key)
+    if held is not None and held[0] is source and held[1] == version:
+        return held[2]
+    value = compute()
+    if len(_STATIC) >= 64:  # a bound: sources that come and go do not accumulate
+        _STATIC.clear()
+    _STATIC[key] = (source, version, value)
+    return value
 
 
 class SVDBlock:

@@ -192,12 +192,17 @@ def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.
         g = coef @ u / q
         return g if k == m else g * (m / k)  # sparse: E[uuᵀ] = (k/m)·I
 
+    step = mu * u  # once for both signs; the rows are written in place (no cat): the same values
+    batch = torch.empty(q * (2 if two_sided else 1) + (0 if two_sided else 1), d, dtype=theta.dtype,
+                        device=theta.device)
     if two_sided:
-        batch = torch.cat([theta + mu * u, theta - mu * u])
+        torch.add(theta, step, out=batch[:q])
+        torch.sub(theta, step, out=batch[q:])
         losses = evaluate(closure, wrap(batch, periods))
         coef = (losses[:q] - losses[q:]) / (2 * mu)
         return Estimate(estimate(coef), losses.mean())
-    batch = torch.cat([theta[None], theta + mu * u])
+    batch[0] = theta
+    torch.add(theta, step, out=batch[1:])
     losses = evaluate(closure, wrap(batch, periods))
     coef = (losses[1:] - losses[0]) / mu
     return Estimate(estimate(coef), losses[0])
