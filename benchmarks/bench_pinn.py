@@ -257,6 +257,7 @@ DIAGNOSIS_CASES["burgers_zo_fd_odd"] = dict(
     task_options=dict(DIAGNOSIS_CASES["burgers_zo_fd_gain50_causal"]["task_options"], symmetry={"x": "odd"}))
 # ... on the 4.5x wider network, which fits the solution itself better (bench_pinn_fit.py --wide).
 DIAGNOSIS_CASES["burgers_wide_fo_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_odd"], spec=BURGERS_WIDE)
+DIAGNOSIS_CASES["burgers_wide_zo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], spec=BURGERS_WIDE)
 OPT_IN_CASES = tuple(DIAGNOSIS_CASES)  # run only when named in --cases (not in the default list)
 
 

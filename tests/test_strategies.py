@@ -777,3 +777,25 @@ def test_directions_on_the_cpu_are_the_generators_own_draws():
         elif dist == "sphere":
             want = want / want.norm(dim=1, keepdim=True) * 3.0
         assert torch.equal(a, want), dist
+
+
+@pytest.mark.parametrize("two_sided", [True, False])
+def test_rge_rows_are_the_formula_and_work_with_autograd_on_theta(two_sided):
+    """``rge`` writes its query rows in place: they are exactly θ ± μu (two-sided) or θ, θ + μu
+    (one-sided) as the closure sees them, and a θ that requires grad (autograd on) gives the
+    same estimate as a detached one."""
+    d, q, mu = 40, 5, 0.02
+    theta = torch.rand(d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    seen = []
+
+    def closure(rows):
+        seen.append(rows.detach().clone())
+        return (rows ** 2).sum(1)
+
+    e = est.rge(closure, theta, q=q, mu=mu, generator=torch.Generator().manual_seed(2), two_sided=two_sided)
+    u = torch.randn(q, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    want = torch.cat([theta + mu * u, theta - mu * u]) if two_sided else torch.cat([theta[None], theta + mu * u])
+    assert torch.equal(seen[0], want)
+    leaf = theta.clone().requires_grad_()
+    e2 = est.rge(closure, leaf, q=q, mu=mu, generator=torch.Generator().manual_seed(2), two_sided=two_sided)
+    assert torch.equal(e2.grad.detach(), e.grad) and torch.equal(seen[1], want)

@@ -32,10 +32,13 @@ and the per-thread work buffer (``_work``) is shared by them (calls in one threa
 Phase kernels. A second small library (``realise_kernel()``) holds two per-setting passes that
 replace chains of elementwise torch ops with the same operations in the same order (same
 bits, tests/test_chip.py and tests/test_circuits.py): ``realise`` (a chip's phase
-realisation before its dynamic noise: quantization, drive law, sparse crosstalk, bias; used
-by ``Chip._realise``) and ``wrap`` (an estimator's rows modulo their periods; used by
-``training.strategies.estimators.wrap``). Both compute ``torch.remainder`` only for values
-outside [0, period), where it is not the value itself.
+realisation: quantization, drive law, sparse crosstalk, bias, and, when the chip has no
+drift or thermal settling, its dynamic noise and the controls past the blocks, so the whole
+control vector is written in one pass; used by ``Chip._realise``) and ``wrap`` (an
+estimator's rows modulo their periods; used by ``training.strategies.estimators.wrap``).
+``realise`` computes ``torch.remainder`` (``fmod``) only for values outside [0, 2π), ``wrap``
+in closed form for −p < v < 2p (v + p, v − p or v: a loop that vectorises) and through
+``fmod`` beyond.
 """
 
 from __future__ import annotations

@@ -172,6 +172,22 @@ def sparse_directions(q: int, m: int, nnz: int, *, dist: str, generator: torch.G
     return torch.zeros(q, m, dtype=dtype, device=generator.device).scatter_(1, pos, values)
 
 
+def _rows(theta: Tensor, parts: list, n: int, d: int) -> Tensor:
+    """The [n, d] query rows ``cat([op(a, b) or a for a, b, op in parts])``, written in place
+    into one buffer (no ``cat`` copy: the same values); with autograd on θ, the ``cat`` itself."""
+    if torch.is_grad_enabled() and theta.requires_grad:
+        return torch.cat([a if op is None else op(a, b) for a, b, op in parts])
+    out, start = torch.empty(n, d, dtype=theta.dtype, device=theta.device), 0
+    for a, b, op in parts:
+        rows = out[start:start + (a.shape[0] if op is None else b.shape[0])]
+        if op is None:
+            rows.copy_(a)
+        else:
+            op(a, b, out=rows)
+        start += rows.shape[0]
+    return out
+
+
 def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.Generator,
         dist: str = "gaussian", two_sided: bool = False, mask: Tensor | None = None,
         periods: Tensor | None = None, nnz: int | None = None) -> Estimate:
@@ -192,17 +208,13 @@ def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.
         g = coef @ u / q
         return g if k == m else g * (m / k)  # sparse: E[uuᵀ] = (k/m)·I
 
-    step = mu * u  # once for both signs; the rows are written in place (no cat): the same values
-    batch = torch.empty(q * (2 if two_sided else 1) + (0 if two_sided else 1), d, dtype=theta.dtype,
-                        device=theta.device)
+    step = mu * u  # once for both signs
     if two_sided:
-        torch.add(theta, step, out=batch[:q])
-        torch.sub(theta, step, out=batch[q:])
+        batch = _rows(theta, [(theta, step, torch.add), (theta, step, torch.sub)], 2 * q, d)
         losses = evaluate(closure, wrap(batch, periods))
         coef = (losses[:q] - losses[q:]) / (2 * mu)
         return Estimate(estimate(coef), losses.mean())
-    batch[0] = theta
-    torch.add(theta, step, out=batch[1:])
+    batch = _rows(theta, [(theta[None], None, None), (theta, step, torch.add)], q + 1, d)
     losses = evaluate(closure, wrap(batch, periods))
     coef = (losses[1:] - losses[0]) / mu
     return Estimate(estimate(coef), losses[0])
