@@ -1,7 +1,7 @@
 """BP-free PINN training on the photonic chip: HJB-20 and Black-Scholes (issue 5, docs/pinn.md).
 
     python benchmarks/bench_pinn.py [--quick | --paper] [--cases a,b] [--device cpu|cuda]
-                                    [--steps N] [--polish-steps N] [--points N] [--sigma S]
+                                    [--steps N] [--polish-steps N] [--points N] [--q Q] [--sigma S]
                                     [--test-points N] [--residual-points N] [--input-gain G[,G]] [--dry-run]
                                     [--threads N] [--out FILE.json]
 
@@ -372,6 +372,8 @@ def main(argv=None) -> None:
     ap.add_argument("--refine-steps", type=int, default=None,
                     help="override the Darcy recipe row's last stage (lattice descent on the evaluation loss; 0: none)")
     ap.add_argument("--points", type=int, default=None, help="override the collocation points per step of every case")
+    ap.add_argument("--q", type=int, default=None,
+                    help="override the directions per step (q) of every ZO case's first strategy (not its polish)")
     ap.add_argument("--sigma", type=float, default=None,
                     help=f"Stein smoothing width of the sparse-grid rows, in PDE units (default {SIGMA})")
     ap.add_argument("--test-points", type=int, default=None, help="override the test points of every case")
@@ -393,7 +395,8 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     mode = dict(MODES["quick" if args.quick else "paper" if args.paper else "cpu"])
-    for flag, value in (("--steps", args.steps), ("--points", args.points), ("--test-points", args.test_points),
+    for flag, value in (("--steps", args.steps), ("--points", args.points), ("--q", args.q),
+                        ("--test-points", args.test_points),
                         ("--residual-points", args.residual_points), ("--eval-every", args.eval_every)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag}: must be an integer >= 1, got {value}")
@@ -430,6 +433,8 @@ def main(argv=None) -> None:
         cfg = case_config(c, mode)
         if gain:
             cfg["task_options"] = dict(cfg.get("task_options", {}), input_gain=gain if len(gain) > 1 else gain[0])
+        if args.q and "q" in cfg["strategy"]:
+            cfg["strategy"] = dict(cfg["strategy"], q=args.q)
         if args.eval_every:
             cfg["eval_every"] = args.eval_every
         if args.keep_lowest:
