@@ -469,14 +469,12 @@ class Chip:
         if (not differentiable and self._xtalk.layout == torch.sparse_coo and ph.device.type == "cpu"
                 and self._xtalk_groups == nb
                 and _fused.realise_kernel() is not None):  # the ops below in one C pass, same bits
-            if self._dyn_on:
-                out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
-                                     self._realise_consts)
-                return self._with_noise(self._dynamics(out), ph)
-            std = self._shifter.dynamic_noise_std  # the noise of _with_noise and its cat, in the same pass
-            noise = self._noise_draws((p, span)) if std > 0 else None
-            return _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
-                                  self._realise_consts, noise, std, ph[:, span:])
+            whole = not self._dyn_on  # no dynamics between: the noise and _with_noise's cat in the same pass
+            std = self._shifter.dynamic_noise_std
+            noise = self._noise_draws((p, span)) if whole and std > 0 else None
+            out = _fused.realise(target, self._sigma_block, self._gamma, self._bias, self._xtalk,
+                                 self._realise_consts, noise, std, ph[:, span:] if whole else None)
+            return out if whole else self._with_noise(self._dynamics(out), ph)
         quant = ps.quantize_mixed(target, self._is_sigma)
         if differentiable:  # straight-through: the FO baseline sees the quantizer as identity
             quant = target + (quant - target).detach()

@@ -464,20 +464,15 @@ class Mesh:
         """The MZIs' loss amplitudes 10^(−IL/20) of ``loss_db`` for ``_build``'s kernel, [rows, M]
         for phases of batch shape ``lead`` (one row when every setting shares them), or None when
         ``loss_db`` widens the batch. A chip passes the same static loss tensor on every call:
-        the result is kept per (tensor, its version, dtype, device, lead), so the checks and
-        the power are done once, not once per call (the same values)."""
-        key = (id(loss_db), getattr(loss_db, "_version", None), rdt, device, tuple(lead))
-        held = self._cache.get("amp")
-        if held is not None and held[0] == key and held[1] is loss_db:
-            return held[2]
-        loss = self._loss_tensor(loss_db, rdt, device)
-        amp = None
-        if torch.broadcast_shapes(loss.shape[:-1], lead) == lead:  # loss_db does not widen the batch
+        the checks and the power are done once per tensor (``_static``), not once per call."""
+        def compute():
+            loss = self._loss_tensor(loss_db, rdt, device)
+            if torch.broadcast_shapes(loss.shape[:-1], lead) != lead:  # loss_db widens the batch
+                return None
             amp = (10.0 ** (-loss / 20.0)).expand(*lead, self.num_mzis).reshape(-1, self.num_mzis)
-            amp = amp[:1] if amp.stride(0) == 0 else amp  # one row shared by every setting
-        if isinstance(loss_db, Tensor) and not loss_db.requires_grad:
-            self._cache["amp"] = (key, loss_db, amp)
-        return amp
+            return amp[:1] if amp.stride(0) == 0 else amp  # one row shared by every setting
+
+        return _static(("mesh amplitudes", self.num_mzis, tuple(lead)), loss_db, rdt, device, compute)
 
     def _loss_tensor(self, loss_db, rdt: torch.dtype, device: torch.device) -> Tensor:
         """``loss_db`` (dB per MZI) as a checked ``rdt`` tensor broadcastable to [..., M]."""
@@ -536,6 +531,28 @@ def _banded(n: int, pad: int) -> bool:
 
 def _tracks_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+_STATIC: dict = {}
+
+
+def _static(what, source, dtype: torch.dtype, device, compute):
+    """``compute()``, kept while the same ``source`` tensor (e.g. a chip's static loss, the same
+    object on every call) comes back unchanged (same ``_version``) with the same dtype and
+    device; None ``source``: kept per (what, dtype, device). A float source or one that needs
+    autograd is computed every time."""
+    if source is not None and (not isinstance(source, Tensor) or source.requires_grad):
+        return compute()
+    key = (what, id(source), dtype, str(device))
+    version = None if source is None else source._version
+    held = _STATIC.get(key)
+    if held is not None and held[0] is source and held[1] == version:
+        return held[2]
+    value = compute()
+    if len(_STATIC) >= 64:  # a bound: sources that come and go do not accumulate
+        _STATIC.clear()
+    _STATIC[key] = (source, version, value)
+    return value
 
 
 def _unit_phasor(phases: Tensor, cdtype: torch.dtype) -> Tensor:

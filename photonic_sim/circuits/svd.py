@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from photonic_sim.circuits.decompose import decompose
-from photonic_sim.circuits.mesh import ClementsMesh, Mesh, _complex_dtype, _real_dtype
+from photonic_sim.circuits.mesh import ClementsMesh, Mesh, _complex_dtype, _real_dtype, _static
 from photonic_sim.devices.mzi import mzi_matrix
 
 Tensor = torch.Tensor
@@ -97,28 +97,6 @@ def _checked_loss(loss_db, rdt: torch.dtype, device) -> Tensor:
     if bool(((loss < 0) | torch.isnan(loss)).any()):
         raise ValueError("loss_db (insertion loss per attenuator, dB) must be >= 0")
     return loss
-
-
-_STATIC: dict = {}
-
-
-def _static(what: str, source, dtype: torch.dtype, device, compute):
-    """``compute()``, kept while the same ``source`` tensor (e.g. a chip's static loss, the same
-    object on every call) comes back unchanged (same ``_version``) with the same dtype and
-    device; None ``source``: kept per (what, dtype, device). A float source or one that needs
-    autograd is computed every time."""
-    if source is not None and (not isinstance(source, Tensor) or source.requires_grad):
-        return compute()
-    key = (what, id(source), dtype, str(device))
-    version = None if source is None else source._version
-    held = _STATIC.get(key)
-    if held is not None and held[0] is source and held[1] == version:
-        return held[2]
-    value = compute()
-    if len(_STATIC) >= 64:  # a bound: sources that come and go do not accumulate
-        _STATIC.clear()
-    _STATIC[key] = (source, version, value)
-    return value
 
 
 class SVDBlock:

@@ -172,19 +172,20 @@ def sparse_directions(q: int, m: int, nnz: int, *, dist: str, generator: torch.G
     return torch.zeros(q, m, dtype=dtype, device=generator.device).scatter_(1, pos, values)
 
 
-def _rows(theta: Tensor, parts: list, n: int, d: int) -> Tensor:
-    """The [n, d] query rows ``cat([op(a, b) or a for a, b, op in parts])``, written in place
-    into one buffer (no ``cat`` copy: the same values); with autograd on θ, the ``cat`` itself."""
+def _rows(theta: Tensor, step: Tensor, two_sided: bool) -> Tensor:
+    """``rge``'s query rows: [θ + s_1..q, θ − s_1..q] (two-sided) or [θ, θ + s_1..q], written in
+    place into one buffer (the values ``cat`` gives, without its copy); with autograd on θ, the
+    ``cat`` itself (``out=`` refuses it)."""
     if torch.is_grad_enabled() and theta.requires_grad:
-        return torch.cat([a if op is None else op(a, b) for a, b, op in parts])
-    out, start = torch.empty(n, d, dtype=theta.dtype, device=theta.device), 0
-    for a, b, op in parts:
-        rows = out[start:start + (a.shape[0] if op is None else b.shape[0])]
-        if op is None:
-            rows.copy_(a)
-        else:
-            op(a, b, out=rows)
-        start += rows.shape[0]
+        return torch.cat([theta + step, theta - step] if two_sided else [theta[None], theta + step])
+    q = step.shape[0]
+    out = torch.empty(2 * q if two_sided else q + 1, theta.shape[-1], dtype=theta.dtype, device=theta.device)
+    if two_sided:
+        torch.add(theta, step, out=out[:q])
+        torch.sub(theta, step, out=out[q:])
+    else:
+        out[0] = theta
+        torch.add(theta, step, out=out[1:])
     return out
 
 
@@ -210,11 +211,11 @@ def rge(closure: Closure, theta: Tensor, *, q: int, mu: float, generator: torch.
 
     step = mu * u  # once for both signs
     if two_sided:
-        batch = _rows(theta, [(theta, step, torch.add), (theta, step, torch.sub)], 2 * q, d)
+        batch = _rows(theta, step, True)
         losses = evaluate(closure, wrap(batch, periods))
         coef = (losses[:q] - losses[q:]) / (2 * mu)
         return Estimate(estimate(coef), losses.mean())
-    batch = _rows(theta, [(theta[None], None, None), (theta, step, torch.add)], q + 1, d)
+    batch = _rows(theta, step, False)
     losses = evaluate(closure, wrap(batch, periods))
     coef = (losses[1:] - losses[0]) / mu
     return Estimate(estimate(coef), losses[0])
