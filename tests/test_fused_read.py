@@ -231,6 +231,51 @@ def test_kernel_exact_coherent_readout_formula_float64(kernel, k, bc):
     assert clipped == 0
 
 
+def _bits(t):
+    return t.contiguous().view(torch.int64 if t.dtype == torch.float64 else torch.int32)
+
+
+@pytest.mark.parametrize("rows", [16, 13, 5, 1])
+@pytest.mark.parametrize("unit", [True, False])
+def test_kernel_direct_path_by_columns_equals_by_rows(kernel, rows, unit, monkeypatch):
+    """The exact coherent readout at k = 8 in float64 runs by columns where an 8-double vector
+    is one register (AVX-512): inputs read in place, one vector of readings per input vector.
+    It must give the row path's readings bit for bit (the same products and sums in the same
+    order), for every shape the TT layers hand it: several block rows and columns, padded
+    input modes (cols < bc·k), kept rows that end inside a block row (not a multiple of 4),
+    partial tiles (39 vectors: 16 + 16 + 7), inputs as a transposed strided view, NaN, ±inf
+    and signed zeros among the inputs, a NaN matrix entry on a padded mode (the padding's
+    products are added, as the row path adds them), gains of 1 (their products skipped) or not, one or two
+    kernel threads. On a machine without AVX-512 both runs take the row path."""
+    g = torch.Generator().manual_seed(21)
+    p, br, bc, k, n1, n2 = 3, 2, 3, 8, 3, 13  # 39 vectors per setting as [n1, n2]
+    cols = bc * k - 3
+    mat = torch.randn(p, br, bc, k, k, generator=g, dtype=torch.complex128) * 0.4
+    mat[1, 0, bc - 1, 2, k - 1] = complex(float("nan"), 0.0)  # on a padded input mode: b·0 is NaN there
+    base = torch.randn(p, n1, cols, n2, generator=g, dtype=torch.float64)
+    base[0, 0, :, 0] = 0.0
+    base[0, 0, 1, 1], base[1, 2, 0, 3], base[2, 1, 4, 5], base[2, 1, 3, 6] = float("nan"), float("inf"), -float("inf"), -0.0
+    v = base.transpose(-1, -2)  # [P, n1, n2, cols], cols strided: the TT contraction's layout
+    scales = torch.rand(br, bc, generator=g, dtype=torch.float64) + 0.5
+    amp, gain, back = (1.0, 1.0, 1.0) if unit else (0.9, 1.3, 0.7)
+    rec = _fused_read.Readout(True, False, False, amp=amp, responsivity=1.0, dark_current=0.0, shot=0.0,
+                              bandwidth=1.0, floor=0.0, tia_gain=gain, lsb=1.0, kmin=-1.0, kmax=1.0, back=back)
+    runs = {}
+    for columns in (True, False):
+        monkeypatch.setattr(_fused_read, "_BY_COLUMNS", columns)
+        for threads in (1, 2):
+            runs[columns, threads] = _fused_read.matvec_read(mat, v, scales, rec, rows=rows, threads=threads)
+    ref, clipped = runs[False, 1]
+    assert ref.shape == (p, n1, n2, rows) and clipped == 0 and ref.isnan().any() and ref.isfinite().any()
+    if rows > 2:
+        assert ref[1, ..., 2].isnan().all()  # the padded mode's NaN reaches every vector's row 2
+    full, _ = _fused_read.matvec_read(mat, v, scales, rec, threads=1)  # every row (the row path skips rows >= rows)
+    assert torch.equal(_bits(full[..., :rows]), _bits(ref))
+    for (out, c) in runs.values():
+        assert out.stride() == ref.stride() and c == 0
+        assert torch.equal(_bits(out), _bits(ref))
+
+
 @pytest.mark.parametrize("settings", [3, 1])
 def test_kernel_threads_give_identical_readings(kernel, settings, monkeypatch):
     """With torch.get_num_threads() = T > 1 the fused forward runs chunks of settings on T

@@ -49,7 +49,15 @@ registers, hence the lane groups; a noise-free coherent readout
 reads Re y only, so its matvec skips Im y), then the readout of those
 k·16 outputs, laid out [row][vector] (their normals are z[j·16 + t]; a tile's padding
 vectors are computed and dropped), accumulated into the output; k = 4, 8, 16 are compiled
-with a constant k. The (setting, tile) pairs are shared out among ``torch.get_num_threads()``
+with a constant k. The exact readout (coherent, no noise, no ADC) at k = 8 without block
+floating point or DAC, in float64 where 8 doubles are one register (AVX-512), runs by
+columns instead: for 8 vectors of the tile at a time, y = Σ_i Re b[:, i]·x_i with one
+register per vector (Re b transposed once per setting into the work buffer), the inputs read
+in place (no transposed copy), the block columns summed in registers and each vector's 8
+readings stored as one vector where the rows are contiguous; the same products and sums in
+the same order as the row path, so the same bits (tests/test_fused_read.py compares both,
+``_BY_COLUMNS``), in about two thirds of its time on the HJB-20 calls. The direct paths compute only the
+groups of four rows that reach ``rows``; gains of 1 skip their products (x·1 = x). The (setting, tile) pairs are shared out among ``torch.get_num_threads()``
 POSIX threads; each output is computed by one thread in the same order, so readings do not
 depend on the thread count.
 
@@ -80,7 +88,7 @@ _TEMPLATE = r"""
    power, DAC half levels); seed: Philox key of the detector noise (drawn when q[15] != 0);
    s: block gains [br][bc]; out: readings [P][N1][N2][rows] at element strides os (rows <= br k;
    the rest dropped). q (doubles): coherent?, quantize?, a, R, I_d, s|q2, B, f, G, lsb, kmin,
-   kmax, back, power, dac, noisy?. work: bc k TILE REALs. Runs the items [i0, i1) of the
+   kmax, back, power, dac, noisy?, by columns allowed?. work: bc k TILE + br bc k k REALs. Runs the items [i0, i1) of the
    P ceil(N / TILE) (setting, tile of vectors) pairs. Returns the number of clipped ADC
    samples (real vectors only). */
 static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL *v, const int64_t *vs,
@@ -99,8 +107,12 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
        each output straight into acc from registers, ((y a) g) w as the readout loops below round
        it, so yr and rd are never stored and reloaded (the same bits) */
     const int direct = coherent && !noisy && !quantize && KDIM % 4 == 0;
+    const int unit = a == 1 && g == 1; /* x * 1 == x: the direct path skips those two products (same bits) */
+    const int columns = COLUMNS_OK && direct && !power && dac == 0 && q[16] != 0; /* the direct path by columns (below) */
     REAL *restrict xs = (REAL *)work; /* a tile of encoded inputs as [c][i][TILE] */
-#define ACCUM(jj, hh, v) do { VEC t_ = (v) * a; t_ = t_ * g; t_ = t_ * wd; VEC o_; \
+    REAL *restrict bt = xs + bc * KDIM * TILE; /* COLUMNS: Re b of the setting's blocks as [r][c][i][j] */
+    int64_t bt_p = -1; /* the setting bt holds */
+#define ACCUM(jj, hh, v) do { VEC t_ = unit ? (v) : ((v) * a) * g; t_ = t_ * wd; VEC o_; \
         memcpy(&o_, acc + (jj) * TILE + (hh), sizeof o_); o_ += t_; memcpy(acc + (jj) * TILE + (hh), &o_, sizeof o_); } while (0)
     const int64_t M = TILE * KDIM; /* outputs of one block for a tile, as [j][t] */
     REAL yr[TILE * KDIM], yi[TILE * KDIM], rd[TILE * KDIM], acc[TILE * KDIM], ampt[TILE];
@@ -124,6 +136,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
             }
             for (int64_t t = nt; t < TILE; ++t) { voff[t] = voff[0]; ooff[t] = ooff[0]; }
         }
+COLUMNS
         for (int64_t t = 0; t < TILE; ++t) {
             const REAL *xv = v + voff[t];
             for (int64_t ci = 0; ci < cols; ++ci) xs[ci * TILE + t] = xv[ci * vs[3]];
@@ -153,6 +166,9 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                 const REAL *bp = b + 2 * ((p * br + r) * bc + c) * KDIM * KDIM;
                 const REAL wd = back * s[r * bc + c]; /* the direct path's w (below) */
                 int64_t j = 0;
+                /* The direct path computes only the groups of four rows that reach `rows` (the rest
+                   are dropped; no noise or ADC clip count depends on them there) */
+                const int64_t jend = direct && rows - r * KDIM < KDIM ? (rows - r * KDIM + 3) / 4 * 4 : KDIM;
                 /* Each VEC holds LANES of the tile's TILE vectors (one 64-byte register): GCC keeps
                    native-width vector sums in registers, but spilled 128-byte ones (16 doubles) to
                    the stack after every term. h: the first vector of the lane group. */
@@ -161,7 +177,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                    read of 65 settings x 925 inputs took 1.22x longer: 164 vs 134 ms of CPU, AVX2);
                    a tile narrower than two registers (float with AVX-512) takes one group. */
                 if (!need_im && 2 * LANES <= TILE)
-                    for (; j + 4 <= KDIM; j += 4)
+                    for (; j + 4 <= jend; j += 4)
                         for (int64_t h = 0; h < TILE; h += 2 * LANES) {
                             VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, rf0 = {0}, rf1 = {0}, rf2 = {0}, rf3 = {0};
                             for (int64_t i = 0; i < KDIM; ++i) {
@@ -187,7 +203,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                             memcpy(yr + (j + 3) * TILE + h + LANES, &rf3, sizeof rf3);
                         }
                 if (!need_im)
-                    for (; j + 4 <= KDIM; j += 4)
+                    for (; j + 4 <= jend; j += 4)
                         for (int64_t h = 0; h < TILE; h += LANES) {
                             VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0};
                             for (int64_t i = 0; i < KDIM; ++i) {
@@ -203,6 +219,7 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                             memcpy(yr + j * TILE + h, &re0, sizeof re0); memcpy(yr + (j + 1) * TILE + h, &re1, sizeof re1);
                             memcpy(yr + (j + 2) * TILE + h, &re2, sizeof re2); memcpy(yr + (j + 3) * TILE + h, &re3, sizeof re3);
                         }
+                if (direct) continue; /* every output it keeps is in acc */
                 for (; j + 4 <= KDIM; j += 4) /* y_j .. y_j+3 of every vector of the tile, in registers */
                     for (int64_t h = 0; h < TILE; h += LANES) {
                         VEC re0 = {0}, re1 = {0}, re2 = {0}, re3 = {0}, im0 = {0}, im1 = {0}, im2 = {0}, im3 = {0};
@@ -230,7 +247,6 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
                         }
                         memcpy(yr + j * TILE + h, &re0, sizeof re0); memcpy(yi + j * TILE + h, &im0, sizeof im0);
                     }
-                if (direct) continue; /* every output is in acc */
                 if (noisy) /* one Philox stream per (setting, block, tile of vectors) */
                     normals(seed, ((uint64_t)((p0 + p) * br + r) * bc + c) * ntiles + n0 / TILE, M, zc);
                 if (coherent && noisy)
@@ -279,6 +295,62 @@ static int64_t read_KNAME_SUFFIX(const int64_t *dims, const REAL *b, const REAL 
 #undef ACCUM
 }
 """
+_COLUMNS = r'''
+        /* The direct path by columns (k = 8, an 8-lane vector of the signal's type is one native
+           register, no block floating point, no DAC): y = sum_i Re b[:, i] x_i, one vector per input
+           vector, the same products and sums in the same order as the row path (so the same
+           bits), but the inputs are read in place (no transposed copy of the tile) and each input
+           vector's k readings are one vector store when the rows are contiguous. */
+        if (columns) {
+            if (p != bt_p) { /* Re b transposed, [r][c][i][j], once per setting */
+                const REAL *bp = b + 2 * p * br * bc * 64;
+                for (int64_t e = 0; e < br * bc; ++e)
+                    for (int64_t i = 0; i < 8; ++i)
+                        for (int64_t j = 0; j < 8; ++j) bt[(e * 8 + i) * 8 + j] = bp[2 * (e * 64 + j * 8 + i)];
+                bt_p = p;
+            }
+            for (int64_t r = 0; r < br; ++r) {
+                const int64_t jn = rows - r * 8 < 8 ? rows - r * 8 : 8;
+                for (int64_t t0 = 0; t0 < nt; t0 += 8) {
+                    COL acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, acc4 = {0}, acc5 = {0}, acc6 = {0}, acc7 = {0};
+                    const REAL *v0 = v + voff[t0], *v1 = v + voff[t0 + 1], *v2 = v + voff[t0 + 2], *v3 = v + voff[t0 + 3];
+                    const REAL *v4 = v + voff[t0 + 4], *v5 = v + voff[t0 + 5], *v6 = v + voff[t0 + 6], *v7 = v + voff[t0 + 7];
+                    for (int64_t c = 0; c < bc; ++c) {
+                        COL y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, y4 = {0}, y5 = {0}, y6 = {0}, y7 = {0};
+                        const REAL *bq = bt + (r * bc + c) * 64;
+                        for (int64_t i = 0; i < 8; ++i) {
+                            const int64_t ci = c * 8 + i;
+                            COL bcol;
+                            memcpy(&bcol, bq + i * 8, sizeof bcol);
+                            if (ci < cols) {
+                                const int64_t o = ci * vs[3];
+                                y0 += bcol * v0[o]; y1 += bcol * v1[o]; y2 += bcol * v2[o]; y3 += bcol * v3[o];
+                                y4 += bcol * v4[o]; y5 += bcol * v5[o]; y6 += bcol * v6[o]; y7 += bcol * v7[o];
+                            } else { /* padding modes: x = 0, added as the row path adds it */
+                                const COL zb = bcol * (REAL)0;
+                                y0 += zb; y1 += zb; y2 += zb; y3 += zb; y4 += zb; y5 += zb; y6 += zb; y7 += zb;
+                            }
+                        }
+                        const REAL wd = back * s[r * bc + c];
+                        if (!unit) {
+                            y0 = (y0 * a) * g; y1 = (y1 * a) * g; y2 = (y2 * a) * g; y3 = (y3 * a) * g;
+                            y4 = (y4 * a) * g; y5 = (y5 * a) * g; y6 = (y6 * a) * g; y7 = (y7 * a) * g;
+                        }
+                        acc0 += y0 * wd; acc1 += y1 * wd; acc2 += y2 * wd; acc3 += y3 * wd;
+                        acc4 += y4 * wd; acc5 += y5 * wd; acc6 += y6 * wd; acc7 += y7 * wd;
+                    }
+                    COL res[8] = {acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7};
+                    const int64_t tn = nt - t0 < 8 ? nt - t0 : 8;
+                    for (int64_t t = 0; t < tn; ++t) {
+                        REAL *o = out + ooff[t0 + t] + r * 8 * os[3];
+                        if (jn == 8 && os[3] == 1) memcpy(o, res + t, sizeof res[t]);
+                        else for (int64_t j = 0; j < jn; ++j) o[j * os[3]] = res[t][j];
+                    }
+                }
+            }
+            continue;
+        }
+'''
 _ENTRY = r"""
 typedef int64_t (*read_fn_SUFFIX)(const int64_t *, const REAL *, const REAL *, const int64_t *, uint64_t,
                                   const REAL *, REAL *, const int64_t *, const double *, void *, int64_t, int64_t);
@@ -423,12 +495,20 @@ typedef float vec_c64 __attribute__((vector_size(VBYTES)));
 #define LANES_c64 (VBYTES / 4)
 typedef double vec_c128 __attribute__((vector_size(VBYTES)));
 #define LANES_c128 (VBYTES / 8)
+/* an 8-lane vector (a block's k = 8 rows): the direct path by columns runs where it is one
+   native register (double with AVX-512) */
+typedef float col_c64 __attribute__((vector_size(32)));
+typedef double col_c128 __attribute__((vector_size(64)));
+#define COLUMNS_OK_c64 0
+#define COLUMNS_OK_c128 (VBYTES == 64)
 """
 SOURCE = ("#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include <float.h>\n#include <pthread.h>\n"
           "#define TILE %d\n#define MAX_THREADS 64\n" % _TILE
           + _VECTORS) + _RNG + "".join(
-    (("".join(_TEMPLATE.replace("KNAME", name).replace("KDIM", dim) for name, dim in _VARIANTS) + _ENTRY)
-     .replace("VEC", "vec_SUFFIX").replace("LANES", "LANES_SUFFIX").replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
+    (("".join(_TEMPLATE.replace("COLUMNS_OK", "COLUMNS_OK" if name == "k8" else "0")
+               .replace("\nCOLUMNS\n", ("\n" + _COLUMNS) if name == "k8" else "\n")
+               .replace("KNAME", name).replace("KDIM", dim) for name, dim in _VARIANTS) + _ENTRY)
+     .replace("VEC", "vec_SUFFIX").replace("COLUMNS_OK", "COLUMNS_OK_SUFFIX").replace("COL ", "col_SUFFIX ").replace("LANES", "LANES_SUFFIX").replace("SUFFIX", suffix).replace("RINT", f"rint{f}").replace("SQRT", f"sqrt{f}").replace("TINY", tiny)
      .replace("REAL", real))
     for suffix, real, f, tiny in (("c128", "double", "", "DBL_MIN"), ("c64", "float", "f", "FLT_MIN"))
 )
@@ -437,7 +517,10 @@ SOURCE = ("#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include
 # positive variance), and without it sqrt vectorises; no FP traps are read, and without them the
 # DAC's clamp-and-round loop vectorises (its compares may then run on every lane: same values).
 FLAGS = ("-O2", "-fno-math-errno", "-fno-trapping-math", "-pthread")
-_PARAMS = 16
+_PARAMS = 17
+# The noise- and ADC-free coherent path by columns where it is compiled (k = 8, float64, AVX-512);
+# False takes the row path for every call (the same readings: tests/test_fused_read.py).
+_BY_COLUMNS = True
 
 _LIB = _fused.LazyLibrary(lambda: _load())
 
@@ -499,11 +582,12 @@ def matvec_read(mat: Tensor, v: Tensor, scales: Tensor, readout: Readout, dac: i
     out = torch.empty(p, n1, rows, n2, dtype=real).transpose(2, 3)  # [P, N1, N2, rows], rows before N2
     dims = (ctypes.c_int64 * 9)(p, n1, n2, cols, k, br, bc, rows, p0)
     vs, os_ = (ctypes.c_int64 * 4)(*v4.stride()), (ctypes.c_int64 * 4)(*out.stride())
-    params = (ctypes.c_double * _PARAMS)(*readout.params(), float(power), float(dac), float(readout.noisy))
+    params = (ctypes.c_double * _PARAMS)(*readout.params(), float(power), float(dac), float(readout.noisy),
+                                            float(_BY_COLUMNS))
     if key is None:
         key = draw_key(readout.generator) if readout.noisy else 0
     threads = max(1, torch.get_num_threads() if threads is None else int(threads))
-    share = bc * k * _TILE * out.element_size()
+    share = (bc * k * _TILE + br * bc * k * k) * out.element_size()  # the tile, and Re b by columns (k = 8)
     work = _fused._work(threads * share)
     clipped = fn(dims, mat.data_ptr(), v4.data_ptr(), vs, key, scales.data_ptr(), out.data_ptr(), os_, params,
                  work, share, threads)
