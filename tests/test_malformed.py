@@ -155,6 +155,10 @@ case("sc_pde_symmetry_key", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde:
      words=["s.yaml", "task.symmetry", "odd"])
 case("sc_pde_symmetry_value", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, symmetry: {x: skew}}")},
      words=["s.yaml", "task.symmetry", "odd"])
+case("sc_pde_separable_rank", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, separable: 0}")},
+     words=["s.yaml", "task.separable"])
+case("sc_pde_separable_width", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, separable: 4}")},
+     words=["s.yaml", "model", "4"])
 case("sc_pde_input_gain_count", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, input_gain: [1, 2, 3]}")},
      words=["s.yaml", "task.input_gain"])
 case("sc_variant_name", {"s.yaml": TINY + "variants: {'bad name': {seed: 1}}\n"}, words=["s.yaml", "variants"])

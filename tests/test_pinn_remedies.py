@@ -15,8 +15,8 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, Symmetry, causal_weights,
-                                                  dual_norm_sq, midpoint_grid, sobol_points)
+from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable, SigmaSchedule, Symmetry,
+                                                  causal_weights, dual_norm_sq, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import SparseGridStein
 
 TWO_D = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
@@ -630,3 +630,117 @@ def test_symmetry_in_the_scenario_schema():
         with pytest.raises(ScenarioError, match="task.input_gain") as info:
             validate(PdeTask, dict(kind="pde", pde="burgers", input_gain=bad), "s.yaml", "task")
         assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ separable
+
+
+def test_separable_rows_and_products_of_a_known_rank_two_function():
+    """Separable(d=2, R=2): the rows of M points are [z_j e_j, e_j] (coordinate-major), and
+    readings F(row) built from known factors (a(x), b(x) on x rows, c(t), e(t) on t rows, chosen
+    by the tag) combine to a(x)c(t) + b(x)e(t) exactly; in d = 3 to the product of three."""
+    z = torch.tensor([[0.3, -0.2], [-0.7, 0.9], [0.1, 0.5]], dtype=torch.float64)
+    sep = Separable(2, 2)
+    rows = sep.rows_of(z)
+    assert sep.width == 4 and sep.rows == 2 and rows.shape == (6, 4)
+    torch.testing.assert_close(rows[:3], torch.stack([z[:, 0], 0 * z[:, 0], 1 + 0 * z[:, 0], 0 * z[:, 0]], -1))
+    torch.testing.assert_close(rows[3:], torch.stack([0 * z[:, 1], z[:, 1], 0 * z[:, 1], 1 + 0 * z[:, 1]], -1))
+
+    def readings(r):  # [N, 4] -> [N, 2]: tag 0 rows give (a, b) of x, tag 1 rows (c, e) of t
+        x, t, on_x = r[:, 0], r[:, 1], r[:, 2]
+        return torch.stack([on_x * torch.sin(3 * x) + (1 - on_x) * torch.exp(t),
+                            on_x * x**3 + (1 - on_x) * torch.cos(2 * t)], -1)
+
+    want = torch.sin(3 * z[:, 0]) * torch.exp(z[:, 1]) + z[:, 0] ** 3 * torch.cos(2 * z[:, 1])
+    torch.testing.assert_close(sep.combine(readings(rows)), want, rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(sep.combine(readings(rows)[None].expand(3, -1, -1)), want.expand(3, -1))
+    z3 = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    three = Separable(3, 1)
+    r3 = three.rows_of(z3)
+    value = (r3[:, :3].sum(-1) + 2 * r3[:, 3:].argmax(-1)).unsqueeze(-1)  # factor j: z_j + 2j
+    torch.testing.assert_close(three.combine(value), z3[:, 0] * (z3[:, 1] + 2) * (z3[:, 2] + 4), rtol=1e-15, atol=0)
+    for bad in ((2, 0), (2, 65), (0, 2)):
+        with pytest.raises(ValueError, match="separable"):
+            Separable(*bad)
+    with pytest.raises(ValueError, match="separable"):
+        sep.combine(torch.zeros(5, 2))
+
+
+SEP_NET = NetworkSpec("sep", (tt((2, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 3)))
+
+
+def test_task_separable_reads_each_coordinate_alone_and_is_odd_with_the_symmetry():
+    """PINNTask(separable=3) on an ideal chip (network 4 -> 3): the model is the sum over the
+    rank of the product of the chip's readings of the x row and the t row, each row moving
+    only with its own coordinate (a t row's readings do not change with x); with symmetry odd
+    in x it is exactly odd; a
+    closure call reads 2 (coordinates) × 2 (images) rows per evaluation point; a network of
+    the wrong width is refused naming it."""
+    chip, ph = _ideal_chip(net=TONN(SEP_NET))
+    task = PINNTask(Burgers(), estimator="finite_difference", collocation=5, test_points=8, residual_points=4,
+                    separable=3, input_gain=[5.0, 1.0])
+    plain = PINNTask(Burgers(), estimator="finite_difference", collocation=5, test_points=8, residual_points=4)
+    assert task.input_width == 4 and task.out_width == 3
+    assert task.evaluations_per_point() == 2 * plain.evaluations_per_point()
+    x = task.sample_batch(torch.Generator().manual_seed(3))
+    z = task.encode(x)
+    read = chip.measure(task.separable.rows_of(z), ph)  # [2M, 3]
+    m = x.shape[0]
+    want = (read[:m] * read[m:]).sum(-1)
+    f = task.model(chip, ph[None])
+    torch.testing.assert_close(f(x)[0], want, rtol=1e-14, atol=1e-15)
+    moved = x.clone()
+    moved[:, 0] = -x[:, 0] * 0.5  # only x changes: the t rows' readings stay
+    read2 = chip.measure(task.separable.rows_of(task.encode(moved)), ph)
+    assert torch.equal(read2[m:], read[m:]) and not torch.allclose(read2[:m], read[:m])
+    odd = PINNTask(Burgers(), estimator="finite_difference", collocation=5, test_points=8, residual_points=4,
+                   separable=3, symmetry={"x": "odd"})
+    g = odd.model(chip, ph[None])
+    mirror = x * torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(g(mirror), -g(x), rtol=1e-13, atol=1e-15)
+    before = chip.ledger.samples
+    odd.closure(chip, x)(ph[None])
+    read = chip.ledger.samples - before  # each distinct factor row once: x rows of x and −x, t rows
+    stencil = []  # the points the estimator hands the model in one call
+    odd.estimator.estimate(lambda p: stencil.append(p) or torch.zeros(1, p.shape[0], dtype=p.dtype), x,
+                           need=odd.pde.need)
+    rows = odd.separable.rows_of(odd.encode(odd.symmetry.images(stencil[0])))
+    assert read == len({tuple(r.tolist()) for r in rows}) < 4 * plain.evaluations_per_point() * x.shape[0]
+    every = odd.symmetry.combine(odd.separable.combine(chip.measure(rows, ph)))  # every row read, no sharing
+    torch.testing.assert_close(g(stencil[0])[0], every, rtol=1e-14, atol=1e-15)
+    # autograd derivatives in x (the first-order baseline): rows are not shared, and they match
+    # central differences of the model (h = 1e-5, float64)
+    ad = PINNTask(Burgers(), estimator="autograd", collocation=5, test_points=8, residual_points=4,
+                  separable=3, symmetry={"x": "odd"})
+    got = ad.estimator.estimate(ad.model(chip, ph[None], differentiable=True), x, need=("u", "grad"))
+    h = 1e-5
+    for j in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[j] = h
+        fd = (g(x + e) - g(x - e)) / (2 * h)
+        torch.testing.assert_close(got["grad"][..., j], fd, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="4 -> 3"):
+        task.model(_ideal_chip()[0], ph[None])
+    for bad in (0, 65, 2.5, True):
+        with pytest.raises(ValueError, match="separable"):
+            PINNTask(Burgers(), collocation=2, test_points=4, residual_points=2, separable=bad)
+    with pytest.raises(ValueError, match="separable"):
+        PINNTask(Burgers(), collocation=2, test_points=4, residual_points=2, separable=2,
+                 fourier_features={"count": 2, "scale": 1.0})
+
+
+def test_separable_in_the_scenario_schema():
+    from photonic_sim.scenarios.errors import ScenarioError
+    from photonic_sim.scenarios.schema import PdeTask, validate
+
+    ok = validate(PdeTask, dict(kind="pde", pde="burgers", separable=8), "s.yaml", "task")
+    assert ok.separable == 8 and ok.io == (4, 8) and validate(PdeTask, dict(kind="pde", pde="hjb20", separable=2),
+                                                               "s.yaml", "task").io == (42, 2)
+    for bad in (0, 65, "eight", 2.5):
+        with pytest.raises(ScenarioError, match="task.separable") as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", separable=bad), "s.yaml", "task")
+        assert "\n" not in str(info.value)
+    with pytest.raises(ScenarioError, match="task.separable") as info:
+        validate(PdeTask, dict(kind="pde", pde="burgers", separable=4,
+                               fourier_features=dict(count=2, scale=1.0)), "s.yaml", "task")
+    assert "fourier_features" in str(info.value)

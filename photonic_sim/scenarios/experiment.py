@@ -329,7 +329,7 @@ class Experiment:
                                       input_gain=task.input_gain, fourier_features=task.fourier_features and
                                       task.fourier_features.model_dump(), eval_loss=task.eval_loss,
                                       eval_grid=task.eval_grid, sampling=task.sampling,
-                                      symmetry=task.symmetry, **kw)
+                                      symmetry=task.symmetry, separable=task.separable, **kw)
             else:
                 raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
         return self._task

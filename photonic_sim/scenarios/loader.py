@@ -384,11 +384,11 @@ def _non_finite(obj: Any, path: str = "") -> str | None:
 
 
 def _task_dump(task: Any) -> dict[str, Any]:
-    """The ``task:`` section as resolved; a PDE task's ``fourier_features`` and ``symmetry`` only
+    """The ``task:`` section as resolved; a PDE task's ``fourier_features``, ``symmetry`` and ``separable`` only
     when set, so the resolved scenarios (and the run identities hashed from them) without them
     stay as before."""
     dump = task.model_dump(mode="json")
-    for key in ("fourier_features", "symmetry"):
+    for key in ("fourier_features", "symmetry", "separable"):
         if key in dump and dump[key] is None:
             dump.pop(key)
     return dump

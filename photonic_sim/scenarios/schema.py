@@ -17,8 +17,8 @@ import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from photonic_sim.cores.spec import ACTIVATIONS
-from photonic_sim.training.names import (ESTIMATORS, EVAL_LOSSES, KEEP, PDE_COORDINATES, SAMPLINGS, STARTS,
-                                         symmetry_problem)
+from photonic_sim.training.names import (ESTIMATORS, EVAL_LOSSES, KEEP, MAX_SEPARABLE_RANK, PDE_COORDINATES,
+                                         SAMPLINGS, STARTS, symmetry_problem)
 
 from .errors import ScenarioError, did_you_mean, preview
 
@@ -145,14 +145,26 @@ class PdeTask(_Strict):
     eval_grid: int = Field(64, ge=2, le=4096)  # dual norms: midpoints per coordinate (eval_grid^dim <= 2^20)
     sampling: Literal[SAMPLINGS] = "uniform"  # type: ignore[valid-type]  # each step's points: uniform or scrambled Sobol
     symmetry: dict[str, str] | None = None  # {coordinate: odd | even}: the network's symmetric projection
+    # rank R: NN = sum_r prod_j F(coordinate j alone)_r, one network 2d -> R (pinn_remedies.Separable)
+    separable: int | None = Field(None, ge=1, le=MAX_SEPARABLE_RANK)
 
     @property
     def io(self) -> tuple[int, int]:
         """(in_features, out_features) the network needs: PDE_IO, the input width that of the
-        Fourier-feature vector when ``fourier_features`` is set."""
+        Fourier-feature vector when ``fourier_features`` is set, (2d, rank) when ``separable``."""
         d, out = PDE_IO[self.pde]
         ff = self.fourier_features
+        if self.separable is not None:
+            return 2 * d, self.separable
         return (d, out) if ff is None else (d * ff.include_input + 2 * ff.count, out)
+
+    @field_validator("separable", mode="after")
+    @classmethod
+    def _separable(cls, value, info):
+        """A rank, not with Fourier features (the factor rows carry one coordinate each)."""
+        if value is not None and info.data.get("fourier_features") is not None:
+            raise ValueError("not with fourier_features (allowed: one of the two)")
+        return value
 
     @field_validator("fourier_features", mode="after")
     @classmethod

@@ -10,6 +10,7 @@ KEEP = ("last", "lowest_eval_loss")  # TrainConfig.keep: which phases a run ends
 STARTS = ("random", "calibrated")  # recipe start: the initial phases as drawn, or pre-compensated on the calibrated chip
 MAX_EVAL_GRID_POINTS = 1 << 20  # PINNTask eval_grid ** dim, the dual norms' midpoint grid
 SYMMETRIES = ("odd", "even")  # PINNTask symmetry: the network made odd / even in a coordinate
+MAX_SEPARABLE_RANK = 64  # PINNTask separable: the most products of coordinate factors summed
 # The library's PDEs by scenario name, with their input coordinates in order (the PDE classes
 # take their ``names`` from here; the scenario schema its PDE list and input widths).
 PDE_COORDINATES = {

@@ -44,10 +44,11 @@ import math
 
 import torch
 
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, SAMPLINGS, max_eval_grid
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, MAX_SEPARABLE_RANK, SAMPLINGS, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
-from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, SigmaSchedule, Symmetry,
-                                                  causal_weights, dual_norm_sq, midpoint_grid, sobol_points)
+from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable,
+                                                  SigmaSchedule, Symmetry, causal_weights, dual_norm_sq,
+                                                  midpoint_grid, sobol_points)
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
@@ -96,7 +97,11 @@ class PINNTask:
     freshly scrambled Sobol points (``"sobol"``, :func:`~photonic_sim.training.pinn_remedies.sobol_points`:
     uniform marginals, low discrepancy; not with ``resample_pool``). ``symmetry`` (a mapping of
     coordinate names to "odd" / "even"): the model is the network's symmetric projection
-    (:class:`~photonic_sim.training.pinn_remedies.Symmetry`; 2^k chip rows per point). The training step is counted by
+    (:class:`~photonic_sim.training.pinn_remedies.Symmetry`; 2^k chip rows per point). ``separable``
+    (a rank R in 1 .. ``MAX_SEPARABLE_RANK``): the model is Σ_r Π_j F(coordinate j alone)_r of
+    a network 2d → R (:class:`~photonic_sim.training.pinn_remedies.Separable`; d chip rows per
+    point, times the symmetry's images, fewer where points share a coordinate: each distinct
+    row is read once; not with ``fourier_features``). The training step is counted by
     ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
     Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
@@ -118,7 +123,7 @@ class PINNTask:
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
                  causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None,
                  fourier_features: dict | None = None, eval_loss: str = "mean_square", eval_grid: int = 64,
-                 sampling: str = "uniform", symmetry: dict | None = None) -> None:
+                 sampling: str = "uniform", symmetry: dict | None = None, separable: int | None = None) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -179,6 +184,16 @@ class PINNTask:
             self.input_width = self.features.width
         self.symmetry = None if symmetry is None else Symmetry(self.pde, symmetry)
         self.images_per_point = 1 if self.symmetry is None else self.symmetry.count  # chip rows per model point
+        self.separable, self.out_width = None, 1
+        if separable is not None:
+            if isinstance(separable, bool) or int(separable) != separable or not 1 <= separable <= MAX_SEPARABLE_RANK:
+                raise ValueError(f"separable: {separable!r} is out of range (allowed: an integer rank in "
+                                 f"1 .. {MAX_SEPARABLE_RANK})")
+            if self.features is not None:
+                raise ValueError("separable: not with fourier_features (allowed: one of the two)")
+            self.separable = Separable(d, int(separable))
+            self.input_width, self.out_width = self.separable.width, self.separable.rank
+            self.images_per_point *= self.separable.rows
 
     def _check_width(self, key: str, value):
         """A Stein width: one number > 0 (a float) or one per coordinate (a tuple of d floats)."""
@@ -301,13 +316,21 @@ class PINNTask:
         """f: x [M, d] → NN [P, M] (float64) through ONE ``chip.measure`` per call."""
         if chip.readout != "coherent":
             raise ValueError(f"chip readout: {chip.readout!r}; a PINN needs 'coherent' (signed outputs)")
-        if chip.out_features != 1 or chip.in_features != self.input_width:
-            ff = " (fourier_features: d*include_input + 2*count)" if self.features is not None else ""
-            raise ValueError(f"chip: network must map {self.input_width} -> 1{ff}, "
+        if chip.out_features != self.out_width or chip.in_features != self.input_width:
+            ff = " (fourier_features: d*include_input + 2*count)" if self.features is not None else \
+                " (separable: 2*d -> rank)" if self.separable is not None else ""
+            raise ValueError(f"chip: network must map {self.input_width} -> {self.out_width}{ff}, "
                              f"got {chip.in_features} -> {chip.out_features}")
+        sep = self.separable
 
         def f(x: Tensor) -> Tensor:
-            return chip.measure(self.encode(x), phases, differentiable=differentiable)[..., 0].to(x.dtype)
+            if sep is None:
+                return chip.measure(self.encode(x), phases, differentiable=differentiable)[..., 0].to(x.dtype)
+            rows = sep.rows_of(self.encode(x))
+            if rows.requires_grad:  # autograd derivatives in x: every point keeps its own rows
+                return sep.combine(chip.measure(rows, phases, differentiable=differentiable)).to(x.dtype)
+            rows, index = sep.distinct(rows)  # each distinct factor row read once
+            return sep.combine(chip.measure(rows, phases, differentiable=differentiable)[..., index, :]).to(x.dtype)
 
         if self.symmetry is None:
             return f

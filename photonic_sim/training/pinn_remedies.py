@@ -62,7 +62,24 @@ A fifth option changes the network's input rather than the loss:
   differences and Stein shift x; autograd runs through sin/cos). B is deterministic from the
   configuration: a resumed run rebuilds the same features, nothing is checkpointed.
 
-A sixth builds a known symmetry of the solution into the network (a hard constraint, as the
+A sixth changes the form of the model:
+
+* :class:`Separable` (``separable: R``): a separable, rank-R model (the CP form of separable
+  PINNs, Cho et al. 2023, NeurIPS) read from ONE network F: R^{2d} → R^R,
+
+      NN(x) = Σ_{r<R} Π_{j<d} F(ψ_j(z))_r,   ψ_j(z) = [z_j e_j, e_j],
+
+  z the encoded point (gain included): the chip row of coordinate j carries its value in slot j,
+  zeros in the others, and a tag 1 in slot d + j, so the factor of each coordinate is a
+  function of that coordinate alone (the tag lets the one network tell them apart). A point
+  costs d chip rows. A solution with a moving front can still be of low separable rank:
+  Burgers' Cole–Hopf solution, written as the network's part NN = (u + sin πx)/(t(1 − x²)), is
+  within rel. L2 4.5e-2 / 1.2e-2 / 1.7e-3 of its best rank 3 / 4 / 6 approximation (SVD of an
+  800 × 400 grid), so each factor network only has to resolve the front in x, a
+  one-dimensional function, and the t factors stay smooth. Products and sums are electronic,
+  after the readout, as the bias and the transform are.
+
+A seventh builds a known symmetry of the solution into the network (a hard constraint, as the
 PDE's transform builds in its boundary conditions):
 
 * :class:`Symmetry` (``symmetry: {coordinate: odd | even}``): with R_j the reflection of
@@ -105,7 +122,7 @@ import math
 
 import torch
 
-from photonic_sim.training.names import symmetry_problem
+from photonic_sim.training.names import MAX_SEPARABLE_RANK, symmetry_problem
 
 Tensor = torch.Tensor
 
@@ -141,6 +158,50 @@ class Symmetry:
         """values [..., 2^k·M] of the images → NN_sym [..., M]."""
         v = values.reshape(*values.shape[:-1], self.count, -1)
         return (v * self.signs.to(v).unsqueeze(-1)).sum(-2) / self.count
+
+
+class Separable:
+    """A separable (rank-R, CP) model of d coordinates on ONE network (module docstring):
+    NN(x) = Σ_{r<R} Π_{j<d} F(ψ_j(z))_r, with F the chip's network 2d → R and ψ_j(z) =
+    [z_j e_j, e_j] the modulator row of coordinate j alone (its encoded value in slot j, a tag
+    1 in slot d + j). ``rows_of`` and ``combine`` are the chip rows of M points and their
+    products and sum; ``distinct`` the rows a chip call needs (each distinct row read once)."""
+
+    def __init__(self, dim: int, rank: int) -> None:
+        if int(dim) != dim or dim < 1 or int(rank) != rank or not 1 <= rank <= MAX_SEPARABLE_RANK:
+            raise ValueError(f"separable: need dim >= 1 and a rank in 1 .. {MAX_SEPARABLE_RANK}")
+        self.dim, self.rank = int(dim), int(rank)
+        self.rows = self.dim  # chip rows per point
+        self.width = 2 * self.dim  # network inputs
+
+    def rows_of(self, z: Tensor) -> Tensor:
+        """Encoded points z [M, d] → the factor rows [d·M, 2d], coordinate-major (row j·M + m
+        is ψ_j(z_m))."""
+        m, d = z.shape[-2], self.dim
+        if z.shape[-1] != d:
+            raise ValueError(f"separable: points need {d} coordinates, got {z.shape[-1]}")
+        eye = torch.eye(d, dtype=z.dtype, device=z.device)
+        values = z.transpose(-1, -2).unsqueeze(-1) * eye.unsqueeze(1)  # [d, M, d]: z_j in slot j
+        return torch.cat([values, eye.unsqueeze(1).expand(d, m, d)], -1).reshape(d * m, 2 * d)
+
+    @staticmethod
+    def distinct(rows: Tensor) -> tuple[Tensor, Tensor]:
+        """(the distinct rows [U, 2d], index [d·M] of each row among them). The points of one
+        call share coordinates (a derivative stencil moves one coordinate at a time, a mirror
+        image only the mirrored one), so their factor rows repeat: a chip call reads each
+        distinct row once and the readings are gathered back (for finite differences in (x, t)
+        with x mirrored, 9 rows per point instead of 20). Not for rows that carry autograd
+        derivatives in x (two points with equal coordinates would share one point's graph)."""
+        uniq, index = torch.unique(rows, dim=0, return_inverse=True)
+        return uniq, index
+
+    def combine(self, out: Tensor) -> Tensor:
+        """Readings [..., d·M, R] of ``rows_of``'s rows → NN [..., M]: the product over the
+        coordinates' factors, summed over the rank."""
+        if out.shape[-1] != self.rank or out.shape[-2] % self.dim:
+            raise ValueError(f"separable: readings need [..., {self.dim}*M, {self.rank}], got {tuple(out.shape)}")
+        f = out.reshape(*out.shape[:-2], self.dim, out.shape[-2] // self.dim, self.rank)
+        return f.prod(-3).sum(-1)
 
 
 class SigmaSchedule:
