@@ -274,6 +274,13 @@ DIAGNOSIS_CASES["burgers_sep_fo_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_odd"], 
 DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], spec=BURGERS_SEP,
                                                  strategy=dict(ZO_STEP, lr=0.01), task_options=dict(
                                                      DIAGNOSIS_CASES["burgers_zo_fd_odd"]["task_options"], separable=8))
+# The finite-difference step (docs/pinn.md): first order on the FD loss instead of exact derivatives
+# (h 0.01, the ZO rows' step, and h (x, t) = (0.002, 0.01)), and ZO at the smaller x step.
+DIAGNOSIS_CASES["burgers_fo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_odd"], estimator="finite_difference")
+DIAGNOSIS_CASES["burgers_fo_fd2_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_fd_odd"], task_options=dict(
+    DIAGNOSIS_CASES["burgers_fo_odd"]["task_options"], fd_step=[0.002, 0.01]))
+DIAGNOSIS_CASES["burgers_zo_fd2_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], task_options=dict(
+    DIAGNOSIS_CASES["burgers_zo_fd_odd"]["task_options"], fd_step=[0.002, 0.01]))
 OPT_IN_CASES = tuple(DIAGNOSIS_CASES)  # run only when named in --cases (not in the default list)
 
 
