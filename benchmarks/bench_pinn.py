@@ -274,6 +274,12 @@ DIAGNOSIS_CASES["burgers_sep_fo_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_odd"], 
 DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], spec=BURGERS_SEP,
                                                  strategy=dict(ZO_STEP, lr=0.01), task_options=dict(
                                                      DIAGNOSIS_CASES["burgers_zo_fd_odd"]["task_options"], separable=8))
+# Two-sided (antithetic) directions at the same queries per step (q 8 pairs: 16 settings, against
+# 17 for one-sided q 16), on bs_tt and on the separable network (docs/pinn.md).
+DIAGNOSIS_CASES["burgers_zo_fd_odd_ts"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], strategy=dict(
+    DIAGNOSIS_CASES["burgers_zo_fd_odd"]["strategy"], q=8, two_sided=True))
+DIAGNOSIS_CASES["burgers_sep_zo_fd_odd_ts"] = dict(DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"], strategy=dict(
+    DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"]["strategy"], q=8, two_sided=True))
 # The finite-difference step (docs/pinn.md): first order on the FD loss instead of exact derivatives
 # (h 0.01, the ZO rows' step, and h (x, t) = (0.002, 0.01)), and ZO at the smaller x step.
 DIAGNOSIS_CASES["burgers_fo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_odd"], estimator="finite_difference")
