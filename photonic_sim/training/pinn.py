@@ -44,7 +44,7 @@ import math
 
 import torch
 
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, MAX_SEPARABLE_RANK, SAMPLINGS, max_eval_grid
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, SAMPLINGS, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
 from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable,
                                                   SigmaSchedule, Symmetry, causal_weights, dual_norm_sq,
@@ -186,12 +186,9 @@ class PINNTask:
         self.images_per_point = 1 if self.symmetry is None else self.symmetry.count  # chip rows per model point
         self.separable, self.out_width = None, 1
         if separable is not None:
-            if isinstance(separable, bool) or int(separable) != separable or not 1 <= separable <= MAX_SEPARABLE_RANK:
-                raise ValueError(f"separable: {separable!r} is out of range (allowed: an integer rank in "
-                                 f"1 .. {MAX_SEPARABLE_RANK})")
             if self.features is not None:
                 raise ValueError("separable: not with fourier_features (allowed: one of the two)")
-            self.separable = Separable(d, int(separable))
+            self.separable = Separable(d, separable)  # checks the rank
             self.input_width, self.out_width = self.separable.width, self.separable.rank
             self.images_per_point *= self.separable.rows
 
@@ -326,11 +323,11 @@ class PINNTask:
         def f(x: Tensor) -> Tensor:
             if sep is None:
                 return chip.measure(self.encode(x), phases, differentiable=differentiable)[..., 0].to(x.dtype)
-            rows = sep.rows_of(self.encode(x))
-            if rows.requires_grad:  # autograd derivatives in x: every point keeps its own rows
-                return sep.combine(chip.measure(rows, phases, differentiable=differentiable)).to(x.dtype)
-            rows, index = sep.distinct(rows)  # each distinct factor row read once
-            return sep.combine(chip.measure(rows, phases, differentiable=differentiable)[..., index, :]).to(x.dtype)
+            rows, index = sep.rows_of(self.encode(x)), None
+            if not rows.requires_grad:  # (autograd derivatives in x: every point keeps its own rows)
+                rows, index = sep.distinct(rows)  # each distinct factor row read once
+            out = chip.measure(rows, phases, differentiable=differentiable)
+            return sep.combine(out if index is None else out[..., index, :]).to(x.dtype)
 
         if self.symmetry is None:
             return f

@@ -168,8 +168,11 @@ class Separable:
     products and sum; ``distinct`` the rows a chip call needs (each distinct row read once)."""
 
     def __init__(self, dim: int, rank: int) -> None:
-        if int(dim) != dim or dim < 1 or int(rank) != rank or not 1 <= rank <= MAX_SEPARABLE_RANK:
-            raise ValueError(f"separable: need dim >= 1 and a rank in 1 .. {MAX_SEPARABLE_RANK}")
+        if isinstance(rank, bool) or int(rank) != rank or not 1 <= rank <= MAX_SEPARABLE_RANK:
+            raise ValueError(f"separable: {rank!r} is out of range (allowed: an integer rank in "
+                             f"1 .. {MAX_SEPARABLE_RANK})")
+        if int(dim) != dim or dim < 1:
+            raise ValueError(f"separable: need a PDE of >= 1 coordinates, got {dim!r}")
         self.dim, self.rank = int(dim), int(rank)
         self.rows = self.dim  # chip rows per point
         self.width = 2 * self.dim  # network inputs
