@@ -287,6 +287,14 @@ DIAGNOSIS_CASES["burgers_fo_fd2_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_fd_odd"
     DIAGNOSIS_CASES["burgers_fo_odd"]["task_options"], fd_step=[0.002, 0.01]))
 DIAGNOSIS_CASES["burgers_zo_fd2_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], task_options=dict(
     DIAGNOSIS_CASES["burgers_zo_fd_odd"]["task_options"], fd_step=[0.002, 0.01]))
+# Random-subspace Gauss-Newton from the residual vectors (strategy zo-gn, docs/pinn.md): each
+# step reads the weighted residuals at q + 1 = 17 settings (one call, as burgers_zo_fd_odd's 17),
+# probes of one DAC code on 64 phases each, and takes the damped Gauss-Newton step in their span
+# (SGD lr 1, cosine, largest phase change 0.1 rad).
+ZO_GN = dict(strategy="zo-gn", lr=1.0, optimizer="sgd", schedule="cosine", q=16, nnz=64, codes=1,
+             damping=0.1, max_step=0.1)
+DIAGNOSIS_CASES["burgers_gn_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], strategy=ZO_GN)
+DIAGNOSIS_CASES["burgers_sep_gn_odd"] = dict(DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"], strategy=ZO_GN)
 OPT_IN_CASES = tuple(DIAGNOSIS_CASES)  # run only when named in --cases (not in the default list)
 
 

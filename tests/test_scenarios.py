@@ -32,7 +32,7 @@ SHIPPED_SCENARIOS = ["quickstart", "mnist_tonn", "mnist_small_zo", "hjb20_tonn",
                      "energy_area_report", "dense_vs_tonn", "strategies_digits", "strategies_black_scholes"]
 SHIPPED_RECIPES = ["hybrid_zo", "sign_rge", "zo_rge", "spsa", "first_order", "pinn_zo", "pinn_zo_hjb", "pinn_zo_polish", "quzo", "grzo",
                    "adjoint", "node_perturbation", "forward_forward", "flops", "mixedtrain", "zo_cge", "l2ight_sigma",
-                   "tt_subspace", "staged"]
+                   "tt_subspace", "staged", "pinn_gn"]
 
 
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:

@@ -63,6 +63,7 @@ OPTIONS = {
     "forward-forward": dict(lr=0.02, q=2),
     "quzo": dict(lr=0.02, q=3),  # two-sided: 2q rows
     "grzo": dict(lr=0.02, group=8),  # two-sided, one example per row: 2·group rows of one sample
+    "zo-gn": dict(lr=1.0, q=4, nnz=8),  # q + 1 rows of residual vectors
     "staged": dict(lr=0.02, stages=[dict(strategy="zo-rge", steps=2, q=4),  # then 2q rows per step
                                     dict(strategy="zo-rge", steps=9, q=3, dist="rademacher", two_sided=True)]),
 }
@@ -74,7 +75,7 @@ def expected_queries(name, strategy, steps):
         return 2 * (c["q"] + 1) + (steps - 2) * (n + 1)
     if name == "staged":  # two one-sided q 4 steps, then two-sided q 3
         return 2 * (4 + 1) + (steps - 2) * 2 * 3
-    if name in ("zo-rge", "zo-sign-rge", "flops", "l2ight-sigma", "tt-subspace"):
+    if name in ("zo-rge", "zo-sign-rge", "flops", "l2ight-sigma", "tt-subspace", "zo-gn"):
         per = c["q"] + 1
     elif name == "zo-cge":
         per = c["coords_per_step"] + 1

@@ -110,7 +110,7 @@ class PINNTask:
     metric_name = "relative_l2"
     higher_is_better = False
     eval_loss_label_free = True  # the evaluation loss is the PDE residual: TrainConfig.keep may select by it
-    closure_kinds = ("batch", "evaluation")
+    closure_kinds = ("batch", "evaluation", "residuals")
     """Kinds of black box :meth:`closure` builds (``Strategy.closure_kind``)."""
 
     def __init__(self, pde: PDE | str, *, estimator: str = "sparse_grid", sigma: float | tuple[float, ...] = 0.1,
@@ -269,13 +269,26 @@ class PINNTask:
         if not (self.sampler or self.causal_eps):
             return self.losses(chip, x, phases, differentiable)
         r2 = self.residuals(chip, x, phases, differentiable) ** 2  # [P, N]
+        w = self._point_weights(x, r2)
+        return r2.mean(-1) if w is None else (r2 * w).sum(-1)
+
+    def train_residuals(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
+        """The training loss as a residual vector ρ [P, N] (float64) with Σ_n ρ_n² equal to
+        :meth:`train_losses`: r·√w with the causal weights w (computed from this call's
+        residuals, the same for every row of it), else r/√N; the sampler records as there."""
+        r = self.residuals(chip, x, phases, differentiable)
+        w = self._point_weights(x, r**2)
+        return (r / math.sqrt(r.shape[-1]) if w is None else r * w.sqrt()).to(torch.float64)
+
+    def _point_weights(self, x: Tensor, r2: Tensor) -> Tensor | None:
+        """Record the squared residuals r2 [P, N] for the adaptive sampler (if any); return the
+        causal weights [N] of the points x (None without causal training: the plain mean)."""
         if self.sampler is not None:
             self.sampler.record(r2.detach().reshape(-1, r2.shape[-1]).mean(0))
         if not self.causal_eps:
-            return r2.mean(-1)
+            return None
         j = self.pde.names.index("t")
-        w = causal_weights(x[:, j], r2, self.causal_eps, self.causal_bins, self.pde.lower[j], self.pde.upper[j])
-        return (r2 * w).sum(-1)
+        return causal_weights(x[:, j], r2, self.causal_eps, self.causal_bins, self.pde.lower[j], self.pde.upper[j])
 
     def _make_estimator(self, name, sigma, level, mc_samples, fd_step, seed):
         d = self.pde.dim
@@ -364,7 +377,9 @@ class PINNTask:
     def closure(self, chip, batch: Tensor, *, differentiable: bool = False, kind: str = "batch"):
         """The black box of one batch (``photonic_sim.chip.ChipClosure``): params [P, N] →
         losses [P] (float64), ONE chip call per closure call. ``kind`` (:attr:`closure_kinds`):
-        "batch", the training loss on ``batch``; "evaluation", the evaluation loss of
+        "batch", the training loss on ``batch``; "residuals", params [P, N] → ρ [P, M], its
+        residual vector on ``batch`` (:meth:`train_residuals`, Σ ρ² = the loss; ``zo-gn``);
+        "evaluation", the evaluation loss of
         :meth:`eval_losses` (label-free, the same points every call; ``batch`` is not used), for
         a stage that optimises the score ``keep: lowest_eval_loss`` selects by."""
         if kind not in self.closure_kinds:
@@ -377,7 +392,10 @@ class PINNTask:
         def loss(params: Tensor) -> Tensor:
             return self.train_losses(chip, batch, params, differentiable).to(torch.float64)
 
-        return chip.closure(loss)
+        def residual_vector(params: Tensor) -> Tensor:
+            return self.train_residuals(chip, batch, params, differentiable)
+
+        return chip.closure(residual_vector if kind == "residuals" else loss)
 
     def eval_losses(self, chip, phases: Tensor) -> Tensor:
         """The evaluation loss [P] (float64) of phase settings [P, n]: the mean squared residual

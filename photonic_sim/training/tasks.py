@@ -8,6 +8,8 @@ counters, and cannot reach the chip through it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -28,7 +30,7 @@ class ClassificationTask:
     kind = "classification"
     metric_name = "accuracy"
     higher_is_better = True
-    closure_kinds = ("batch", "per-example", "adjoint", "forward-forward")
+    closure_kinds = ("batch", "per-example", "adjoint", "forward-forward", "residuals")
     """Kinds of black box :meth:`closure` builds (``Strategy.closure_kind``)."""
 
     def __init__(self, dataset: Dataset, *, batch_size: int = 64, eval_batch_size: int = 512,
@@ -64,6 +66,17 @@ class ClassificationTask:
             return F.cross_entropy(self.logit_scale * readings, y, reduction="none")
         return ((readings - F.one_hot(y, readings.shape[-1]).to(readings.dtype)) ** 2).sum(-1)
 
+    def residuals(self, readings: Tensor, y: Tensor) -> Tensor:
+        """The batch loss as a residual vector [P, M] (float64) from readings [P, B, C], labels
+        [B], with Σ_m ρ_m² = :meth:`losses`: MSE, (readings − one-hot)/√B (M = B·C); cross
+        entropy, √(ℓ_b / B) per example (M = B; ℓ_b > 0)."""
+        p, b, c = readings.shape
+        if self.loss == "cross_entropy":
+            ce = self.example_losses(readings.reshape(p * b, c), y.repeat(p)).reshape(p, b)
+            return (ce.clamp_min(0) / b).sqrt().to(torch.float64)
+        target = F.one_hot(y.to(readings.device), c).to(readings.dtype)
+        return ((readings - target) / math.sqrt(b)).reshape(p, b * c).to(torch.float64)
+
     def closure(self, chip, batch: tuple[Tensor, Tensor], *, differentiable: bool = False, kind: str = "batch"):
         """The black box of one batch (``photonic_sim.chip.ChipClosure``), ONE chip call per
         closure call; ``kind`` (one of :attr:`closure_kinds`, ``Strategy.closure_kind``):
@@ -72,7 +85,9 @@ class ClassificationTask:
         * "per-example": params [..., P, N] → losses [..., P]: setting (…, p) is measured on
           example p mod B of the batch ONLY (``Chip.measure`` with per-setting inputs: one
           query, one phase setting and one sample per row), its loss is that example's. Leading
-          dims repeat the examples (e.g. [2, P, N]: antithetic pairs on the same examples).
+          dims repeat the examples (e.g. [2, P, N]: antithetic pairs on the same examples);
+        * "residuals": params [P, N] → ρ [P, M] (float64) with Σ ρ² = the "batch" loss
+          (:meth:`residuals`; the black box of ``zo-gn``).
         """
         if kind not in self.closure_kinds:
             raise ValueError(f"kind: {kind!r} is not one of {self.closure_kinds}")
@@ -90,9 +105,12 @@ class ClassificationTask:
             readings = chip.measure(x[idx][:, None], flat, differentiable=differentiable)  # [P', 1, C]
             return self.example_losses(readings[:, 0], y[idx]).to(torch.float64).reshape(lead)
 
+        def residual_vector(params: Tensor) -> Tensor:
+            return self.residuals(chip.measure(x, params, differentiable=differentiable), y)
+
         if kind in TAPPED_CLOSURES:  # the in-situ adjoint / forward-forward black boxes (below)
             return TAPPED_CLOSURES[kind](self, chip, batch)
-        return chip.closure(per_example if kind == "per-example" else loss)
+        return chip.closure({"per-example": per_example, "residuals": residual_vector}.get(kind, loss))
 
     def evaluate(self, chip, phases: Tensor, split: str = "test") -> dict[str, float]:
         """Accuracy and loss over a whole split, measured through the (noisy) chip."""

@@ -26,7 +26,7 @@ from photonic_sim._lazy import attach
 
 STRATEGY_NAMES = ("zo-rge", "zo-sign-rge", "zo-cge", "hybrid", "spsa", "flops", "mixedtrain", "l2ight-sigma",
                   "tt-subspace", "staged", "fo", "quzo", "grzo", "adjoint", "node-perturbation",
-                  "forward-forward")
+                  "forward-forward", "zo-gn")
 """Recipe names of the strategies (torch-free, for ``photonic-sim list``); :data:`STRATEGIES`
 maps each to its class."""
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the public names, read by attach(); each loads on first use
     from .flops import Flops, GaussianForward
     from .fo import Autograd, FirstOrder
     from .forward_forward import ForwardForward, LocalGoodness
+    from .gauss_newton import SubspaceGaussNewton, ZoGN
     from .grzo import GRZO, GroupRelative
     from .hybrid import Hybrid
     from .mixedtrain import CoordinateSearch, MixedTrain
@@ -55,12 +56,12 @@ __all__ = [
     # estimators (write .grad) and their building blocks
     "Estimator", "RGE", "SignRGE", "CGE", "SPSA", "GaussianForward", "CoordinateSearch", "Autograd",
     "Estimate", "Option", "check_options", "constrain_", "QuantizedRGE", "GroupRelative",
-    "InSituAdjoint", "NodePerturbation", "LocalGoodness", "ADJOINT_HARDWARE",
+    "InSituAdjoint", "NodePerturbation", "LocalGoodness", "ADJOINT_HARDWARE", "SubspaceGaussNewton",
     # strategies (estimator + torch.optim optimizer + lr scheduler)
     "STRATEGIES", "STRATEGY_NAMES", "make_strategy", "Strategy", "make_optimizer", "make_scheduler", "advance",
     "fill_schedule_length", "COMMON", "ZoRGE", "ZoSignRGE", "ZoCGE", "Hybrid", "ZoSPSA", "Flops",
     "MixedTrain", "L2ightSigma", "TTSubspace", "Staged", "FirstOrder", "QuZO", "GRZO", "Adjoint",
-    "NodePerturbationStrategy", "ForwardForward",
+    "NodePerturbationStrategy", "ForwardForward", "ZoGN",
 ]
 
 __getattr__, __dir__ = attach(__name__, __file__)

@@ -11,6 +11,7 @@ from .cge import ZoCGE
 from .flops import Flops
 from .fo import FirstOrder
 from .forward_forward import ForwardForward
+from .gauss_newton import ZoGN
 from .grzo import GRZO
 from .hybrid import Hybrid
 from .mixedtrain import MixedTrain
@@ -24,7 +25,8 @@ from .subspace import L2ightSigma, TTSubspace
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (ZoRGE, ZoSignRGE, ZoCGE, Hybrid, ZoSPSA, Flops, MixedTrain, L2ightSigma,
-                TTSubspace, Staged, FirstOrder, QuZO, GRZO, Adjoint, NodePerturbationStrategy, ForwardForward)
+                TTSubspace, Staged, FirstOrder, QuZO, GRZO, Adjoint, NodePerturbationStrategy, ForwardForward,
+                ZoGN)
 }
 """Strategy classes by recipe name (the keys are :data:`STRATEGY_NAMES`)."""
 

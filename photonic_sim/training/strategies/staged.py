@@ -81,7 +81,7 @@ class Staged(Strategy):
         fill_schedule_length(opts, steps)
         try:  # validate now, on a scratch copy, so a bad stage fails before any query
             STRATEGIES[name](self.params.detach().clone(), generator=self.generator, mask=self.mask,
-                             periods=self.periods, **opts)
+                             periods=self.periods, lattice=self.lattice, **opts)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         kind = STRATEGIES[name].closure_kind if loss == "batch" else loss  # the black box the stage measures
@@ -99,7 +99,7 @@ class Staged(Strategy):
 
         spec = self.specs[i]
         inner = STRATEGIES[spec["strategy"]](self.params, generator=self.generator, mask=self.mask,
-                                             periods=self.periods, **spec["options"])
+                                             periods=self.periods, lattice=self.lattice, **spec["options"])
         inner.closure_kind = spec["kind"]
         return inner
 
