@@ -116,6 +116,7 @@ def cmd_run(args) -> int:
 
     args.threads = _threads(args.threads, "run")
     args.device = _torch_device(args.device, "run")
+    _out_arg(args.out, "run")
     scenario = load_scenario(args.scenario, args.sets)
     _check_run_backend(args, scenario)
     experiment = _chip_experiment(args, scenario, "run")
@@ -124,7 +125,7 @@ def cmd_run(args) -> int:
 
         experiment = Experiment.from_scenario(scenario, torch_device=args.device)
     try:
-        claim = OutDir(args.out or Path("runs") / scenario.name)
+        claim = OutDir(_out_arg(args.out, "run") or Path("runs") / scenario.name)
         if not args.resume:
             check_out_dir(claim.path, args.overwrite)
         claim.acquire()  # probe the location and lock it before any training
@@ -178,6 +179,12 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
     except ValueError as exc:
         print(f"photonic-sim run: {scenario.path}: run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except (MemoryError, RuntimeError) as exc:  # sizes beyond this machine's memory: a failed run, one line
+        if not _out_of_memory(exc):
+            raise
+        print(f"photonic-sim run: {scenario.path}: run failed: out of memory ({_one_line(exc)}); lower the "
+              "sizes (task points, batch_size, strategy q, model) or use a larger machine", file=sys.stderr)
+        return EXIT_FAILED
     report = record.report  # the builder's report: versions and training status already in it
     report.setdefault("wall_s", time.perf_counter() - t0)
     training = report["training"]
@@ -190,6 +197,30 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
         print(f"photonic-sim run: {scenario.path}: {training['stopped']} (report in {out})", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or torch's allocator refusing (CPU "can't allocate memory", CUDA "out of memory")."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)[:2000].lower()
+    return "can't allocate memory" in text or "out of memory" in text
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, at most ``limit`` characters."""
+    lines = str(exc).strip().splitlines()
+    line = " ".join(lines[0].split()) if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _out_arg(out: str | None, command: str) -> str | None:
+    """``--out`` as given (None: the command's default); an empty one is a usage error, not the
+    current directory or the default."""
+    if out is not None and not out.strip():
+        raise UsageError(f"photonic-sim {command}: --out: empty (allowed: a directory path, or leave --out out for "
+                         "the default under runs/)")
+    return out
 
 
 def _check_run_backend(args, scenario) -> None:
@@ -240,12 +271,16 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MAX_THREADS = 4096  # torch takes a C int; more threads than this is a typo
+
+
 def _threads(value: int | None, command: str) -> int:
-    """``--threads``: None → every usable core; < 1 is a usage error."""
+    """``--threads``: None → every usable core; outside 1 .. MAX_THREADS is a usage error."""
     if value is None:
         return usable_cores()
-    if value < 1:
-        raise UsageError(f"photonic-sim {command}: --threads: {value} is out of range (allowed: >= 1)")
+    if not 1 <= value <= MAX_THREADS:
+        shown = value if abs(value) < 10**12 else f"a {len(str(abs(value)))}-digit number"
+        raise UsageError(f"photonic-sim {command}: --threads: {shown} is out of range (allowed: 1 .. {MAX_THREADS})")
     return value
 
 
@@ -422,8 +457,10 @@ def _check_pool(args, command: str, seeds: int = 1) -> None:
                              "on the one chip (allowed: --workers 1 --backend local)")
     if args.workers < 1:
         raise UsageError(f"photonic-sim {command}: --workers: {args.workers} is out of range (allowed: >= 1)")
-    if args.seeds < 1:
-        raise UsageError(f"photonic-sim {command}: --seeds: {args.seeds} is out of range (allowed: >= 1)")
+    if not 1 <= args.seeds <= SEED_COUNT:
+        shown = args.seeds if abs(args.seeds) < 10**12 else f"a {len(str(abs(args.seeds)))}-digit number"
+        raise UsageError(f"photonic-sim {command}: --seeds: {shown} is out of range (allowed: 1 .. {SEED_COUNT})")
+    _out_arg(args.out, command)
     if args.backend == "ray":
         try:
             import ray  # noqa: F401
@@ -433,6 +470,15 @@ def _check_pool(args, command: str, seeds: int = 1) -> None:
 
 
 BASE_VARIANT = "base"
+SEED_COUNT = 2**32  # seeds are 0 .. 2**32 - 1 (scenario schema)
+
+
+def _check_seed_range(args, base_seed: int, command: str, what: str = "the scenario's seed") -> None:
+    """--seeds N runs seeds base .. base + N - 1: each must be a valid seed (checked before any
+    job is built, so a huge N fails at once instead of after building millions of jobs)."""
+    if base_seed + args.seeds - 1 >= SEED_COUNT:
+        raise UsageError(f"photonic-sim {command}: --seeds: {args.seeds} seeds from {what} {base_seed} pass "
+                         f"{SEED_COUNT - 1} (allowed: 1 .. {SEED_COUNT - base_seed})")
 
 
 def cmd_compare(args) -> int:
@@ -441,6 +487,8 @@ def cmd_compare(args) -> int:
 
     _check_pool(args, "compare", seeds=3)
     scenario = load_scenario(args.scenario, args.sets)
+    for sc in [scenario, *scenario.variants.values()]:
+        _check_seed_range(args, sc.seed, "compare", "the seed" if sc is scenario else f"variant {sc.variant}'s seed")
     jobs = []
     if args.strategies is None:  # the base scenario and every variant of the file
         if not scenario.variants:
@@ -465,7 +513,7 @@ def cmd_compare(args) -> int:
     if args.chip is not None:
         flag = "--strategies" if args.strategies is not None else "--chip: variants"
         _check_chip_jobs(args, scenario, [(j, flag) for j in jobs], "compare")
-    rows = _run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-compare", args, "compare",
+    rows = _run_pool(jobs, _out_arg(args.out, "compare") or Path("runs") / f"{scenario.name}-compare", args, "compare",
                      lambda out, rows: _write_comparison(out, rows, group_by))
     return _pool_exit(rows)
 
@@ -490,11 +538,16 @@ def cmd_sweep(args) -> int:
         if not sep or not key or not vals:
             raise UsageError(f"photonic-sim sweep: --grid {g!r}: expected key.path=v1,v2,... (allowed: a scenario key path and values)")
         axes.append((key.strip(), vals))
+    _check_seed_range(args, scenario.seed, "sweep")
     jobs = []
     for combo in itertools.product(*[vals for _, vals in axes]):
         point = [f"{k}={v}" for (k, _), v in zip(axes, combo)]
+        base = scenario.seed
+        if "seed" in (k for k, _ in axes):  # a grid over seed: each point's own seed, then --seeds from it
+            base = load_scenario(args.scenario, [*args.sets, *point]).seed
+            _check_seed_range(args, base, "sweep", "--grid seed")
         for i in range(args.seeds):  # every grid point validates (job() loads it) before anything runs
-            seed = scenario.seed + i
+            seed = base + i
             label = {k: v for (k, _), v in zip(axes, combo)} | {"seed": seed}
             jobs.append(job(args.scenario, [*args.sets, *point, f"seed={seed}"], label))
     if args.chip is not None:  # name the first grid key that changes the chip, else the grid as a whole
@@ -507,7 +560,8 @@ def cmd_sweep(args) -> int:
         summary = write_sweep(out, rows, keys=[k for k, _ in axes])
         _table("sweep", list(summary[0].keys()) if summary else [], [list(r.values()) for r in summary])
 
-    return _pool_exit(_run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-sweep", args, "sweep", write))
+    return _pool_exit(_run_pool(jobs, _out_arg(args.out, "sweep") or Path("runs") / f"{scenario.name}-sweep", args,
+                                "sweep", write))
 
 
 def _pool_exit(rows: list[dict]) -> int:
@@ -638,12 +692,14 @@ _ROW_FIELDS = {"job", "metric", "metric_final", "metric_best", "higher_is_better
 
 # ---------------------------------------------------------------------------- report / validate / list
 def cmd_report(args) -> int:
+    from photonic_sim.library import is_file
     from photonic_sim.reports import render
     from photonic_sim.reports.outdir import OutDir, OutDirError
+    from photonic_sim.scenarios.errors import short_path
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "report.json").is_file():
-        raise UsageError(f"photonic-sim report: {run_dir}: no report.json (allowed: a run directory)")
+    if not is_file(run_dir / "report.json"):  # (a name too long for the file system holds none either)
+        raise UsageError(f"photonic-sim report: {short_path(run_dir)}: no report.json (allowed: a run directory)")
     try:
         claim = OutDir(run_dir, flag="RUN_DIR")
         claim.acquire()  # not while a run (--resume, --overwrite) writes the same directory
@@ -657,11 +713,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from photonic_sim.library import is_dir, is_file
     from photonic_sim.scenarios import validate_files
+    from photonic_sim.scenarios.errors import short_path
 
     for path in args.scenarios:
-        if not Path(path).exists() and "/" in path:
-            raise UsageError(f"photonic-sim validate: {path}: no such file")
+        if "/" in path and not (is_file(path) or is_dir(path)):  # (a name too long for the file system is none)
+            raise UsageError(f"photonic-sim validate: {short_path(path)}: no such file")
     errors = validate_files(args.scenarios, args.sets)
     for line in errors:
         print(line, file=sys.stderr)

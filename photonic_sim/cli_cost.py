@@ -104,8 +104,10 @@ def _model(text: str) -> Any:
         return preset(text)
     if ".py:" in text:
         return _factory_model(text)
+    from photonic_sim.library import is_file
+
     path = Path(text)
-    if not text.endswith((".yaml", ".yml")) or not path.is_file():
+    if not text.endswith((".yaml", ".yml")) or not is_file(path):  # (a name too long for the file system: none)
         raise _UsageError(f"--model: {_preview(text)} is not a preset or an existing .yaml file ({allowed})")
     return _yaml_model(path)
 
@@ -168,11 +170,12 @@ def _layer_item(item: Any, src: str, i: int) -> Any:
 def _factory_model(text: str) -> Any:
     """Execute FILE.py and return FACTORY() (module docstring); every failure is one line."""
     from photonic_sim.accelerators.mapping import is_module
+    from photonic_sim.library import is_file
 
     file, _, factory = text.rpartition(":")
     path = Path(file)
     form = "allowed: FILE.py:FACTORY with an existing .py file and a function name"
-    if not file.endswith(".py") or not path.is_file():
+    if not file.endswith(".py") or not is_file(path):
         raise _UsageError(f"--model: {_preview(file)}: no such .py file ({form})")
     if not factory.isidentifier():
         raise _UsageError(f"--model: {path}: factory {_preview(factory)} is not a Python name ({form})")

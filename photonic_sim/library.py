@@ -59,7 +59,33 @@ def user_dirs(kind: str) -> list[Path]:
     nothing)."""
     _check(kind)
     entries = os.environ.get(ENV_VAR, "").split(os.pathsep)
-    return [Path(e).expanduser() / kind for e in entries if e.strip()]
+    return [expand(e) / kind for e in entries if e.strip()]
+
+
+def expand(path: str | Path) -> Path:
+    """``path`` with a leading ``~`` / ``~user`` expanded; left as written when there is no
+    such home directory (the caller then reports the path as missing)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # "Could not determine home directory": ~nosuchuser
+        return Path(path)
+
+
+def is_file(path: str | Path) -> bool:
+    """``Path(path).is_file()``, False for a path the OS cannot even look up (a name longer
+    than the file system allows, a NUL character) instead of an exception."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: str | Path) -> bool:
+    """``Path(path).is_dir()``, False for a path the OS cannot look up (see :func:`is_file`)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def search_dirs(kind: str) -> list[Path]:
@@ -80,7 +106,7 @@ def find(kind: str, name: str) -> Path | None:
     """The file ``<name>.yaml`` of the first search folder that has it, or None."""
     for folder in search_dirs(kind):
         path = folder / f"{name}.yaml"
-        if path.is_file():
+        if is_file(path):
             return path
     return None
 
@@ -90,8 +116,8 @@ def names(kind: str) -> list[str]:
     folder is listed once)."""
     found: set[str] = set()
     for folder in search_dirs(kind):
-        if folder.is_dir():
-            found.update(p.stem for p in folder.glob("*.yaml") if p.is_file())
+        if is_dir(folder):
+            found.update(p.stem for p in folder.glob("*.yaml") if is_file(p))
     return sorted(found)
 
 
@@ -105,4 +131,5 @@ def locate(kind: str, name_or_path: str | Path) -> str | Path:
     return name_or_path
 
 
-__all__ = ["ENV_VAR", "KINDS", "builtin_dir", "find", "is_name", "locate", "names", "search_dirs", "user_dirs"]
+__all__ = ["ENV_VAR", "KINDS", "builtin_dir", "expand", "find", "is_dir", "is_file", "is_name", "locate", "names",
+           "search_dirs", "user_dirs"]

@@ -199,6 +199,37 @@ def test_sweep_summary_and_restart_skips_finished_jobs(tiny, tmp_path, capsys):
     assert all(r.get("cached") for r in rows)
 
 
+def test_sweep_over_seed_runs_each_seed_of_the_grid(tiny, tmp_path):
+    """``--grid seed=...`` is each job's seed (``--seeds`` more from each), not overwritten by the
+    scenario's seed: two grid points are two different runs."""
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(tiny), "--grid", "seed=3,5", "--out", str(out), "--set", "training.steps=1"]) == 0
+    rows = json.loads((out / "sweep.json").read_text())
+    assert sorted(r["seed"] for r in rows) == [3, 5]
+    assert len({r["job"] for r in rows}) == 2
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. "
+                                   "DefaultCPUAllocator: can't allocate memory: you tried to allocate 25600000000 bytes.\n"
+                                   "frame #0: c10::Error::Error")])
+def test_a_run_out_of_memory_fails_with_one_line_and_exit_1(tiny, tmp_path, monkeypatch, capsys, error):
+    """Sizes this machine cannot hold (a task or batch too large for RAM) end the run with exit 1 and
+    one line saying so, not a traceback; other RuntimeErrors (bugs) still raise."""
+    import photonic_sim.scenarios.execute as execute
+
+    def oom(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(execute, "run_scenario", oom)
+    capsys.readouterr()
+    assert main(["run", str(tiny), "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    line = _err_line(capsys)
+    assert "out of memory" in line and "tiny.yaml" in line and "frame #0" not in line
+    monkeypatch.setattr(execute, "run_scenario", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["run", str(tiny), "--out", str(tmp_path / "run2"), "--no-progress"])
+
+
 def test_compare_rows_and_failed_jobs_are_reported(tiny, tmp_path, monkeypatch):
     out = tmp_path / "cmp"
     assert main(["compare", str(tiny), "--strategies", "zo-sign-rge,spsa", "--seeds", "2", "--out", str(out),

@@ -138,7 +138,7 @@ _DELETE = object()
         ("phase_shifter.p_pi.ref", "  ", r"phase_shifter\.p_pi\.ref: missing or empty ref"),
         ("adc.bits.value", "eight", r"adc\.bits\.value: 'eight' is not a number"),
         ("phase_shifter.kind", "laser", r"phase_shifter\.kind: .*allowed: one of thermo_optic, mems"),
-        ("laser.wall_plug_efficiency.value", 0, r"laser\.wall_plug_efficiency: .*allowed: 0 < x <= 1"),
+        ("laser.wall_plug_efficiency.value", 0, r"laser\.wall_plug_efficiency: .*allowed: 1e-06 <= x <= 1"),
         ("tia", 5, r"tia: section must be a mapping"),
         ("tia.gain", _DELETE, r"tia\.gain: missing"),
     ],

@@ -319,6 +319,100 @@ case("run_device_not_torch", {}, RUN + ["--device", "mps"], words=["--device", "
 case("run_device_cuda_index", {}, RUN + ["--device", "cuda:99"], words=["--device"])
 case("run_device_with_chip", {}, RUN + ["--device", "cuda", "--chip", "tcp://127.0.0.1:9"], words=["--device"])
 
+# --- found by the malformed-input audit: each crashed (traceback), ran anyway, exited 1 mid-run or
+# named no file/key before it was fixed ----------------------------------------------------------
+LONG = "x" * 300  # one path component longer than the file system allows (ENAMETOOLONG)
+case("sc_task_kind_list", {"s.yaml": _set_line(TINY, "task", "{kind: [digits]}")}, words=["s.yaml", "task.kind"])
+case("sc_layer_kind_mapping", {"s.yaml": _sub(TINY, "{kind: tt,", "{kind: {a: 1},")},
+     words=["s.yaml", "model.layers.0.kind"])
+case("sc_tt_negative_modes", {"s.yaml": _sub(TINY, "in_modes: [4, 4, 4]", "in_modes: [-4, -4, 4]")},
+     words=["s.yaml", "model.layers.0.in_modes", ">= 1"])
+case("sc_misspelt_key_among_missing", {"s.yaml": _sub(TINY, "ranks: [1, 2, 2, 1]", "rank: [1, 2, 2, 1]")},
+     words=["s.yaml", "model.layers.0.rank", "unknown key", "did you mean 'ranks'"])
+case("sc_key_not_a_string", {"s.yaml": TINY + "1: 2\n"}, words=["s.yaml", "<root>", "not a string", "seed"])
+case("sc_override_empty_key", {"s.yaml": TINY + "overrides: {devices: {'': 8}}\n"},
+     words=["s.yaml", "overrides.devices", "empty part"])
+case("sc_override_key_empty_part", {"s.yaml": TINY + "overrides: {training: {'strategy_options..lr': 1}}\n"},
+     words=["s.yaml", "overrides.training.strategy_options..lr", "empty part"])
+case("sc_card_name_too_long", {"s.yaml": _set_line(TINY, "devices", LONG)}, words=["s.yaml", "devices", "no such device"])
+case("sc_card_path_too_long", {"s.yaml": _set_line(TINY, "accelerator", LONG + ".yaml")},
+     words=["s.yaml", "accelerator", "no such accelerator"])
+case("sc_card_unknown_home", {"s.yaml": _set_line(TINY, "training", "~no-such-user-photonic/rec.yaml")},
+     words=["s.yaml", "training", "no such training recipe"])
+case("sc_scenario_name_too_long", {}, ["run", "{sc}" + LONG + ".yaml", "--out", "{out}"], words=["no such scenario"])
+case("sc_digits_empty_test_split", {"s.yaml": _set_line(TINY, "task", "{kind: digits, test_fraction: 0.0001}")},
+     words=["s.yaml", "task.test_fraction", "0 for test"])
+case("validate_name_too_long", {}, ["validate", "{sc}" + LONG + ".yaml"], words=["validate", "no such file"])
+case("report_name_too_long", {}, ["report", "{out}" + LONG], words=["report", "no report.json"])
+case("cost_card_name_too_long", {}, ["cost", "--accelerator", LONG, "--model", "digits"],
+     words=["--accelerator", "no such accelerator card"])
+case("cost_model_name_too_long", {}, ["cost", "--accelerator", "tonn_space", "--model", "{sc}" + LONG + ".yaml"],
+     words=["--model"])
+case("dev_v_pi_denormal", {"dev.yaml": _sub(DEV, "v_pi: {value: 4.36,", "v_pi: {value: 1.0e-300,")},
+     words=["dev.yaml", "phase_shifter.v_pi"])
+case("dev_responsivity_denormal", {"dev.yaml": _sub(DEV, "responsivity: {value: 1.1,", "responsivity: {value: 1.0e-300,")},
+     words=["dev.yaml", "photodetector.responsivity"])
+case("dev_tia_gain_denormal", {"dev.yaml": _sub(DEV, "gain: {value: 5000,", "gain: {value: 1.0e-300,")},
+     words=["dev.yaml", "tia.gain"])
+case("dev_wall_plug_denormal", {}, RUN + ["--set", "devices.laser.wall_plug_efficiency=1.0e-300"],
+     words=["s.yaml", "laser.wall_plug_efficiency"])
+case("rec_q_beyond_int64", {}, RUN + ["--set", "training.strategy_options.q=1.0e+308"],
+     words=["s.yaml", "strategy_options.q", "at most"])
+case("rec_eps_integer_beyond_int64", {}, RUN + ["--set", "training.strategy_options.eps=" + "1" + "0" * 30],
+     words=["s.yaml", "strategy_options.eps"])
+case("rec_stage_q_beyond_int64", {}, RUN + ["--set", "training.strategy=staged", "--set",
+                                            "training.strategy_options={stages: [{strategy: zo-rge, steps: 1, q: 1.0e+308}]}"],
+     words=["s.yaml", "stages", "q"])
+case("run_threads_beyond_int", {}, RUN + ["--threads", "1" + "0" * 20], words=["--threads", "out of range"])
+case("run_out_empty", {}, RUN + ["--out", ""], words=["--out", "empty"])
+case("run_out_nul", {}, RUN + ["--out", "{out}\x00x"], words=["--out", "NUL"])
+case("sweep_grid_seed_bad_value", {}, SWEEP + ["--grid", "seed=1,abc"], words=["s.yaml", "seed"])
+case("sweep_seeds_past_the_seed_range", {}, SWEEP + ["--grid", "training.steps=1", "--seeds", "5000000000"],
+     words=["--seeds"])
+case("compare_seeds_past_the_seed_range", {}, COMPARE + ["--seeds", "3", "--set", "seed=4294967294"], words=["--seeds"])
+MNIST_ONE = {"s.yaml": MNIST, IMG: _idx(IMAGES[:1]), LAB: _idx(LABELS[:1])}
+case("data_one_example", MNIST_ONE, words=["s.yaml", "task.test_fraction", "0 for test"])
+case("data_ndim_255", {**GOOD, IMG: bytes([0, 0, 8, 255]) + bytes(1020)},
+     words=["s.yaml", "task.data_dir", "images-idx3-ubyte", "dimensions"])
+case("data_dir_too_long", {"s.yaml": _sub(MNIST, "data_dir: data", "data_dir: " + LONG)},
+     words=["s.yaml", "task.data_dir", "no such directory"])
+case("data_dir_nul", {"s.yaml": _sub(MNIST, "data_dir: data", 'data_dir: "da\\0ta"')}, words=["s.yaml", "task.data_dir"])
+PDE = """\
+name: tiny_pde
+seed: 0
+devices: dev.yaml
+accelerator: acc.yaml
+training: rec.yaml
+model:
+  name: p
+  layers:
+    - {kind: tt, in_modes: [1, 2], out_modes: [8, 8], ranks: [1, 2, 1], activation: sin}
+    - {kind: dense, in_features: 64, out_features: 1}
+task: {kind: pde, pde: burgers, collocation: 4, test_points: 40, residual_points: 20, estimator: finite_difference}
+chip: {insertion_loss: false}
+"""
+PINN_REC = _set_line(_set_line((REPO / "training" / "pinn_zo.yaml").read_text(), "steps", "1"), "eval_every", "1")
+
+
+def pde_case(name: str, task: str | None = None, extra: list[str] = (), words: tuple = ()) -> None:
+    scenario = PDE if task is None else _set_line(PDE, "task", task)
+    case(name, {"s.yaml": scenario, "rec.yaml": PINN_REC}, RUN + list(extra), words=words)
+
+
+pde_case("pde_eval_level_without_sparse_grid", "{kind: pde, pde: burgers, estimator: finite_difference, eval_level: 2}",
+         words=["s.yaml", "task.eval_level", "sparse_grid"])
+pde_case("pde_sigma_final_without_stein", "{kind: pde, pde: burgers, estimator: finite_difference, sigma_final: 0.01}",
+         words=["s.yaml", "task.sigma_final", "monte_carlo"])
+pde_case("pde_sigma_final_wider_than_sigma", "{kind: pde, pde: burgers, estimator: monte_carlo, mc_samples: 4, "
+         "sigma: 0.1, sigma_final: 5}", words=["s.yaml", "task.sigma_final", "sigma"])
+pde_case("pde_causal_without_time", "{kind: pde, pde: darcy, estimator: finite_difference, causal_eps: 1}",
+         words=["s.yaml", "task.causal_eps", "time"])
+pde_case("pde_collocation_beyond_int64", "{kind: pde, pde: burgers, estimator: finite_difference, collocation: "
+         + "1" + "0" * 30 + "}", words=["s.yaml", "task.collocation"])
+pde_case("pde_autograd_in_situ", extra=["--set", "task.estimator=autograd"], words=["s.yaml", "task.estimator", "fo"])
+pde_case("pde_intensity_readout", extra=["--set", "training.readout=intensity"],
+         words=["s.yaml", "overrides.training.readout", "coherent"])
+
 
 def _write(root: Path, files: dict) -> Path:
     base = {"s.yaml": TINY, "dev.yaml": DEV, "acc.yaml": ACC, "rec.yaml": REC}

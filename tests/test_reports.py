@@ -225,6 +225,51 @@ def test_render_recreates_md_html_and_figures_from_the_data_files(tmp_path):
         render(out)
 
 
+def _npz(arrays: dict) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+CORRUPT_RUN = {  # file of the run directory → its new content, and the words the one error line holds
+    "metrics_no_step": ("metrics.csv", b"a,b\n1,2\n", ["metrics.csv", "step"]),
+    "metrics_text_cell": ("metrics.csv", b"step,queries,loss,metric,energy_j,latency_s\n1,16,hunter2,,0.1,0.1\n",
+                          ["metrics.csv", "line 2", "loss"]),
+    "metrics_extra_cells": ("metrics.csv", b"step,queries,loss,metric,energy_j,latency_s\n1,16,1,,0.1,0.1,9,9\n",
+                            ["metrics.csv", "line 2"]),
+    "metrics_not_utf8": ("metrics.csv", b"\xff\xfe" * 50, ["metrics.csv"]),
+    "phases_not_zip": ("checkpoint/phases_by_mesh.npz", b"PK\x03\x04garbage", ["phases_by_mesh.npz"]),
+    "phases_object_array": ("checkpoint/phases_by_mesh.npz", _npz({"a": np.array([{"x": 1}], dtype=object)}),
+                            ["phases_by_mesh.npz"]),
+    "phases_text_array": ("checkpoint/phases_by_mesh.npz", _npz({"layer0": np.array(["a", "b"])}),
+                          ["phases_by_mesh.npz", "layer0"]),
+    "phases_empty_array": ("checkpoint/phases_by_mesh.npz", _npz({"layer0": np.zeros((0, 3))}),
+                           ["phases_by_mesh.npz", "layer0"]),
+    "report_not_utf8": ("report.json", b"\xff\xfe{}", ["report.json"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT_RUN))
+def test_report_of_a_corrupt_run_directory_is_one_line_naming_the_file(case, tmp_path, capsys):
+    """``photonic-sim report`` on a run directory with a damaged data file: exit 2, one line naming
+    the file (no traceback, no echo of its content), and the run directory left as it was."""
+    from photonic_sim.cli import main
+
+    out = write(tmp_path / "run")
+    name, content, words = CORRUPT_RUN[case]
+    (out / name).write_bytes(content)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err + captured.out, lines[:5]
+    assert all(w in lines[0] for w in words) and "hunter2" not in lines[0], lines[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 def test_a_broken_resolved_scenario_is_one_line_naming_the_file(tmp_path):
     from photonic_sim.reports.render import load_resolved
 

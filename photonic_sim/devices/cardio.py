@@ -25,7 +25,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from .yamlread import preview, read_yaml
+from photonic_sim import library
+
+from .yamlread import preview, read_yaml, short_path
 
 # unit → (dimension, factor to SI)
 UNITS: dict[str, tuple[str, float]] = {
@@ -212,10 +214,10 @@ def _resolve(name_or_path: str | Path, cards_dir: Path, kind: str) -> Path:
         path = Path(text)
     else:
         path = cards_dir / f"{text}.yaml"
-    if not path.is_file():
+    if not library.is_file(path):  # a name too long for the file system is no file either
         names = list_cards(cards_dir)
         raise CardError(
-            f"{path}: <root>: no such {kind} card{did_you_mean(path.stem, names)}"
+            f"{short_path(path)}: <root>: no such {kind} card{did_you_mean(path.stem, names)}"
             f" (allowed: {', '.join(names)} or a path to a .yaml file)"
         )
     return path

@@ -45,6 +45,9 @@ DEVICES_DIR = library.builtin_dir("devices")  # built-in cards; bare names use t
 # Every area is at most AREA_MAX (1 cm² per device). The losses of the elements on the optical
 # path (shifters and couplers: 4k+3 of each for k <= 64, waveguide, modulator) are bounded so the
 # link budget's laser power stays a float (path loss < 3000 dB; scenarios also refuse > 60 dBm).
+# The figures the simulation divides by (v_pi, responsivity, load_resistance, tia.gain,
+# laser.wall_plug_efficiency) have a floor above 0, so a denormal value (1e-300) is refused
+# instead of turning the chip's readings into inf / NaN mid-run.
 AREA_MAX = 1e-4
 
 
@@ -68,7 +71,7 @@ class DriftCard(Section):
 
 class PhaseShifterCard(Section):
     kind: Literal["thermo_optic", "mems", "electro_optic"]
-    v_pi: float = _q("voltage", gt=0, le=1e3)
+    v_pi: float = _q("voltage", ge=1e-3, le=1e3)  # γ = π / v_pi²: a denormal v_pi divides by zero
     v_max: float = _q("voltage", gt=0, le=1e3)
     p_pi: float = _q("power", ge=0, le=10)
     settle_time: float = _q("time", ge=0, le=1)
@@ -112,10 +115,10 @@ class CrosstalkCard(Section):
 
 
 class PhotodetectorCard(Section):
-    responsivity: float = _q("responsivity", gt=0, le=10)
+    responsivity: float = _q("responsivity", ge=1e-3, le=10)  # the readout chain scales by 1 / (R · G)
     dark_current: float = _q("current", ge=0, le=1e-3)
     bandwidth: float = _q("frequency", ge=1e3, le=1e12)
-    load_resistance: float = _q("resistance", gt=0, le=1e9)
+    load_resistance: float = _q("resistance", ge=1e-3, le=1e9)
     temperature: float = _q("temperature", gt=0, le=1e3)
     sensitivity: float = _q("dBm", ge=-100, le=30)
     area: float = _q("area", ge=0, le=AREA_MAX)
@@ -123,7 +126,7 @@ class PhotodetectorCard(Section):
 
 
 class TIACard(Section):
-    gain: float = _q("transimpedance", gt=0, le=1e9)
+    gain: float = _q("transimpedance", ge=1e-3, le=1e9)
     power: float = _q("power", ge=0, le=10)
     area: float = _q("area", ge=0, le=AREA_MAX)
 
@@ -162,7 +165,7 @@ class ModulatorCard(Section):
 
 
 class LaserCard(Section):
-    wall_plug_efficiency: float = _q("dimensionless", gt=0, le=1)
+    wall_plug_efficiency: float = _q("dimensionless", ge=1e-6, le=1)  # electrical = optical / efficiency
     wavelength: float = _q("length", default=0.0, ge=0, le=2e-5)  # operating λ; 0 = the card's design wavelength
     max_power: float = _q("power", gt=0, le=10)
     area: float = _q("area", ge=0, le=AREA_MAX)

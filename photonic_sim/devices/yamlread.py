@@ -67,6 +67,20 @@ def preview(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+MAX_PATH_SHOWN = 200  # characters of a file path in a message; a longer one is cut in the middle
+
+
+def short_path(path: object, limit: int = MAX_PATH_SHOWN) -> str:
+    """``path`` as text, cut in the middle (``[...]``) when longer than ``limit``, control
+    characters escaped (``\\x00``): a message names the file, but never repeats a path of
+    thousands of characters (the file name at its end stays) nor writes raw bytes to a terminal."""
+    text = str(path)
+    if len(text) > limit:
+        head = (limit - 5) // 2
+        text = f"{text[:head]}[...]{text[len(text) - (limit - 5 - head):]}"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _short(value: Any, budget: int) -> str:
     """A repr of ``value`` that is complete when shorter than ``budget``, else at least
     ``budget`` characters long (so the caller sees it was cut)."""

@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import numpy as np
 
+from photonic_sim.devices.yamlread import preview
+
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 HISTORY_COLUMNS = ("step", "queries", "loss", "metric", "energy_j", "latency_s")
 PHASES_FILE = "checkpoint/phases_by_mesh.npz"
@@ -76,8 +78,8 @@ def write_history(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
 
 
-def _cell(text: str) -> int | float | str | None:
-    if text == "":
+def _cell(text: str | None) -> int | float | str | None:
+    if text is None or text == "":
         return None
     for kind in (int, float):
         try:
@@ -88,9 +90,29 @@ def _cell(text: str) -> int | float | str | None:
 
 
 def read_history(path: Path) -> list[dict]:
-    """metrics.csv back as rows (ints, floats, None for empty cells)."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    """metrics.csv back as rows (ints, floats, None for empty cells). :class:`ReportError` (one
+    line naming the file and the row) unless it is a table whose rows hold every column of
+    HISTORY_COLUMNS as a number or an empty cell."""
+    allowed = f"(allowed: the metrics.csv that photonic-sim run wrote: columns {', '.join(HISTORY_COLUMNS)}, numbers)"
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            raw = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ReportError(f"{path}: <root>: not a readable CSV table ({type(exc).__name__}) {allowed}") from None
+    rows = []
+    for i, row in enumerate(raw):
+        line = i + 2  # the header is line 1
+        if None in row or None in row.values():
+            raise ReportError(f"{path}: line {line}: not as many cells as the header has columns {allowed}")
+        missing = [c for c in HISTORY_COLUMNS if c not in row]
+        if missing:
+            raise ReportError(f"{path}: <root>: no column {missing[0]} {allowed}")
+        cells = {k: _cell(v) for k, v in row.items()}
+        bad = next((c for c in HISTORY_COLUMNS if isinstance(cells[c], str)), None)
+        if bad is not None:
+            raise ReportError(f"{path}: line {line}: {bad}: not a number {allowed}")  # (the cell is not echoed)
+        rows.append(cells)
+    return rows
 
 
 def save_phases(path: Path, phases_by_mesh: dict[str, np.ndarray]) -> None:
@@ -98,10 +120,24 @@ def save_phases(path: Path, phases_by_mesh: dict[str, np.ndarray]) -> None:
 
 
 def load_phases(path: Path) -> dict[str, np.ndarray]:
+    """The phases of each mesh in ``path`` (an .npz of real arrays; empty when absent);
+    :class:`ReportError` (one line naming the file) for a file that is not such an archive.
+    Read with ``allow_pickle=False``: an object array is refused, never unpickled."""
     if not path.is_file():
         return {}
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    allowed = "(allowed: the phases_by_mesh.npz that photonic-sim run wrote: arrays of real numbers)"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            phases = {name: data[name] for name in data.files}
+    except Exception as exc:  # not a zip, a truncated member, an object array: one line, whatever numpy raises
+        raise ReportError(f"{path}: <root>: not a readable .npz archive ({type(exc).__name__}) {allowed}") from None
+    for name, a in phases.items():
+        if not isinstance(a, np.ndarray) or a.size == 0 or not (np.issubdtype(a.dtype, np.integer)
+                                                                or np.issubdtype(a.dtype, np.floating)):
+            shown = preview(name)
+            raise ReportError(f"{path}: {shown}: an array of {getattr(a, 'dtype', type(a).__name__)} "
+                              f"{getattr(a, 'shape', '')} {allowed}")
+    return phases
 
 
 def collect_versions() -> dict[str, str]:

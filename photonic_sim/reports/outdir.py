@@ -54,12 +54,13 @@ class OutDirError(ValueError):
 
 
 def short(path: str | Path, limit: int = 80) -> str:
-    """``path`` as text, cut in the middle when longer than ``limit`` (never echo a path at length)."""
+    """``path`` as text, cut in the middle when longer than ``limit`` (never echo a path at length),
+    control characters escaped."""
     text = str(path)
-    if len(text) <= limit:
-        return text
-    keep = (limit - 5) // 2
-    return f"{text[:keep]}[...]{text[-keep:]}"
+    if len(text) > limit:
+        keep = (limit - 5) // 2
+        text = f"{text[:keep]}[...]{text[-keep:]}"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # a NUL or newline, escaped
 
 
 def _reason(exc: OSError) -> str:
@@ -163,6 +164,8 @@ class OutDir:
             return real
         except OSError as exc:
             raise self._error(_reason(exc)) from None
+        except ValueError:  # "embedded null byte"
+            raise self._error("not a valid path (it holds a NUL character)") from None
 
     def _make_parents(self) -> None:
         missing = []

@@ -223,6 +223,9 @@ def render(run_dir: str | Path) -> Path:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ReportError(f"{report_path}: <root>: not valid JSON: {exc} (allowed: a JSON object)") from None
+    except (UnicodeDecodeError, RecursionError, OSError) as exc:
+        raise ReportError(f"{report_path}: <root>: not readable JSON text ({type(exc).__name__}) "
+                          "(allowed: the report.json that photonic-sim run wrote)") from None
     validate_report(report, str(report_path))
     history_path = run / report["metrics"]["history_file"]
     history = read_history(history_path) if history_path.is_file() else []

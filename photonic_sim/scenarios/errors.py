@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from photonic_sim.devices.cardio import did_you_mean as _did_you_mean
-from photonic_sim.devices.yamlread import preview
+from photonic_sim.devices.yamlread import preview, short_path
 
-__all__ = ["ScenarioError", "did_you_mean", "preview"]
+__all__ = ["ScenarioError", "did_you_mean", "preview", "short_path"]
 
 
 class ScenarioError(ValueError):
@@ -25,7 +25,7 @@ class ScenarioError(ValueError):
 
     def __init__(self, file: str, key: str, what: str, allowed: str | None = None):
         key = ".".join(p if len(p) <= 40 else p[:39] + "…" for p in str(key or "<root>").split("."))
-        self.file, self.key, self.what, self.allowed = str(file), key, what, allowed
+        self.file, self.key, self.what, self.allowed = short_path(file), key, what, allowed
         text = f"{self.file}: {self.key}: {what}" + (f" (allowed: {allowed})" if allowed else "")
         super().__init__(" ".join(text.split()))
 

@@ -28,9 +28,9 @@ from photonic_sim import library
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
 from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
 from photonic_sim.devices.cards import DeviceCard, load_device_card
-from photonic_sim.training.names import MAX_EVAL_GRID_POINTS, max_eval_grid
+from photonic_sim.training.names import MAX_EVAL_GRID_POINTS, PDE_COORDINATES, max_eval_grid
 
-from .errors import ScenarioError, did_you_mean, preview
+from .errors import ScenarioError, did_you_mean, preview, short_path
 from .overrides import apply_sets, parse_set
 from .recipes import load_training_recipe, resolve_path
 from .schema import (
@@ -139,6 +139,11 @@ def _build(raw: dict, file: Path, variant: str | None = None) -> Scenario:
     network = _network(top.model, src)
     task = resolve_task(top.task, src, file.parent)
     ov = top.overrides
+    for comp in ("devices", "accelerator", "training"):
+        bad = next((k for k in getattr(ov, comp) if any(not p.strip() for p in k.split("."))), None)
+        if bad is not None:
+            raise ScenarioError(src, f"overrides.{comp}.{bad}", f"{preview(bad)} is not a dotted key (an empty part)",
+                                "a dotted key of the card or recipe, e.g. phase_shifter.bits or strategy_options.lr")
     device_card = _component("devices", load_device_card, top.devices, ov.devices, file)
     accelerator_card = _component("accelerator", load_accelerator_card, top.accelerator, ov.accelerator, file)
     recipe = _component("training", load_training_recipe, top.training, ov.training, file)
@@ -158,7 +163,7 @@ def _component(comp: str, loader, ref: str, overrides: dict, file: Path):
     src = str(file)
     target: str | Path = ref
     if "/" in ref or ref.endswith((".yaml", ".yml")):
-        target = Path(ref).expanduser()
+        target = library.expand(ref)
         target = target if target.is_absolute() else file.parent / target
     try:
         return loader(target, overrides=overrides)
@@ -195,7 +200,7 @@ def _network(model: Any, src: str) -> NetworkSpec:
     for i, layer in enumerate(spec.layers):
         where = f"model.layers.{i}"
         kind = layer.get("kind") if isinstance(layer, dict) else None
-        if kind not in LAYERS:
+        if not isinstance(kind, str) or kind not in LAYERS:  # (a list or mapping is no kind, nor hashable)
             what = f"{preview(kind)} is not a layer kind{did_you_mean(kind, LAYERS)}" if kind is not None else "missing or not a mapping"
             raise ScenarioError(src, f"{where}.kind", what, ", ".join(LAYERS))
         lm = validate(LAYERS[kind], layer, src, where)
@@ -219,31 +224,40 @@ def resolve_task(task: dict, src: str, base: Path) -> TaskConfig:
     :class:`ScenarioError` naming ``src`` and the key otherwise."""
     kinds = list(TASKS)
     kind = task.get("kind")
-    if kind not in TASKS:
+    if not isinstance(kind, str) or kind not in TASKS:  # (a list or mapping is no kind, nor hashable)
         what = "missing required key" if kind is None else f"{preview(kind)} is not allowed{did_you_mean(kind, kinds)}"
         raise ScenarioError(src, "task.kind", what, ", ".join(kinds))
     cfg = validate(TASKS[kind], task, src, "task")
     if kind == "mnist":
-        data_dir = Path(cfg.data_dir).expanduser()
-        data_dir = (data_dir if data_dir.is_absolute() else base / data_dir).resolve()
+        data_dir = library.expand(cfg.data_dir)
         need = "a directory holding MNIST IDX files (" + " / ".join(f"{n}[.gz]" for n in _MNIST_IMAGES) + ")"
-        if not data_dir.is_dir():
-            raise ScenarioError(src, "task.data_dir", f"no such directory: {data_dir}", need)
-        if not any((data_dir / n).is_file() or (data_dir / f"{n}.gz").is_file() for n in _MNIST_IMAGES):
-            raise ScenarioError(src, "task.data_dir", f"no MNIST image file in {data_dir}", need)
+        try:
+            data_dir = (data_dir if data_dir.is_absolute() else base / data_dir).resolve()
+        except (OSError, ValueError):  # a NUL character, a symlink loop
+            raise ScenarioError(src, "task.data_dir", f"{preview(cfg.data_dir)} is not a usable path", need) from None
+        if not library.is_dir(data_dir):  # a name too long for the file system is no directory either
+            raise ScenarioError(src, "task.data_dir", f"no such directory: {short_path(data_dir)}", need)
+        if not any(library.is_file(data_dir / n) or library.is_file(data_dir / f"{n}.gz") for n in _MNIST_IMAGES):
+            raise ScenarioError(src, "task.data_dir", f"no MNIST image file in {short_path(data_dir)}", need)
         from photonic_sim.training.data import DataError, check_mnist  # numpy: only for an mnist task
 
         try:  # the files themselves, before anything trains (corrupt gzip, bad header, labels)
-            check_mnist(data_dir)
+            examples = check_mnist(data_dir)
         except DataError as exc:
             raise ScenarioError(src, "task.data_dir", f"{exc.file}: {exc.what}", exc.allowed) from None
+        _check_split(examples, cfg.test_fraction, f"{examples} MNIST examples in task.data_dir", src)
         cfg = cfg.model_copy(update={"data_dir": str(data_dir)})
+    if kind == "digits":
+        from photonic_sim.training.data import DIGITS_SIZE
+
+        _check_split(DIGITS_SIZE, cfg.test_fraction, f"the {DIGITS_SIZE} digits", src)
     if kind == "pde":
         if cfg.residual_points is None:
             cfg = cfg.model_copy(update={"residual_points": min(1000, cfg.test_points)})
         elif cfg.residual_points > cfg.test_points:
             raise ScenarioError(src, "task.residual_points", f"{cfg.residual_points} is more than task.test_points",
                                 f"1 .. task.test_points = {cfg.test_points}")
+        _check_pde_options(cfg, src)
         if cfg.sampling != "uniform" and cfg.resample_pool:
             raise ScenarioError(src, "task.sampling", f"{cfg.sampling!r} with task.resample_pool > 0 (the adaptive "
                                 "sampler draws the points)", "uniform, or resample_pool 0")
@@ -255,6 +269,42 @@ def resolve_task(task: dict, src: str, base: Path) -> TaskConfig:
             raise ScenarioError(src, "task.eval_grid", f"{cfg.eval_grid}^{dim} grid points for pde {cfg.pde}",
                                 f"2 .. {most} (eval_grid^{dim} <= {MAX_EVAL_GRID_POINTS})")
     return cfg
+
+
+def _check_split(examples: int, test_fraction: float, what: str, src: str) -> None:
+    """Both halves of the seeded train/test split hold at least one example."""
+    from photonic_sim.training.data import split_sizes
+
+    train, test = split_sizes(examples, test_fraction)
+    if train < 1 or test < 1:
+        lo, hi = 0.5 / examples, 1 - 0.5 / examples
+        allowed = (f"a fraction leaving at least one example on each side: about {lo:.3g} < x < {hi:.3g}"
+                   if examples >= 2 else "at least 2 examples in the data")
+        raise ScenarioError(src, "task.test_fraction", f"{test_fraction:g} splits {what} into {train} for training and "
+                            f"{test} for test", allowed)
+
+
+_STEIN = ("sparse_grid", "monte_carlo")
+
+
+def _check_pde_options(cfg, src: str) -> None:
+    """The PDE task's options that only fit together (``training.pinn.PINNTask`` checks them
+    again when it is built, mid-command): here they are load-time errors naming the key."""
+    coords = PDE_COORDINATES[cfg.pde]
+    if cfg.eval_level is not None and cfg.eval_level != cfg.level and cfg.estimator != "sparse_grid":
+        raise ScenarioError(src, "task.eval_level", f"{cfg.eval_level} with estimator {cfg.estimator!r} (a sparse "
+                            "grid's level)", "null, or estimator sparse_grid")
+    if cfg.sigma_final is not None:
+        if cfg.estimator not in _STEIN:
+            raise ScenarioError(src, "task.sigma_final", f"set with estimator {cfg.estimator!r} (the Stein width "
+                                "schedule)", "null, or estimator " + " / ".join(_STEIN))
+        final, sigma = ([w] * len(coords) if not isinstance(w, list) else w for w in (cfg.sigma_final, cfg.sigma))
+        if any(f > w for f, w in zip(final, sigma)):  # one width or one per coordinate, each
+            raise ScenarioError(src, "task.sigma_final", f"{preview(cfg.sigma_final)} is wider than task.sigma "
+                                f"{preview(cfg.sigma)}", "0 < sigma_final <= sigma (per coordinate)")
+    if cfg.causal_eps and "t" not in coords:
+        raise ScenarioError(src, "task.causal_eps", f"{cfg.causal_eps:g}: pde {cfg.pde} has no time coordinate "
+                            f"(its coordinates: {', '.join(coords)})", "0 for this PDE")
 
 
 def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, overrides: dict, src: str) -> None:
@@ -276,6 +326,14 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
     if recipe.loss not in losses:
         key = "overrides.training.loss" if "loss" in overrides else "training"
         raise ScenarioError(src, key, f"recipe {preview(recipe.name)} has loss {recipe.loss!r}, which does not suit task kind {task.kind!r}", ", ".join(losses))
+    if task.kind == "pde" and recipe.readout not in (None, "coherent"):
+        key = "overrides.training.readout" if "readout" in overrides else "training"
+        raise ScenarioError(src, key, f"recipe {preview(recipe.name)} reads {recipe.readout!r}; a PINN needs signed "
+                            "outputs", "coherent, or null (a pde task then reads coherently)")
+    if task.kind == "pde" and task.estimator == "autograd" and _in_situ(recipe):
+        raise ScenarioError(src, "task.estimator", f"'autograd' differentiates through the simulation, which recipe "
+                            f"{preview(recipe.name)} (strategy {recipe.strategy!r}, in situ) does not",
+                            "sparse_grid, monte_carlo, finite_difference; autograd only with strategy fo")
     if recipe.keep != "last" and task.kind != "pde":
         key = "overrides.training.keep" if "keep" in overrides else "training"
         raise ScenarioError(src, key, f"recipe {preview(recipe.name)} keeps {recipe.keep!r}, which selects by the test "
@@ -287,6 +345,13 @@ def _check_fit(network: NetworkSpec, task: TaskConfig, recipe: TrainingRecipe, o
             raise ScenarioError(src, key, f"recipe {preview(recipe.name)}: stages[{i}].loss: 'evaluation' optimises the "
                                 f"test loss (test labels) for task kind {task.kind!r}; only a pde task's residual is "
                                 "label-free", "batch")
+
+
+def _in_situ(recipe: TrainingRecipe) -> bool:
+    """Whether the recipe's strategy trains through chip queries only (every stage of a staged one)."""
+    from photonic_sim.training.strategies import STRATEGIES
+
+    return getattr(STRATEGIES.get(recipe.strategy), "in_situ", True)
 
 
 MAX_LASER_DBM = 60.0  # 1 kW of optical power: any link that needs more has a typo in its losses

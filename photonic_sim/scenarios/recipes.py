@@ -11,6 +11,7 @@ own ``defaults``); option *values* are checked by the strategy factory at run ti
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,12 @@ def resolve_path(name_or_path: str | Path, directory: Path, what: str, names: li
     (relative to ``base`` when given). Raises ScenarioError naming the missing file."""
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
-        path = Path(text).expanduser()
+        path = library.expand(text)
         if base is not None and not path.is_absolute():
             path = base / path
     else:
         path = directory / f"{text}.yaml"
-    if not path.is_file():
+    if not library.is_file(path):  # a name too long for the file system is no file either
         raise ScenarioError(
             str(path), "<root>", f"no such {what}{did_you_mean(path.stem, names)}",
             f"{', '.join(names)} or a path to a .yaml file",
@@ -98,8 +99,30 @@ def _check_options(src: str, where: str, strategy: str, given: dict) -> None:
                                 f"unknown option for strategy {strategy!r}{did_you_mean(key, options)}",
                                 ", ".join(options))
         spec = table.get(key)
-        if spec is not None and key != "stages" and not allowed(spec, value):
-            raise ScenarioError(src, f"{where}.{key}", f"{preview(value)} is not allowed", describe(spec))
+        if spec is not None and key != "stages" and not (allowed(spec, value) and _machine_number(spec, value)):
+            raise ScenarioError(src, f"{where}.{key}", f"{preview(value)} is not allowed",
+                                describe(spec) + _machine_bound(spec, value))
+
+
+INT64_MAX = 2**63 - 1  # torch sizes and integer scalars are 64-bit
+
+
+def _machine_number(spec, value: Any) -> bool:
+    """Whether a number the option table allows also fits the machine types the strategy hands
+    it to: an integer (or an integer option written as a float) within 64 bits, so a ``q`` of
+    1e308 or an ``eps`` of 10**30 is refused here rather than crashing torch mid-run."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        return True  # (not a number, or not finite: the option table's own check words it)
+    if isinstance(value, int) or spec.kind == "int":
+        return abs(value) <= INT64_MAX
+    return True
+
+
+def _machine_bound(spec, value: Any) -> str:
+    """What :func:`_machine_number` adds to the allowed values when ``value`` fails it."""
+    if _machine_number(spec, value):
+        return ""
+    return f", at most {INT64_MAX}" if spec.kind == "int" else f"; an integer of at most {INT64_MAX} (write a float, e.g. 1.0e+30)"
 
 
 def _check_stages(src: str, stages: Any) -> None:

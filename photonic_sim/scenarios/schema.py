@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -115,18 +115,23 @@ class FourierFeaturesOption(_Strict):
         return value
 
 
+MAX_POINTS = 1_000_000  # collocation / test points / Monte-Carlo samples of a PDE task
+MAX_LEVEL = 64  # Smolyak level of the sparse-grid Stein estimator (3 is the default; 21-d grids past 5 are huge)
+
+
 class PdeTask(_Strict):
     """A BP-free PINN (docs/physics.md#bp-free-pinns)."""
 
     kind: Literal["pde"]
     pde: Literal[PDES]  # type: ignore[valid-type]
-    collocation: int = Field(100, ge=1)
+    # sizes at most MAX_POINTS / MAX_LEVEL, so an absurd one (a typo, 10**30) fails here rather than mid-run
+    collocation: int = Field(100, ge=1, le=MAX_POINTS)
     estimator: Literal[ESTIMATORS] = "sparse_grid"  # type: ignore[valid-type]
     sigma: float | list[float] = 0.1  # Stein width (> 0): one, or one per input coordinate (PDE order, e.g. x, t)
-    level: int = Field(3, ge=1)
-    mc_samples: int = Field(1024, ge=1)
-    test_points: int = Field(10000, ge=1)
-    eval_level: int | None = Field(None, ge=1)  # cheaper sparse grid for the test prediction
+    level: int = Field(3, ge=1, le=MAX_LEVEL)
+    mc_samples: int = Field(1024, ge=1, le=MAX_POINTS)
+    test_points: int = Field(10000, ge=1, le=MAX_POINTS)
+    eval_level: int | None = Field(None, ge=1, le=MAX_LEVEL)  # cheaper sparse grid for the test prediction
     residual_points: int | None = Field(None, ge=1)  # None: min(1000, test_points); at most test_points
     exact_readout: bool = False  # phase errors stay; DAC/ADC/detector exact (the seed paper's model)
     fd_step: float | list[float] = 1e-2  # finite_difference step h in (0, 0.5]: one, or one per input coordinate
@@ -163,7 +168,7 @@ class PdeTask(_Strict):
     def _separable(cls, value, info):
         """A rank, not with Fourier features (the factor rows carry one coordinate each)."""
         if value is not None and info.data.get("fourier_features") is not None:
-            raise ValueError("not with fourier_features (allowed: one of the two)")
+            raise ValueError("not with fourier_features (set one of the two)")
         return value
 
     @field_validator("fourier_features", mode="after")
@@ -246,11 +251,14 @@ PDE_IO = {name: (len(coordinates), 1) for name, coordinates in PDE_COORDINATES.i
 Activation = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 
 
+Positive = Annotated[int, Field(ge=1)]  # a mode or a TT rank
+
+
 class TTLayer(_Strict):
     kind: Literal["tt"]
-    in_modes: list[int] = Field(min_length=1)
-    out_modes: list[int] = Field(min_length=1)
-    ranks: list[int] = Field(min_length=2)
+    in_modes: list[Positive] = Field(min_length=1)
+    out_modes: list[Positive] = Field(min_length=1)
+    ranks: list[Positive] = Field(min_length=2)
     activation: Activation = "none"
     bias: bool = True
 
@@ -359,7 +367,12 @@ def describe(field: Any) -> str:
         text = "true or false"
     elif get_origin(tp) is list:
         (item,) = get_args(tp)
-        text = "a list of " + ("integers" if item is int else "mappings")
+        bound = ""
+        if get_origin(item) is Annotated:  # e.g. list[Positive]: "a list of integers >= 1"
+            item, *meta = get_args(item)
+            lo = next((m for info in meta for m in getattr(info, "metadata", ()) if isinstance(m, at.Ge)), None)
+            bound = f" >= {lo.ge}" if lo is not None else ""
+        text = "a list of " + ("integers" + bound if item is int else "mappings")
     elif get_origin(tp) is dict or tp is dict:
         text = "a mapping"
     else:
@@ -407,11 +420,23 @@ def validate(model: type[BaseModel], data: Any, src: str, prefix: str = "") -> A
 
 
 def convert(exc: ValidationError, model: type[BaseModel], src: str, prefix: str = "") -> ScenarioError:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # an unknown key first: a misspelt key is also a missing one, and its did-you-mean says more
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(err["loc"])
-    key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + loc)
     value = err.get("input")
     kind = err["type"]
+    if kind == "invalid_key" or (loc and loc[-1] == "[key]"):  # a key that is a number, boolean or null
+        where = loc[:-1] if kind == "invalid_key" else loc[:-2]
+        owner: Any = model  # the section whose keys these are, when it is a model
+        for part in where:
+            info = owner.model_fields.get(str(part)) if owner is not None else None
+            inner = _unwrap(info.annotation)[0] if info is not None else None
+            owner = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+        key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + where)
+        allowed = ", ".join(owner.model_fields) if owner is not None else "keys that are strings"
+        return ScenarioError(src, key, f"key {preview(value)} is not a string", allowed)
+    key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + loc)
     if kind == "extra_forbidden":
         owner = model  # the model whose keys the unknown key sits among (a nested section's own)
         for part in loc[:-1]:

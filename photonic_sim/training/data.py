@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # annotations only: the IDX checks run without torch
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_IDX_BYTES = 256 << 20  # decompressed; the 60k MNIST training images are 47 MB
+MAX_IDX_DIMS = 32  # the header's byte allows 255; numpy arrays have at most 64 (MNIST: 1 and 3)
+DIGITS_SIZE = 1797  # scikit-learn's digits
 _IDX_TEXT = "an IDX file, raw or gzipped (magic 0x00 0x00 <dtype> <ndim>, big-endian dimensions, then the data)"
 _MNIST_PAIR = "t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz], or train-*"
 
@@ -76,6 +78,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
         raise DataError(path, "not an IDX file (bad magic number)")
     ndim = data[3]
+    if ndim > MAX_IDX_DIMS:
+        raise DataError(path, f"IDX header declares {ndim} dimensions", f"{_IDX_TEXT}, at most {MAX_IDX_DIMS} dimensions")
     if ndim == 0 or len(data) < 4 + 4 * ndim:
         raise DataError(path, f"IDX header declares {ndim} dimensions, the file holds {len(data)} bytes")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
@@ -122,24 +126,33 @@ def _read_mnist(img: Path, lab: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=8)
-def _check_cached(files: tuple[tuple[str, int, int], ...]) -> None:
-    _read_mnist(Path(files[0][0]), Path(files[1][0]))
+def _check_cached(files: tuple[tuple[str, int, int], ...]) -> int:
+    return len(_read_mnist(Path(files[0][0]), Path(files[1][0]))[0])
 
 
-def check_mnist(directory: str | Path) -> None:
-    """Raise :class:`DataError` unless ``directory`` holds a readable, consistent MNIST IDX pair
-    (every check of :func:`load_mnist`, run before training; a file pair already checked and
-    unchanged, by size and modification time, is not read again)."""
+def check_mnist(directory: str | Path) -> int:
+    """The number of examples in ``directory``'s MNIST IDX pair; raise :class:`DataError` unless
+    it is readable and consistent (every check of :func:`load_mnist`, run before training; a file
+    pair already checked and unchanged, by size and modification time, is not read again)."""
     pair = _mnist_files(directory)
-    _check_cached(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in pair))
+    return _check_cached(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in pair))
+
+
+def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
+    """(train, test) example counts of :func:`_split` for ``n`` examples."""
+    n_test = int(round(n * test_fraction))
+    return n - n_test, n_test
 
 
 def _split(name, x, y, num_classes, test_fraction, seed) -> Dataset:
     import torch  # here, so the loader's data-file checks do not import torch
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction: {test_fraction} is outside (0, 1)")
+    n_train, n_test = split_sizes(len(x), test_fraction)
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"test_fraction: {test_fraction} splits {len(x)} examples into {n_train} for training and "
+                         f"{n_test} for test (allowed: at least one of each)")
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
     test, train = order[:n_test], order[n_test:]
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.int64)
