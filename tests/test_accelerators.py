@@ -474,7 +474,7 @@ def test_cli_model_py_factory_and_layer_yaml(capsys, tmp_path):
     ("{py}:1x", "is not a Python name"),
     ("{bad}:factory", "running the file raised SyntaxError"),
     ("{tmp}/missing.py:factory", "no such .py file"),
-    ("{layers_bad_key}", "layers.0.ranks: missing"),
+    ("{layers_bad_key}", "layers.0.rank: unknown key 'rank'; did you mean 'ranks'?"),  # the misspelt key, not the missing one
     ("{layers_bad_in}", "layers.0.in: 65 is not the product"),
     ("{layers_chain}", "layers: "),
     ("{layers_empty}", "neither a scenario"),
