@@ -116,7 +116,7 @@ def cmd_run(args) -> int:
 
     args.threads = _threads(args.threads, "run")
     args.device = _torch_device(args.device, "run")
-    _out_arg(args.out, "run")
+    _out_arg(args.out, "run")  # an empty --out: a usage error here, before anything loads
     scenario = load_scenario(args.scenario, args.sets)
     _check_run_backend(args, scenario)
     experiment = _chip_experiment(args, scenario, "run")
@@ -125,7 +125,7 @@ def cmd_run(args) -> int:
 
         experiment = Experiment.from_scenario(scenario, torch_device=args.device)
     try:
-        claim = OutDir(_out_arg(args.out, "run") or Path("runs") / scenario.name)
+        claim = OutDir(args.out or Path("runs") / scenario.name)
         if not args.resume:
             check_out_dir(claim.path, args.overwrite)
         claim.acquire()  # probe the location and lock it before any training
@@ -513,7 +513,7 @@ def cmd_compare(args) -> int:
     if args.chip is not None:
         flag = "--strategies" if args.strategies is not None else "--chip: variants"
         _check_chip_jobs(args, scenario, [(j, flag) for j in jobs], "compare")
-    rows = _run_pool(jobs, _out_arg(args.out, "compare") or Path("runs") / f"{scenario.name}-compare", args, "compare",
+    rows = _run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-compare", args, "compare",
                      lambda out, rows: _write_comparison(out, rows, group_by))
     return _pool_exit(rows)
 
@@ -560,7 +560,7 @@ def cmd_sweep(args) -> int:
         summary = write_sweep(out, rows, keys=[k for k, _ in axes])
         _table("sweep", list(summary[0].keys()) if summary else [], [list(r.values()) for r in summary])
 
-    return _pool_exit(_run_pool(jobs, _out_arg(args.out, "sweep") or Path("runs") / f"{scenario.name}-sweep", args,
+    return _pool_exit(_run_pool(jobs, args.out or Path("runs") / f"{scenario.name}-sweep", args,
                                 "sweep", write))
 
 

@@ -59,9 +59,8 @@ def probe_steps(theta: Tensor, u: Tensor, step: Tensor, periods: Tensor | None, 
     if not reflect or periods is None:
         return v
     p = torch.nan_to_num(periods.to(theta.dtype), nan=0.0)
-    periodic = p > 0
-    where = torch.where(periodic, torch.remainder(theta, torch.where(periodic, p, torch.ones_like(p))), theta)
-    out = periodic & ((where + v < 0) | (where + v >= p))
+    where = wrap(theta, p)  # θ mod p on the periodic entries (the rows' own wrap)
+    out = (p > 0) & ((where + v < 0) | (where + v >= p))
     return torch.where(out, -v, v)
 
 
