@@ -120,10 +120,16 @@ def cmd_run(args) -> int:
     scenario = load_scenario(args.scenario, args.sets)
     _check_run_backend(args, scenario)
     experiment = _chip_experiment(args, scenario, "run")
-    if experiment is None and args.device != "cpu":
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if experiment is None and (args.device != "cpu" or _preflight(args, scenario)):
         from photonic_sim.scenarios.experiment import Experiment
 
-        experiment = Experiment.from_scenario(scenario, torch_device=args.device)
+        experiment = Experiment.from_scenario(scenario, torch_device=None if args.device == "cpu" else args.device)
+    if _preflight(args, scenario):
+        _ = experiment.strategy  # the chip, its phases and the strategy: an option beyond what the chip
+        # allows (nnz above its phases) is a ScenarioError here, before anything is written
     try:
         claim = OutDir(args.out or Path("runs") / scenario.name)
         if not args.resume:
@@ -145,11 +151,19 @@ def cmd_run(args) -> int:
         claim.release(failed=failed)
 
 
+def _preflight(args, scenario) -> bool:
+    """Whether ``run`` builds the strategy before it claims --out: a fresh local training run
+    (a resumed run rebuilds from its checkpoint; a Ray run builds on its workers)."""
+    return not args.resume and getattr(args, "backend", "local") == "local" and scenario.task.kind != "none"
+
+
 def _run_claimed(args, scenario, claim, experiment=None) -> int:
     """The run itself, with ``claim`` (reports.outdir.OutDir) held: resume checks, training,
     the run directory; the claim's work directory holds the checkpoint meanwhile. ``experiment``:
-    the run's builder when it trains on a chip given by --chip (else ``run_scenario`` builds it)."""
+    the run's builder, its strategy already built (:func:`_preflight`), or on the chip given by
+    --chip; None for a resumed run (``run_scenario`` builds it)."""
     from photonic_sim.reports import write_run_dir
+    from photonic_sim.scenarios.errors import ScenarioError
     from photonic_sim.scenarios.execute import run_scenario
     from photonic_sim.scenarios.identity import IDENTITY_FILE, write_identity
     from photonic_sim.training.trainer import CHECKPOINT_FILE, CheckpointError
@@ -161,9 +175,6 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
         claim.clear_work()
     identity = write_identity(work, scenario)
     files = {}
-    import torch
-
-    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
         kw = {"checkpoint_dir": work, "resume": args.resume, "progress": not args.no_progress}
@@ -176,6 +187,8 @@ def _run_claimed(args, scenario, claim, experiment=None) -> int:
     except CheckpointError as exc:
         claim.keep_work()
         raise UsageError(f"photonic-sim run: --resume: {exc}") from None
+    except ScenarioError:  # bad input the builder finds (a strategy option beyond the chip's size): exit 2
+        raise
     except ValueError as exc:
         print(f"photonic-sim run: {scenario.path}: run failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -215,17 +215,17 @@ def test_sweep_over_seed_runs_each_seed_of_the_grid(tiny, tmp_path):
 def test_a_run_out_of_memory_fails_with_one_line_and_exit_1(tiny, tmp_path, monkeypatch, capsys, error):
     """Sizes this machine cannot hold (a task or batch too large for RAM) end the run with exit 1 and
     one line saying so, not a traceback; other RuntimeErrors (bugs) still raise."""
-    import photonic_sim.scenarios.execute as execute
+    from photonic_sim.scenarios.experiment import Experiment
 
     def oom(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(execute, "run_scenario", oom)
+    monkeypatch.setattr(Experiment, "run", oom)
     capsys.readouterr()
     assert main(["run", str(tiny), "--out", str(tmp_path / "run"), "--no-progress"]) == 1
     line = _err_line(capsys)
     assert "out of memory" in line and "tiny.yaml" in line and "frame #0" not in line
-    monkeypatch.setattr(execute, "run_scenario", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    monkeypatch.setattr(Experiment, "run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
         main(["run", str(tiny), "--out", str(tmp_path / "run2"), "--no-progress"])
 

@@ -204,10 +204,10 @@ def test_resume_with_another_seed_or_scenario_is_refused(tiny, tmp_path, monkeyp
 
 # ------------------------------------------------------------------ 4. one command per --out
 def test_second_run_into_a_locked_out_gets_one_line_at_once(tiny, tmp_path, monkeypatch, capsys):
-    from photonic_sim.scenarios import execute
+    from photonic_sim.scenarios.experiment import Experiment
 
     calls = []
-    monkeypatch.setattr(execute, "run_scenario", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(Experiment, "run", lambda *a, **k: calls.append(a))  # what `run` trains with
     out = tmp_path / "run"
     with OutDir(out):  # another holder of the same output directory
         t0 = time.perf_counter()
@@ -274,10 +274,10 @@ def _bad_out(case: str, tmp_path: Path) -> Path:
 def test_bad_output_location_is_found_before_training(case, tiny, tmp_path, monkeypatch, capsys):
     if case == "read_only_dir" and os.geteuid() == 0:
         pytest.skip("root writes into read-only directories; test_read_only_directory_as_an_unprivileged_user runs it without privileges")
-    from photonic_sim.scenarios import execute
+    from photonic_sim.scenarios.experiment import Experiment
 
     calls = []
-    monkeypatch.setattr(execute, "run_scenario", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(Experiment, "run", lambda *a, **k: calls.append(a))  # what `run` trains with
     out = _bad_out(case, tmp_path)
     before = _tree(tmp_path)
     assert main(["run", str(tiny), "--out", str(out), *QUICK]) == 2

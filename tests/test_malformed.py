@@ -253,6 +253,16 @@ case("rec_lr_inf", {}, RUN + ["--set", "training.strategy_options.lr=.inf"], wor
 case("rec_q_zero", {}, RUN + ["--set", "training.strategy_options.q=0"], words=["s.yaml", "strategy_options.q"])
 case("rec_optimizer", {}, RUN + ["--set", "training.strategy_options.optimizer=adamm"],
      words=["s.yaml", "strategy_options.optimizer"])
+# Bounds the chip sets (the phases a strategy may move), checked when the builder makes the strategy,
+# before the first query: bad input like the rest (exit 2, the option's key path), not a failed run.
+case("rec_nnz_beyond_chip", {}, RUN + ["--set", "training.strategy_options.nnz=100000"],
+     words=["s.yaml", "training.strategy_options.nnz", "integer in [1,"])
+case("rec_coords_beyond_chip", {}, RUN + ["--set", "training.strategy=zo-cge", "--set",
+                                          "training.strategy_options={coords_per_step: 100000}"],
+     words=["s.yaml", "training.strategy_options.coords_per_step"])
+case("rec_stage_nnz_beyond_chip", {}, RUN + ["--set", "training.strategy=staged", "--set",
+                                             "training.strategy_options={stages: [{strategy: zo-rge, steps: 1, nnz: 100000}]}"],
+     words=["s.yaml", "training.strategy_options.stages.0.nnz"])
 _STAGES = "training.strategy_options={stages: [{strategy: zo-rge, steps: 2}, {strategy: mixedtrain, steps: 2, loss: %s}]}"
 case("rec_stage_loss_name", {}, RUN + ["--set", "training.strategy=staged", "--set", _STAGES % "evaluaton"],
      words=["s.yaml", "stages.1.loss", "evaluation"])

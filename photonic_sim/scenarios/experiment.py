@@ -64,6 +64,7 @@ from photonic_sim.cores.spec import NetworkSpec, preset
 from photonic_sim.devices.cards import DeviceCard, load_device_card
 from photonic_sim.training.data import Dataset, load_digits, load_mnist
 from photonic_sim.training.strategies import STRATEGIES, fill_schedule_length, make_strategy
+from photonic_sim.training.strategies.options import OptionError
 from photonic_sim.training.tasks import ClassificationTask
 from photonic_sim.training.trainer import CHECKPOINT_FILE, Trainer, TrainConfig, TrainResult, stop_status
 
@@ -357,8 +358,12 @@ class Experiment:
             fill_schedule_length(options, recipe.steps)
             mask = subspace_mask(recipe.strategy, controls)
             gen = None if recipe.strategy == "fo" else torch.Generator().manual_seed(self.seed + 1)
-            self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
-                                           periods=controls["periods"], lattice=controls.get("lattice"), **options)
+            try:
+                self._strategy = make_strategy(recipe.strategy, self.params, lr=lr, generator=gen, mask=mask,
+                                               periods=controls["periods"], lattice=controls.get("lattice"), **options)
+            except OptionError as exc:  # a bound the chip sets (e.g. nnz <= the phases it may move): bad input
+                raise ScenarioError(str(self.scenario.path), f"training.strategy_options.{exc.key}", exc.what,
+                                    exc.allowed) from None
             if self._in_situ_hardware and self.scenario.chip.insertion_loss and not self.scenario.chip.loss_balanced:
                 warnings.warn(f"strategy {recipe.strategy!r}: its interference pass assumes unitary meshes, and this chip "
                               "simulates path-dependent insertion loss, so its gradients are approximate "

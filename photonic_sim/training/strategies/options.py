@@ -15,6 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class OptionError(ValueError):
+    """An option that a strategy's table does not allow (one line). ``key`` names it (a path
+    under the recipe's ``strategy_options``, e.g. ``nnz`` or ``stages.1.q``), ``allowed`` says
+    what it may be, ``what`` what is wrong; the scenario builder turns it into a
+    ``ScenarioError`` naming the file and ``training.strategy_options.<key>``."""
+
+    def __init__(self, message: str, key: str, what: str, allowed: str):
+        super().__init__(message)
+        self.key, self.what, self.allowed = key, what, allowed
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: its default and its allowed values (see the module docstring)."""
@@ -136,21 +147,24 @@ def check_options(owner: str, table: dict[str, Option], given: dict, context: di
                   extra_names: tuple = ()) -> dict:
     """``given`` checked against ``table``; returns the defaults updated by ``given``.
 
-    ValueError (one line) on an unknown key (naming the allowed ones and the closest) or a
+    :class:`OptionError` (a ValueError, one line) on an unknown key (naming the allowed ones and the closest) or a
     value out of range ("<key> must be <what>, got <preview>"). ``extra_names`` are names the
     caller accepts besides the table (listed in the unknown-key message only)."""
     for key in given:
         if key not in table:
             names = sorted(table) + sorted(extra_names)
-            raise ValueError(f"{owner}: unknown option {key!r}; allowed: {names}.{did_you_mean(key, table)}")
+            hint = did_you_mean(key, table)
+            raise OptionError(f"{owner}: unknown option {key!r}; allowed: {names}.{hint}", str(key),
+                              f"unknown option of {owner!r}{hint}", ", ".join(names))
     out = {key: spec.default for key, spec in table.items()}
     out.update(given)
     for key, value in out.items():
         spec = table[key]
         if not allowed(spec, value, context):
             hint = did_you_mean(value, spec.choices) if spec.kind == "choice" else ""
-            raise ValueError(f"{key} must be {describe(spec, context)}, got {preview(value)}"
-                             + (f".{hint}" if hint else ""))
+            what = describe(spec, context)
+            raise OptionError(f"{key} must be {what}, got {preview(value)}" + (f".{hint}" if hint else ""), key,
+                              f"{preview(value)} is not allowed{hint}", what)
         if spec.kind == "int" and value is not None:
             out[key] = int(value)
         elif spec.kind == "pair":

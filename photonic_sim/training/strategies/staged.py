@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from .base import Strategy, fill_schedule_length
-from .options import Option, preview
+from .options import Option, OptionError, preview
 
 STAGE_LOSSES = ("batch", "evaluation")
 """A stage's ``loss``: the step's mini-batch loss (default) or the task's evaluation loss."""
@@ -82,6 +82,8 @@ class Staged(Strategy):
         try:  # validate now, on a scratch copy, so a bad stage fails before any query
             STRATEGIES[name](self.params.detach().clone(), generator=self.generator, mask=self.mask,
                              periods=self.periods, lattice=self.lattice, **opts)
+        except OptionError as exc:
+            raise OptionError(f"{where}: {exc}", f"stages.{i}.{exc.key}", exc.what, exc.allowed) from None
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         kind = STRATEGIES[name].closure_kind if loss == "batch" else loss  # the black box the stage measures
