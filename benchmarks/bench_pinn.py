@@ -271,6 +271,7 @@ BURGERS_SEP = NetworkSpec("burgers_sep8", (
 ))
 DIAGNOSIS_CASES["burgers_sep_fo_odd"] = dict(DIAGNOSIS_CASES["burgers_fo_odd"], spec=BURGERS_SEP, strategy=dict(FO, lr=0.03),
                                               task_options=dict(DIAGNOSIS_CASES["burgers_fo_odd"]["task_options"], separable=8))
+DIAGNOSIS_CASES["burgers_sep_fo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_sep_fo_odd"], estimator="finite_difference")
 DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], spec=BURGERS_SEP,
                                                  strategy=dict(ZO_STEP, lr=0.01), task_options=dict(
                                                      DIAGNOSIS_CASES["burgers_zo_fd_odd"]["task_options"], separable=8))
@@ -295,6 +296,13 @@ ZO_GN = dict(strategy="zo-gn", lr=1.0, optimizer="sgd", schedule="cosine", q=16,
              damping=0.1, max_step=0.1)
 DIAGNOSIS_CASES["burgers_gn_odd"] = dict(DIAGNOSIS_CASES["burgers_zo_fd_odd"], strategy=ZO_GN)
 DIAGNOSIS_CASES["burgers_sep_gn_odd"] = dict(DIAGNOSIS_CASES["burgers_sep_zo_fd_odd"], strategy=ZO_GN)
+# The separable network with a 128-dimensional subspace (129 settings a step) and a 10x smaller x
+# step (h (x, t) = (0.001, 0.01)): the configuration scenarios/burgers_tonn.yaml ships (at 250 points
+# a step, --points 250). The subspace size was the lever: q 16 / 64 / 128 / 256 at 100 points and
+# h 0.01 ended on 0.193 / 0.139 / 0.106 / (h_x 0.001) 0.083 (docs/pinn.md).
+DIAGNOSIS_CASES["burgers_sep_gn128_odd"] = dict(
+    DIAGNOSIS_CASES["burgers_sep_gn_odd"], strategy=dict(ZO_GN, q=128),
+    task_options=dict(DIAGNOSIS_CASES["burgers_sep_gn_odd"]["task_options"], fd_step=[0.001, 0.01]))
 OPT_IN_CASES = tuple(DIAGNOSIS_CASES)  # run only when named in --cases (not in the default list)
 
 
@@ -398,6 +406,20 @@ def run_case(cfg: dict, *, seed: int = 0, device: str = "cpu", noisy_readout: bo
     }
 
 
+def _numbers(text: str | None, flag: str, what: str, ok) -> list[float] | None:
+    """A comma list of numbers for ``flag`` (None when not given); SystemExit naming ``what``
+    unless every one is finite and ``ok``."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and ok(v) for v in values):
+        raise SystemExit(f"{flag}: need {what}, comma separated (one, or one per coordinate)")
+    return values
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     group = ap.add_mutually_exclusive_group()
@@ -421,6 +443,9 @@ def main(argv=None) -> None:
                     help="end every case on the evaluation with the lowest evaluation loss of this kind (recipe keep)")
     ap.add_argument("--input-gain", default=None,
                     help="override every case's modulator input gain: one number or one per coordinate, comma list")
+    ap.add_argument("--fd-step", default=None,
+                    help="override every case's finite-difference step h (finite-difference rows): one number or one "
+                         "per coordinate, comma list (e.g. 0.001,0.01 for Burgers' x, t)")
     ap.add_argument("--dry-run", action="store_true",
                     help="print (and with --out write) each case's configuration as JSON; train nothing")
     ap.add_argument("--device", default="cpu")
@@ -457,19 +482,15 @@ def main(argv=None) -> None:
     for c in cases:
         if c not in CASES + OPT_IN_CASES:
             raise SystemExit(f"--cases: {c!r} is not one of {CASES + OPT_IN_CASES}")
-    gain = None
-    if args.input_gain is not None:
-        try:
-            gain = [float(g) for g in args.input_gain.split(",")]
-        except ValueError:
-            gain = []
-        if not gain or not all(math.isfinite(g) and g > 0 for g in gain):
-            raise SystemExit("--input-gain: need numbers > 0, comma separated (one, or one per coordinate)")
+    gain = _numbers(args.input_gain, "--input-gain", "numbers > 0", lambda g: g > 0)
+    fd_step = _numbers(args.fd_step, "--fd-step", "steps in (0, 0.5]", lambda h: 0 < h <= 0.5)
 
     def config(c: str) -> dict:
         cfg = case_config(c, mode)
         if gain:
             cfg["task_options"] = dict(cfg.get("task_options", {}), input_gain=gain if len(gain) > 1 else gain[0])
+        if fd_step:
+            cfg["task_options"] = dict(cfg.get("task_options", {}), fd_step=fd_step if len(fd_step) > 1 else fd_step[0])
         if args.q and "q" in cfg["strategy"]:
             cfg["strategy"] = dict(cfg["strategy"], q=args.q)
         if args.eval_every:

@@ -309,6 +309,33 @@ def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
     assert_short_run_is_the_bench_row(tmp_path, "hjb20_small_tonn", "hjb_tonn_zo", "mse")
 
 
+def test_shipped_burgers_scenario_is_the_bench_row(tmp_path):
+    """scenarios/burgers_tonn.yaml (recipe ``pinn_gn`` at q 128) is the bench's
+    ``burgers_sep_gn128_odd`` row at 250 points a step, whose numbers docs/pinn.md and the
+    scenario's header quote: the same strategy options, steps, network, finite-difference task
+    and remedies; and run for 3 steps on a few test points, it ends on the bench row's relative
+    L2 to the last bit with the same queries (same chip, phases, probes and points)."""
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "burgers_sep_gn128_odd", "--points", "250", "--steps", "4000")
+    exp = Experiment.from_file("burgers_tonn")
+    sc, recipe, task = exp.scenario, exp.recipe, exp.scenario.task
+    bench = {k: v for k, v in cfg["strategy"].items() if k != "strategy"}
+    assert recipe.strategy == cfg["strategy"]["strategy"] == "zo-gn" and recipe.steps == cfg["steps"] == 4000
+    options = dict(recipe.strategy_options)
+    assert options.pop("mu") == 0.03 and options == bench  # mu: the probe size off the lattice (none here)
+    assert (task.pde, task.estimator, task.collocation, task.test_points, task.residual_points) == \
+        ("burgers", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"]) == \
+        ("burgers", "finite_difference", 250, 10000, 200)
+    for key, value in cfg["task_options"].items():
+        assert getattr(task, key) == value, key
+    assert task.sampling == "uniform" and "sampling" not in cfg["task_options"]
+    assert task.exact_readout is True and exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
+    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", "burgers_sep_gn128_odd", "--points", "250", "--steps", "3",
+                       "--test-points", "40", "--residual-points", "4")
+    short = Experiment.from_file("burgers_tonn", ["training.steps=3", "task.test_points=40", "task.residual_points=4"])
+    final = short.run().train.final
+    assert final["relative_l2"] == row["relative_l2"] and short.chip.ledger.queries == row["queries"] == 3 * 129
+
+
 @pytest.mark.slow  # three runs of the bench script (~15 s on an idle 2-core machine)
 def test_bench_polish_continues_the_first_stage_and_books_both(tmp_path):
     """A polished HJB row is one ``staged`` run: its ``MSE pre`` is, to the last bit, the MSE of
@@ -337,8 +364,13 @@ def test_bench_flags_reach_the_task_and_bad_values_exit_with_one_line(tmp_path):
     assert cfg["sigma"] == 0.1 and cfg["polish_steps"] == 7
     (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_fo", "--eval-every", "50", "--keep-lowest", "h_minus_1")
     assert (cfg["eval_every"], cfg["keep"], cfg["task_options"]["eval_loss"]) == (50, "lowest_eval_loss", "h_minus_1")
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "burgers_sep_fo_fd_odd", "--fd-step", "0.001,0.01")
+    assert cfg["estimator"] == "finite_difference" and cfg["task_options"]["fd_step"] == [0.001, 0.01]
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "darcy_tonn_recipe", "--fd-step", "0.02")
+    assert cfg["task_options"]["fd_step"] == 0.02
     for argv, flag in ((["--sigma", "0"], "--sigma"), (["--sigma", "nan"], "--sigma"), (["--eval-every", "0"], "--eval-every"),
-                       (["--polish-steps", "-1"], "--polish-steps"), (["--steps", "0"], "--steps")):
+                       (["--polish-steps", "-1"], "--polish-steps"), (["--steps", "0"], "--steps"),
+                       (["--fd-step", "0.6"], "--fd-step"), (["--fd-step", "0.01,x"], "--fd-step")):
         out = tmp_path / "never.json"
         proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "hjb_tonn_fo", *argv, "--out", str(out)],
                               capture_output=True, text=True)
