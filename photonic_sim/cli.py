@@ -123,11 +123,12 @@ def cmd_run(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if experiment is None and (args.device != "cpu" or _preflight(args, scenario)):
+    preflight = _preflight(args, scenario)
+    if experiment is None and (args.device != "cpu" or preflight):
         from photonic_sim.scenarios.experiment import Experiment
 
         experiment = Experiment.from_scenario(scenario, torch_device=None if args.device == "cpu" else args.device)
-    if _preflight(args, scenario):
+    if preflight:
         _ = experiment.strategy  # the chip, its phases and the strategy: an option beyond what the chip
         # allows (nnz above its phases) is a ScenarioError here, before anything is written
     try:
