@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from photonic_sim import Experiment
-from photonic_sim.scenarios.distributed import ExchangeStats, ExperimentBuilder, run_distributed, shard_bounds
+from photonic_sim.scenarios.distributed import COUNTS, ExchangeStats, ExperimentBuilder, run_distributed, shard_bounds
 
 TINY = """\
 name: tiny
@@ -140,6 +140,68 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_is_identical(tiny, ray_
     _same_run(run, reference)
     assert stats.calls == 5  # one exchange per step (q = 3 two-sided: P = 6 settings)
     assert stats.bytes == 5 * 8 * (6 + 3 * 2 + 2 * (6 + 3))
+
+
+# ------------------------------------------------------------------ PDE tasks: residual rows shared out
+PDE_RUNS = {
+    # zo-gn's residual-vector closure; the causal weights and the odd-symmetry images need every row
+    "burgers_gn": ("burgers_tonn", ["training.steps=3", "training.eval_every=3", "training.checkpoint_every=0",
+                                    "task.collocation=12", "task.test_points=64", "task.residual_points=8",
+                                    "training.strategy_options.q=5"]),
+    # ZO-RGE's loss closure through the sparse-grid Stein estimator, the adaptive sampler (which
+    # records every row's residuals) and a noisy readout (noise streams numbered by setting)
+    "black_scholes_rge": ("black_scholes_tonn", ["training.steps=3", "training.eval_every=3",
+                                                 "training.checkpoint_every=0", "task.collocation=6",
+                                                 "task.test_points=64", "task.residual_points=8",
+                                                 "task.resample_pool=64", "task.exact_readout=false",
+                                                 "training.strategy_options.q=3"]),
+}
+
+
+SHARD_CASES = {**PDE_RUNS,
+               # Monte-Carlo Stein (its own generator, drawn once per call on every replica), 21 inputs
+               "hjb_monte_carlo": ("hjb20_small_tonn", ["task.collocation=4", "task.test_points=16", "task.residual_points=8",
+                                                        "task.estimator=monte_carlo", "task.mc_samples=8", "task.eval_level=null"]),
+               "darcy": ("darcy_tonn", ["task.collocation=4", "task.test_points=16", "task.residual_points=8"])}
+
+
+@pytest.mark.parametrize("name", sorted(SHARD_CASES))
+def test_a_shard_of_pde_residuals_is_those_rows_of_the_whole_call(name):
+    """No Ray: the residual rows a replica computes under its shard (empty ones included, as a
+    replaying replica measures) are the whole call's rows bit for bit, and the chip's state
+    follows the whole call."""
+    scenario, sets = SHARD_CASES[name]
+
+    def replica():
+        exp = Experiment.from_file(scenario, sets)
+        gen = torch.Generator().manual_seed(5)
+        ph = exp.params + 0.02 * torch.randn(5, exp.params.shape[0], generator=gen, dtype=exp.params.dtype)
+        return exp, exp.task.sample_batch(torch.Generator().manual_seed(1)), ph
+
+    exp, x, ph = replica()
+    full = exp.task.residuals(exp.chip, x, ph)
+    assert full.shape == (5, x.shape[0])
+    parts = []
+    for a, b in [(0, 2), (2, 2), (2, 5), (5, 5)]:
+        other, x2, ph2 = replica()
+        with other.chip.shard(a, b):
+            parts.append(other.task.residuals(other.chip, x2, ph2))
+        assert torch.equal(other.chip.state_dict()["generator"], exp.chip.state_dict()["generator"])
+    assert torch.equal(torch.cat(parts), full)
+
+
+@pytest.mark.parametrize("name", sorted(PDE_RUNS))
+def test_pde_runs_share_the_residual_rows_and_give_the_single_process_bits(name, ray_local):
+    scenario, sets = PDE_RUNS[name]
+    reference = Experiment.from_file(scenario, sets).run()
+    stats = ExchangeStats()
+    run = run_distributed(ExperimentBuilder(Experiment.from_file(scenario, sets).scenario), workers=2, stats=stats)
+    _same_run(run, reference)
+    steps, points = 3, int(next(s for s in sets if s.startswith("task.collocation=")).split("=")[1])
+    assert stats.calls == steps  # one exchange per step: the step's P settings, split between the two
+    p = reference.report["training"]["queries"] // steps
+    rows = p * points  # residual rows r [P, N] travel, not P losses: the shards in, the whole to each replica
+    assert stats.bytes == steps * 8 * (rows + len(COUNTS) * 2 + 2 * (rows + len(COUNTS)))
 
 
 # ------------------------------------------------------------------ the CLI

@@ -16,9 +16,13 @@ from the shared seeds, then estimates, steps and evaluates exactly as one proces
 the final phases, history (bar ``wall_s``), ledger and report are the same bits.
 
 Sharded: classification tasks' "batch" black boxes of in-situ strategies (ZO estimators with
-P ≥ 1 settings per call). Any other closure (per-example, adjoint, forward-forward, PDE
-tasks, the first-order baseline) and evaluations run whole on every replica: same bits, no
-speed-up.
+P ≥ 1 settings per call), and on PDE tasks every residual measurement of P ≥ 2 settings
+without autograd (``PINNTask.shard_hook``: the ZO loss closures, ``zo-gn``'s residual-vector
+closure, a staged stage's multi-setting evaluation loss). A PDE replica sends the raw residual
+rows r [P_k, N] of its settings, not losses: the causal weights and the adaptive sampler are
+computed from all P rows, so every replica gets the full r [P, N] back and weighs it as one
+process does. Any other closure (per-example, adjoint, forward-forward, the first-order
+baseline) and single-setting evaluations run whole on every replica: same bits, no speed-up.
 
 A lost worker (``ray.exceptions.RayActorError``, e.g. a node gone or ``ray.kill``) is replaced
 by a new replica that replays the run from the driver's log of every exchange (P floats and
@@ -38,6 +42,7 @@ from typing import Any, Callable
 
 import torch
 
+from photonic_sim.training.pinn import PINNTask
 from photonic_sim.training.tasks import ClassificationTask
 from photonic_sim.training.trainer import CHECKPOINT_FILE
 
@@ -104,6 +109,8 @@ class Replica:
             if exp.scenario.task.kind != "none":  # a cost-only scenario trains nothing
                 exp._trainer = exp._make_trainer(ckpt, False)
                 exp._trainer.closure_hook = self._hook
+                if isinstance(exp.task, PINNTask):  # PDE residuals of P settings: rows shared out
+                    exp.task.shard_hook = self._exchange
             result = exp.run()
             if ckpt is not None and (ckpt / CHECKPOINT_FILE).is_file():
                 result.checkpoint = (ckpt / CHECKPOINT_FILE).read_bytes()
@@ -117,30 +124,35 @@ class Replica:
         if not (strategy.in_situ and getattr(strategy, "closure_kind", "batch") == "batch"
                 and isinstance(exp.task, ClassificationTask)):
             return closure
-        chip = exp.chip
 
         def exchange(params: torch.Tensor) -> torch.Tensor:
             if params.ndim != 2:  # one setting: every replica measures it whole
                 return closure(params)
-            p = params.shape[0]
-            if self.calls < len(self.replay):  # catching up: the state moves as for the full call
-                full, counts = self.replay[self.calls]
-                with chip.shard(p, p):
-                    closure(params)
-            else:
-                a, b = shard_bounds(p, self.workers, self.rank)
-                with chip.shard(a, b) as mine:
-                    part = closure(params)
-                self._out.put(("shard", self.calls, part.detach().to(torch.float64).cpu(),
-                               {k: int(mine.get(k, 0)) for k in COUNTS}))
-                full, counts = self._in.get()
-            self.calls += 1
-            ledger = chip.ledger
-            for key, value in counts.items():
-                setattr(ledger, key, getattr(ledger, key) + int(value))
-            return full.to(params.device)
+            return self._exchange(lambda: closure(params), params.shape[0]).to(params.device)
 
-        return chip.closure(exchange)
+        return exp.chip.closure(exchange)
+
+    def _exchange(self, measure: Callable[[], torch.Tensor], p: int) -> torch.Tensor:
+        """One exchange: ``measure()`` under this replica's shard of a call with ``p`` settings
+        (an empty shard while replaying), its rows [p_k, ...] to the driver, the full [p, ...]
+        back (float64, CPU); the shards' conversion counts summed into the ledger."""
+        chip = self.exp.chip
+        if self.calls < len(self.replay):  # catching up: the state moves as for the full call
+            full, counts = self.replay[self.calls]
+            with chip.shard(p, p):
+                measure()
+        else:
+            a, b = shard_bounds(p, self.workers, self.rank)
+            with chip.shard(a, b) as mine:
+                part = measure()
+            self._out.put(("shard", self.calls, part.detach().to(torch.float64).cpu(),
+                           {k: int(mine.get(k, 0)) for k in COUNTS}))
+            full, counts = self._in.get()
+        self.calls += 1
+        ledger = chip.ledger
+        for key, value in counts.items():
+            setattr(ledger, key, getattr(ledger, key) + int(value))
+        return full
 
 
 @dataclass

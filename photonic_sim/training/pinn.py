@@ -222,6 +222,13 @@ class PINNTask:
     def _init_remedies(self, sigma, sigma_final, decay_steps, pool, k, c, refresh, causal_eps, causal_bins):
         """The optional remedies (class docstring); checked here, one line naming the key."""
         self.batches = 0  # sample_batch calls = training steps done
+        self.shard_hook = None
+        """``hook(measure, P) -> r [P, N]`` or None: how :meth:`residuals` of P ≥ 2 phase settings
+        without autograd is measured. ``measure()`` computes the residuals of the settings the
+        chip's current ``Chip.shard`` reads (all P without one); the hook returns those of all P
+        (cast to the points' dtype and device).
+        ``photonic_sim.scenarios.distributed`` splits the settings between replicas this way:
+        the causal weights and the adaptive sampler then see every row, as in one process."""
         self.sigma_schedule = None
         if sigma_final is not None:
             if self.estimator_name not in ("sparse_grid", "monte_carlo"):
@@ -365,10 +372,17 @@ class PINNTask:
         return self.pde.sample_interior(self.collocation, generator).to(self.device)
 
     def residuals(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
-        """PDE residual r [P, N] of phase settings [P, n] at points x [N, d] (one chip call)."""
+        """PDE residual r [P, N] of phase settings [P, n] at points x [N, d] (one chip call;
+        with ``shard_hook``, settings of a multi-setting call without autograd go through it)."""
         diff = differentiable or self.differentiable_estimator
-        derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
-        return self.pde.nn_residual(x, derivs)
+
+        def measure() -> Tensor:
+            derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
+            return self.pde.nn_residual(x, derivs)
+
+        if self.shard_hook is None or diff or phases.dim() != 2 or phases.shape[0] < 2:
+            return measure()
+        return self.shard_hook(measure, phases.shape[0]).to(dtype=x.dtype, device=x.device)
 
     def losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
         """Mean squared residual [P] of phase settings [P, N] at points x [N, d] (one chip call)."""

@@ -156,7 +156,7 @@ class Symmetry:
 
     def combine(self, values: Tensor) -> Tensor:
         """values [..., 2^k·M] of the images → NN_sym [..., M]."""
-        v = values.reshape(*values.shape[:-1], self.count, -1)
+        v = values.reshape(*values.shape[:-1], self.count, values.shape[-1] // self.count)  # (no -1: P may be 0)
         return (v * self.signs.to(v).unsqueeze(-1)).sum(-2) / self.count
 
 
