@@ -17,8 +17,9 @@ to the one-thread run:
 
 Evaluation is trimmed (``task.test_points=200``, ``task.residual_points=50``, one evaluation at
 the end, no checkpoints) so the time is the steps'; ``--set`` adds scenario overrides (e.g.
-``training.strategy_options.q=256``). Every run must end on the same phases bit for bit, and
-the script says so (exit 1 otherwise). On a machine with fewer free cores than W the parallel
+``training.strategy_options.q=256``). The Ray run must end on the one-thread run's phases bit for
+bit (exit 1 otherwise); the W-thread run may differ in the last bits where torch's own
+multi-threaded reductions round differently (the script says which). On a machine with fewer free cores than W the parallel
 rows measure contention, not speed-up: read ``os.getloadavg()`` in the header.
 """
 
@@ -71,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         s = r.report["training"]["wall_s"] / args.steps
         print(f"{name:<12} {s:9.4f} {base / s:9.2f}  {r.report['training']['queries']:7d}  "
               f"{r.report['metrics']['final']!r}  {note}")
-    same = all(torch.equal(r.phases, rows[0][1].phases) for _, r, _ in rows)
-    print("final phases: the same bits in every run" if same else "final phases DIFFER between runs")
+    same = torch.equal(rows[2][1].phases, rows[0][1].phases)
+    print(f"final phases, ray {w} x1 against local x1: " + ("the same bits" if same else "DIFFERENT (a bug)"))
+    threaded = torch.equal(rows[1][1].phases, rows[0][1].phases)
+    print(f"final phases, local x{w} against local x1: " + ("the same bits" if threaded else
+          "not the same bits (torch's multi-threaded reductions round differently; not a promise)"))
     return 0 if same else 1
 
 
