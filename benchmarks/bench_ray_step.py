@@ -18,8 +18,8 @@ to the one-thread run:
 Evaluation is trimmed (``task.test_points=200``, ``task.residual_points=50``, one evaluation at
 the end, no checkpoints) so the time is the steps'; ``--set`` adds scenario overrides (e.g.
 ``training.strategy_options.q=256``). The Ray run must end on the one-thread run's phases bit for
-bit (exit 1 otherwise); the W-thread run may differ in the last bits where torch's own
-multi-threaded reductions round differently (the script says which). On a machine with fewer free cores than W the parallel
+bit (exit 1 otherwise); the W-thread run may differ in the last bits (not promised: torch's
+own threaded ops may round differently; the script says which). On a machine with fewer free cores than W the parallel
 rows measure contention, not speed-up: read ``os.getloadavg()`` in the header.
 """
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"final phases, ray {w} x1 against local x1: " + ("the same bits" if same else "DIFFERENT (a bug)"))
     threaded = torch.equal(rows[1][1].phases, rows[0][1].phases)
     print(f"final phases, local x{w} against local x1: " + ("the same bits" if threaded else
-          "not the same bits (torch's multi-threaded reductions round differently; not a promise)"))
+          "not the same bits (not promised: torch's threaded ops may round differently)"))
     return 0 if same else 1
 
 
