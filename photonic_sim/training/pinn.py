@@ -159,6 +159,13 @@ class PINNTask:
         gen = torch.Generator().manual_seed(int(test_seed))  # CPU draws: same points on every device
         self.test_x = self.pde.test_points(int(test_points), gen).to(self.device)
         self.test_ref = self.pde.reference(self.test_x)
+        self.shard_hook = None
+        """``hook(measure, P) -> r [P, N]`` or None: how :meth:`residuals` of P ≥ 2 phase settings
+        without autograd is measured. ``measure()`` computes the residuals of the settings the
+        chip's current ``Chip.shard`` reads (all P without one); the hook returns those of all P
+        (cast to the points' dtype and device).
+        ``photonic_sim.scenarios.distributed`` splits the settings between replicas this way:
+        the causal weights and the adaptive sampler then see every row, as in one process."""
         self._init_remedies(sigma, sigma_final, sigma_decay_steps, resample_pool, resample_k, resample_c,
                             resample_refresh, causal_eps, causal_bins)
         if input_gain is not None:
@@ -222,13 +229,6 @@ class PINNTask:
     def _init_remedies(self, sigma, sigma_final, decay_steps, pool, k, c, refresh, causal_eps, causal_bins):
         """The optional remedies (class docstring); checked here, one line naming the key."""
         self.batches = 0  # sample_batch calls = training steps done
-        self.shard_hook = None
-        """``hook(measure, P) -> r [P, N]`` or None: how :meth:`residuals` of P ≥ 2 phase settings
-        without autograd is measured. ``measure()`` computes the residuals of the settings the
-        chip's current ``Chip.shard`` reads (all P without one); the hook returns those of all P
-        (cast to the points' dtype and device).
-        ``photonic_sim.scenarios.distributed`` splits the settings between replicas this way:
-        the causal weights and the adaptive sampler then see every row, as in one process."""
         self.sigma_schedule = None
         if sigma_final is not None:
             if self.estimator_name not in ("sparse_grid", "monte_carlo"):
