@@ -162,7 +162,10 @@ SHARD_CASES = {**PDE_RUNS,
                # Monte-Carlo Stein (its own generator, drawn once per call on every replica), 21 inputs
                "hjb_monte_carlo": ("hjb20_small_tonn", ["task.collocation=4", "task.test_points=16", "task.residual_points=8",
                                                         "task.estimator=monte_carlo", "task.mc_samples=8", "task.eval_level=null"]),
-               "darcy": ("darcy_tonn", ["task.collocation=4", "task.test_points=16", "task.residual_points=8"])}
+               "darcy": ("darcy_tonn", ["task.collocation=4", "task.test_points=16", "task.residual_points=8"]),
+               # the separable model's finite differences on a grid of 5 x 5 points (factor rows only)
+               "burgers_grid": ("burgers_tonn", ["task.sampling=grid", "task.collocation=5", "task.test_points=16",
+                                                 "task.residual_points=8"])}
 
 
 @pytest.mark.parametrize("name", sorted(SHARD_CASES))

@@ -151,6 +151,8 @@ case("sc_pde_sampling", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: bur
      words=["s.yaml", "task.sampling", "sobol"])
 case("sc_pde_sampling_pool", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sampling: sobol, resample_pool: 50}")},
      words=["s.yaml", "task.sampling", "resample_pool"])
+case("sc_pde_grid_too_big", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, sampling: grid, collocation: 1025}")},
+     words=["s.yaml", "task.collocation", "1048576"])
 case("sc_pde_symmetry_key", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, symmetry: {y: odd}}")},
      words=["s.yaml", "task.symmetry", "odd"])
 case("sc_pde_symmetry_value", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, symmetry: {x: skew}}")},

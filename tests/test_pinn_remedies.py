@@ -16,7 +16,8 @@ from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
 from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable, SigmaSchedule, Symmetry,
-                                                  causal_weights, dual_norm_sq, midpoint_grid, sobol_points)
+                                                  causal_weights, dual_norm_sq, grid_axes, grid_points, midpoint_grid,
+                                                  sobol_points)
 from photonic_sim.training.stein import SparseGridStein
 
 TWO_D = NetworkSpec("two_d", (tt((1, 2), (4, 2), (1, 2, 1), "sin"), dense(8, 1)))
@@ -727,6 +728,84 @@ def test_task_separable_reads_each_coordinate_alone_and_is_odd_with_the_symmetry
     with pytest.raises(ValueError, match="separable"):
         PINNTask(Burgers(), collocation=2, test_points=4, residual_points=2, separable=2,
                  fourier_features={"count": 2, "scale": 1.0})
+
+
+def test_grid_points_and_their_axes():
+    """grid_points: the C-order product of the axes (last coordinate fastest); grid_axes gives
+    the axes back, and None for anything else (a moved entry, random points, another size)."""
+    a = torch.tensor([0.1, -0.4, 0.7], dtype=torch.float64)
+    b = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    x = grid_points([a, b])
+    assert x.shape == (9, 2)
+    assert [tuple(r) for r in x.tolist()] == [(float(u), float(v)) for u in a for v in b]
+    back = grid_axes(x, 3)
+    assert back is not None and torch.equal(back[0], a) and torch.equal(back[1], b)
+    assert grid_axes(x, 4) is None and grid_axes(x[:8], 3) is None
+    moved = x.clone()
+    moved[4, 1] += 1e-12
+    assert grid_axes(moved, 3) is None
+    assert grid_axes(torch.rand(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), 3) is None
+    c = torch.tensor([3.0, 4.0, 5.0], dtype=torch.float64)
+    x3 = grid_points([a, b, c])
+    assert torch.equal(x3[1 * 9 + 2 * 3 + 0], torch.stack([a[1], b[2], c[0]]))
+    assert all(torch.equal(u, v) for u, v in zip(grid_axes(x3, 3), (a, b, c)))
+
+
+def test_separable_grid_products_are_the_pointwise_sums_of_products():
+    """Separable.grid_products of factors [P, n_j, R] on a grid equals Σ_r Π_j F_j at every
+    grid point, computed point by point (float64, d = 1, 2, 3, a leading batch)."""
+    gen = torch.Generator().manual_seed(2)
+    for sizes in ((4,), (3, 5), (2, 3, 4)):
+        factors = [torch.randn(2, n, 3, generator=gen, dtype=torch.float64) for n in sizes]
+        got = Separable.grid_products(factors)
+        assert got.shape == (2, math.prod(sizes))
+        for k, index in enumerate(__import__("itertools").product(*(range(n) for n in sizes))):
+            want = math.prod(f[:, i, :] for f, i in zip(factors, index)).sum(-1)
+            torch.testing.assert_close(got[:, k], want, rtol=1e-14, atol=1e-15)
+
+
+def test_task_grid_sampling_and_the_separable_fast_path_equal_the_generic_differences():
+    """sampling="grid": each batch is the grid of ``collocation`` uniform values per coordinate
+    (the columns of ``sample_interior``'s points); with a separable model and finite
+    differences the task differentiates each coordinate's factor (symmetrised on its own) and
+    takes the products on the grid. The residuals equal the generic path's (every stencil point
+    read as a row) to rounding, on Burgers (odd in x, per-coordinate steps, input gain) and
+    Darcy; both read the same 3·n rows per coordinate (twice for the mirrored one: the generic
+    path finds them by de-duplication, the fast path skips the per-point gather); a grid too big is
+    refused naming collocation; a Stein estimator on the grid takes the generic path."""
+    chip, ph = _ideal_chip(net=TONN(SEP_NET))
+    settings = torch.stack([ph, ph + 0.03, ph - 0.05])
+    for pde, extra in ((Burgers(), dict(symmetry={"x": "odd"}, fd_step=[1e-3, 1e-2], input_gain=[5.0, 1.0])),
+                       (Darcy(), dict(fd_step=1e-2))):
+        kw = dict(estimator="finite_difference", collocation=6, test_points=8, residual_points=4, separable=3, **extra)
+        grid = PINNTask(pde, sampling="grid", **kw)
+        plain = PINNTask(pde, **kw)
+        x = grid.sample_batch(torch.Generator().manual_seed(7))
+        assert x.shape == (36, 2)
+        cols = pde.sample_interior(6, torch.Generator().manual_seed(7))
+        assert torch.equal(x, grid_points([cols[:, 0], cols[:, 1]]))
+        fast, slow = grid.residuals(chip, x, settings), plain.residuals(chip, x, settings)
+        assert fast.shape == (3, 36) and float(slow.abs().max()) > 0.1
+        torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-9)
+        grads = []  # first order through the chip (differentiable in the phases): the same gradient
+        for task in (grid, plain):
+            p = ph.clone().requires_grad_(True)
+            task.losses(chip, x, p[None], differentiable=True).sum().backward()
+            grads.append(p.grad)
+        assert float(grads[1].abs().max()) > 0
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-7, atol=1e-9)
+        before = chip.ledger.samples
+        grid.residuals(chip, x, ph)
+        mirrored = 2 if "symmetry" in extra else 1
+        assert chip.ledger.samples - before == 3 * 6 * mirrored + 3 * 6
+        before = chip.ledger.samples
+        plain.residuals(chip, x, ph)
+        assert chip.ledger.samples - before == 3 * 6 * mirrored + 3 * 6  # the same rows, found by de-duplication
+    stein = PINNTask(Burgers(), sampling="grid", collocation=4, test_points=8, residual_points=4)
+    xs = stein.sample_batch(torch.Generator().manual_seed(1))
+    assert stein._grid_axes(xs) is None and xs.shape == (16, 2)
+    with pytest.raises(ValueError, match="collocation: 1025 values per coordinate"):
+        PINNTask(Burgers(), sampling="grid", collocation=1025, test_points=8, residual_points=4)
 
 
 def test_separable_in_the_scenario_schema():

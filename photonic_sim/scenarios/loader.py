@@ -28,7 +28,7 @@ from photonic_sim import library
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
 from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
 from photonic_sim.devices.cards import DeviceCard, load_device_card
-from photonic_sim.training.names import MAX_EVAL_GRID_POINTS, PDE_COORDINATES, max_eval_grid
+from photonic_sim.training.names import MAX_EVAL_GRID_POINTS, MAX_GRID_COLLOCATION, PDE_COORDINATES, max_eval_grid
 
 from .errors import ScenarioError, did_you_mean, preview, short_path
 from .overrides import apply_sets, parse_set
@@ -262,6 +262,10 @@ def resolve_task(task: dict, src: str, base: Path) -> TaskConfig:
             raise ScenarioError(src, "task.sampling", f"{cfg.sampling!r} with task.resample_pool > 0 (the adaptive "
                                 "sampler draws the points)", "uniform, or resample_pool 0")
         dim, most = PDE_IO[cfg.pde][0], max_eval_grid(PDE_IO[cfg.pde][0])
+        if cfg.sampling == "grid" and cfg.collocation ** dim > MAX_GRID_COLLOCATION:
+            raise ScenarioError(src, "task.collocation", f"{cfg.collocation} values per coordinate with sampling grid "
+                                f"make {cfg.collocation}^{dim} points for pde {cfg.pde}",
+                                f"collocation^{dim} <= {MAX_GRID_COLLOCATION}")
         if cfg.eval_loss != "mean_square" and most < 2:
             raise ScenarioError(src, "task.eval_loss", f"{cfg.eval_loss!r} needs a grid of the {dim} coordinates of "
                                 f"pde {cfg.pde}, too many points", "mean_square")

@@ -148,7 +148,7 @@ class PdeTask(_Strict):
     fourier_features: FourierFeaturesOption | None = None  # Fourier-feature modulator inputs (input width changes)
     eval_loss: Literal[EVAL_LOSSES] = "mean_square"  # type: ignore[valid-type]  # the score keep: lowest_eval_loss uses
     eval_grid: int = Field(64, ge=2, le=4096)  # dual norms: midpoints per coordinate (eval_grid^dim <= 2^20)
-    sampling: Literal[SAMPLINGS] = "uniform"  # type: ignore[valid-type]  # each step's points: uniform or scrambled Sobol
+    sampling: Literal[SAMPLINGS] = "uniform"  # type: ignore[valid-type]  # each step's points: uniform, scrambled Sobol or a grid
     symmetry: dict[str, str] | None = None  # {coordinate: odd | even}: the network's symmetric projection
     # rank R: NN = sum_r prod_j F(coordinate j alone)_r, one network 2d -> R (pinn_remedies.Separable)
     separable: int | None = Field(None, ge=1, le=MAX_SEPARABLE_RANK)

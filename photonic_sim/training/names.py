@@ -5,7 +5,8 @@ Each list lives here only; the modules that act on the names import them.
 
 ESTIMATORS = ("sparse_grid", "monte_carlo", "finite_difference", "autograd")  # PINNTask estimator
 EVAL_LOSSES = ("mean_square", "h_minus_1", "h_minus_2")  # PINNTask eval_loss: the evaluation's "loss"
-SAMPLINGS = ("uniform", "sobol")  # PINNTask sampling: how each step's collocation points are drawn
+SAMPLINGS = ("uniform", "sobol", "grid")  # PINNTask sampling: how each step's collocation points are drawn
+MAX_GRID_COLLOCATION = 1 << 20  # PINNTask sampling "grid": the most points (collocation ** dim) of one step's grid
 KEEP = ("last", "lowest_eval_loss")  # TrainConfig.keep: which phases a run ends on
 STARTS = ("random", "calibrated")  # recipe start: the initial phases as drawn, or pre-compensated on the calibrated chip
 MAX_EVAL_GRID_POINTS = 1 << 20  # PINNTask eval_grid ** dim, the dual norms' midpoint grid

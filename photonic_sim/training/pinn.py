@@ -44,11 +44,11 @@ import math
 
 import torch
 
-from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, SAMPLINGS, max_eval_grid
+from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, MAX_GRID_COLLOCATION, SAMPLINGS, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
 from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable,
                                                   SigmaSchedule, Symmetry, causal_weights, dual_norm_sq,
-                                                  midpoint_grid, sobol_points)
+                                                  grid_axes, grid_points, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
 
 Tensor = torch.Tensor
@@ -93,9 +93,12 @@ class PINNTask:
     d·include_input + 2m, the gain applying to the included coordinates). ``eval_loss`` (one
     of ``EVAL_LOSSES``) and ``eval_grid`` (G, the dual norms' midpoints per coordinate; G^d ≤
     ``names.MAX_EVAL_GRID_POINTS``): the evaluation's loss (module docstring). ``sampling`` (one of
-    ``SAMPLINGS``): each step's collocation points uniform (``"uniform"``, the default) or as
+    ``SAMPLINGS``): each step's collocation points uniform (``"uniform"``, the default), as
     freshly scrambled Sobol points (``"sobol"``, :func:`~photonic_sim.training.pinn_remedies.sobol_points`:
-    uniform marginals, low discrepancy; not with ``resample_pool``). ``symmetry`` (a mapping of
+    uniform marginals, low discrepancy; not with ``resample_pool``) or as the grid of
+    ``collocation`` fresh uniform values per coordinate (``"grid"``, ``collocation``^d ≤
+    ``names.MAX_GRID_COLLOCATION`` points; with ``separable`` and ``finite_difference`` the
+    residuals come from :meth:`_grid_derivatives`). ``symmetry`` (a mapping of
     coordinate names to "odd" / "even"): the model is the network's symmetric projection
     (:class:`~photonic_sim.training.pinn_remedies.Symmetry`; 2^k chip rows per point). ``separable``
     (a rank R in 1 .. ``MAX_SEPARABLE_RANK``): the model is Σ_r Π_j F(coordinate j alone)_r of
@@ -179,6 +182,9 @@ class PINNTask:
         if sampling != "uniform" and self.sampler is not None:
             raise ValueError(f"sampling: {sampling!r} draws each step's points itself; with resample_pool the "
                              "adaptive sampler draws them (allowed: 'uniform')")
+        if sampling == "grid" and self.collocation ** d > MAX_GRID_COLLOCATION:
+            raise ValueError(f"collocation: {self.collocation} values per coordinate make {self.collocation}^{d} "
+                             f"grid points (allowed with sampling 'grid': at most {MAX_GRID_COLLOCATION})")
         self.sampling = sampling
         self.features, self.input_width = None, d
         if fourier_features is not None:
@@ -369,6 +375,8 @@ class PINNTask:
             return self.sampler.draw(self.collocation, generator).to(self.device)
         if self.sampling == "sobol":
             return sobol_points(self.collocation, self.pde.lower, self.pde.upper, generator).to(self.device)
+        if self.sampling == "grid":  # the columns of n uniform points: n uniform values per coordinate
+            return grid_points(list(self.pde.sample_interior(self.collocation, generator).T)).to(self.device)
         return self.pde.sample_interior(self.collocation, generator).to(self.device)
 
     def residuals(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
@@ -376,13 +384,77 @@ class PINNTask:
         with ``shard_hook``, settings of a multi-setting call without autograd go through it)."""
         diff = differentiable or self.differentiable_estimator
 
+        axes = self._grid_axes(x)
+
         def measure() -> Tensor:
+            if axes is not None:
+                return self.pde.nn_residual(x, self._grid_derivatives(chip, phases, axes, diff))
             derivs = self.estimator.estimate(self.model(chip, phases, diff), x, need=self.pde.need)
             return self.pde.nn_residual(x, derivs)
 
         if self.shard_hook is None or diff or phases.dim() != 2 or phases.shape[0] < 2:
             return measure()
         return self.shard_hook(measure, phases.shape[0]).to(dtype=x.dtype, device=x.device)
+
+    def _grid_axes(self, x: Tensor) -> list[Tensor] | None:
+        """The axes of x when the separable finite-difference fast path applies (``sampling``
+        "grid", ``separable``, ``finite_difference``, x a grid of ``collocation`` values per
+        coordinate), else None."""
+        if self.sampling != "grid" or self.separable is None or self.estimator_name != "finite_difference":
+            return None
+        return grid_axes(x, self.collocation)
+
+    def _grid_derivatives(self, chip, phases: Tensor, axes: list[Tensor],
+                          differentiable: bool = False) -> dict[str, Tensor]:
+        """``pde.need`` of the separable model on the grid of ``axes`` (one list of n_j values per
+        coordinate): the finite differences of ``estimator`` taken on each coordinate's factor,
+
+            NN = Σ_r Π_j G_j,r,   ∂_j NN = Σ_r ∂_j G_j,r Π_{i≠j} G_i,r,   ∂²_jj likewise,
+
+        G_j the factor of coordinate j (symmetrised on its own when ``symmetry`` names j: the
+        projection of a product onto the reflections' parities is the product of the factors'
+        projections). Central differences are linear, so each equals the generic path's
+        difference of the products (up to rounding). ONE ``chip.measure`` of Σ_j 3·n_j·(2 if
+        mirrored) rows, against d·(2d+1)·Π n_j generic rows before de-duplication; the products
+        cost Π n_j · R per setting (:meth:`Separable.grid_products`)."""
+        need, sep, d = tuple(self.pde.need), self.separable, self.pde.dim
+        hs = self.estimator.h if isinstance(self.estimator.h, tuple) else (self.estimator.h,)
+        hs = hs * d if len(hs) == 1 else hs
+        deriv = any(n != "u" for n in need)
+        rows, parts = [], []  # parts[j]: (images' signs [I], stencil size S, n_j)
+        for j, v in enumerate(axes):
+            stencil = torch.stack([v, v + hs[j], v - hs[j]]) if deriv else v[None]  # [S, n]
+            signs, images = torch.ones(1, dtype=torch.float64), stencil[None]
+            sign = None if self.symmetry is None else self.symmetry.parity.get(j)
+            if sign is not None:  # the factor's projection: (G(v) + s G(R v)) / 2
+                signs = torch.tensor([1.0, sign], dtype=torch.float64)
+                images = torch.stack([stencil, float(self.pde.lower[j]) + float(self.pde.upper[j]) - stencil])
+            z = images.reshape(-1) * self.scale[j].to(v.dtype) + self.shift[j].to(v.dtype)
+            rows.append(sep.axis_rows(j, z))
+            parts.append((signs, stencil.shape[0], v.shape[0]))
+        out = chip.measure(torch.cat(rows), phases, differentiable=differentiable).to(torch.float64)  # [..., M, R]
+        factors, start = [], 0  # factors[j]: [..., S, n_j, R], symmetrised
+        for signs, size, n in parts:
+            count = signs.numel() * size * n
+            f = out[..., start : start + count, :].reshape(*out.shape[:-2], signs.numel(), size, n, sep.rank)
+            factors.append((f * signs.to(f).reshape(-1, 1, 1, 1)).sum(-4) / signs.numel())
+            start += count
+        g0 = [f[..., 0, :, :] for f in factors]
+        result = {"u": sep.grid_products(g0)}
+        if deriv:
+            first, second = [], []
+            for j, (f, h) in enumerate(zip(factors, hs)):
+                d1 = (f[..., 1, :, :] - f[..., 2, :, :]) / (2 * h)
+                d2 = (f[..., 1, :, :] + f[..., 2, :, :] - 2 * f[..., 0, :, :]) / h**2
+                first.append(sep.grid_products(g0[:j] + [d1] + g0[j + 1 :]))
+                second.append(sep.grid_products(g0[:j] + [d2] + g0[j + 1 :]))
+            result["grad"] = torch.stack(first, -1)
+            diag2 = torch.stack(second, -1)
+            if "diag2" in need:
+                result["diag2"] = diag2
+            if "lap" in need:
+                result["lap"] = diag2.sum(-1)
+        return {k: v for k, v in result.items() if k in need}
 
     def losses(self, chip, x: Tensor, phases: Tensor, differentiable: bool = False) -> Tensor:
         """Mean squared residual [P] of phase settings [P, N] at points x [N, d] (one chip call)."""
