@@ -52,7 +52,9 @@ in brackets); none queries the chip by itself:
   coordinate, so the n^d points need only the 3n factor rows per coordinate, and with finite
   differences the task differences each factor on its own and forms the products on the
   grid (``PINNTask._grid_derivatives``: Π n_j·R multiply-adds per setting, no gather per point).
-  On Burgers a 50 × 50 grid (2500 points) costs less time a step than 250 uniform points.
+  On Burgers a 50 × 50 grid (2500 points) costs about a quarter of the time a step of 250
+  uniform points costs, but at the same steps ends higher (docs/pinn.md: the time, not the
+  accuracy, is what the grid buys there).
 
 A fifth option changes the network's input rather than the loss:
 
