@@ -417,9 +417,8 @@ class PINNTask:
         difference of the products (up to rounding). ONE ``chip.measure`` of Σ_j 3·n_j·(2 if
         mirrored) rows, against d·(2d+1)·Π n_j generic rows before de-duplication; the products
         cost Π n_j · R per setting (:meth:`Separable.grid_products`)."""
-        need, sep, d = tuple(self.pde.need), self.separable, self.pde.dim
-        hs = self.estimator.h if isinstance(self.estimator.h, tuple) else (self.estimator.h,)
-        hs = hs * d if len(hs) == 1 else hs
+        need, sep, fd = tuple(self.pde.need), self.separable, self.estimator
+        hs = fd.steps
         deriv = any(n != "u" for n in need)
         rows, parts = [], []  # parts[j]: (images' signs [I], stencil size S, n_j)
         for j, v in enumerate(axes):
@@ -444,8 +443,8 @@ class PINNTask:
         if deriv:
             first, second = [], []
             for j, (f, h) in enumerate(zip(factors, hs)):
-                d1 = (f[..., 1, :, :] - f[..., 2, :, :]) / (2 * h)
-                d2 = (f[..., 1, :, :] + f[..., 2, :, :] - 2 * f[..., 0, :, :]) / h**2
+                d1 = fd.first(f[..., 1, :, :], f[..., 2, :, :], h)
+                d2 = fd.second(f[..., 0, :, :], f[..., 1, :, :], f[..., 2, :, :], h)
                 first.append(sep.grid_products(g0[:j] + [d1] + g0[j + 1 :]))
                 second.append(sep.grid_products(g0[:j] + [d2] + g0[j + 1 :]))
             result["grad"] = torch.stack(first, -1)

@@ -429,8 +429,7 @@ def midpoint_grid(lower, upper, g: int, *, dtype=torch.float64, device=None) -> 
     """The G^d midpoints x_i of the box Π_j [lower_j, upper_j] (:func:`dual_norm_sq`), [G^d, d],
     in C order (the last coordinate fastest)."""
     t = (torch.arange(g, dtype=dtype, device=device) + 0.5) / g
-    axes = [lo + (hi - lo) * t for lo, hi in zip(lower, upper)]
-    return torch.stack([a.reshape(-1) for a in torch.meshgrid(*axes, indexing="ij")], dim=-1)
+    return grid_points([lo + (hi - lo) * t for lo, hi in zip(lower, upper)])
 
 
 def dual_norm_sq(r: Tensor, lower, upper, order: int) -> float:

@@ -287,6 +287,22 @@ class FiniteDifference(DerivativeEstimator):
             raise ValueError(f"h must be one finite step > 0 or {d} of them (one per coordinate), got {h!r}")
         self.h = steps[0] if len(steps) == 1 and not isinstance(h, (list, tuple)) else steps
 
+    @property
+    def steps(self) -> tuple[float, ...]:
+        """The step h_j of each of the d coordinates."""
+        return (self.h,) * self.d if isinstance(self.h, float) else \
+            (self.h * self.d if len(self.h) == 1 else self.h)
+
+    @staticmethod
+    def first(fp, fm, h):
+        """∂u ≈ (f(x+h) − f(x−h)) / (2h), from the shifted values (tensors; h broadcasts)."""
+        return (fp - fm) / (2 * h)
+
+    @staticmethod
+    def second(f0, fp, fm, h):
+        """∂²u ≈ (f(x+h) + f(x−h) − 2f(x)) / h², from the values (tensors; h broadcasts)."""
+        return (fp + fm - 2 * f0) / h**2
+
     def estimate(self, f, x, need=DEFAULT_NEED, dims=None):
         need = _check_need(need)
         self._check_x(x)
@@ -298,7 +314,7 @@ class FiniteDifference(DerivativeEstimator):
             h = self.h
             steps = h * torch.eye(self.d, dtype=x.dtype, device=x.device)[dims]  # [k, d]
         else:
-            hs = torch.tensor(self.h if len(self.h) == self.d else self.h * self.d, dtype=x.dtype, device=x.device)
+            hs = torch.tensor(self.steps, dtype=x.dtype, device=x.device)
             steps = torch.diag(hs)[dims]
             h = hs[dims]  # [k]: divides the [..., N, k] differences coordinate by coordinate
         x0 = x.unsqueeze(0)
@@ -313,9 +329,9 @@ class FiniteDifference(DerivativeEstimator):
         if "u" in need:
             out["u"] = f0
         if "grad" in need:
-            out["grad"] = (fp - fm) / (2 * h)
+            out["grad"] = self.first(fp, fm, h)
         if _needs_second(need):
-            _put_second(out, (fp + fm - 2 * f0.unsqueeze(-1)) / h**2, need)
+            _put_second(out, self.second(f0.unsqueeze(-1), fp, fm, h), need)
         return out
 
     def num_evaluations(self, n_points, need=DEFAULT_NEED, dims=None):
