@@ -157,6 +157,8 @@ case("sc_pde_symmetry_key", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde:
      words=["s.yaml", "task.symmetry", "odd"])
 case("sc_pde_symmetry_value", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, symmetry: {x: skew}}")},
      words=["s.yaml", "task.symmetry", "odd"])
+case("sc_pde_input_warp_width", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, input_warp: {x: 0}}")},
+     words=["s.yaml", "task.input_warp", "width > 0"])
 case("sc_pde_separable_rank", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, separable: 0}")},
      words=["s.yaml", "task.separable"])
 case("sc_pde_separable_width", {"s.yaml": _set_line(TINY, "task", "{kind: pde, pde: burgers, separable: 4}")},
@@ -421,6 +423,8 @@ pde_case("pde_causal_without_time", "{kind: pde, pde: darcy, estimator: finite_d
          words=["s.yaml", "task.causal_eps", "time"])
 pde_case("pde_collocation_beyond_int64", "{kind: pde, pde: burgers, estimator: finite_difference, collocation: "
          + "1" + "0" * 30 + "}", words=["s.yaml", "task.collocation"])
+pde_case("pde_input_warp_center", "{kind: pde, pde: burgers, estimator: finite_difference, "
+         "input_warp: {x: {width: 0.1, center: 3}}}", words=["s.yaml", "task.input_warp.x.center", "-1 .. 1"])
 pde_case("pde_autograd_in_situ", extra=["--set", "task.estimator=autograd"], words=["s.yaml", "task.estimator", "fo"])
 pde_case("pde_intensity_readout", extra=["--set", "training.readout=intensity"],
          words=["s.yaml", "overrides.training.readout", "coherent"])

@@ -15,7 +15,7 @@ from photonic_sim.cores.spec import NetworkSpec, dense, tt
 from photonic_sim.devices import load_device_card
 from photonic_sim.training.pde import Burgers, Darcy
 from photonic_sim.training.pinn import PINNTask
-from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable, SigmaSchedule, Symmetry,
+from photonic_sim.training.pinn_remedies import (FourierFeatures, InputWarp, ResidualSampler, Separable, SigmaSchedule, Symmetry,
                                                   causal_weights, dual_norm_sq, grid_axes, grid_points, midpoint_grid,
                                                   sobol_points)
 from photonic_sim.training.stein import SparseGridStein
@@ -806,6 +806,93 @@ def test_task_grid_sampling_and_the_separable_fast_path_equal_the_generic_differ
     assert stein._grid_axes(xs) is None and xs.shape == (16, 2)
     with pytest.raises(ValueError, match="collocation: 1025 values per coordinate"):
         PINNTask(Burgers(), sampling="grid", collocation=1025, test_points=8, residual_points=4)
+
+
+def test_input_warp_is_the_asinh_stretch_onto_the_box():
+    """InputWarp on Burgers' x in [-1, 1], width 0.1 at the middle: ξ(±1) = ±1, ξ(0) = 0, ξ odd
+    and increasing, ξ(0.1) = asinh(1)/asinh(10) (= 0.29396, by hand), slope at 0 (by central
+    differences, h 1e-6) = 1/(0.1·asinh(10)) = 3.3353; t passes unchanged. Off the middle
+    (center 0.5) the ends still map onto themselves and ξ(0.5) = the fraction asinh(15)/(asinh(15)
+    + asinh(5)) of the way up; bad widths, names and a centre outside the box are refused."""
+    warp = InputWarp(Burgers(), {"x": 0.1})
+    v = torch.linspace(-1, 1, 2001, dtype=torch.float64)
+    xi = warp.axis(0, v)
+    torch.testing.assert_close(xi[[0, 1000, 2000]], torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64),
+                               rtol=0, atol=1e-15)
+    torch.testing.assert_close(xi, -xi.flip(0), rtol=0, atol=1e-15)
+    assert bool((xi.diff() > 0).all())
+    point = torch.tensor([0.1], dtype=torch.float64)
+    assert abs(float(warp.axis(0, point)) - 0.8813735870 / 2.9982229503) < 1e-9
+    h = 1e-6
+    slope = (warp.axis(0, torch.tensor([h], dtype=torch.float64)) - warp.axis(0, torch.tensor([-h], dtype=torch.float64))) / (2 * h)
+    assert abs(float(slope) - 1 / (0.1 * 2.9982229503)) < 1e-6
+    x = torch.tensor([[0.3, 0.7], [-0.02, 0.1]], dtype=torch.float64)
+    out = warp(x)
+    assert torch.equal(out[:, 1], x[:, 1]) and torch.equal(out[:, 0], warp.axis(0, x[:, 0]))
+    off = InputWarp(Burgers(), {"x": {"width": 0.1, "center": 0.5}})
+    ends = off.axis(0, torch.tensor([-1.0, 0.5, 1.0], dtype=torch.float64))
+    frac = math.asinh(15) / (math.asinh(15) + math.asinh(5))
+    torch.testing.assert_close(ends, torch.tensor([-1.0, -1 + 2 * frac, 1.0], dtype=torch.float64), rtol=0, atol=1e-14)
+    for bad in ({"x": 0.0}, {"x": -1}, {"s": 0.1}, {"x": {"center": 0.0}}, {"x": {"width": 0.1, "shift": 0}}, {},
+                {"x": float("nan")}, {"x": True}):
+        with pytest.raises(ValueError, match="input_warp"):
+            InputWarp(Burgers(), bad)
+    with pytest.raises(ValueError, match="x.center 3 is outside the box"):
+        InputWarp(Burgers(), {"x": {"width": 0.1, "center": 3}})
+
+
+def test_task_input_warp_feeds_the_network_the_stretched_coordinate():
+    """PINNTask(input_warp=...) on an ideal chip: the model at x equals the plain task's model at
+    ξ(x) (the warp comes before the encoding); its finite-difference u_x is the chain rule's
+    NN'(ξ)·ξ'(x) (to O(h²)); the separable grid fast path equals the generic differences with
+    the warp too (and with the odd symmetry, the model stays exactly odd)."""
+    chip, ph = _ideal_chip()
+    kw = dict(estimator="finite_difference", collocation=6, test_points=8, residual_points=4, fd_step=[1e-4, 1e-3])
+    plain = PINNTask(Burgers(), **kw)
+    task = PINNTask(Burgers(), input_warp={"x": 0.05}, **kw)
+    x = task.sample_batch(torch.Generator().manual_seed(3))
+    xi = task.warp(x)
+    assert float((xi - x).abs().max()) > 0.05
+    f, g = task.model(chip, ph[None]), plain.model(chip, ph[None])
+    torch.testing.assert_close(f(x), g(xi), rtol=1e-14, atol=1e-15)
+    d = task.estimator.estimate(f, x, need=("u", "grad"))
+    dg = plain.estimator.estimate(g, xi, need=("u", "grad"))
+    xr = x[:, 0].clone().requires_grad_(True)
+    dxi = torch.autograd.grad(task.warp.axis(0, xr).sum(), xr)[0]
+    torch.testing.assert_close(d["grad"][..., 0], dg["grad"][..., 0] * dxi, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(d["grad"][..., 1], dg["grad"][..., 1], rtol=1e-6, atol=1e-8)
+    chip, ph = _ideal_chip(net=TONN(SEP_NET))
+    settings = torch.stack([ph, ph + 0.03])
+    sep = dict(kw, separable=3, symmetry={"x": "odd"}, input_warp={"x": {"width": 0.05, "center": 0.0}},
+               input_gain=[5.0, 1.0])
+    grid, generic = PINNTask(Burgers(), sampling="grid", **sep), PINNTask(Burgers(), **sep)
+    xg = grid.sample_batch(torch.Generator().manual_seed(4))
+    assert grid._grid_axes(xg) is not None
+    fast, slow = grid.residuals(chip, xg, settings), generic.residuals(chip, xg, settings)
+    assert float(slow.abs().max()) > 0.1
+    torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-9)
+    model = generic.model(chip, ph[None])
+    mirror = xg * torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(model(mirror), -model(xg), rtol=0, atol=1e-15)
+
+
+def test_input_warp_in_the_scenario_schema_and_the_loader():
+    from photonic_sim.scenarios.errors import ScenarioError
+    from photonic_sim.scenarios.schema import PdeTask, validate
+    from photonic_sim.training.names import PDE_BOXES
+    from photonic_sim.training.pinn import make_pde
+
+    ok = validate(PdeTask, dict(kind="pde", pde="burgers", input_warp={"x": {"width": 0.1, "center": 0.2}}),
+                  "s.yaml", "task")
+    assert ok.input_warp == {"x": {"width": 0.1, "center": 0.2}}
+    assert validate(PdeTask, dict(kind="pde", pde="burgers", input_warp={"x": 0.1}), "s.yaml", "task").input_warp == {"x": 0.1}
+    for bad in ({"y": 0.1}, {"x": 0}, {"x": {"center": 0.1}}, {"x": {"width": 0.1, "c": 0}}, "x", {"x": ".inf"}):
+        with pytest.raises(ScenarioError, match="task.input_warp") as info:
+            validate(PdeTask, dict(kind="pde", pde="burgers", input_warp=bad), "s.yaml", "task")
+        assert "\n" not in str(info.value)
+    for name, (lo, hi) in PDE_BOXES.items():  # the loader's boxes are the PDE classes' own
+        pde = make_pde(name)
+        assert (tuple(pde.lower), tuple(pde.upper)) == (lo, hi)
 
 
 def test_separable_in_the_scenario_schema():

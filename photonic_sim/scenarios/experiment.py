@@ -330,7 +330,8 @@ class Experiment:
                                       input_gain=task.input_gain, fourier_features=task.fourier_features and
                                       task.fourier_features.model_dump(), eval_loss=task.eval_loss,
                                       eval_grid=task.eval_grid, sampling=task.sampling,
-                                      symmetry=task.symmetry, separable=task.separable, **kw)
+                                      symmetry=task.symmetry, separable=task.separable,
+                                      input_warp=task.input_warp, **kw)
             else:
                 raise ValueError(f"task.kind: {task.kind!r} has no training task (a cost-only scenario)")
         return self._task

@@ -28,7 +28,8 @@ from photonic_sim import library
 from photonic_sim.accelerators.cards import AcceleratorCard, load_accelerator_card
 from photonic_sim.cores.spec import PRESETS, NetworkSpec, dense, tt
 from photonic_sim.devices.cards import DeviceCard, load_device_card
-from photonic_sim.training.names import MAX_EVAL_GRID_POINTS, MAX_GRID_COLLOCATION, PDE_COORDINATES, max_eval_grid
+from photonic_sim.training.names import (MAX_EVAL_GRID_POINTS, MAX_GRID_COLLOCATION, PDE_BOXES, PDE_COORDINATES,
+                                         max_eval_grid)
 
 from .errors import ScenarioError, did_you_mean, preview, short_path
 from .overrides import apply_sets, parse_set
@@ -306,6 +307,12 @@ def _check_pde_options(cfg, src: str) -> None:
         if any(f > w for f, w in zip(final, sigma)):  # one width or one per coordinate, each
             raise ScenarioError(src, "task.sigma_final", f"{preview(cfg.sigma_final)} is wider than task.sigma "
                                 f"{preview(cfg.sigma)}", "0 < sigma_final <= sigma (per coordinate)")
+    for name, value in (cfg.input_warp or {}).items():
+        j, (lo, hi) = coords.index(name), PDE_BOXES[cfg.pde]
+        center = value.get("center") if isinstance(value, dict) else None
+        if center is not None and not lo[j] <= center <= hi[j]:
+            raise ScenarioError(src, f"task.input_warp.{name}.center", f"{center:g} is outside the box of pde {cfg.pde}",
+                                f"{lo[j]:g} .. {hi[j]:g}")
     if cfg.causal_eps and "t" not in coords:
         raise ScenarioError(src, "task.causal_eps", f"{cfg.causal_eps:g}: pde {cfg.pde} has no time coordinate "
                             f"(its coordinates: {', '.join(coords)})", "0 for this PDE")
@@ -453,11 +460,12 @@ def _non_finite(obj: Any, path: str = "") -> str | None:
 
 
 def _task_dump(task: Any) -> dict[str, Any]:
-    """The ``task:`` section as resolved; a PDE task's ``fourier_features``, ``symmetry`` and ``separable`` only
+    """The ``task:`` section as resolved; a PDE task's optional remedies (``fourier_features``,
+    ``symmetry``, ``separable``, ``input_warp``) only
     when set, so the resolved scenarios (and the run identities hashed from them) without them
     stay as before."""
     dump = task.model_dump(mode="json")
-    for key in ("fourier_features", "symmetry", "separable"):
+    for key in ("fourier_features", "symmetry", "separable", "input_warp"):
         if key in dump and dump[key] is None:
             dump.pop(key)
     return dump

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from photonic_sim.cores.spec import ACTIVATIONS
 from photonic_sim.training.names import (ESTIMATORS, EVAL_LOSSES, KEEP, MAX_SEPARABLE_RANK, PDE_COORDINATES,
-                                         SAMPLINGS, STARTS, symmetry_problem)
+                                         SAMPLINGS, STARTS, symmetry_problem, warp_problem)
 
 from .errors import ScenarioError, did_you_mean, preview
 
@@ -152,6 +152,8 @@ class PdeTask(_Strict):
     symmetry: dict[str, str] | None = None  # {coordinate: odd | even}: the network's symmetric projection
     # rank R: NN = sum_r prod_j F(coordinate j alone)_r, one network 2d -> R (pinn_remedies.Separable)
     separable: int | None = Field(None, ge=1, le=MAX_SEPARABLE_RANK)
+    # {coordinate: w | {width: w, center: c}}: the coordinate stretched about c before encoding (pinn_remedies.InputWarp)
+    input_warp: dict[str, float | dict[str, float]] | None = None
 
     @property
     def io(self) -> tuple[int, int]:
@@ -192,6 +194,15 @@ class PdeTask(_Strict):
     def _symmetry(cls, value, info):
         """1 .. 8 input coordinates of the PDE (PDE_COORDINATES), each "odd" or "even"."""
         problem = None if value is None else symmetry_problem(PDE_COORDINATES.get(info.data.get("pde"), ()), value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("input_warp", mode="after")
+    @classmethod
+    def _input_warp(cls, value, info):
+        """1 .. d input coordinates of the PDE, each a width > 0 or {width, center}."""
+        problem = None if value is None else warp_problem(PDE_COORDINATES.get(info.data.get("pde"), ()), value)
         if problem:
             raise ValueError(problem)
         return value

@@ -20,6 +20,14 @@ PDE_COORDINATES = {
     "burgers": ("x", "t"),
     "darcy": ("x", "y"),
 }
+# Their boxes (lower, upper) per coordinate, as the PDE classes build them by default (a test
+# keeps the two equal): the loader checks box-bound options (``input_warp`` centres) against them.
+PDE_BOXES = {
+    "hjb20": ((0.0,) * 21, (1.0,) * 21),
+    "black_scholes": ((0.0, 0.0), (1.0, 1.0)),
+    "burgers": ((-1.0, 0.0), (1.0, 1.0)),
+    "darcy": ((0.0, 0.0), (1.0, 1.0)),
+}
 
 
 def symmetry_problem(names, spec) -> str | None:
@@ -29,6 +37,26 @@ def symmetry_problem(names, spec) -> str | None:
             and all(v in SYMMETRIES for v in spec.values()):
         return None
     return f"need a mapping of 1 .. 8 of the coordinates {', '.join(names)} to {' / '.join(SYMMETRIES)}"
+
+
+def warp_problem(names, spec) -> str | None:
+    """Why ``spec`` is not a PINNTask ``input_warp`` for a PDE with coordinates ``names`` (1 ..
+    len(names) of them, each mapped to a width w > 0 or to {width: w, center: c}, c finite), or
+    None when it is (whether c lies in the PDE's box: the loader's and the task's check)."""
+    def entry_ok(v) -> bool:
+        if isinstance(v, dict):
+            return set(v) <= {"width", "center"} and "width" in v and entry_ok(v["width"]) and \
+                ("center" not in v or _finite_number(v["center"]))
+        return _finite_number(v) and v > 0
+    if isinstance(spec, dict) and 1 <= len(spec) <= len(names) and all(k in names for k in spec) \
+            and all(entry_ok(v) for v in spec.values()):
+        return None
+    return (f"need a mapping of the coordinates {', '.join(names)} to a width > 0 "
+            "or to {width: w > 0, center: c} (c in the PDE's box)")
+
+
+def _finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
 def max_eval_grid(dim: int) -> int:

@@ -46,7 +46,7 @@ import torch
 
 from photonic_sim.training.names import ESTIMATORS, EVAL_LOSSES, MAX_GRID_COLLOCATION, SAMPLINGS, max_eval_grid
 from photonic_sim.training.pde import PDE, BlackScholes, Burgers, Darcy, HJB
-from photonic_sim.training.pinn_remedies import (FourierFeatures, ResidualSampler, Separable,
+from photonic_sim.training.pinn_remedies import (FourierFeatures, InputWarp, ResidualSampler, Separable,
                                                   SigmaSchedule, Symmetry, causal_weights, dual_norm_sq,
                                                   grid_axes, grid_points, midpoint_grid, sobol_points)
 from photonic_sim.training.stein import Autograd, FiniteDifference, MonteCarloStein, SparseGridStein
@@ -104,7 +104,10 @@ class PINNTask:
     (a rank R in 1 .. ``MAX_SEPARABLE_RANK``): the model is Σ_r Π_j F(coordinate j alone)_r of
     a network 2d → R (:class:`~photonic_sim.training.pinn_remedies.Separable`; d chip rows per
     point, times the symmetry's images, fewer where points share a coordinate: each distinct
-    row is read once; not with ``fourier_features``). The training step is counted by
+    row is read once; not with ``fourier_features``). ``input_warp`` (a mapping of coordinate
+    names to a width w, or to ``{"width": w, "center": c}``): the coordinate is stretched about c
+    before it is encoded (:class:`~photonic_sim.training.pinn_remedies.InputWarp`; a sharp
+    feature at c gets more of the input's range). The training step is counted by
     ``sample_batch`` (one call per step); ``state_dict`` carries it, the sampler's pool and the
     Monte-Carlo draws into the Trainer's checkpoint, so a resumed run continues them.
     """
@@ -126,7 +129,8 @@ class PINNTask:
                  resample_c: float = 1.0, resample_refresh: int = 0, causal_eps: float = 0.0,
                  causal_bins: int = 10, input_gain: float | tuple[float, ...] | None = None,
                  fourier_features: dict | None = None, eval_loss: str = "mean_square", eval_grid: int = 64,
-                 sampling: str = "uniform", symmetry: dict | None = None, separable: int | None = None) -> None:
+                 sampling: str = "uniform", symmetry: dict | None = None, separable: int | None = None,
+                 input_warp: dict | None = None) -> None:
         self.pde = make_pde(pde) if isinstance(pde, str) else pde
         if not isinstance(self.pde, PDE):
             raise ValueError(f"pde: need a PDE or one of {sorted(PDES)}, got {type(pde).__name__}")
@@ -196,6 +200,7 @@ class PINNTask:
                                             device=self.device)
             self.input_width = self.features.width
         self.symmetry = None if symmetry is None else Symmetry(self.pde, symmetry)
+        self.warp = None if input_warp is None else InputWarp(self.pde, input_warp)
         self.images_per_point = 1 if self.symmetry is None else self.symmetry.count  # chip rows per model point
         self.separable, self.out_width = None, 1
         if separable is not None:
@@ -330,7 +335,10 @@ class PINNTask:
 
     def encode(self, x: Tensor) -> Tensor:
         """PDE coordinates x [M, d] → modulator inputs z = g ⊙ (a ⊙ x + b) (module docstring),
-        or with ``fourier_features`` φ(a ⊙ x + b) [M, input_width]."""
+        or with ``fourier_features`` φ(a ⊙ x + b) [M, input_width]; with ``input_warp``, of
+        ξ(x) instead of x."""
+        if self.warp is not None:
+            x = self.warp(x)
         if self.features is None:
             return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
         return self.features(x * self.norm_scale.to(x.dtype) + self.norm_shift.to(x.dtype))
@@ -428,7 +436,8 @@ class PINNTask:
             if sign is not None:  # the factor's projection: (G(v) + s G(R v)) / 2
                 signs = torch.tensor([1.0, sign], dtype=torch.float64)
                 images = torch.stack([stencil, float(self.pde.lower[j]) + float(self.pde.upper[j]) - stencil])
-            z = images.reshape(-1) * self.scale[j].to(v.dtype) + self.shift[j].to(v.dtype)
+            z = images.reshape(-1) if self.warp is None else self.warp.axis(j, images.reshape(-1))
+            z = z * self.scale[j].to(v.dtype) + self.shift[j].to(v.dtype)
             rows.append(sep.axis_rows(j, z))
             parts.append((signs, stencil.shape[0], v.shape[0]))
         out = chip.measure(torch.cat(rows), phases, differentiable=differentiable).to(torch.float64)  # [..., M, R]
