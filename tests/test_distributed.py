@@ -144,7 +144,8 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_is_identical(tiny, ray_
 
 # ------------------------------------------------------------------ PDE tasks: residual rows shared out
 PDE_RUNS = {
-    # zo-gn's residual-vector closure; the causal weights and the odd-symmetry images need every row
+    # zo-gn's residual-vector closure on the scenario's grid (the separable finite differences);
+    # the causal weights and the odd-symmetry images need every row
     "burgers_gn": ("burgers_tonn", ["training.steps=3", "training.eval_every=3", "training.checkpoint_every=0",
                                     "task.collocation=12", "task.test_points=64", "task.residual_points=8",
                                     "training.strategy_options.q=5"]),
@@ -200,7 +201,9 @@ def test_pde_runs_share_the_residual_rows_and_give_the_single_process_bits(name,
     stats = ExchangeStats()
     run = run_distributed(ExperimentBuilder(Experiment.from_file(scenario, sets).scenario), workers=2, stats=stats)
     _same_run(run, reference)
-    steps, points = 3, int(next(s for s in sets if s.startswith("task.collocation=")).split("=")[1])
+    steps, n = 3, int(next(s for s in sets if s.startswith("task.collocation=")).split("=")[1])
+    task = Experiment.from_file(scenario, sets).scenario.task
+    points = n ** 2 if task.sampling == "grid" else n  # (the Burgers scenario trains on an n x n grid)
     assert stats.calls == steps  # one exchange per step: the step's P settings, split between the two
     p = reference.report["training"]["queries"] // steps
     rows = p * points  # residual rows r [P, N] travel, not P losses: the shards in, the whole to each replica

@@ -310,26 +310,28 @@ def test_shipped_hjb_cpu_scenario_is_the_bench_row(tmp_path):
 
 
 def test_shipped_burgers_scenario_is_the_bench_row(tmp_path):
-    """scenarios/burgers_tonn.yaml (recipe ``pinn_gn`` at q 128) is the bench's
-    ``burgers_sep_gn128_odd`` row at 250 points a step, whose numbers docs/pinn.md and the
-    scenario's header quote: the same strategy options, steps, network, finite-difference task
-    and remedies; and run for 3 steps on a few test points, it ends on the bench row's relative
-    L2 to the last bit with the same queries (same chip, phases, probes and points)."""
-    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", "burgers_sep_gn128_odd", "--points", "250", "--steps", "4000")
+    """scenarios/burgers_tonn.yaml (recipe ``pinn_gn`` at q 128, a 50 x 50 grid of points a step,
+    x stretched about the front) is the bench's ``burgers_sep_gn128_grid_warp`` row at 50 points
+    per coordinate and 16 000 steps, whose numbers docs/pinn.md and the scenario's header quote:
+    the same strategy options, steps, network, finite-difference task and remedies; and run for 3
+    steps on a few test points, it ends on the bench row's relative L2 to the last bit with the
+    same queries (same chip, phases, probes and points)."""
+    case = "burgers_sep_gn128_grid_warp"
+    (cfg,) = run_bench(tmp_path, "--dry-run", "--cases", case, "--points", "50", "--steps", "16000")
     exp = Experiment.from_file("burgers_tonn")
     sc, recipe, task = exp.scenario, exp.recipe, exp.scenario.task
     bench = {k: v for k, v in cfg["strategy"].items() if k != "strategy"}
-    assert recipe.strategy == cfg["strategy"]["strategy"] == "zo-gn" and recipe.steps == cfg["steps"] == 4000
+    assert recipe.strategy == cfg["strategy"]["strategy"] == "zo-gn" and recipe.steps == cfg["steps"] == 16000
     options = dict(recipe.strategy_options)
     assert options.pop("mu") == 0.03 and options == bench  # mu: the probe size off the lattice (none here)
     assert (task.pde, task.estimator, task.collocation, task.test_points, task.residual_points) == \
         ("burgers", cfg["estimator"], cfg["collocation"], cfg["test_points"], cfg["residual_points"]) == \
-        ("burgers", "finite_difference", 250, 10000, 200)
+        ("burgers", "finite_difference", 50, 10000, 200)
     for key, value in cfg["task_options"].items():
         assert getattr(task, key) == value, key
-    assert task.sampling == "uniform" and "sampling" not in cfg["task_options"]
+    assert (task.sampling, task.input_warp, task.input_gain) == ("grid", {"x": 0.05}, [20.0, 1.0])
     assert task.exact_readout is True and exp.spec.name == cfg["spec"] and sc.chip.insertion_loss is False
-    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", "burgers_sep_gn128_odd", "--points", "250", "--steps", "3",
+    (row,) = run_bench(tmp_path, "--threads", "1", "--cases", case, "--points", "50", "--steps", "3",
                        "--test-points", "40", "--residual-points", "4")
     short = Experiment.from_file("burgers_tonn", ["training.steps=3", "task.test_points=40", "task.residual_points=4"])
     final = short.run().train.final
