@@ -153,7 +153,7 @@ class PdeTask(_Strict):
     # rank R: NN = sum_r prod_j F(coordinate j alone)_r, one network 2d -> R (pinn_remedies.Separable)
     separable: int | None = Field(None, ge=1, le=MAX_SEPARABLE_RANK)
     # {coordinate: w | {width: w, center: c}}: the coordinate stretched about c before encoding (pinn_remedies.InputWarp)
-    input_warp: dict[str, float | dict[str, float]] | None = None
+    input_warp: dict[str, Any] | None = None  # (checked whole by warp_problem: one message for any shape)
 
     @property
     def io(self) -> tuple[int, int]:
