@@ -615,6 +615,13 @@ def test_task_symmetry_makes_the_chip_network_odd_and_reads_both_images():
     assert rows[1] == 2 * rows[0] == 2 * plain.evaluations_per_point() * x.shape[0]
     with pytest.raises(ValueError, match="symmetry"):
         PINNTask(Burgers(), collocation=2, test_points=4, residual_points=2, symmetry={"s": "odd"})
+    v = torch.tensor([-0.7, 0.0, 0.25], dtype=torch.float64)
+    signs, images = Symmetry(Burgers(), {"x": "odd"}).axis_images(0, v)  # x in [-1, 1]: R v = -v
+    assert signs.tolist() == [1.0, -1.0] and torch.equal(images, torch.stack([v, -v]))
+    signs, images = Symmetry(Darcy(), {"y": "even"}).axis_images(1, v)  # y in [0, 1]: R v = 1 - v
+    assert signs.tolist() == [1.0, 1.0] and torch.equal(images[1], 1.0 - v)
+    signs, images = Symmetry(Darcy(), {"y": "even"}).axis_images(0, v)  # x not named: v alone
+    assert signs.tolist() == [1.0] and torch.equal(images, v[None])
 
 
 def test_symmetry_in_the_scenario_schema():

@@ -431,11 +431,8 @@ class PINNTask:
         rows, parts = [], []  # parts[j]: (images' signs [I], stencil size S, n_j)
         for j, v in enumerate(axes):
             stencil = torch.stack([v, v + hs[j], v - hs[j]]) if deriv else v[None]  # [S, n]
-            signs, images = torch.ones(1, dtype=torch.float64), stencil[None]
-            sign = None if self.symmetry is None else self.symmetry.parity.get(j)
-            if sign is not None:  # the factor's projection: (G(v) + s G(R v)) / 2
-                signs = torch.tensor([1.0, sign], dtype=torch.float64)
-                images = torch.stack([stencil, float(self.pde.lower[j]) + float(self.pde.upper[j]) - stencil])
+            signs, images = (torch.ones(1, dtype=torch.float64), stencil[None]) if self.symmetry is None \
+                else self.symmetry.axis_images(j, stencil)  # the factor's projection: Σ_i s_i G(R_i v) / I
             z = images.reshape(-1) if self.warp is None else self.warp.axis(j, images.reshape(-1))
             z = z * self.scale[j].to(v.dtype) + self.shift[j].to(v.dtype)
             rows.append(sep.axis_rows(j, z))

@@ -165,6 +165,7 @@ class Symmetry:
         self.count = 2 ** len(spec)
         self.parity = {names.index(name): (-1.0 if kind == "odd" else 1.0) for name, kind in spec.items()}
         """Coordinate index → s_j (−1 odd, +1 even) of the named coordinates."""
+        self._bounds_sum = {j: float(pde.lower[j]) + float(pde.upper[j]) for j in self.parity}
         # image `mask` reflects the named coordinates whose bit is set: x * flip + shift, sign s
         self.signs = torch.ones(self.count, dtype=torch.float64)
         self._flip = torch.ones(self.count, len(names), dtype=torch.float64)
@@ -173,7 +174,7 @@ class Symmetry:
             for bit, (name, kind) in enumerate(spec.items()):
                 if mask >> bit & 1:
                     j = names.index(name)
-                    self._flip[mask, j], self._shift[mask, j] = -1.0, float(pde.lower[j]) + float(pde.upper[j])
+                    self._flip[mask, j], self._shift[mask, j] = -1.0, self._bounds_sum[j]
                     if kind == "odd":
                         self.signs[mask] = -self.signs[mask]
 
@@ -181,6 +182,14 @@ class Symmetry:
         """x [M, d] → its 2^k images [2^k·M, d], image-major (image 0 is x itself)."""
         flip, shift = self._flip.to(x), self._shift.to(x)
         return (x.unsqueeze(0) * flip.unsqueeze(1) + shift.unsqueeze(1)).reshape(-1, x.shape[-1])
+
+    def axis_images(self, j: int, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Values v [...] of coordinate j alone → (signs [I], images [I, ...]): v with sign 1 and,
+        when j is named, its reflection lower_j + upper_j − v with sign s_j (I = 2), else v
+        alone (I = 1). A separable model's factor of j projects as Σ_i signs_i G(images_i) / I."""
+        if j not in self.parity:
+            return torch.ones(1, dtype=torch.float64), v[None]
+        return torch.tensor([1.0, self.parity[j]], dtype=torch.float64), torch.stack([v, self._bounds_sum[j] - v])
 
     def combine(self, values: Tensor) -> Tensor:
         """values [..., 2^k·M] of the images → NN_sym [..., M]."""
